@@ -1,0 +1,95 @@
+"""Shared fixtures: a real Kafka broker, SQLite and PostgreSQL databases, unique names.
+
+- ``kafka_bootstrap`` reuses KAFKA_BOOTSTRAP_SERVERS when set, otherwise starts the local
+  broker (the same code as ``newswatch kafka start``) on free ports for the session.
+- ``db_url`` runs a test on SQLite and on PostgreSQL (NEWSWATCH_TEST_POSTGRES_URL). Without
+  that variable the PostgreSQL half is skipped with a printed reason, except under CI,
+  where a missing PostgreSQL is an error, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from newswatch.db import make_engine
+from newswatch.kafka_local import LocalKafka
+
+POSTGRES_ENV = "NEWSWATCH_TEST_POSTGRES_URL"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    existing = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if existing:
+        yield existing
+        return
+    broker = LocalKafka(
+        state_dir=tmp_path_factory.mktemp("kafka"),
+        port=free_port(),
+        controller_port=free_port(),
+        heap="384m",
+    )
+    bootstrap = broker.start(timeout_s=120)
+    try:
+        yield bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def topic() -> str:
+    """A topic name no other test uses."""
+    return f"test.{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def group() -> str:
+    """A consumer group id no other test uses."""
+    return f"group-{uuid.uuid4().hex[:12]}"
+
+
+def _postgres_url_or_skip() -> str:
+    url = os.environ.get(POSTGRES_ENV)
+    if url:
+        return url
+    if os.environ.get("CI"):
+        pytest.fail(f"{POSTGRES_ENV} is not set under CI: .ci/run must start PostgreSQL")
+    pytest.skip(f"PostgreSQL half skipped: set {POSTGRES_ENV} (as .ci/run does) to run it")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    base = _postgres_url_or_skip()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+__all__ = ["create_engine", "free_port"]
