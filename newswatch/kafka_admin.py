@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from kafka import KafkaAdminClient
@@ -26,11 +27,9 @@ def ensure_topics(settings: Settings, partitions: int = 3, replication: int = 1)
             if name not in existing
         ]
         if wanted:
-            try:
+            # Another process may create them between our check and our request.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                # Another process created them between our check and our request.
-                pass
             log.info("created topics", extra={"topics": [t.name for t in wanted]})
     finally:
         admin.close()

@@ -1,0 +1,236 @@
+"""The one run loop of every Kafka consumer stage: poll, handle, dead-letter, commit.
+
+The loop is the only place that polls and commits; a stage is a plain batch handler.
+Guarantees:
+
+- Offsets are committed only after the handler returned, that is after its output is
+  durable (Kafka produce acknowledged, or SQL transaction committed), and after poison
+  messages were acknowledged on the dead-letter topic. A crash replays, never loses.
+- A handler that raises a retryable error (`ServiceUnavailableError`: database or broker
+  gone) makes the loop rewind to the batch start, wait with exponential backoff and try
+  again, logging once per state change, so an outage loses nothing and floods no log.
+- Dead-lettering is bounded (`DlqLimit`): when too large a share of recent messages is
+  poison, the loop stops with `DeadLetterLimitError` instead of dead-lettering a stream
+  that a bad deploy broke.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from newswatch import metrics
+from newswatch.daemon import StopFlag
+from newswatch.errors import NewswatchError, ServiceUnavailableError
+from schemas.messages import DeadLetter
+
+log = logging.getLogger(__name__)
+
+
+class DeadLetterLimitError(NewswatchError):
+    """Too many recent messages were poison: the stage stops rather than drop the stream."""
+
+
+@dataclass(frozen=True)
+class Poison:
+    """A record the handler could not process, with the reason."""
+
+    record: Any
+    error: BaseException
+
+
+class BatchHandler(Protocol):
+    def __call__(self, records: Sequence[Any]) -> Sequence[Poison]:
+        """Process ``records``; return the poison ones. Output must be durable on return."""
+        ...
+
+
+@dataclass(frozen=True)
+class DlqLimit:
+    """Stop when more than ``max_ratio`` of the last ``window`` messages were poison.
+
+    Nothing trips before ``min_messages`` were seen, so one bad message at start-up is
+    dead-lettered rather than fatal.
+    """
+
+    max_ratio: float = 0.5
+    window: int = 200
+    min_messages: int = 20
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with full jitter, capped."""
+
+    initial_s: float = 0.5
+    max_s: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        ceiling: float = min(self.max_s, self.initial_s * (2 ** min(attempt, 16)))
+        return float(random.uniform(ceiling / 2, ceiling))
+
+
+@dataclass
+class LoopStats:
+    """What the loop did; returned when it stops."""
+
+    batches: int = 0
+    processed: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+    commit_failures: int = 0
+    recent_poison: deque[bool] = field(default_factory=lambda: deque(maxlen=1000))
+
+
+def dead_letter(record: Any, error: BaseException, stage: str) -> DeadLetter:
+    """The dead-letter message for ``record``: the error and the original bytes."""
+    key = record.key
+    return DeadLetter(
+        stage=stage,
+        source_topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key_b64=base64.b64encode(key).decode() if key is not None else None,
+        value_b64=base64.b64encode(record.value or b"").decode(),
+        error_type=type(error).__name__,
+        error=str(error)[:4000],
+        failed_at=datetime.now(UTC),
+    )
+
+
+class DeadLetterPublisher:
+    """Sends poison records to the dead-letter topic and waits for the broker's ack."""
+
+    def __init__(self, producer: KafkaProducer, topic: str, stage: str) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._stage = stage
+
+    def publish(self, poisons: Sequence[Poison]) -> None:
+        futures = []
+        for poison in poisons:
+            letter = dead_letter(poison.record, poison.error, self._stage)
+            log.warning(
+                "dead-lettering message: %s", letter.error,
+                extra={"stage": self._stage, "topic": poison.record.topic,
+                       "partition": poison.record.partition, "offset": poison.record.offset,
+                       "error_type": letter.error_type},
+            )
+            futures.append(self._producer.send(self._topic, key=poison.record.key,
+                                               value=letter.to_bytes()))
+            metrics.DEAD_LETTERED.labels(self._stage, letter.error_type).inc()
+        for future in futures:
+            future.get(timeout=60)
+
+
+def _batch_start(records: Sequence[Any]) -> dict[TopicPartition, int]:
+    first: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        first[tp] = min(first.get(tp, record.offset), record.offset)
+    return first
+
+
+def _batch_end(records: Sequence[Any]) -> dict[TopicPartition, OffsetAndMetadata]:
+    last: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        last[tp] = max(last.get(tp, record.offset), record.offset)
+    return {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in last.items()}
+
+
+def _check_limit(stats: LoopStats, limit: DlqLimit, poisoned: int, total: int) -> None:
+    stats.recent_poison.extend([True] * poisoned + [False] * (total - poisoned))
+    window = list(stats.recent_poison)[-limit.window:]
+    if len(window) >= limit.min_messages and sum(window) / len(window) > limit.max_ratio:
+        raise DeadLetterLimitError(
+            f"{sum(window)} of the last {len(window)} messages could not be processed "
+            f"(limit {limit.max_ratio:.0%}); stopping instead of dead-lettering the stream. "
+            "Check the dead-letter topic and the logs for the cause."
+        )
+
+
+def run_consumer(
+    consumer: KafkaConsumer,
+    handler: BatchHandler,
+    dlq: DeadLetterPublisher,
+    stop: StopFlag,
+    *,
+    stage: str,
+    max_batch: int = 256,
+    poll_timeout_ms: int = 500,
+    dlq_limit: DlqLimit = DlqLimit(),
+    backoff: Backoff = Backoff(),
+    on_idle: Callable[[], None] | None = None,
+) -> LoopStats:
+    """Consume until ``stop`` is set, then finish the batch in hand, commit and return.
+
+    The consumer is not closed here; the caller owns it.
+    """
+    stats = LoopStats()
+    failing_since: float | None = None
+    attempt = 0
+    while not stop.stopping:
+        polled = consumer.poll(timeout_ms=poll_timeout_ms, max_records=max_batch)
+        records = [record for batch in polled.values() for record in batch]
+        if not records:
+            if on_idle is not None:
+                on_idle()
+            continue
+        began = time.monotonic()
+        try:
+            poisons = handler(records)
+        except ServiceUnavailableError as exc:
+            # Rewind so the same records come back on the next poll: nothing is skipped.
+            for tp, offset in _batch_start(records).items():
+                consumer.seek(tp, offset)
+            if failing_since is None:
+                failing_since = time.monotonic()
+                log.error("output unavailable, pausing and retrying: %s", exc,
+                          extra={"stage": stage})
+            metrics.DEPENDENCY_UP.labels(stage).set(0)
+            stats.retries += 1
+            stop.wait(backoff.delay(attempt))
+            attempt += 1
+            continue
+        if failing_since is not None:
+            log.warning("output available again after %.1fs, resuming",
+                        time.monotonic() - failing_since, extra={"stage": stage})
+            failing_since = None
+            attempt = 0
+        metrics.DEPENDENCY_UP.labels(stage).set(1)
+        _check_limit(stats, dlq_limit, len(poisons), len(records))
+        if poisons:
+            dlq.publish(poisons)
+            stats.dead_lettered += len(poisons)
+        _commit(consumer, records, stats, stage)
+        stats.batches += 1
+        stats.processed += len(records)
+        metrics.MESSAGES_PROCESSED.labels(stage).inc(len(records))
+        metrics.BATCH_SECONDS.labels(stage).observe(time.monotonic() - began)
+    return stats
+
+
+def _commit(consumer: KafkaConsumer, records: Sequence[Any], stats: LoopStats, stage: str
+            ) -> None:
+    offsets = _batch_end(records)
+    try:
+        consumer.commit(offsets)
+    except (CommitFailedError, KafkaError) as exc:
+        # The group rebalanced under us: another member will redeliver these records, and
+        # the handler's writes are idempotent, so this costs a replay, never a loss.
+        stats.commit_failures += 1
+        log.warning("offset commit failed, records will be redelivered: %s", exc,
+                    extra={"stage": stage, "offsets": {f"{tp.topic}/{tp.partition}": o.offset
+                                                       for tp, o in offsets.items()}})
