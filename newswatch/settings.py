@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; defaults to SQLite under state_dir."
     )
 
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535,
+        description="Port for /metrics, /healthz and /readyz on 127.0.0.1; unset: none",
+    )
+
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
