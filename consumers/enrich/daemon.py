@@ -1,0 +1,119 @@
+"""``newswatch enrich``: the Kafka consumer around the pure enrichment stage.
+
+Reads `Article` messages from news.articles in a consumer group, enriches each batch with
+one `nlp.pipe` pass, produces `EnrichedArticle` messages to news.enriched (key = article
+id) and lets the run loop commit only after the broker acknowledged them. A message that
+cannot be decoded, or whose enrichment fails, goes to news.dlq with the original bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+from pydantic import ValidationError
+
+from newswatch import metrics
+from newswatch.consumer_loop import BatchHandler, DeadLetterPublisher, Poison, run_consumer
+from newswatch.daemon import StopFlag, install_signal_handlers
+from newswatch.errors import ServiceUnavailableError
+from newswatch.health import start_health_server
+from newswatch.kafka_clients import make_consumer, make_producer
+from newswatch.kafka_local import broker_answers
+from newswatch.settings import Settings
+from schemas.messages import Article, EnrichedArticle
+from schemas.topics import TopicNames
+
+log = logging.getLogger(__name__)
+
+STAGE = "enrich"
+GROUP_ID = "newswatch-enrich"
+SEND_TIMEOUT_S = 120.0
+
+
+class ArticleEnricher(Protocol):
+    """What the daemon needs of the enrichment stage."""
+
+    def enrich_many(self, articles: Sequence[Article]) -> list[EnrichedArticle]: ...
+
+
+def decode_articles(records: Sequence[Any]) -> tuple[list[tuple[Any, Article]], list[Poison]]:
+    """Split records into valid articles and poison (bad JSON, schema or version)."""
+    good: list[tuple[Any, Article]] = []
+    poison: list[Poison] = []
+    for record in records:
+        try:
+            good.append((record, Article.model_validate_json(record.value or b"")))
+        except (ValidationError, ValueError) as exc:
+            poison.append(Poison(record, exc))
+    return good, poison
+
+
+def _enrich_isolating_failures(
+    enricher: ArticleEnricher, items: list[tuple[Any, Article]]
+) -> tuple[list[EnrichedArticle], list[Poison]]:
+    try:
+        return enricher.enrich_many([article for _, article in items]), []
+    except Exception:
+        # One bad document must not sink its batch: redo one by one to find the culprit.
+        log.warning("batch enrichment failed; retrying one article at a time", exc_info=True)
+    done: list[EnrichedArticle] = []
+    poison: list[Poison] = []
+    for record, article in items:
+        try:
+            done.extend(enricher.enrich_many([article]))
+        except Exception as exc:  # any failure of one document is that document's poison
+            poison.append(Poison(record, exc))
+    return done, poison
+
+
+def make_handler(enricher: ArticleEnricher, producer: KafkaProducer, out_topic: str
+                 ) -> BatchHandler:
+    """The batch handler: decode, enrich, produce, wait for every acknowledgement."""
+
+    def handle(records: Sequence[Any]) -> Sequence[Poison]:
+        items, poison = decode_articles(records)
+        enriched, failed = _enrich_isolating_failures(enricher, items)
+        futures = [
+            producer.send(out_topic, key=item.article.id.encode(), value=item.to_bytes())
+            for item in enriched
+        ]
+        try:
+            for future in futures:
+                future.get(timeout=SEND_TIMEOUT_S)
+        except KafkaError as exc:
+            # Nothing is committed: the whole batch is redone once the broker is back,
+            # and the store's idempotent upserts absorb what was already sent.
+            raise ServiceUnavailableError(f"producing to {out_topic} failed: {exc}") from exc
+        metrics.ARTICLES_ENRICHED.inc(len(enriched))
+        return poison + failed
+
+    return handle
+
+
+def run(settings: Settings, enricher: ArticleEnricher, stop: StopFlag | None = None) -> int:
+    """Run the enrich daemon until SIGTERM/SIGINT (or ``stop``); returns the exit code."""
+    stop = stop or StopFlag()
+    install_signal_handlers(stop)
+    names = TopicNames.with_prefix(settings.kafka_topic_prefix)
+    bootstrap = ",".join(settings.kafka_client_config()["bootstrap_servers"])
+    health = start_health_server(settings.metrics_port, lambda: broker_answers(bootstrap))
+    consumer = make_consumer(settings, names.articles, GROUP_ID, max_poll_records=64)
+    producer = make_producer(settings)
+    log.info("enrich started", extra={"topic": names.articles, "group": GROUP_ID})
+    try:
+        stats = run_consumer(consumer, make_handler(enricher, producer, names.enriched),
+                             DeadLetterPublisher(producer, names.dlq, STAGE), stop,
+                             stage=STAGE, max_batch=64)
+        log.info("enrich stopped", extra={"processed": stats.processed,
+                                          "dead_lettered": stats.dead_lettered})
+    finally:
+        producer.flush()
+        producer.close()
+        consumer.close()
+        if health is not None:
+            health.stop()
+    return 0

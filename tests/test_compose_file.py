@@ -1,0 +1,49 @@
+"""docker-compose.yml describes the whole stack the way operators expect.
+
+No Docker engine runs here, so this checks the file's structure; `.ci/run` also has a
+compose client validate it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DAEMONS = ("producer", "enrich", "store", "alert")
+
+
+def _services() -> dict[str, Any]:
+    document = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services: dict[str, Any] = document["services"]
+    return services
+
+
+def test_stack_has_kafka_kraft_postgres_mailpit_and_the_four_daemons() -> None:
+    services = _services()
+    assert services["kafka"]["image"].startswith("apache/kafka:4.")
+    assert "controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
+    assert services["postgres"]["image"].startswith("postgres:")
+    assert services["mailpit"]["image"].startswith("axllent/mailpit")
+    for name in DAEMONS:
+        assert services[name]["command"] == [name]
+
+
+def test_daemons_wait_for_migrations_and_have_health_checks_and_restart_policies() -> None:
+    services = _services()
+    assert services["migrate"]["command"] == ["db", "upgrade"]
+    for name in (*DAEMONS, "kafka", "postgres", "mailpit"):
+        assert services[name]["restart"] == "unless-stopped", name
+        assert "test" in services[name]["healthcheck"], name
+    for name in DAEMONS:
+        depends = services[name]["depends_on"]
+        assert depends["migrate"]["condition"] == "service_completed_successfully"
+        assert depends["kafka"]["condition"] == "service_healthy"
+
+
+def test_data_lives_in_volumes() -> None:
+    services = _services()
+    assert any("kafka-data:" in v for v in services["kafka"]["volumes"])
+    assert any("postgres-data:" in v for v in services["postgres"]["volumes"])
