@@ -80,10 +80,12 @@ def _safe(check: Callable[[], bool]) -> bool:
         return False
 
 
-def start_health_server(port: int | None, ready: Callable[[], bool]) -> HealthServer | None:
-    """Start the endpoint on ``port``; None when no port is configured."""
+def start_health_server(
+    port: int | None, ready: Callable[[], bool], host: str = "127.0.0.1"
+) -> HealthServer | None:
+    """Start the endpoint on ``host:port``; None when no port is configured."""
     if port is None:
         return None
-    server = HealthServer(port, ready).start()
+    server = HealthServer(port, ready, host).start()
     log.info("serving /metrics, /healthz, /readyz", extra={"port": server.port})
     return server

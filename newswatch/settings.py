@@ -51,7 +51,10 @@ class Settings(BaseSettings):
 
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535,
-        description="Port for /metrics, /healthz and /readyz on 127.0.0.1; unset: none",
+        description="Port for /metrics, /healthz and /readyz; unset: none",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Address the metrics port binds (0.0.0.0 in containers)"
     )
 
     log_format: Literal["auto", "json", "text"] = "auto"

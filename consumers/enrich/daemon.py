@@ -100,7 +100,8 @@ def run(settings: Settings, enricher: ArticleEnricher, stop: StopFlag | None = N
     install_signal_handlers(stop)
     names = TopicNames.with_prefix(settings.kafka_topic_prefix)
     bootstrap = ",".join(settings.kafka_client_config()["bootstrap_servers"])
-    health = start_health_server(settings.metrics_port, lambda: broker_answers(bootstrap))
+    health = start_health_server(settings.metrics_port, lambda: broker_answers(bootstrap),
+                                 settings.metrics_host)
     consumer = make_consumer(settings, names.articles, GROUP_ID, max_poll_records=64)
     producer = make_producer(settings)
     log.info("enrich started", extra={"topic": names.articles, "group": GROUP_ID})
