@@ -32,3 +32,25 @@ class ServiceUnavailableError(NewswatchError):
     """A broker, database or remote server did not answer; trying later may work."""
 
     retryable = True
+
+
+class FeedError(NewswatchError):
+    """A feed could not be fetched or read. The poller records it on the feed and moves on.
+
+    ``status`` is the HTTP status when there was one; ``retry_after_s`` is the server's
+    Retry-After in seconds; ``gone`` means the feed answered 410 and must not be polled again.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None,
+                 retry_after_s: float | None = None, gone: bool = False,
+                 kind: str = "fetch") -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status
+        self.retry_after_s = retry_after_s
+        self.gone = gone
+        self.kind = kind
+
+
+class BrokerUnavailableError(ServiceUnavailableError):
+    """Kafka did not acknowledge (or could not be asked); nothing was recorded as sent."""
