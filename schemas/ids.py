@@ -16,6 +16,7 @@ TRACKING_PARAMS = frozenset({
     "yclid", "_hsenc", "_hsmi", "mkt_tok", "ref_src", "cmpid", "ocid", "smid", "smtyp",
     "partner", "at_medium", "at_campaign", "at_custom1", "at_custom2", "at_custom3",
     "at_custom4", "ito", "ns_mchannel", "ns_source", "ns_campaign", "ns_linkname", "ns_fee",
+    "wt_mc", "wt_zmc", "wt_cc1",
 })
 TRACKING_PREFIXES = ("utm_", "pk_", "mtm_")
 
