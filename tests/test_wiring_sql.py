@@ -18,7 +18,7 @@ def test_article_row_round_trips(db_url: str) -> None:
         "id": "a" * 32, "url": "https://example.org/x", "title": "Taliban talks in Moscow",
         "summary": "Russia hosts talks", "content": "", "published": now,
         "fetched_at": now, "feed_id": "demo", "feed_name": "Demo", "language": "en",
-        "authors": ["A. Writer"], "tags": ["world"], "stored_at": now,
+        "authors": ["A. Writer"], "tags": ["world"], "enriched_at": now, "stored_at": now,
     }
     with engine.begin() as conn:
         conn.execute(tables.articles.insert(), row)

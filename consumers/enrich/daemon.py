@@ -94,21 +94,28 @@ def make_handler(enricher: ArticleEnricher, producer: KafkaProducer, out_topic: 
     return handle
 
 
-def run(settings: Settings, enricher: ArticleEnricher, stop: StopFlag | None = None) -> int:
-    """Run the enrich daemon until SIGTERM/SIGINT (or ``stop``); returns the exit code."""
-    stop = stop or StopFlag()
+def run(settings: Settings, enricher: ArticleEnricher) -> int:
+    """Run the enrich daemon until SIGTERM/SIGINT; returns the exit code."""
+    stop = StopFlag()
     install_signal_handlers(stop)
+    serve(settings, enricher, stop)
+    return 0
+
+
+def serve(settings: Settings, enricher: ArticleEnricher, stop: StopFlag) -> None:
+    """Consume, enrich and produce until ``stop`` is set; then finish the batch and commit."""
+    batch = settings.enrich_batch_size
     names = TopicNames.with_prefix(settings.kafka_topic_prefix)
     bootstrap = ",".join(settings.kafka_client_config()["bootstrap_servers"])
     health = start_health_server(settings.metrics_port, lambda: broker_answers(bootstrap),
                                  settings.metrics_host)
-    consumer = make_consumer(settings, names.articles, GROUP_ID, max_poll_records=64)
+    consumer = make_consumer(settings, names.articles, GROUP_ID, max_poll_records=batch)
     producer = make_producer(settings)
     log.info("enrich started", extra={"topic": names.articles, "group": GROUP_ID})
     try:
         stats = run_consumer(consumer, make_handler(enricher, producer, names.enriched),
                              DeadLetterPublisher(producer, names.dlq, STAGE), stop,
-                             stage=STAGE, max_batch=64)
+                             stage=STAGE, max_batch=batch)
         log.info("enrich stopped", extra={"processed": stats.processed,
                                           "dead_lettered": stats.dead_lettered})
     finally:
@@ -117,4 +124,3 @@ def run(settings: Settings, enricher: ArticleEnricher, stop: StopFlag | None = N
         consumer.close()
         if health is not None:
             health.stop()
-    return 0

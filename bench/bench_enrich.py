@@ -1,0 +1,165 @@
+"""Benchmark: raw spaCy ``nlp.pipe`` against the full enrichment stage, same documents.
+
+    .venv/bin/python bench/bench_enrich.py [--repeat 10] [--model NAME] [--batch-size 64]
+
+Documents: the labelled sets (tests/data/labelled/*.jsonl) and the English items of the
+demo feeds (newswatch/demo/feeds), repeated ``--repeat`` times. Both runs use the same
+pipeline (`consumers.enrich.nlp.load_pipeline`: NER, paragraph breaks, sentencizer) and
+the same texts; the enricher run adds alias matching, entity counting, topic matching and
+scoring, and builds the `EnrichedArticle` messages. After a warm-up the two alternate for
+``--rounds`` rounds; the best round of each is reported in CPU time of this process (the
+pipeline is single-threaded, so this is throughput per core and immune to other load),
+with wall time beside it and the peak RSS of the process at the end.
+
+No Kafka here: the consumer's own benchmark (Kafka in and out) belongs to the daemon.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import re
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import feedparser  # noqa: E402
+from spacy.language import Language  # noqa: E402
+
+from consumers.enrich.enrich import Enricher, article_document  # noqa: E402
+from consumers.enrich.nlp import DEFAULT_MODEL, load_pipeline  # noqa: E402
+from consumers.enrich.topics import DEFAULT_TOPICS_PATH  # noqa: E402
+from schemas.messages import Article  # noqa: E402
+from schemas.topics_file import load_topics  # noqa: E402
+
+ENGLISH_FEEDS = (
+    "guardian-us-edition", "nytimes-homepage", "talkingpointsmemo-us-politics",
+    "washingtonpost-wellness", "dailymail-us-home", "googlenews-search-bearsears",
+    "pcmag-dvorak-tech", "arcgames-neverwinter-news",
+)
+
+
+def _plain(value: str) -> str:
+    value = re.sub(r"(?i)</p>|<br\s*/?>|</div>|</li>", "\n\n", value)
+    return html.unescape(re.sub(r"<[^>]+>", " ", value)).strip()
+
+
+def load_articles() -> list[Article]:
+    """The benchmark corpus as articles: labelled items and demo feed items."""
+    now = datetime.now(UTC)
+    articles: list[Article] = []
+    for path in sorted((ROOT / "tests" / "data" / "labelled").glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                record = json.loads(line)
+                articles.append(Article(id=f"b{len(articles)}", url=None, title=record["title"],
+                                        content=record["text"], published=now,
+                                        fetched_at=now, feed_id=path.stem))
+    for name in ENGLISH_FEEDS:
+        parsed = feedparser.parse(str(ROOT / "newswatch" / "demo" / "feeds" / f"{name}.xml"))
+        for entry in parsed.entries:
+            content = entry.get("content", [{}])[0].get("value", "") if entry.get(
+                "content") else ""
+            articles.append(Article(id=f"b{len(articles)}", url=None,
+                                    title=entry.get("title", ""),
+                                    summary=_plain(entry.get("summary", "")),
+                                    content=_plain(content), published=now, fetched_at=now,
+                                    feed_id=name))
+    return articles
+
+
+def interleaved(rounds: int, runs: dict[str, Callable[[], object]]
+                ) -> dict[str, tuple[float, float]]:
+    """Best (CPU seconds, wall seconds) of each run over ``rounds``, runs alternating.
+
+    Alternating and keeping the best of each makes the comparison fair on a busy machine;
+    CPU time (this process only) is what the rates are computed from, since spaCy runs
+    on one core and other processes' load only stretches the wall clock.
+    """
+    best = {name: (float("inf"), float("inf")) for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            cpu, wall = time.process_time(), time.perf_counter()
+            run()
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            best[name] = (min(best[name][0], cpu), min(best[name][1], wall))
+    return best
+
+
+def _run_pipe(nlp: Language, texts: list[str], batch_size: int) -> None:
+    for _ in nlp.pipe(texts, batch_size=batch_size):
+        pass
+
+
+def compare_pipelines(model: str, texts: list[str], words: int, batch_size: int,
+                      rounds: int) -> None:
+    """Raw throughput of the pipelines the choice was made between (see nlp.py)."""
+    import spacy
+
+    ner_only = ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter"]
+    variants = {
+        "ner + senter": (ner_only[:-1], None, ["senter"]),
+        "tagger + lemmatizer + ner": (["parser", "senter"], "sentencizer", []),
+        "full model (parser for sentences)": ([], None, []),
+    }
+    runs: dict[str, Callable[[], object]] = {}
+    for name, (exclude, sentencizer, enable) in variants.items():
+        nlp = spacy.load(model, exclude=exclude)
+        for component in enable:
+            nlp.enable_pipe(component)
+        if sentencizer:
+            nlp.add_pipe(sentencizer)
+        list(nlp.pipe(texts[:64], batch_size=batch_size))
+        runs[f"{name} {nlp.pipe_names}"] = partial(_run_pipe, nlp, texts, batch_size)
+    for name, (cpu, _) in interleaved(rounds, runs).items():
+        print(f"{name}: {words / cpu:,.0f} words/s per CPU second")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=10, help="copies of the corpus")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds, best is kept")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--pipelines", action="store_true",
+                        help="also time raw nlp.pipe of the alternatives to the chosen pipeline")
+    args = parser.parse_args(argv)
+
+    nlp = load_pipeline(args.model)
+    enricher = Enricher(nlp, load_topics(DEFAULT_TOPICS_PATH), batch_size=args.batch_size)
+    articles = load_articles() * args.repeat
+    texts = [article_document(article).text for article in articles]
+    words = sum(len(text.split()) for text in texts)
+    print(f"model {args.model}; pipeline {nlp.pipe_names}; batch size {args.batch_size}")
+    print(f"{len(texts)} documents, {words} words "
+          f"({len(texts) // args.repeat} distinct, x{args.repeat})")
+
+    list(nlp.pipe(texts[:64], batch_size=args.batch_size))  # warm-up
+    enricher.enrich_many(articles[:64])
+
+    timings = interleaved(args.rounds, {
+        "raw nlp.pipe": lambda: list(nlp.pipe(texts, batch_size=args.batch_size)),
+        "Enricher.enrich_many": lambda: enricher.enrich_many(articles),
+    })
+    for name, (cpu, wall) in timings.items():
+        print(f"{name:<22} {words / cpu:>9,.0f} words/s {len(texts) / cpu:>8,.1f} docs/s "
+              f"per CPU second  ({cpu:.2f} s CPU, {wall:.2f} s wall)")
+    ratio = timings["raw nlp.pipe"][0] / timings["Enricher.enrich_many"][0]
+    print(f"enricher / raw         {ratio:>9.3f}")
+    if args.pipelines:
+        compare_pipelines(args.model, texts, words, args.batch_size, args.rounds)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS               {peak_mb:>9,.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

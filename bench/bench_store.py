@@ -1,0 +1,203 @@
+"""Benchmark: articles per second stored from Kafka into PostgreSQL and into SQLite.
+
+Starts a local Kafka broker (newswatch.kafka_local.LocalKafka) on free ports in a temporary
+folder, publishes realistic enriched articles (~3 KB of text, 10 entities from a shared
+vocabulary, 1-2 topic hits with evidence) to a fresh topic, then runs the real store
+daemon loop (`run_store`) on it once per database, each with a new consumer group
+reading from offset 0 into a freshly migrated, empty database. The broker is stopped at
+the end.
+
+    eval "$(scripts/postgres.sh start)"     # sets NEWSWATCH_TEST_POSTGRES_URL
+    .venv/bin/python bench/bench_store.py [--articles 20000] [--batch-size 500]
+
+Figures printed per database:
+- steady: articles / (last commit - first commit), the rate once the group has joined;
+- end-to-end: articles / time from starting the daemon to the last row, including the
+  schema check, the group join and the first fetch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # for tests.factories, the shared message builders
+
+from consumers.store.daemon import DEFAULT_BATCH, run_store, tune_gc_for_batches  # noqa: E402
+from newswatch.daemon import StopFlag  # noqa: E402
+from newswatch.db import make_engine  # noqa: E402
+from newswatch.kafka_admin import ensure_topics  # noqa: E402
+from newswatch.kafka_clients import make_producer  # noqa: E402
+from newswatch.kafka_local import LocalKafka  # noqa: E402
+from newswatch.migrate import upgrade  # noqa: E402
+from newswatch.settings import Settings, load_settings  # noqa: E402
+from schemas import tables  # noqa: E402
+from tests.factories import realistic_batch  # noqa: E402
+
+POSTGRES_ENV = "NEWSWATCH_TEST_POSTGRES_URL"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Figures:
+    database: str
+    articles: int
+    steady_per_s: float
+    end_to_end_per_s: float
+    entity_links: int
+    hits: int
+
+
+def publish(settings: Settings, count: int) -> tuple[int, float]:
+    messages = realistic_batch(count, seed=7)
+    producer = make_producer(settings)
+    topic = f"{settings.kafka_topic_prefix}news.enriched"
+    began = time.perf_counter()
+    for message in messages:
+        producer.send(topic, key=message.article.id.encode(), value=message.to_bytes())
+    producer.flush(timeout=300)
+    elapsed = time.perf_counter() - began
+    producer.close()
+    size = sum(len(m.to_bytes()) for m in messages[:200]) // 200
+    print(f"published {count} enriched articles (~{size} bytes each) "
+          f"at {count / elapsed:,.0f}/s")
+    return size, elapsed
+
+
+def run_once(settings: Settings, url: str, name: str, count: int, batch_size: int) -> Figures:
+    engine = make_engine(url)
+    upgrade(engine)
+    stop = StopFlag()
+    errors: list[BaseException] = []
+
+    def daemon() -> None:
+        try:
+            run_store(settings, stop, engine=engine, group_id=f"bench-{uuid.uuid4().hex[:8]}",
+                      batch_size=batch_size,
+                      consumer_overrides={"session_timeout_ms": 6000,
+                                          "heartbeat_interval_ms": 1000})
+        except BaseException as error:  # reported below, not swallowed
+            errors.append(error)
+            stop.stop()
+
+    began = time.perf_counter()
+    thread = threading.Thread(target=daemon, name=f"store-{name}")
+    thread.start()
+    stored = 0
+    try:
+        while stored < count and not stop.stopping:
+            time.sleep(0.25)
+            with engine.connect() as connection:
+                stored = connection.execute(
+                    select(func.count()).select_from(tables.articles)).scalar_one()
+        finished = time.perf_counter()
+    finally:
+        stop.stop()
+        thread.join(timeout=60)
+    if errors:
+        raise errors[0]
+    with engine.connect() as connection:
+        first, last = connection.execute(
+            select(func.min(tables.articles.c.stored_at), func.max(tables.articles.c.stored_at))
+        ).one()
+        first_batch = connection.execute(
+            select(func.count()).select_from(tables.articles)
+            .where(tables.articles.c.stored_at == first)).scalar_one()
+        links = connection.execute(
+            select(func.count()).select_from(tables.article_entities)).scalar_one()
+        hits = connection.execute(select(func.count()).select_from(tables.topic_hits)
+                                  ).scalar_one()
+    engine.dispose()
+    window = (last - first).total_seconds()
+    steady = (count - first_batch) / window if window > 0 else float("nan")
+    return Figures(name, count, steady, count / (finished - began), links, hits)
+
+
+def postgres_url() -> tuple[str, str, str] | None:
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        return None
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False), base, schema
+
+
+def drop_schema(base: str, schema: str) -> None:
+    admin = make_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--articles", type=int, default=20_000)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
+    parser.add_argument("--only", choices=["postgresql", "sqlite"])
+    args = parser.parse_args()
+    tune_gc_for_batches()  # as `newswatch store` does
+
+    with tempfile.TemporaryDirectory(prefix="bench-store-") as scratch:
+        broker = LocalKafka(state_dir=Path(scratch) / "kafka", port=free_port(),
+                            controller_port=free_port(), heap="512m")
+        began = time.perf_counter()
+        bootstrap = broker.start(timeout_s=120)
+        print(f"Kafka ready at {bootstrap} in {time.perf_counter() - began:.1f}s")
+        try:
+            settings = load_settings(kafka_bootstrap_servers=bootstrap,
+                                     kafka_topic_prefix=f"bench.{uuid.uuid4().hex[:8]}.")
+            ensure_topics(settings, partitions=3)
+            publish(settings, args.articles)
+            results: list[Figures] = []
+            if args.only in (None, "postgresql"):
+                pg = postgres_url()
+                if pg is None:
+                    print(f"PostgreSQL skipped: {POSTGRES_ENV} is not set "
+                          "(eval \"$(scripts/postgres.sh start)\")")
+                else:
+                    url, base, schema = pg
+                    try:
+                        results.append(run_once(settings, url, "postgresql", args.articles,
+                                                args.batch_size))
+                    finally:
+                        drop_schema(base, schema)
+            if args.only in (None, "sqlite"):
+                url = f"sqlite:///{Path(scratch) / 'bench.db'}"
+                results.append(run_once(settings, url, "sqlite", args.articles,
+                                        args.batch_size))
+        finally:
+            broker.stop()
+    print(f"\n{'database':<12}{'articles':>10}{'steady/s':>12}{'end-to-end/s':>14}"
+          f"{'entity links':>14}{'hits':>8}")
+    for row in results:
+        print(f"{row.database:<12}{row.articles:>10}{row.steady_per_s:>12,.0f}"
+              f"{row.end_to_end_per_s:>14,.0f}{row.entity_links:>14}{row.hits:>8}")
+    print(f"(batch size {args.batch_size}; {os.cpu_count()} CPUs; "
+          "broker, database and daemon on this machine)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""The shipped topic definitions against tables of positive and hard-negative sentences.
+
+Each sentence is scored as a headline. Positives must reach the topic's threshold,
+negatives must not; the negatives are the near misses a keyword list would get wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from consumers.enrich.cli import Item, evaluate
+from consumers.enrich.enrich import Enricher, document_text
+from tests.enrich_fixtures import SEED_ARTICLE, enricher, hits, labelled
+
+__all__ = ["enricher"]
+
+IS_THREAT_POSITIVE = [
+    "Islamic State claims responsibility for Kerman bombings that killed 84",
+    "ISIS fighters ambush Syrian army convoy in desert",
+    "Iraq executes 11 men convicted of Islamic State membership",
+    "Daesh cell dismantled in Morocco, interior ministry says",
+    "US strike kills senior ISIL commander in Syria",
+    "IS-K suicide bomber hits mosque in Kabul",
+    "Teenager charged with plotting ISIS-inspired attack on concert",
+    "ISWAP fighters kill 30 in Borno state",
+    "Mozambique insurgents linked to Islamic State seize port town",
+    "Europol warns of rising Islamic State propaganda online",
+    "The Islamic State is regrouping in the Sahel, UN experts warn",
+    "Why IS is so hard to beat in Mozambique",
+    "Isis claims Manchester Arena bombing",
+    "Islamic State Khorasan Province gunmen storm concert hall",
+]
+IS_THREAT_NEGATIVE = [
+    "THE ECONOMY IS BOOMING, SAYS PRESIDENT",
+    "GOP Is Sticking 'With Trump' Despite Election Day Rout",
+    "Hamas militants attack Israeli border town",
+    "Boko Haram kidnaps 100 students in Nigeria",
+    "Taliban fighters clash with Pakistani forces at border",
+    "Pakistani Taliban claim suicide attack on police station",
+    "Mexican cartels should be treated like ISIS, senator says after kidnapping",
+    "Pakistan's founders wanted an Islamic state, historian says",
+    "Qatar Islamic Bank posts record profit as Islamic finance grows",
+    "State of emergency declared after al-Shabab attack on hotel",
+    "Temple of Isis reopens to visitors in Egypt",
+    "al-Qaeda affiliate claims attack on army base in Mali",
+]
+DRUG_POSITIVE = [
+    "Police seize 2 tonnes of cocaine hidden in banana shipment at Antwerp",
+    "Mexican cartel boss extradited to the United States",
+    "Fentanyl smuggling ring busted in Arizona",
+    "Coast guard intercepts narco-sub carrying cocaine off Colombia",
+    "Heroin worth $50m seized at Karachi port",
+    "Taliban ban on opium poppy cultivation cuts production by 95%",
+    "Captagon trade is a lifeline for Syria's economy",
+    "County lines gang jailed for selling crack in Devon",
+    "Meth lab found in rural farmhouse, two arrested",
+    "Drug trafficker sentenced to 20 years in Florida",
+    "Ecuador's ports have become a hub for cocaine smuggling to Europe",
+    "Sinaloa cartel leader captured in Culiacan",
+    "Police find cannabis factory in Birmingham house",
+    "Seizures of fentanyl at the border doubled last year",
+]
+DRUG_NEGATIVE = [
+    "FDA approves new weight-loss drug",
+    "Medicare to negotiate lower prescription drug prices for 10 medicines",
+    "Athlete banned for four years after failing drug test",
+    "Germany's Federal Cartel Office fines sugar producers",
+    "OPEC+ cartel agrees new output cuts",
+    "Human trafficking ring busted in Spain, 20 women freed",
+    "Germany legalises cannabis for recreational use from April",
+    "Overdose deaths fell last year for the first time in years",
+    "Customs officers seize ivory and rhino horn at airport",
+    "Pfizer expands production of its cancer drug in Ireland",
+    "Musician admits using cocaine before crash",
+    "Drug shortages hit hospitals as supply chains falter",
+    "Court rules police search for drugs breached Fourth Amendment ban on searches and "
+    "seizures",
+    "Coca-Cola's market share grows in Mexico",
+]
+RECOGNITION_POSITIVE = [
+    "Armenia formally recognises the State of Palestine",
+    "Somaliland seeks international recognition as an independent state",
+    "Nauru switches diplomatic recognition from Taiwan to China",
+    "US will not recognise the Taliban until women's rights are restored",
+    "China becomes first country to accept Taliban ambassador's credentials",
+    "Kosovo says Israel will recognize its independence",
+    "Taliban push for UN seat as world withholds recognition",
+    "Solomon Islands cuts ties with Taiwan, establishes diplomatic relations with Beijing",
+    "Which countries recognise Palestine as a state?",
+    "Russia becomes first country to recognise Taliban government",
+    "US recognises Guaido as Venezuela's interim president",
+]
+RECOGNITION_NEGATIVE = [
+    "Police facial recognition cameras to be rolled out in London",
+    "Nurse recognised in King's Birthday Honours list",
+    "Biden formally recognises Armenian genocide",
+    "Germany recognises colonial-era genocide in Namibia",
+    "Study finds dogs recognise their owners' voices",
+    "Apple adds gesture recognition to Vision Pro headset",
+    "Australia votes on recognising Indigenous people in constitution",
+    "Company wins award in recognition of its sustainability work in Kenya",
+    "Thailand's new law recognises same-sex marriage",
+    "France and Germany recognise the need for more defence spending",
+    "India recognises China's role in regional stability, minister says",
+    "Saudi Arabia and Iran agree to restore diplomatic relations",
+    "Afghanistan women's team representing a country that doesn't recognise them",
+    "Spain's Sanchez recognises defeat in regional elections",
+    "UK recognises China as 'epoch-defining challenge'",
+    "Microsoft's assistant can now recognise your voice",
+]
+
+
+def _cases(topic: str, positive: list[str], negative: list[str]) -> list[Any]:
+    return ([pytest.param(topic, text, True, id=f"{topic}+{i}")
+             for i, text in enumerate(positive)]
+            + [pytest.param(topic, text, False, id=f"{topic}-{i}")
+               for i, text in enumerate(negative)])
+
+
+@pytest.mark.parametrize(
+    ("topic", "headline", "expected"),
+    _cases("is_threat", IS_THREAT_POSITIVE, IS_THREAT_NEGATIVE)
+    + _cases("drug_trafficking", DRUG_POSITIVE, DRUG_NEGATIVE)
+    + _cases("recognition", RECOGNITION_POSITIVE, RECOGNITION_NEGATIVE),
+)
+def test_headline(enricher: Enricher, topic: str, headline: str, expected: bool) -> None:
+    assert (topic in hits(enricher, headline)) is expected
+
+
+def test_seed_article_has_all_three_topics_with_evidence(enricher: Enricher) -> None:
+    text = SEED_ARTICLE.read_text(encoding="utf-8")
+    document = document_text("", content=text)
+    analysis = enricher.analyse(document)
+    found = {hit.topic: hit for hit in analysis.hits}
+    assert set(found) == {"is_threat", "drug_trafficking", "recognition"}
+    for hit in found.values():
+        assert 0.0 < hit.score <= 1.0
+        assert hit.evidence
+        for span in hit.evidence:
+            assert document.text[span.start:span.end] == span.phrase
+            assert span.phrase in span.sentence
+            assert span.sentence in document.text
+            assert span.rule
+    assert any("drug trafficking" in span.sentence for span in found["drug_trafficking"].evidence)
+    assert any("recognition of the regime" in span.sentence
+               for span in found["recognition"].evidence)
+
+
+def test_evidence_in_the_title_weighs_more(enricher: Enricher) -> None:
+    sentence = "Police seized heroin in a raid"
+    as_title = enricher.analyse(document_text(sentence, content="Nothing else happened."))
+    in_body = enricher.analyse(document_text("A quiet week", content=sentence + "."))
+    assert as_title.scores["drug_trafficking"] > in_body.scores["drug_trafficking"] > 0
+
+
+def test_repeated_phrase_adds_less_than_independent_evidence(enricher: Enricher) -> None:
+    once = enricher.analyse(document_text("", content="A drug lord was arrested."))
+    twice = enricher.analyse(document_text(
+        "", content="A drug lord was arrested. Another drug lord fled."))
+    varied = enricher.analyse(document_text(
+        "", content="A drug lord was arrested. Police seized two tonnes of cocaine."))
+    assert once.scores["drug_trafficking"] < twice.scores["drug_trafficking"]
+    assert twice.scores["drug_trafficking"] < varied.scores["drug_trafficking"]
+
+
+def test_a_comparison_is_not_an_actor(enricher: Enricher) -> None:
+    analysis = enricher.analyse(document_text(
+        "Cartels should be dealt with like ISIS after kidnapping, Barr says"))
+    assert analysis.scores["is_threat"] < 0.5
+
+
+@pytest.mark.parametrize("name", ["articles.jsonl", "extra.jsonl"])
+def test_labelled_sets_reach_the_target_f1(enricher: Enricher, name: str) -> None:
+    items = [Item(id=r["id"], title=r["title"], text=r["text"], labels=frozenset(r["labels"]))
+             for r in labelled(name)]
+    results = evaluate(enricher, items)
+    assert {topic: round(result.f1, 3) for topic, result in results.items()
+            if result.f1 < 0.9} == {}
