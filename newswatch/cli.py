@@ -21,6 +21,10 @@ COMMAND_MODULES = (
     "newswatch.kafka_cli",
     "newswatch.schema_cli",
     "newswatch.run_cli",
+    "producers.cli",
+    "consumers.store_cli",
+    "consumers.enrich.cli",
+    "consumers.alert.cli",
 )
 
 Handler = Callable[[argparse.Namespace, Settings], int]

@@ -1,0 +1,244 @@
+"""Fixtures of the alert tests: a migrated database, seed rows, a real HTTP receiver and a
+real SMTP server (aiosmtpd) on 127.0.0.1, and rules files written to tmp_path."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, Table, select
+from sqlalchemy.types import JSON
+
+from newswatch import migrate
+from newswatch.db import make_engine
+from schemas import tables
+from schemas.ids import article_id
+
+NOW = datetime(2021, 10, 21, 12, 0, tzinfo=UTC)
+
+SEED_TITLE = ("After Issuing Warning About the Threat Posed by The Islamic State, Russia has "
+              "Invited the Afghan Taliban to Hold Talks")
+SEED_EVIDENCE = {
+    "is_threat": [("Islamic State (IS) fighters",
+                   "Russia will host the Taliban for talks in Moscow, seeking to assert its "
+                   "influence in Central Asia and press for action against Islamic State (IS) "
+                   "fighters it claims have gathered in perennially volatile Afghanistan.")],
+    "drug_trafficking": [("drug trafficking",
+                          "Lavrov also warned that drug trafficking from Afghanistan had reached "
+                          "unprecedented levels, a concern that the Kremlin has since echoed "
+                          "during meetings with other Central Asian countries and China.")],
+    "recognition": [("formal recognition of the regime",
+                     "Despite reaching out to the Taliban, Russian officials, including Putin, "
+                     "have made it clear in recent weeks that Moscow is not on the verge of "
+                     "formal recognition of the regime.")],
+}
+SEED_ENTITIES = [("Taliban", "ORG", 9), ("Afghanistan", "GPE", 7), ("Russia", "GPE", 6),
+                 ("Islamic State", "ORG", 3), ("Moscow", "GPE", 5)]
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A database of ``db_url`` migrated to the code's schema (as the daemons need it)."""
+    eng = make_engine(db_url)
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+def _filler(table: Table, column: Any) -> Any:
+    kind = column.type
+    if isinstance(kind, DateTime):
+        return NOW
+    if isinstance(kind, Boolean):
+        return False
+    if isinstance(kind, Integer | Float):
+        return 0
+    if isinstance(kind, JSON):
+        return []
+    return ""
+
+
+def complete(table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` plus a plain value for every required column the test did not name, so these
+    helpers survive columns other stages add."""
+    out = dict(row)
+    for column in table.columns:
+        if column.name in out or column.nullable or (column.primary_key and column.autoincrement):
+            continue
+        if column.default is not None or column.server_default is not None:
+            continue
+        out[column.name] = _filler(table, column)
+    return out
+
+
+_counter = iter(range(1, 10**9))
+
+
+def insert_article(engine: Engine, *, title: str = "", published: datetime = NOW,
+                   feed_id: str = "demo", feed_name: str = "Demo feed",
+                   topics: Mapping[str, float] | None = None,
+                   evidence: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+                   entities: Sequence[tuple[str, str, int]] = (), tags: Sequence[str] = (),
+                   language: str | None = "en", url: str | None = None) -> str:
+    """One stored article with its topic hits and entities, as the store writes them."""
+    n = next(_counter)
+    url = url or f"https://news.example.org/{n}"
+    aid = article_id(url)
+    evidence = evidence or {}
+    with engine.begin() as conn:
+        conn.execute(tables.articles.insert(), complete(tables.articles, {
+            "id": aid, "url": url, "title": title or f"Story {n}", "summary": "",
+            "content": "", "published": published, "fetched_at": published,
+            "feed_id": feed_id, "feed_name": feed_name, "language": language,
+            "authors": [], "tags": list(tags), "stored_at": published,
+        }))
+        for name, label, count in entities:
+            found = conn.execute(select(tables.entities.c.id).where(
+                tables.entities.c.name == name, tables.entities.c.label == label)).scalar()
+            if found is None:
+                found = conn.execute(tables.entities.insert().values(
+                    name=name, label=label)).inserted_primary_key[0]  # type: ignore[index]
+            conn.execute(tables.article_entities.insert().values(
+                article_id=aid, entity_id=found, count=count, published=published))
+        for topic, score in (topics or {}).items():
+            spans = [{"phrase": p, "start": s.find(p), "end": s.find(p) + len(p),
+                      "sentence": s, "rule": p} for p, s in evidence.get(topic, [])]
+            conn.execute(tables.topic_hits.insert().values(
+                article_id=aid, topic=topic, score=score, evidence=spans,
+                topics_version="v1", published=published, created_at=published))
+    return aid
+
+
+def insert_seed(engine: Engine, *, title: str = SEED_TITLE, published: datetime = NOW) -> str:
+    """The seed article with hits for all three default topics, with evidence."""
+    return insert_article(
+        engine, title=title, published=published, feed_id="seed", feed_name="Seed source",
+        url="https://www.example-news.org/russia-taliban-talks",
+        topics={"is_threat": 0.93, "drug_trafficking": 0.71, "recognition": 0.82},
+        evidence=SEED_EVIDENCE, entities=SEED_ENTITIES,
+    )
+
+
+def write_rules(tmp_path: Path, text: str, name: str = "rules.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def rules_for(channels_yaml: str, channel_names: Sequence[str], *, throttle: str = "0s",
+              extra: str = "", delivery: str = "max_attempts: 5\n  backoff: 0.01s\n"
+              "  max_backoff: 0.05s\n  deadline: 1h") -> str:
+    """One rule per default topic, all sent to ``channel_names``."""
+    rules = "\n".join(
+        f"""  - name: {name}
+    description: {desc}
+    match:
+      topics: [{topic}]
+    group_by: [rule, topic]
+    throttle: {throttle}
+    channels: [{", ".join(channel_names)}]
+{extra}"""
+        for name, topic, desc in (
+            ("islamic-state-threat", "is_threat", "Islamic State threat"),
+            ("drug-trafficking", "drug_trafficking", "Drug trafficking"),
+            ("regime-recognition", "recognition", "Recognition of a regime"),
+        )
+    )
+    return (f"version: 1\nchannels:\n{channels_yaml}\ndelivery:\n  {delivery}\n"
+            f"rules:\n{rules}\n")
+
+
+# --- a real HTTP receiver --------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int
+    at: float
+
+
+@dataclass
+class Receiver:
+    """A threaded http.server on 127.0.0.1 answering POSTs with scripted statuses."""
+
+    statuses: deque[int] = field(default_factory=deque)
+    default_status: int = 200
+    delay_s: float = 0.0
+    requests: list[Received] = field(default_factory=list)
+    on_request: Callable[[Received], None] | None = None
+    _server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+
+    @property
+    def accepted(self) -> list[Received]:
+        with self._lock:
+            return [r for r in self.requests if 200 <= r.status < 300]
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.accepted) >= count:
+                return self.accepted
+            time.sleep(0.02)
+        return self.accepted
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if receiver.delay_s:
+                    time.sleep(receiver.delay_s)
+                with receiver._lock:
+                    status = (receiver.statuses.popleft() if receiver.statuses
+                              else receiver.default_status)
+                    record = Received(self.path, dict(self.headers.items()), body, status,
+                                      time.time())
+                    receiver.requests.append(record)
+                if receiver.on_request is not None:
+                    receiver.on_request(record)
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver().start()
+    yield server
+    server.stop()
+
+
+def later(seconds: float) -> datetime:
+    return NOW + timedelta(seconds=seconds)

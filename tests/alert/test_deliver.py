@@ -1,0 +1,218 @@
+"""The retry loop: classification, backoff, max attempts, deadline, and the delivery log.
+
+The webhook is faked at the transport (httpx.MockTransport); the outbox and the log are
+real tables on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import Engine, select
+
+from consumers.alert.channels.base import Notifier
+from consumers.alert.channels.webhook import WebhookNotifier, classify, verify
+from consumers.alert.compile import compile_rules
+from consumers.alert.deliver import Deliverer, backoff_delay
+from consumers.alert.outbox import run_tick
+from consumers.alert.rules import parse_rules
+from newswatch.cli import main
+from schemas import tables
+from schemas.rules_file import Delivery
+from tests.alert.conftest import NOW, insert_seed, later
+
+RULES = """channels:
+  hook: {type: webhook, url: "http://receiver.test/hook"}
+delivery: {max_attempts: 4, backoff: 10s, max_backoff: 1m, deadline: 1h}
+rules:
+  - name: threat
+    match: {topics: [is_threat]}
+    channels: [hook]
+"""
+
+
+@pytest.mark.parametrize(("status", "ok", "retry"), [
+    (200, True, False), (202, True, False), (204, True, False),
+    (301, False, False), (400, False, False), (401, False, False), (404, False, False),
+    (410, False, False), (422, False, False),
+    (429, False, True), (500, False, True), (502, False, True), (503, False, True),
+])
+def test_http_status_classification(status: int, ok: bool, retry: bool) -> None:
+    result = classify(status)
+    assert (result.ok, result.retry, result.status) == (ok, retry, f"http {status}")
+
+
+def test_retry_after_is_read() -> None:
+    assert classify(429, "7").retry_after == 7.0
+    assert classify(503, "Wed, 21 Oct 2015 07:28:00 GMT").retry_after == 0.0
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
+    policy = Delivery(backoff=timedelta(seconds=2), max_backoff=timedelta(seconds=30))
+    rng = random.Random(1)
+    for attempt, ceiling in ((1, 2), (2, 4), (3, 8), (4, 16), (5, 30), (9, 30)):
+        delays = [backoff_delay(policy, attempt, rng) for _ in range(200)]
+        assert ceiling / 2 <= min(delays)
+        assert max(delays) <= ceiling
+        assert max(delays) - min(delays) > ceiling / 4  # jittered
+    assert backoff_delay(policy, 1, rng, retry_after=20) == 20
+    assert backoff_delay(policy, 1, rng, retry_after=999) == 30
+
+
+class Script:
+    """A webhook receiver at the transport: answers from a list, then 200."""
+
+    def __init__(self, *answers: int | Exception) -> None:
+        self.answers = list(answers)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        answer = self.answers.pop(0) if self.answers else 200
+        if isinstance(answer, Exception):
+            raise answer
+        return httpx.Response(answer)
+
+
+def _setup(engine: Engine, script: Script, secret: bytes | None = None
+           ) -> tuple[Deliverer, Callable[[], tuple[Mapping[str, Notifier], Delivery]]]:
+    rules_file = parse_rules(RULES)
+    notifier = WebhookNotifier("hook", "http://receiver.test/hook", secret=secret,
+                               timeout_s=1, transport=httpx.MockTransport(script))
+    channels: dict[str, Notifier] = {"hook": notifier}
+
+    def source() -> tuple[Mapping[str, Notifier], Delivery]:
+        return channels, rules_file.delivery
+
+    insert_seed(engine)
+    run_tick(engine, compile_rules(rules_file.rules, engine.dialect.name), NOW)
+    return Deliverer(engine, source, rng=random.Random(0)), source
+
+
+def _log(engine: Engine) -> list[tuple[int, str, str, str | None]]:
+    d = tables.deliveries
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(  # type: ignore[misc]
+            select(d.c.attempt, d.c.outcome, d.c.status, d.c.error).order_by(d.c.id))]
+
+
+def _send_state(engine: Engine) -> tuple[str, int, str]:
+    with engine.connect() as conn:
+        send = conn.execute(select(tables.alert_sends)).one()
+        alert = conn.execute(select(tables.alerts.c.status)).scalar_one()
+    return send.status, send.attempts, alert
+
+
+def test_retryable_failures_are_retried_with_backoff_until_delivered(engine: Engine) -> None:
+    script = Script(500, httpx.ConnectError("refused"), 429)
+    deliverer, _ = _setup(engine, script)
+    assert deliverer.run_once(NOW).retried == 1
+    assert deliverer.run_once(NOW).attempts == 0          # not due yet
+    assert deliverer.run_once(later(5)).attempts == 0     # backoff is 5-10 s
+    assert deliverer.run_once(later(10)).retried == 1
+    assert deliverer.run_once(later(40)).retried == 1
+    assert deliverer.run_once(later(100)).sent == 1
+    assert deliverer.run_once(later(1000)).attempts == 0  # sent once
+    assert len(script.requests) == 4
+    assert [(a, o, s) for a, o, s, _ in _log(engine)] == [
+        (1, "retry", "http 500"), (2, "retry", "connection"), (3, "retry", "http 429"),
+        (4, "sent", "http 200")]
+    assert _log(engine)[1][3] == "ConnectError: refused"
+    assert _send_state(engine) == ("sent", 4, "sent")
+    with engine.connect() as conn:
+        latencies = conn.execute(select(tables.deliveries.c.latency_ms)).scalars().all()
+    assert all(latency >= 0 for latency in latencies)
+    deliverer.close()
+
+
+def test_a_final_error_is_not_retried(engine: Engine) -> None:
+    script = Script(404)
+    deliverer, _ = _setup(engine, script)
+    assert deliverer.run_once(NOW).failed == 1
+    assert deliverer.run_once(later(3600)).attempts == 0
+    assert _send_state(engine) == ("failed", 1, "failed")
+    assert _log(engine) == [(1, "failed", "http 404", "the receiver answered 404")]
+    deliverer.close()
+
+
+def test_after_max_attempts_the_alert_fails_and_alerts_failed_lists_it(
+        engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    script = Script(*[503] * 10)
+    deliverer, _ = _setup(engine, script)
+    moment = NOW
+    for _ in range(10):
+        deliverer.run_once(moment)
+        moment += timedelta(minutes=2)
+    assert len(script.requests) == 4
+    assert _send_state(engine) == ("failed", 4, "failed")
+    assert _log(engine)[-1][3] == "the receiver answered 503 (gave up after 4 attempts)"
+    deliverer.close()
+
+    monkeypatch.setenv("NEWSWATCH_DATABASE_URL", db_url)
+    assert main(["alerts", "--failed", "--json"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    listed = json.loads(line)
+    assert listed["rule"] == "threat"
+    assert listed["status"] == "failed"
+    assert listed["sends"] == [{"channel": "hook", "status": "failed", "attempts": 4,
+                                "last_error": "the receiver answered 503 "
+                                              "(gave up after 4 attempts)"}]
+    assert main(["alerts"]) == 0
+    assert "threat" in capsys.readouterr().out
+    assert main(["alerts", "--failed", "--rule", "other", "--json"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_the_deadline_ends_retries(engine: Engine) -> None:
+    script = Script(*[500] * 10)
+    deliverer, _ = _setup(engine, script)
+    deliverer.run_once(NOW + timedelta(minutes=59, seconds=55))
+    assert _send_state(engine) == ("failed", 1, "failed")
+    assert "deadline passed after 1 attempts" in (_log(engine)[0][3] or "")
+    deliverer.close()
+
+
+def test_a_channel_missing_from_the_rules_is_retried_not_lost(engine: Engine) -> None:
+    script = Script()
+    deliverer, _ = _setup(engine, script)
+    empty = Deliverer(engine, lambda: ({}, Delivery()), rng=random.Random(0))
+    assert empty.run_once(NOW).retried == 1
+    assert _log(engine)[0][2:] == ("config", "channel 'hook' is not in the rules file")
+    assert deliverer.run_once(later(60)).sent == 1
+    empty.close()
+    deliverer.close()
+
+
+def test_a_claimed_row_is_not_sent_by_a_second_deliverer(engine: Engine) -> None:
+    script = Script()
+    first, source = _setup(engine, script)
+    second = Deliverer(engine, source)
+    claimed = first._claim(NOW)
+    assert len(claimed) == 1
+    assert second.run_once(NOW).attempts == 0  # leased by the first
+    assert second.run_once(later(200)).sent == 1  # the first died: the lease ran out
+    first.close()
+    second.close()
+
+
+def test_the_webhook_request_is_signed_and_carries_the_payload(engine: Engine) -> None:
+    script = Script()
+    deliverer, _ = _setup(engine, script, secret=b"s3cret")
+    assert deliverer.run_once(NOW).sent == 1
+    (request,) = script.requests
+    body = request.content
+    assert verify(b"s3cret", request.headers["X-Newswatch-Signature"], body)
+    assert not verify(b"other", request.headers["X-Newswatch-Signature"], body)
+    assert not verify(b"s3cret", request.headers["X-Newswatch-Signature"], body + b" ")
+    payload = json.loads(body)
+    assert payload["version"] == 1
+    assert payload["alert_id"] == int(
+        request.headers["X-Newswatch-Alert-Id"])
+    assert payload["dedup_key"] == request.headers["X-Newswatch-Dedup-Key"]
+    deliverer.close()
