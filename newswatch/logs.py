@@ -59,3 +59,6 @@ def setup_logging(fmt: str = "auto", level: str = "INFO") -> None:
     root.setLevel(level)
     # kafka-python reports every reconnect at INFO or ERROR; our own code logs what matters.
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    # httpx logs every request at INFO: too much for feed polls and metric scrapes.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
