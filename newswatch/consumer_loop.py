@@ -215,11 +215,29 @@ def run_consumer(
             dlq.publish(poisons)
             stats.dead_lettered += len(poisons)
         _commit(consumer, records, stats, stage)
+        _record_lag(consumer, records, stage)
         stats.batches += 1
         stats.processed += len(records)
         metrics.MESSAGES_PROCESSED.labels(stage).inc(len(records))
         metrics.BATCH_SECONDS.labels(stage).observe(time.monotonic() - began)
     return stats
+
+
+def _record_lag(consumer: KafkaConsumer, records: Sequence[Any], stage: str) -> None:
+    """Set the lag gauge: messages between our position and the log end, summed over the
+    assigned partitions. Uses the high-water marks fetches already returned (no request);
+    a partition not fetched yet counts from the batch just committed, or not at all.
+    """
+    done = _batch_end(records)
+    lag = 0
+    for tp in consumer.assignment():
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            continue
+        position = done[tp].offset if tp in done else consumer.position(tp)
+        if position is not None:
+            lag += max(0, highwater - position)
+    metrics.CONSUMER_LAG.labels(stage).set(lag)
 
 
 def _commit(consumer: KafkaConsumer, records: Sequence[Any], stats: LoopStats, stage: str

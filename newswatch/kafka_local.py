@@ -212,7 +212,7 @@ class LocalKafka:
                               f"{self._log_tail()}")
 
     def _format(self, java: str, classpath: str, config: Path) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = _cluster_id()
         result = subprocess.run(
             [java, "-cp", classpath, STORAGE_TOOL, "format", "-t", cluster_id, "-c", str(config)],
             capture_output=True, text=True, check=False,
@@ -248,6 +248,18 @@ class LocalKafka:
             if path.exists():
                 text += "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) + "\n"
         return text.strip() or "(no log output)"
+
+
+def _cluster_id() -> str:
+    """A random KRaft cluster id: URL-safe base64 of 16 bytes, as Kafka's own tool makes.
+
+    Ids starting with '-' are drawn again: the storage tool's argument parser would read
+    one as an option (Kafka's Uuid.randomUuid avoids them for the same reason).
+    """
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
 
 
 def _alive(pid: int) -> bool:

@@ -82,3 +82,12 @@ def _offset_after(offset: int) -> object:
     from kafka.structs import OffsetAndMetadata
 
     return OffsetAndMetadata(offset + 1, "", -1)
+
+
+def test_cluster_ids_never_start_with_a_dash() -> None:
+    # The storage tool's parser reads a leading '-' as an option: one start in 64 failed.
+    from newswatch.kafka_local import _cluster_id
+
+    ids = [_cluster_id() for _ in range(2000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(i) == 22 for i in ids)
