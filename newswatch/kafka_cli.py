@@ -17,6 +17,8 @@ def local_kafka(settings: Settings) -> LocalKafka:
         port=settings.kafka_port,
         controller_port=settings.kafka_controller_port,
         heap=settings.kafka_heap,
+        # Auto-created topics get 3 partitions, so a second enrich or store can share them.
+        partitions=3,
     )
 
 

@@ -1,0 +1,46 @@
+"""The README's examples stay true: its topic and rules snippets load and behave."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import yaml
+
+from consumers.alert.rules import parse_rules
+from consumers.enrich.enrich import Enricher, document_text
+
+ROOT = Path(__file__).resolve().parents[1]
+ENRICH = ROOT / "consumers" / "enrich"
+
+
+def _yaml_block_after(heading: str) -> str:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index(heading):]
+    match = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert match, f"no yaml block after {heading}"
+    return match.group(1)
+
+
+def test_readme_topic_example_loads_and_finds_a_port_strike(tmp_path: Path) -> None:
+    shipped = yaml.safe_load((ENRICH / "topics.yaml").read_text())
+    example = yaml.safe_load(_yaml_block_after("## Adding topics"))
+    shipped["topics"].update(example["topics"])
+    (tmp_path / "topics.yaml").write_text(yaml.safe_dump(shipped, sort_keys=False))
+    shutil.copy(ENRICH / "entity_aliases.yaml", tmp_path / "entity_aliases.yaml")
+
+    enricher = Enricher.from_files(tmp_path / "topics.yaml")
+    strike = enricher.analyse(document_text(
+        "Dockworkers strike at Rotterdam port",
+        content="Thousands of dockworkers went on strike at the port of Rotterdam."))
+    unrelated = enricher.analyse(document_text(
+        "Options traders watch the strike price", content="The port city's bank rallied."))
+    assert [hit.topic for hit in strike.hits] == ["port_strike"]
+    assert strike.hits[0].evidence
+    assert all(hit.topic != "port_strike" for hit in unrelated.hits)
+
+
+def test_readme_rules_example_is_a_valid_rules_file() -> None:
+    rules = parse_rules(_yaml_block_after("## Adding alert rules"), "README.md")
+    assert [rule.name for rule in rules.rules] == ["is-in-afghanistan"]
