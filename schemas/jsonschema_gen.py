@@ -8,17 +8,30 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pydantic import BaseModel
+
+from schemas.alert_payload import AlertPayload
 from schemas.messages import MESSAGE_TYPES
 
 SCHEMA_DIR = Path(__file__).parent / "jsonschema"
 
 
-def render_all() -> dict[str, str]:
-    """File name -> JSON text for every message type, deterministic byte for byte."""
-    return {
-        f"{name}.v{model.model_fields['schema_version'].default}.json":
-            json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n"
+def _versioned() -> dict[str, tuple[type[BaseModel], object]]:
+    """Every published type with its version: the Kafka messages and the alert payload."""
+    types: dict[str, tuple[type[BaseModel], object]] = {
+        name: (model, model.model_fields["schema_version"].default)
         for name, model in MESSAGE_TYPES.items()
+    }
+    types["alert_payload"] = (AlertPayload, AlertPayload.model_fields["version"].default)
+    return types
+
+
+def render_all() -> dict[str, str]:
+    """File name -> JSON text for every published type, deterministic byte for byte."""
+    return {
+        f"{name}.v{version}.json":
+            json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n"
+        for name, (model, version) in _versioned().items()
     }
 
 
