@@ -50,7 +50,9 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     bootstrap = settings.kafka_bootstrap_servers or kafka.bootstrap
     pid = kafka.pid() if not settings.kafka_bootstrap_servers else None
-    answering = broker_answers(bootstrap)
+    security = {k: v for k, v in settings.kafka_client_config().items()
+                if k != "bootstrap_servers"}
+    answering = broker_answers(bootstrap, **security)
     where = f"pid {pid}, " if pid else ""
     print(f"Kafka at {bootstrap}: {where}{'answering' if answering else 'not answering'}")
     return 0 if answering else 1

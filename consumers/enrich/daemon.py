@@ -106,8 +106,9 @@ def serve(settings: Settings, enricher: ArticleEnricher, stop: StopFlag) -> None
     """Consume, enrich and produce until ``stop`` is set; then finish the batch and commit."""
     batch = settings.enrich_batch_size
     names = TopicNames.with_prefix(settings.kafka_topic_prefix)
-    bootstrap = ",".join(settings.kafka_client_config()["bootstrap_servers"])
-    health = start_health_server(settings.metrics_port, lambda: broker_answers(bootstrap),
+    client = settings.kafka_client_config()
+    bootstrap = ",".join(client.pop("bootstrap_servers"))
+    health = start_health_server(settings.metrics_port, lambda: broker_answers(bootstrap, **client),
                                  settings.metrics_host)
     consumer = make_consumer(settings, names.articles, GROUP_ID, max_poll_records=batch)
     producer = make_producer(settings)
