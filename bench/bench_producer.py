@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import signal
 import socket
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,7 +39,7 @@ from xml.sax.saxutils import escape
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import update  # noqa: E402
+from sqlalchemy import Engine, update  # noqa: E402
 
 from newswatch.daemon import StopFlag  # noqa: E402
 from newswatch.db import make_engine  # noqa: E402
@@ -49,6 +51,7 @@ from newswatch.settings import Settings  # noqa: E402
 from producers.daemon import LoopState, build_context, close_context, one_pass  # noqa: E402
 from producers.normalise import normalise  # noqa: E402
 from producers.parse import parse  # noqa: E402
+from producers.refresh import Context  # noqa: E402
 from producers.state import Store  # noqa: E402
 from schemas import tables  # noqa: E402
 from schemas.feeds_file import FeedConfig, FeedsFile  # noqa: E402
@@ -82,6 +85,7 @@ def feed_document(n: int, items: int) -> bytes:
 
 def serve(port: int, feeds: int, items: int, ready: Any) -> None:
     """The publisher side, in its own process: 200 with an ETag, 304 when it matches."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler, if it set one
     documents = {f"/f{n}": feed_document(n, items) for n in range(feeds)}
 
     class Handler(BaseHTTPRequestHandler):
@@ -130,6 +134,17 @@ def timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - began
 
 
+def start_server(feeds: int, items: int) -> tuple[multiprocessing.Process, int]:
+    """The publisher (`serve`) in a child process; returns it and its port once it listens."""
+    http_port = free_port()
+    ready = multiprocessing.Event()
+    server = multiprocessing.Process(target=serve, args=(http_port, feeds, items, ready),
+                                     daemon=True)
+    server.start()
+    ready.wait(10)
+    return server, http_port
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--feeds", type=int, default=200)
@@ -138,12 +153,7 @@ def main() -> int:
     args = parser.parse_args()
     setup_logging("text", "WARNING")
 
-    http_port = free_port()
-    ready = multiprocessing.Event()
-    server = multiprocessing.Process(target=serve, args=(http_port, args.feeds, args.items,
-                                                         ready), daemon=True)
-    server.start()
-    ready.wait(10)
+    server, http_port = start_server(args.feeds, args.items)
     with tempfile.TemporaryDirectory(prefix="bench-producer-") as scratch:
         broker = LocalKafka(state_dir=Path(scratch) / "kafka", port=free_port(),
                             controller_port=free_port(), heap="512m")
@@ -156,39 +166,67 @@ def main() -> int:
             server.join(5)
 
 
-def run(args: argparse.Namespace, bootstrap: str, http_port: int, scratch: Path) -> int:
+@dataclass
+class Rig:
+    """The producer of one process, set up as the daemon sets it up, on a fresh SQLite."""
+
+    engine: Engine
+    settings: Settings
+    store: Store
+    ctx: Context
+    loop: LoopState
+
+    def due_again(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(tables.feeds).values(next_check_at=None))
+
+    def close(self) -> None:
+        close_context(self.ctx)
+        self.engine.dispose()
+
+
+def build_rig(bootstrap: str, http_port: int, feeds: int, scratch: Path,
+              prefix: str = "bench.") -> Rig:
+    """A producer for ``feeds`` feeds of the server at ``http_port``, publishing to
+    ``prefix``news.articles (3 partitions)."""
     db_url = f"sqlite:///{scratch / 'bench.db'}"
     engine = make_engine(db_url)
     upgrade(engine)
-    settings = Settings(kafka_bootstrap_servers=bootstrap, kafka_topic_prefix="bench.",
+    settings = Settings(kafka_bootstrap_servers=bootstrap, kafka_topic_prefix=prefix,
                         database_url=db_url, state_dir=scratch)
     ensure_topics(settings, partitions=3)
     config = FeedsFile(feeds=tuple(
         FeedConfig(id=f"f{n}", url=f"http://127.0.0.1:{http_port}/f{n}")
-        for n in range(args.feeds)))
+        for n in range(feeds)))
     store = Store(engine)
     store.sync_feeds(config.feeds)
-    ctx = build_context(settings, store, StopFlag())
-    loop = LoopState(config=config)
+    return Rig(engine, settings, store, build_context(settings, store, StopFlag()),
+               LoopState(config=config))
 
-    def due_again() -> None:
-        with engine.begin() as conn:
-            conn.execute(update(tables.feeds).values(next_check_at=None))
 
+def new_items_pass(rig: Rig) -> tuple[int, float]:
+    """One pass over feeds whose items are all new: (items published, seconds)."""
+    elapsed = timed(lambda: one_pass(rig.ctx, rig.store, rig.loop))
+    published = sum(state.items_seen for state in rig.store.states().values())
+    return published, elapsed
+
+
+def run(args: argparse.Namespace, bootstrap: str, http_port: int, scratch: Path) -> int:
+    rig = build_rig(bootstrap, http_port, args.feeds, scratch)
+    ctx, store, loop, settings = rig.ctx, rig.store, rig.loop, rig.settings
     total_items = args.feeds * args.items
     print(f"producer benchmark: {args.feeds} feeds x {args.items} items on one local host, "
           f"compression {ctx.publisher.compression}, "
           f"{settings.producer_concurrency} feeds at once, "
           f"{settings.producer_per_host_concurrency} requests per host")
     try:
-        elapsed = timed(lambda: one_pass(ctx, store, loop))
-        published = sum(state.items_seen for state in store.states().values())
+        published, elapsed = new_items_pass(rig)
         assert published == total_items, f"published {published} of {total_items}"
         print(f"1. new items:       {published} items in {elapsed:.2f}s = "
               f"{published / elapsed:,.0f} items/s (fetched, parsed, normalised, published "
               f"with acks=all, recorded)")
 
-        due_again()
+        rig.due_again()
         elapsed = timed(lambda: one_pass(ctx, store, loop))
         print(f"2. unchanged feeds: {args.feeds} polls answered 304 in {elapsed:.2f}s = "
               f"{args.feeds / elapsed:,.0f} polls/s")
@@ -197,7 +235,7 @@ def run(args: argparse.Namespace, bootstrap: str, http_port: int, scratch: Path)
         polls, samples, began = 0, [], time.perf_counter()
         next_report = 1_000
         while polls < args.polls:
-            due_again()
+            rig.due_again()
             one_pass(ctx, store, loop)
             polls += args.feeds
             if polls >= next_report:
@@ -209,8 +247,7 @@ def run(args: argparse.Namespace, bootstrap: str, http_port: int, scratch: Path)
         print(f"   growth from {samples[0][0]:,} to {samples[-1][0]:,} polls: {growth:+.1f} MB;"
               f" {steady:,.0f} polls/s over the run")
     finally:
-        close_context(ctx)
-        engine.dispose()
+        rig.close()
 
     documents = [feed_document(n, args.items) for n in range(min(args.feeds, 50))]
     feeds = [FeedConfig(id=f"f{n}", url="http://x/") for n in range(len(documents))]

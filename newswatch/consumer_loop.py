@@ -32,8 +32,8 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from newswatch import metrics
 from newswatch.daemon import StopFlag
-from newswatch.errors import NewswatchError, ServiceUnavailableError
-from schemas.messages import DeadLetter
+from newswatch.errors import NewswatchError, OversizedMessageError, ServiceUnavailableError
+from schemas.messages import MAX_MESSAGE_BYTES, DeadLetter
 
 log = logging.getLogger(__name__)
 
@@ -93,18 +93,41 @@ class LoopStats:
     recent_poison: deque[bool] = field(default_factory=lambda: deque(maxlen=1000))
 
 
+# A dead letter carries at most this much of the original value and key: a huge poison
+# message, base64-encoded, would exceed the dead-letter topic's size limit, and the loop
+# would then fail on the dead letter itself, forever (found by tests/hostile). What is cut
+# is said in the error; the whole original stays at its topic, partition and offset.
+MAX_DEAD_LETTER_VALUE_BYTES = 256 * 1024
+MAX_DEAD_LETTER_KEY_BYTES = 1024
+
+
+def check_message_size(value: bytes | None) -> None:
+    """Refuse a message over `schemas.messages.MAX_MESSAGE_BYTES`: poison at the edge."""
+    if value is not None and len(value) > MAX_MESSAGE_BYTES:
+        raise OversizedMessageError(
+            f"message of {len(value)} bytes is over the {MAX_MESSAGE_BYTES} bytes a "
+            "Newswatch message may have")
+
+
 def dead_letter(record: Any, error: BaseException, stage: str) -> DeadLetter:
-    """The dead-letter message for ``record``: the error and the original bytes."""
+    """The dead-letter message for ``record``: the error and the original bytes (the
+    first `MAX_DEAD_LETTER_VALUE_BYTES` of a huge one, as the error then says)."""
     key = record.key
+    value = record.value or b""
+    message = str(error)[:4000]
+    if len(value) > MAX_DEAD_LETTER_VALUE_BYTES:
+        message += (f" [dead letter holds the first {MAX_DEAD_LETTER_VALUE_BYTES} of "
+                    f"{len(value)} bytes]")
     return DeadLetter(
         stage=stage,
         source_topic=record.topic,
         partition=record.partition,
         offset=record.offset,
-        key_b64=base64.b64encode(key).decode() if key is not None else None,
-        value_b64=base64.b64encode(record.value or b"").decode(),
+        key_b64=base64.b64encode(key[:MAX_DEAD_LETTER_KEY_BYTES]).decode()
+        if key is not None else None,
+        value_b64=base64.b64encode(value[:MAX_DEAD_LETTER_VALUE_BYTES]).decode(),
         error_type=type(error).__name__,
-        error=str(error)[:4000],
+        error=message,
         failed_at=datetime.now(UTC),
     )
 
@@ -127,8 +150,10 @@ class DeadLetterPublisher:
                        "partition": poison.record.partition, "offset": poison.record.offset,
                        "error_type": letter.error_type},
             )
-            futures.append(self._producer.send(self._topic, key=poison.record.key,
-                                               value=letter.to_bytes()))
+            key = poison.record.key
+            futures.append(self._producer.send(
+                self._topic, key=key[:MAX_DEAD_LETTER_KEY_BYTES] if key is not None else None,
+                value=letter.to_bytes()))
             metrics.DEAD_LETTERED.labels(self._stage, letter.error_type).inc()
         for future in futures:
             future.get(timeout=60)
@@ -179,10 +204,18 @@ def run_consumer(
     The consumer is not closed here; the caller owns it.
     """
     stats = LoopStats()
-    failing_since: float | None = None
-    attempt = 0
+    outage = _Outage(stage, stop, backoff, stats)
     while not stop.stopping:
-        polled = consumer.poll(timeout_ms=poll_timeout_ms, max_records=max_batch)
+        try:
+            polled = consumer.poll(timeout_ms=poll_timeout_ms, max_records=max_batch)
+        except KafkaError as exc:
+            # The broker is away (restarting, unreachable): kafka-python raises from poll
+            # when it cannot find the group coordinator. Nothing was read, so nothing is
+            # lost: wait and poll again instead of letting the daemon die (found by
+            # tests/e2e/test_faults.py restarting Kafka).
+            outage.wait("input", exc)
+            continue
+        outage.over("input")
         records = [record for batch in polled.values() for record in batch]
         if not records:
             if on_idle is not None:
@@ -192,28 +225,21 @@ def run_consumer(
         try:
             poisons = handler(records)
         except ServiceUnavailableError as exc:
-            # Rewind so the same records come back on the next poll: nothing is skipped.
-            for tp, offset in _batch_start(records).items():
-                consumer.seek(tp, offset)
-            if failing_since is None:
-                failing_since = time.monotonic()
-                log.error("output unavailable, pausing and retrying: %s", exc,
-                          extra={"stage": stage})
-            metrics.DEPENDENCY_UP.labels(stage).set(0)
-            stats.retries += 1
-            stop.wait(backoff.delay(attempt))
-            attempt += 1
+            _rewind(consumer, records)
+            outage.wait("output", exc)
             continue
-        if failing_since is not None:
-            log.warning("output available again after %.1fs, resuming",
-                        time.monotonic() - failing_since, extra={"stage": stage})
-            failing_since = None
-            attempt = 0
-        metrics.DEPENDENCY_UP.labels(stage).set(1)
         _check_limit(stats, dlq_limit, len(poisons), len(records))
         if poisons:
-            dlq.publish(poisons)
+            try:
+                dlq.publish(poisons)
+            except KafkaError as exc:
+                # The broker went away before it acknowledged the dead letters: redo the
+                # batch later (the handler's writes are idempotent) rather than crash.
+                _rewind(consumer, records)
+                outage.wait("output", exc)
+                continue
             stats.dead_lettered += len(poisons)
+        outage.over()
         _commit(consumer, records, stats, stage)
         _record_lag(consumer, records, stage)
         stats.batches += 1
@@ -238,6 +264,47 @@ def _record_lag(consumer: KafkaConsumer, records: Sequence[Any], stage: str) -> 
         if position is not None:
             lag += max(0, highwater - position)
     metrics.CONSUMER_LAG.labels(stage).set(lag)
+
+
+def _rewind(consumer: KafkaConsumer, records: Sequence[Any]) -> None:
+    """Seek back to the batch's start, so the same records come back: nothing is skipped."""
+    for tp, offset in _batch_start(records).items():
+        consumer.seek(tp, offset)
+
+
+class _Outage:
+    """Waiting out an unavailable input (the broker) or output (database, broker): one
+    log line when it starts and one when it ends, exponential backoff in between."""
+
+    def __init__(self, stage: str, stop: StopFlag, backoff: Backoff, stats: LoopStats) -> None:
+        self._stage = stage
+        self._stop = stop
+        self._backoff = backoff
+        self._stats = stats
+        self._since: float | None = None
+        self._what = "output"
+        self._attempt = 0
+
+    def wait(self, what: str, error: BaseException) -> None:
+        if self._since is None:
+            self._since, self._what = time.monotonic(), what
+            log.error("%s unavailable, pausing and retrying: %s", what, error,
+                      extra={"stage": self._stage})
+        metrics.DEPENDENCY_UP.labels(self._stage).set(0)
+        self._stats.retries += 1
+        self._stop.wait(self._backoff.delay(self._attempt))
+        self._attempt += 1
+
+    def over(self, what: str | None = None) -> None:
+        """The outage (only one of ``what`` when given) is over: log it, reset backoff."""
+        if what is not None and self._what != what:
+            return
+        if self._since is not None:
+            log.warning("%s available again after %.1fs, resuming", self._what,
+                        time.monotonic() - self._since, extra={"stage": self._stage})
+            self._since = None
+            self._attempt = 0
+        metrics.DEPENDENCY_UP.labels(self._stage).set(1)
 
 
 def _commit(consumer: KafkaConsumer, records: Sequence[Any], stats: LoopStats, stage: str

@@ -24,10 +24,19 @@ _UNAVAILABLE: tuple[type[Exception], ...] = (
 )
 
 
+# SQLSTATE classes that DB-API drivers file under OperationalError although they are about
+# the statement, not the server: 54 "program limit exceeded" (e.g. an index entry over
+# PostgreSQL's ~2.7 KB). Retrying the same data waits forever (found by tests/hostile).
+_STATEMENT_SQLSTATE_CLASSES = ("54",)
+
+
 def is_unavailable(error: BaseException) -> bool:
     """True when ``error`` means the database could not be reached or went away."""
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return True
+    sqlstate = str(getattr(getattr(error, "orig", None), "sqlstate", None) or "")
+    if sqlstate[:2] in _STATEMENT_SQLSTATE_CLASSES:
+        return False
     return isinstance(error, _UNAVAILABLE)
 
 

@@ -52,5 +52,9 @@ class FeedError(NewswatchError):
         self.kind = kind
 
 
+class OversizedMessageError(NewswatchError, ValueError):
+    """A Kafka message larger than any Newswatch stage writes: poison at a consumer's edge."""
+
+
 class BrokerUnavailableError(ServiceUnavailableError):
     """Kafka did not acknowledge (or could not be asked); nothing was recorded as sent."""

@@ -43,6 +43,9 @@ def make_consumer(settings: Settings, topic: str, group_id: str, **overrides: An
         "max_poll_records": 256,
         "max_poll_interval_ms": 300_000,
     }
+    if settings.kafka_group_instance_id is not None:
+        # Static membership: a restarted daemon rejoins with its old assignment at once.
+        config["group_instance_id"] = settings.kafka_group_instance_id
     config.update(overrides)
     consumer = KafkaConsumer(**config)
     consumer.subscribe([topic])

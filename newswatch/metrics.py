@@ -18,6 +18,11 @@ MESSAGES_PROCESSED = Counter("newswatch_messages_processed_total",
                              "Kafka messages a stage processed", ["stage"])
 DEAD_LETTERED = Counter("newswatch_dead_lettered_total",
                         "Messages sent to the dead-letter topic", ["stage", "error"])
+INPUT_REPAIRED = Counter(
+    "newswatch_input_repaired_total",
+    "Hostile or broken input repaired or cut instead of refused (a lying encoding, broken "
+    "XML, entity declarations, control characters, absurd dates, oversized text)",
+    ["stage", "kind"])
 ARTICLES_ENRICHED = Counter("newswatch_articles_enriched_total", "Articles enriched")
 ARTICLES_STORED = Counter("newswatch_articles_stored_total", "Articles written to SQL")
 ALERTS_FIRED = Counter("newswatch_alerts_fired_total", "Alerts decided", ["rule"])

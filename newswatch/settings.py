@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = None
+    kafka_group_instance_id: str | None = Field(
+        default=None, min_length=1, max_length=249,
+        description="Static group membership for the consumer daemons: a stable id per "
+                    "process (e.g. a pod name), each process of a group its own. A restarted "
+                    "daemon then gets its partitions back at once instead of after the "
+                    "session timeout; one that stops for good holds them until that timeout.")
 
     database_url: SecretStr | None = Field(
         default=None, description="SQLAlchemy URL; defaults to SQLite under state_dir."
@@ -110,6 +116,10 @@ class Settings(BaseSettings):
     alert_poll_interval_s: float = Field(
         default=0.2, gt=0, le=60, description="Seconds between rule evaluations when idle"
     )
+    alert_delivery_lease_s: float = Field(
+        default=120.0, gt=0, le=3600,
+        description="How long a claimed delivery is held; a send cut short by a crash is "
+                    "retried after it. Keep it above the slowest channel's timeout.")
 
     def sqlalchemy_url(self) -> str:
         """The database URL to connect to (SQLite in the state folder by default)."""

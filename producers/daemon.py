@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from newswatch import metrics
 from newswatch.consumer_loop import Backoff
 from newswatch.daemon import StopFlag
@@ -152,7 +154,15 @@ def _forever(ctx: Context, store: Store, loop: LoopState, feeds_path: Path) -> N
             _collect(loop)
             now = time.monotonic()
             if now >= next_scan and now >= loop.paused_until:
-                _submit_due(pool, ctx, store, loop)
+                try:
+                    _submit_due(pool, ctx, store, loop)
+                except SQLAlchemyError as error:
+                    # Reading the feeds' state needs the database too: when it is away,
+                    # pause like a refresh that found it away, instead of crashing the
+                    # daemon (found by tests/e2e/test_faults.py restarting PostgreSQL).
+                    if not is_unavailable(error):
+                        raise
+                    _pause(loop, error, feed_id=None)
                 next_scan = now + SCAN_EVERY_S
             if loop.running:
                 wait(list(loop.running.values()), timeout=SCAN_EVERY_S,
@@ -221,15 +231,7 @@ def _collect(loop: LoopState) -> None:
         elif isinstance(error, ServiceUnavailableError) or is_unavailable(error):
             # Kafka or the database is away: nothing was recorded, the feed stays due.
             loop.unpublished.add(feed_id)
-            if time.monotonic() >= loop.paused_until:
-                loop.broker_failures += 1
-                delay = Backoff(initial_s=1.0, max_s=60.0).delay(loop.broker_failures - 1)
-                loop.paused_until = time.monotonic() + delay
-                metrics.DEPENDENCY_UP.labels(STAGE).set(0)
-                log.error("%s unavailable; pausing %.1fs before trying again: %s",
-                          "Kafka" if isinstance(error, BrokerUnavailableError) else
-                          "database", delay, short_reason(error),
-                          extra={"feed": feed_id, "attempt": loop.broker_failures})
+            _pause(loop, error, feed_id)
         else:
             failures = loop.feed_failures.get(feed_id, 0) + 1
             loop.feed_failures[feed_id] = failures
@@ -237,6 +239,19 @@ def _collect(loop: LoopState) -> None:
             loop.feed_retry_at[feed_id] = time.monotonic() + delay
             log.error("refresh failed unexpectedly; retrying this feed in %.0fs", delay,
                       exc_info=error, extra={"feed": feed_id, "attempt": failures})
+
+
+def _pause(loop: LoopState, error: BaseException, feed_id: str | None) -> None:
+    """Stop starting refreshes for a backoff delay: Kafka or the database is away."""
+    if time.monotonic() < loop.paused_until:
+        return
+    loop.broker_failures += 1
+    delay = Backoff(initial_s=1.0, max_s=60.0).delay(loop.broker_failures - 1)
+    loop.paused_until = time.monotonic() + delay
+    metrics.DEPENDENCY_UP.labels(STAGE).set(0)
+    log.error("%s unavailable; pausing %.1fs before trying again: %s",
+              "Kafka" if isinstance(error, BrokerUnavailableError) else "database", delay,
+              short_reason(error), extra={"feed": feed_id, "attempt": loop.broker_failures})
 
 
 def _drain(loop: LoopState) -> None:

@@ -8,6 +8,9 @@ sending Latin-1 (UOL). The order of trust, first match wins:
 2. a byte-order mark (UTF-8, UTF-16, UTF-32), or UTF-16 recognisable without one;
 3. strict UTF-8, when the bytes decode as UTF-8: a Latin-1 or Cyrillic text is practically
    never valid UTF-8 by accident, while a wrong "ISO-8859-1" label on UTF-8 is common;
+   and UTF-8 with the few invalid bytes replaced, when valid multi-byte sequences far
+   outnumber the invalid ones (a UTF-8 feed with one corrupt item): reading it all as
+   windows-1252 instead would turn every other item's accents into mojibake;
 4. the declarations: the HTTP charset, then the XML declaration (the XML declaration first
    when the HTTP charset is ISO-8859-1 or US-ASCII, which servers send by default), each
    widened to the superset that browsers use (ISO-8859-1 -> windows-1252, gb2312 ->
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 
 _XML_DECL = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']",
                        re.IGNORECASE)
+_XML_DECL_TEXT = re.compile(_XML_DECL.pattern.decode("ascii"), re.IGNORECASE)
 _LANG_HINT = re.compile(
     rb"<(?:\w+:)?language>\s*([A-Za-z]{2,3})|xml:lang\s*=\s*[\"']([A-Za-z]{2,3})")
 
@@ -71,7 +75,10 @@ class Decoded:
 
     text: str
     encoding: str
-    source: str  # override, bom, utf-8, http, xml, language, fallback
+    source: str  # override, bom, utf-8, utf-8-repaired, http, xml, language, fallback
+    declared: str | None = None  # as the XML declaration (or a non-default HTTP charset) says
+    invalid_bytes: int = 0  # bytes that are not UTF-8, replaced by U+FFFD (utf-8-repaired)
+    removed_chars: int = 0  # characters XML forbids (NUL, other controls), removed
 
 
 def _codec(name: str | bytes | None) -> str | None:
@@ -117,36 +124,82 @@ def decode_feed(body: bytes, *, http_charset: str | None = None, override: str |
     forced = _codec(override)
     if forced is not None:
         return _done(body.decode(forced, errors="replace"), forced, "override")
+    http = _codec(http_charset)
+    written = declared_xml_encoding(body)
+    xml = _codec(written)
+    declared = written or (http_charset if http not in _WEAK_HTTP_CHARSETS else None)
     for bom, encoding in _BOMS:
         if body.startswith(bom):
-            return _done(body[len(bom):].decode(encoding, errors="replace"), encoding, "bom")
+            text = body[len(bom):].decode(encoding, errors="replace")
+            return _done(text, encoding, "bom", _declared_in(text))
     if body.startswith(b"<\x00?\x00"):
-        return _done(body.decode("utf-16-le", errors="replace"), "utf-16-le", "bom")
+        text = body.decode("utf-16-le", errors="replace")
+        return _done(text, "utf-16-le", "bom", _declared_in(text))
     if body.startswith(b"\x00<\x00?"):
-        return _done(body.decode("utf-16-be", errors="replace"), "utf-16-be", "bom")
+        text = body.decode("utf-16-be", errors="replace")
+        return _done(text, "utf-16-be", "bom", _declared_in(text))
     as_utf8 = _strict(body, "utf-8")
     if as_utf8 is not None:
-        return _done(as_utf8, "utf-8", "utf-8")
+        return _done(as_utf8, "utf-8", "utf-8", declared)
+    repaired = _mostly_utf8(body)
+    if repaired is not None:
+        return _done(repaired[0], "utf-8", "utf-8-repaired", declared, invalid_bytes=repaired[1])
 
-    http = _codec(http_charset)
-    xml = _codec(declared_xml_encoding(body))
     candidates = [("xml", xml), ("http", http)]
     if http is not None and http not in _WEAK_HTTP_CHARSETS:
         candidates.reverse()
     for source, candidate in candidates:
         if candidate is None or candidate.startswith(("utf_16", "utf_32")):
             continue  # a UTF-16 label on bytes without a BOM is a lie we cannot undo
-        declared = _strict(body, candidate)
-        if declared is not None:
-            return _done(declared, candidate, source)
+        decoded = _strict(body, candidate)
+        if decoded is not None:
+            return _done(decoded, candidate, source, declared)
 
     primary = (language or language_hint(body) or "").split("-")[0].split("_")[0].lower()
     guess = _LEGACY_BY_LANGUAGE.get(primary, "cp1252")
     # Bytes the guess leaves undefined (five in windows-1252) are read as Latin-1, as
     # browsers do, so no byte is lost or replaced.
     text = body.decode(guess, errors=_LATIN1_FOR_UNDEFINED)
-    return _done(text, guess, "language" if primary in _LEGACY_BY_LANGUAGE else "fallback")
+    return _done(text, guess, "language" if primary in _LEGACY_BY_LANGUAGE else "fallback",
+                 declared)
 
 
-def _done(text: str, encoding: str, source: str) -> Decoded:
-    return Decoded(text=text.translate(_XML_ILLEGAL), encoding=encoding, source=source)
+def same_encoding(one: str, other: str) -> bool:
+    """Whether two encoding names mean the same decoding (a superset counts as the same,
+    as do the byte orders of UTF-16 and UTF-32)."""
+    def family(name: str) -> str:
+        codec = _codec(name) or name
+        for prefix in ("utf_16", "utf_32", "utf_8"):
+            if codec.startswith(prefix):
+                return prefix
+        return codec
+    return family(one) == family(other)
+
+
+def _declared_in(text: str) -> str | None:
+    """The encoding an already decoded document declares (e.g. UTF-16 saying "utf-8")."""
+    match = _XML_DECL_TEXT.match(text[:1024])
+    return match.group(1) if match else None
+
+
+def _mostly_utf8(body: bytes) -> tuple[str, int] | None:
+    """``body`` as UTF-8 with invalid bytes replaced, and how many there were, when valid
+    multi-byte characters outnumber the invalid bytes at least two to one; else None.
+
+    Latin-1, Cyrillic or GBK text makes almost no valid UTF-8 multi-byte sequences and
+    plenty of invalid ones, so it never passes; a UTF-8 feed with one corrupt item does.
+    """
+    text = body.decode("utf-8", errors="replace")
+    invalid = text.count("\ufffd") - body.count("\ufffd".encode())
+    non_ascii = len(text) - len(text.encode("ascii", errors="ignore"))
+    valid = non_ascii - text.count("\ufffd")
+    if invalid <= 0 or valid < 2 * invalid:
+        return None
+    return text, invalid
+
+
+def _done(text: str, encoding: str, source: str, declared: str | None = None, *,
+          invalid_bytes: int = 0) -> Decoded:
+    clean = text.translate(_XML_ILLEGAL)
+    return Decoded(text=clean, encoding=encoding, source=source, declared=declared,
+                   invalid_bytes=invalid_bytes, removed_chars=len(text) - len(clean))

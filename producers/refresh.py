@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -96,7 +97,9 @@ def refresh(feed: FeedConfig, ctx: Context) -> Outcome:
                        language=feed.language)
     except FeedError as error:
         return _failed(feed, state, ctx, error)
-    articles = normalise(parsed, feed, fetched_at=fetched.fetched_at, fetched_url=fetched.url)
+    repairs: Counter[str] = Counter(parsed.repairs)
+    articles = normalise(parsed, feed, fetched_at=fetched.fetched_at, fetched_url=fetched.url,
+                         repairs=repairs)
     if ctx.stop.stopping:
         return Outcome(feed.id, "cancelled", items=len(articles))
     with ctx.in_flight.claim(articles) as mine:
@@ -116,7 +119,7 @@ def refresh(feed: FeedConfig, ctx: Context) -> Outcome:
             feed.id, published=fresh, unchanged_ids=unchanged,
             etag=fetched.validators.etag, last_modified=fetched.validators.last_modified,
             next_check_at=next_check, now=now, warning="; ".join(parsed.warnings) or None)
-    return _refreshed(feed, parsed, articles, fresh, next_check)
+    return _refreshed(feed, parsed, articles, fresh, next_check, repairs)
 
 
 def _next_check(feed: FeedConfig, ctx: Context, now: datetime, max_age_s: float | None,
@@ -127,11 +130,19 @@ def _next_check(feed: FeedConfig, ctx: Context, now: datetime, max_age_s: float 
 
 
 def _refreshed(feed: FeedConfig, parsed: ParsedFeed, articles: list[Article],
-               fresh: list[Article], next_check: datetime) -> Outcome:
+               fresh: list[Article], next_check: datetime, repairs: Counter[str]) -> Outcome:
     """Log and count a successful refresh."""
     if parsed.warnings:
         log.warning("feed read with recoverable errors: %s", "; ".join(parsed.warnings),
                     extra={"feed": feed.id})
+    if repairs:
+        # Hostile or broken input that cost nothing but a repair: counted, so a feed that
+        # keeps sending it shows up on a dashboard, not only in this line.
+        for kind, count in repairs.items():
+            metrics.INPUT_REPAIRED.labels("producer", kind).inc(count)
+        log.warning("feed input repaired: %s",
+                    ", ".join(f"{kind}={count}" for kind, count in sorted(repairs.items())),
+                    extra={"feed": feed.id, "repairs": dict(repairs)})
     status: Status = "published" if fresh else "unchanged"
     metrics.ARTICLES_FETCHED.labels(feed.id).inc(len(articles))
     metrics.ARTICLES_PUBLISHED.labels(feed.id).inc(len(fresh))

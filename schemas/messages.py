@@ -16,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 ARTICLE_VERSION: Literal[1] = 1
 ENRICHED_VERSION: Literal[1] = 1
 DEAD_LETTER_VERSION: Literal[1] = 1
+# No message a Newswatch stage writes comes near this: the producer bounds every field of
+# an article (well under 1 MB), enrichment adds bounded evidence. Consumers refuse larger
+# messages at their edge, as poison, instead of relaying what no topic would accept.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
 class _Message(BaseModel):

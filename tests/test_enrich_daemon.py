@@ -163,6 +163,12 @@ def test_daemon_stopped_mid_stream_then_restarted_skips_nothing(
     second = _start_daemon(kafka_bootstrap, prefix, tmp_path / "second.log")
     try:
         out = _wait_for(kafka_bootstrap, names.enriched, len(articles), timeout_s=120)
+        # Wait for every article, not for a count: what the first daemon sent and did not
+        # commit is sent again, so the count is reached before the last article is done.
+        wanted, deadline = {a.id for a in articles}, time.monotonic() + 120
+        while ({EnrichedArticle.model_validate_json(v).article.id for v in out} < wanted
+               and time.monotonic() < deadline):
+            out = _read(kafka_bootstrap, names.enriched, idle_ms=1000)
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=30) == 0

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, select
 from consumers.alert.backtest import RuleReport, backtest
 from consumers.alert.compile import compile_rules
 from consumers.alert.daemon import AlertDaemon
+from consumers.alert.deliver import Deliverer
 from consumers.alert.payload import as_utc
 from consumers.alert.rules import load_rules, missing_environment
 from consumers.alert.ruleset import RulesHolder
@@ -89,7 +90,10 @@ def handle_alert(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         holder = RulesHolder(args.rules or settings.rules_path(),
                              dialect=engine.dialect.name, state_dir=settings.state_dir)
-        daemon = AlertDaemon(engine, holder, stop, interval_s=settings.alert_poll_interval_s)
+        deliverer = Deliverer(engine, holder.channels,
+                              lease=timedelta(seconds=settings.alert_delivery_lease_s))
+        daemon = AlertDaemon(engine, holder, stop, interval_s=settings.alert_poll_interval_s,
+                             deliverer=deliverer)
         health = start_health_server(settings.metrics_port, lambda: daemon.healthy,
                                      settings.metrics_host)
         daemon.run(from_now=args.skip_history)

@@ -213,6 +213,13 @@ class Deliverer:
         status = {"sent": "sent", "retry": "pending", "failed": "failed"}[outcome]
         finished = now + timedelta(milliseconds=latency_ms)
         with unavailable_as_retryable(), self._engine.begin() as conn:
+            # Lock the alert row first. Two channels of one alert finish in parallel
+            # threads; without the lock each transaction still saw the other's row as
+            # pending (READ COMMITTED) and neither marked the alert sent, so it stayed
+            # 'pending' forever (found by tests/e2e/test_faults.py). SQLite serialises
+            # writers anyway and has no FOR UPDATE; SQLAlchemy leaves it out there.
+            conn.execute(select(T_ALERTS.c.id).where(T_ALERTS.c.id == due.alert_id)
+                         .with_for_update())
             conn.execute(T_DELIVERIES.insert().values(
                 alert_id=due.alert_id, channel=due.channel, attempt=attempt, attempted_at=now,
                 outcome=outcome, status=result.status[:64], latency_ms=latency_ms,

@@ -3,21 +3,29 @@
 Reads `Article` messages from news.articles in a consumer group, enriches each batch with
 one `nlp.pipe` pass, produces `EnrichedArticle` messages to news.enriched (key = article
 id) and lets the run loop commit only after the broker acknowledged them. A message that
-cannot be decoded, or whose enrichment fails, goes to news.dlq with the original bytes.
+cannot be decoded, is larger than any stage writes, whose enrichment fails, or whose
+output the broker refuses as too large goes to news.dlq with the original bytes.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, MessageSizeTooLargeError
 from pydantic import ValidationError
 
 from newswatch import metrics
-from newswatch.consumer_loop import BatchHandler, DeadLetterPublisher, Poison, run_consumer
+from newswatch.consumer_loop import (
+    BatchHandler,
+    DeadLetterPublisher,
+    Poison,
+    check_message_size,
+    run_consumer,
+)
 from newswatch.daemon import StopFlag, install_signal_handlers
 from newswatch.errors import ServiceUnavailableError
 from newswatch.health import start_health_server
@@ -37,15 +45,17 @@ SEND_TIMEOUT_S = 120.0
 class ArticleEnricher(Protocol):
     """What the daemon needs of the enrichment stage."""
 
-    def enrich_many(self, articles: Sequence[Article]) -> list[EnrichedArticle]: ...
+    def enrich_many(self, articles: Sequence[Article], repairs: Counter[str] | None = None
+                    ) -> list[EnrichedArticle]: ...
 
 
 def decode_articles(records: Sequence[Any]) -> tuple[list[tuple[Any, Article]], list[Poison]]:
-    """Split records into valid articles and poison (bad JSON, schema or version)."""
+    """Split records into valid articles and poison (too large, bad JSON, schema or version)."""
     good: list[tuple[Any, Article]] = []
     poison: list[Poison] = []
     for record in records:
         try:
+            check_message_size(record.value)
             good.append((record, Article.model_validate_json(record.value or b"")))
         except (ValidationError, ValueError) as exc:
             poison.append(Poison(record, exc))
@@ -53,18 +63,21 @@ def decode_articles(records: Sequence[Any]) -> tuple[list[tuple[Any, Article]], 
 
 
 def _enrich_isolating_failures(
-    enricher: ArticleEnricher, items: list[tuple[Any, Article]]
-) -> tuple[list[EnrichedArticle], list[Poison]]:
+    enricher: ArticleEnricher, items: list[tuple[Any, Article]], repairs: Counter[str]
+) -> tuple[list[tuple[Any, EnrichedArticle]], list[Poison]]:
     try:
-        return enricher.enrich_many([article for _, article in items]), []
+        found: Counter[str] = Counter()
+        enriched = enricher.enrich_many([article for _, article in items], found)
+        repairs.update(found)
+        return list(zip((record for record, _ in items), enriched, strict=True)), []
     except Exception:
         # One bad document must not sink its batch: redo one by one to find the culprit.
         log.warning("batch enrichment failed; retrying one article at a time", exc_info=True)
-    done: list[EnrichedArticle] = []
+    done: list[tuple[Any, EnrichedArticle]] = []
     poison: list[Poison] = []
     for record, article in items:
         try:
-            done.extend(enricher.enrich_many([article]))
+            done.extend((record, item) for item in enricher.enrich_many([article], repairs))
         except Exception as exc:  # any failure of one document is that document's poison
             poison.append(Poison(record, exc))
     return done, poison
@@ -76,20 +89,33 @@ def make_handler(enricher: ArticleEnricher, producer: KafkaProducer, out_topic: 
 
     def handle(records: Sequence[Any]) -> Sequence[Poison]:
         items, poison = decode_articles(records)
-        enriched, failed = _enrich_isolating_failures(enricher, items)
-        futures = [
-            producer.send(out_topic, key=item.article.id.encode(), value=item.to_bytes())
-            for item in enriched
-        ]
+        repairs: Counter[str] = Counter()
+        enriched, failed = _enrich_isolating_failures(enricher, items, repairs)
+        for kind, count in repairs.items():
+            metrics.INPUT_REPAIRED.labels(STAGE, kind).inc(count)
+        sent: list[tuple[Any, Any]] = []
+        too_large: list[Poison] = []
+        for record, item in enriched:
+            try:
+                sent.append((record, producer.send(out_topic, key=item.article.id.encode(),
+                                                   value=item.to_bytes())))
+            except MessageSizeTooLargeError as exc:  # over the producer's max_request_size
+                too_large.append(Poison(record, exc))
         try:
-            for future in futures:
-                future.get(timeout=SEND_TIMEOUT_S)
+            for record, future in sent:
+                try:
+                    future.get(timeout=SEND_TIMEOUT_S)
+                except MessageSizeTooLargeError as exc:
+                    # The broker refuses this one message as too large, now and forever: it
+                    # is that message's poison, not an outage to wait out (which stalled the
+                    # stream on it; found by tests/hostile).
+                    too_large.append(Poison(record, exc))
         except KafkaError as exc:
             # Nothing is committed: the whole batch is redone once the broker is back,
             # and the store's idempotent upserts absorb what was already sent.
             raise ServiceUnavailableError(f"producing to {out_topic} failed: {exc}") from exc
-        metrics.ARTICLES_ENRICHED.inc(len(enriched))
-        return poison + failed
+        metrics.ARTICLES_ENRICHED.inc(len(enriched) - len(too_large))
+        return poison + failed + too_large
 
     return handle
 

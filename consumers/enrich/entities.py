@@ -33,6 +33,10 @@ from schemas.topics_file import AliasFile, normalise_alias
 REPORTED_LABELS = frozenset({"PERSON", "ORG", "GPE", "LOC", "NORP", "EVENT", "FAC"})
 CANONICAL = "canonical"
 MAX_SURFACE_FORMS = 10
+# No name of a person, group or place is this long: NER calling a megabyte-long "word" a
+# PERSON (found by tests/hostile) would otherwise put it in the entities table, whose
+# (name, label) index PostgreSQL refuses above ~2.7 KB, stalling the store.
+MAX_NAME_CHARS = 200
 _QUOTES = "'\"‘’“”"
 
 
@@ -97,7 +101,7 @@ class EntityFinder:
                                                                             ent.end)):
                 continue
             text = _clean(ent.text)
-            if not text:
+            if not text or len(ent.text) > MAX_NAME_CHARS:
                 continue
             canonical = self._by_key.get(normalise_alias(text)) or (
                 None if _shouted(ent) else self._by_exact.get(text))

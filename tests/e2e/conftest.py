@@ -1,0 +1,67 @@
+"""Fixtures of the end-to-end and fault tests: a private PostgreSQL schema, a feed server,
+a webhook receiver and an SMTP server, all on 127.0.0.1, and a unique topic prefix."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from newswatch.db import make_engine
+from tests.conftest import _postgres_url_or_skip
+from tests.e2e.servers import SmtpServer, WebhookReceiver
+from tests.producer_fixtures import FeedServer
+
+
+@pytest.fixture
+def pg_schema_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a schema of this test's own on the shared test
+    server (NEWSWATCH_TEST_POSTGRES_URL); dropped afterwards."""
+    base = _postgres_url_or_skip()
+    schema = f"e2e_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A Kafka topic prefix no other test uses."""
+    return f"e2e{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+def feeds_http() -> Iterator[FeedServer]:
+    server = FeedServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    try:
+        yield receiver
+    finally:
+        receiver.close()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    try:
+        yield server
+    finally:
+        server.close()
