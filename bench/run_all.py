@@ -46,6 +46,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -84,7 +85,7 @@ from producers.normalise import normalise  # noqa: E402
 from producers.parse import parse  # noqa: E402
 from schemas.feeds_file import FeedConfig  # noqa: E402
 from schemas.ids import article_id, canonical_url  # noqa: E402
-from schemas.messages import Article  # noqa: E402
+from schemas.messages import Article, EnrichedArticle  # noqa: E402
 
 DEFAULT_JSON = ROOT / "bench" / "results.json"
 RESERVED_PORTS = frozenset({9092, 9093})  # a developer's own broker may be there
@@ -234,10 +235,11 @@ class _FirstBatchClock:
         self.enricher = enricher
         self.began: tuple[float, float] | None = None
 
-    def enrich_many(self, articles: Sequence[Article]) -> Any:
+    def enrich_many(self, articles: Sequence[Article], repairs: Counter[str] | None = None
+                    ) -> list[EnrichedArticle]:
         if self.began is None:
             self.began = (time.perf_counter(), time.process_time())
-        return self.enricher.enrich_many(articles)
+        return self.enricher.enrich_many(articles, repairs)
 
 
 def _processed(stage: str) -> float:
@@ -521,7 +523,7 @@ def _copies(corpus: Sequence[Article], repeat: int, tag: str) -> list[Article]:
 
 
 def scaling_run(bootstrap: str, scratch: Path, corpus: Sequence[Article], sizes: Sizes,
-                processes: int, prefix: str) -> dict[str, Any]:
+                processes: int, prefix: str, broker_pid: int | None) -> dict[str, Any]:
     settings = Settings(kafka_bootstrap_servers=bootstrap, kafka_topic_prefix=prefix)
     names = ensure_topics(settings, partitions=4)
     env = daemon_env(bootstrap, prefix, scratch / f"scale{processes}")
@@ -545,11 +547,13 @@ def scaling_run(bootstrap: str, scratch: Path, corpus: Sequence[Article], sizes:
                  "enrich warm-up", check)
         measured = _copies(corpus, sizes.scaling_repeat, "main")
         cpu_before = sum(cpu_seconds(daemon.process.pid) for daemon in daemons)
+        broker_before = cpu_seconds(broker_pid) if broker_pid else 0.0
         began = time.time()
         publish_articles(settings, names.articles, measured)
         wait_for(lambda: _committed(admin, names.articles) >= len(warm) + len(measured),
                  60 + len(measured), "enrich run", check, interval_s=0.5)
         cpu_used = sum(cpu_seconds(daemon.process.pid) for daemon in daemons) - cpu_before
+        broker_used = cpu_seconds(broker_pid) - broker_before if broker_pid else 0.0
         peaks = [daemon.peak_rss_mb() for daemon in daemons]
     finally:
         admin.close()
@@ -569,11 +573,12 @@ def scaling_run(bootstrap: str, scratch: Path, corpus: Sequence[Article], sizes:
             "cpu_seconds": round(cpu_used, 2),
             "docs_per_cpu_s": round(len(measured) / cpu_used, 1) if cpu_used else None,
             "cores_used": round(cpu_used / (last - began), 2),
+            "broker_cores_used": round(broker_used / (last - began), 2),
             "peak_rss_mb": peaks}
 
 
 def scaling_section(bootstrap: str, scratch: Path, corpus: Sequence[Article], sizes: Sizes,
-                    token: str) -> dict[str, Any]:
+                    token: str, broker: LocalKafka) -> dict[str, Any]:
     """1 then 2 processes, ``scaling_rounds`` times; the best run of each is kept, since
     other load on a shared machine only ever slows a run down."""
     best: dict[int, dict[str, Any]] = {}
@@ -581,12 +586,13 @@ def scaling_section(bootstrap: str, scratch: Path, corpus: Sequence[Article], si
     for round_no in range(sizes.scaling_rounds):
         for processes in (1, 2):
             run = scaling_run(bootstrap, scratch, corpus, sizes, processes,
-                              f"bench.{token}.scale{processes}.r{round_no}.")
+                              f"bench.{token}.scale{processes}.r{round_no}.", broker.pid())
             rates[processes].append(run["docs_per_s"])
             if processes not in best or run["docs_per_s"] > best[processes]["docs_per_s"]:
                 best[processes] = run
             progress(f"  {processes} process(es): {run['docs_per_s']:,.1f} docs/s, "
-                     f"{run['cores_used']:.2f} cores used")
+                     f"{run['cores_used']:.2f} cores used (broker "
+                     f"{run['broker_cores_used']:.2f}), load average {os.getloadavg()[0]:.2f}")
     return {"partitions": 4, "rounds": sizes.scaling_rounds, "one": best[1], "two": best[2],
             "all_docs_per_s": {"one": rates[1], "two": rates[2]},
             "speedup": round(best[2]["docs_per_s"] / best[1]["docs_per_s"], 2),
@@ -902,8 +908,11 @@ def table(results: dict[str, Any]) -> list[str]:
         mark = "met" if c["speedup"] >= c["target_speedup"] else "MISSED"
         rows.append(("Enrich: 2 processes, one group", f"{_n(two['docs_per_s'], 1)} "
                      f"docs/s = {c['speedup']:.2f}x", f">= {c['target_speedup']}x ({mark})",
-                     f"{results['machine']['cpus']} CPUs shared with the broker; "
-                     f"{two['cores_used']:.2f} cores used; duplicates {two['duplicates']}"))
+                     f"{results['machine']['cpus']} CPUs shared with the broker "
+                     f"({two['broker_cores_used']:.2f} cores); {two['cores_used']:.2f} cores "
+                     "used; docs per CPU second "
+                     f"{_n(two['docs_per_cpu_s'], 1)} (1 process: "
+                     f"{_n(one['docs_per_cpu_s'], 1)}); duplicates {two['duplicates']}"))
     if not failed("end_to_end", "End to end"):
         t = results["end_to_end"]
         lat, wait, rest = t["latency"], t["added_to_fetched"], t["fetched_to_webhook"]
@@ -940,11 +949,13 @@ def table(results: dict[str, Any]) -> list[str]:
 def describe_machine(results: dict[str, Any]) -> str:
     m = results["machine"]
     start, end = results["load_average_start"], results.get("load_average_end", [None])
+    sections = ", ".join(f"{name} {load:.2f}" for name, load
+                         in results.get("load_average_by_section", {}).items())
     return (f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB RAM, "
             f"{m['os']}; Python {m['python']}, Kafka {m['kafka']} (KRaft, single local "
             f"node, 512 MB heap), kafka-python {m['kafka_python']}, spaCy {m['spacy']}. "
             f"Load average (1 min) {start[0]:.2f} at the start, "
-            f"{_n(end[0], 2)} at the end; run {results['mode']} on "
+            f"{_n(end[0], 2)} at the end ({sections}); run {results['mode']} on "
             f"{results['started_at']} in {results.get('total_s', 0):.0f}s.")
 
 
@@ -1008,7 +1019,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         section("enrich", lambda: enrich_section(bootstrap, enricher, corpus, sizes, token))
         section("store", lambda: store_section(bootstrap, scratch, sizes, token))
         section("enrich_scaling",
-                lambda: scaling_section(bootstrap, scratch, corpus, sizes, token))
+                lambda: scaling_section(bootstrap, scratch, corpus, sizes, token, broker))
         section("end_to_end", lambda: e2e_section(bootstrap, scratch, enricher, sizes, token,
                                                   broker, args.e2e_poll_interval))
     results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -189,7 +189,9 @@ def _failed(feed: FeedConfig, state: FeedState, ctx: Context, error: FeedError) 
                              disabled_reason=str(error) if error.gone else None)
     metrics.FEED_ERRORS.labels(feed.id, error.kind).inc()
     metrics.FEED_POLLS.labels(feed.id, "failed").inc()
-    log.warning("feed poll failed: %s", error, extra={
+    # The message, not the error: a record kept by a handler would keep the error's
+    # traceback, and with it the frames holding a refused body (up to the size limit).
+    log.warning("feed poll failed: %s", str(error), extra={
         "feed": feed.id, "url": feed.url, "kind": error.kind, "status": error.status,
         "error_count": errors, "retryable": error.retryable,
         "next_check": next_check.isoformat() if next_check else None})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from kafka import KafkaProducer
@@ -83,8 +83,62 @@ def _enrich_isolating_failures(
     return done, poison
 
 
-def make_handler(enricher: ArticleEnricher, producer: KafkaProducer, out_topic: str
-                 ) -> BatchHandler:
+class Output:
+    """The producer to news.enriched, renewed after the broker refuses a message as too
+    large: kafka-python's idempotent producer takes that refusal for a fatal error and
+    fails every later send, so one oversized message stalled the stage for good (found by
+    tests/hostile). Such a message is poison; its neighbours are sent again."""
+
+    def __init__(self, factory: Callable[[], KafkaProducer]) -> None:
+        self._factory = factory
+        self.producer = factory()
+
+    def send_all(self, topic: str, items: list[tuple[Any, EnrichedArticle]]) -> list[Poison]:
+        """Send ``items`` (record, message) and wait for every ack. Returns the poison: the
+        messages refused as too large. Other Kafka errors propagate."""
+        poison, refused = self._send(topic, items)
+        if refused:
+            # The refused ones include those only aborted with the oversized one: each is
+            # sent again alone, on a fresh producer, to tell them apart.
+            self._renew()
+            for record, item, _error in refused:
+                more, again = self._send(topic, [(record, item)])
+                poison += more + [Poison(record, error) for record, _item, error in again]
+                if again:
+                    self._renew()
+        return poison
+
+    def _send(self, topic: str, items: list[tuple[Any, EnrichedArticle]]
+              ) -> tuple[list[Poison], list[tuple[Any, EnrichedArticle, KafkaError]]]:
+        poison: list[Poison] = []
+        pending = []
+        for record, item in items:
+            try:
+                pending.append((record, item, self.producer.send(
+                    topic, key=item.article.id.encode(), value=item.to_bytes())))
+            except MessageSizeTooLargeError as exc:  # over max_request_size: never sent
+                poison.append(Poison(record, exc))
+        refused = []
+        for record, item, future in pending:
+            try:
+                future.get(timeout=SEND_TIMEOUT_S)
+            except MessageSizeTooLargeError as exc:
+                refused.append((record, item, exc))
+        return poison, refused
+
+    def _renew(self) -> None:
+        old, self.producer = self.producer, self._factory()
+        try:
+            old.close(timeout=1)
+        except KafkaError:  # closing a failed producer must not hide what happened
+            log.debug("closing a failed producer raised", exc_info=True)
+
+    def close(self) -> None:
+        self.producer.flush()
+        self.producer.close()
+
+
+def make_handler(enricher: ArticleEnricher, output: Output, out_topic: str) -> BatchHandler:
     """The batch handler: decode, enrich, produce, wait for every acknowledgement."""
 
     def handle(records: Sequence[Any]) -> Sequence[Poison]:
@@ -93,23 +147,8 @@ def make_handler(enricher: ArticleEnricher, producer: KafkaProducer, out_topic: 
         enriched, failed = _enrich_isolating_failures(enricher, items, repairs)
         for kind, count in repairs.items():
             metrics.INPUT_REPAIRED.labels(STAGE, kind).inc(count)
-        sent: list[tuple[Any, Any]] = []
-        too_large: list[Poison] = []
-        for record, item in enriched:
-            try:
-                sent.append((record, producer.send(out_topic, key=item.article.id.encode(),
-                                                   value=item.to_bytes())))
-            except MessageSizeTooLargeError as exc:  # over the producer's max_request_size
-                too_large.append(Poison(record, exc))
         try:
-            for record, future in sent:
-                try:
-                    future.get(timeout=SEND_TIMEOUT_S)
-                except MessageSizeTooLargeError as exc:
-                    # The broker refuses this one message as too large, now and forever: it
-                    # is that message's poison, not an outage to wait out (which stalled the
-                    # stream on it; found by tests/hostile).
-                    too_large.append(Poison(record, exc))
+            too_large = output.send_all(out_topic, enriched)
         except KafkaError as exc:
             # Nothing is committed: the whole batch is redone once the broker is back,
             # and the store's idempotent upserts absorb what was already sent.
@@ -137,15 +176,17 @@ def serve(settings: Settings, enricher: ArticleEnricher, stop: StopFlag) -> None
     health = start_health_server(settings.metrics_port, lambda: broker_answers(bootstrap, **client),
                                  settings.metrics_host)
     consumer = make_consumer(settings, names.articles, GROUP_ID, max_poll_records=batch)
-    producer = make_producer(settings)
+    output = Output(lambda: make_producer(settings))
+    producer = make_producer(settings)  # the dead letters' own: see Output
     log.info("enrich started", extra={"topic": names.articles, "group": GROUP_ID})
     try:
-        stats = run_consumer(consumer, make_handler(enricher, producer, names.enriched),
+        stats = run_consumer(consumer, make_handler(enricher, output, names.enriched),
                              DeadLetterPublisher(producer, names.dlq, STAGE), stop,
                              stage=STAGE, max_batch=batch)
         log.info("enrich stopped", extra={"processed": stats.processed,
                                           "dead_lettered": stats.dead_lettered})
     finally:
+        output.close()
         producer.flush()
         producer.close()
         consumer.close()
