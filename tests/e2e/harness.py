@@ -20,7 +20,7 @@ from typing import Any
 
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select
 
 from schemas import tables
 
@@ -282,6 +282,15 @@ def alert_rows(engine: Engine) -> dict[int, tuple[str, str]]:
     return {int(row.id): (row.dedup_key, row.status) for row in rows}
 
 
+def evaluator_caught_up(engine: Engine) -> bool:
+    """True when the alert evaluator's watermark reached the newest stored topic hit."""
+    hits, state = tables.topic_hits, tables.alert_state
+    with engine.connect() as conn:
+        top = conn.execute(select(func.max(hits.c.id))).scalar()
+        mark = conn.execute(select(state.c.watermark)).scalar()
+    return top is None or (mark is not None and mark >= top)
+
+
 def pending_sends(engine: Engine) -> int:
     s = tables.alert_sends
     return _scalar(engine, select(func.count()).select_from(s).where(s.c.status != "sent"))
@@ -293,15 +302,6 @@ def delivery_outcomes(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
         rows = conn.execute(select(d.c.outcome, func.count()).group_by(d.c.outcome)).all()
     return {str(outcome): int(count) for outcome, count in rows}
-
-
-def database_answers(engine: Engine) -> bool:
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return True
-    except Exception:
-        return False
 
 
 # --- What Kafka holds ---------------------------------------------------------------------

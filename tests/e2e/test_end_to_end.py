@@ -34,6 +34,7 @@ from tests.e2e.harness import (
     Pipeline,
     alert_rows,
     article_ids,
+    evaluator_caught_up,
     pending_sends,
     pipeline_env,
     sql_counts,
@@ -89,7 +90,7 @@ def test_seed_article_alerts_by_email_and_webhook_and_nothing_else(
 
             def all_delivered() -> bool:
                 keys = {key for key, _status in alert_rows(engine).values()}
-                return (_evaluated_everything(engine) and len(keys) >= 3
+                return (evaluator_caught_up(engine) and len(keys) >= 3
                         and pending_sends(engine) == 0
                         and keys <= set(webhook.keys()) and keys <= set(smtp_server.keys()))
 
@@ -172,11 +173,3 @@ def labelled_demo_items() -> dict[str, list[str]]:
 
 def got_titles(pairs: set[tuple[str, str]], titles: dict[str, str]) -> list[str]:
     return [f"{rule}: {titles[aid][:50]}" for rule, aid in pairs]
-
-
-def _evaluated_everything(engine: Engine) -> bool:
-    hits, state = tables.topic_hits, tables.alert_state
-    with engine.connect() as conn:
-        top = conn.execute(select(hits.c.id).order_by(hits.c.id.desc()).limit(1)).scalar()
-        mark = conn.execute(select(state.c.watermark)).scalar()
-    return top is not None and mark is not None and mark >= top

@@ -21,20 +21,21 @@ from __future__ import annotations
 import os
 import random
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from newswatch.db import make_engine
 from newswatch.kafka_admin import ensure_topics
 from newswatch.kafka_local import LocalKafka
 from newswatch.migrate import upgrade
 from newswatch.settings import Settings
-from schemas import tables
+from schemas.topics import TopicNames
 from tests.conftest import free_port
 from tests.e2e.feeds import DEFAULT_TOPICS, GrowingFeeds, rules_file
 from tests.e2e.harness import (
@@ -44,6 +45,7 @@ from tests.e2e.harness import (
     alerted_pairs,
     article_ids,
     delivery_outcomes,
+    evaluator_caught_up,
     expected_alert_pairs,
     pending_sends,
     pipeline_env,
@@ -91,8 +93,11 @@ class FaultRun:
     feed_server: FeedServer
     seed: int
     feeds: GrowingFeeds = field(init=False)
+    prefix: str = field(init=False)
+    env: dict[str, str] = field(init=False)
     engine: Engine = field(init=False)
     pipeline: Pipeline = field(init=False)
+    names: TopicNames = field(init=False)
     began: float = field(default_factory=time.monotonic)
     did: list[str] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
@@ -105,7 +110,7 @@ class FaultRun:
         feeds_file = self.feeds.install(self.feed_server, self.tmp_path / "feeds.yaml")
         rules = rules_file(self.tmp_path / "rules.yaml", webhook_url=self.webhook.url,
                            smtp_port=self.smtp.port, group_by="[rule, feed]")
-        self.prefix = f"fault{random.Random(self.seed).randrange(10**9)}{os.getpid()}."
+        self.prefix = f"fault{uuid.uuid4().hex[:10]}."  # topics of this run alone
         self.env = pipeline_env(bootstrap=self.bootstrap, prefix=self.prefix,
                                 database_url=self.database_url,
                                 state_dir=self.tmp_path / "state", feeds_file=feeds_file,
@@ -165,7 +170,7 @@ class FaultRun:
         keys = {key for key, _status in alerts.values()}
         pending = pending_sends(self.engine)
         hooked, mailed = set(self.webhook.keys()), set(self.smtp.keys())
-        done = (self.at() > REVEAL_S and stored >= expected and _evaluated(self.engine)
+        done = (self.at() > REVEAL_S and stored >= expected and evaluator_caught_up(self.engine)
                 and pairs <= set(alerted) and pending == 0
                 and keys <= hooked and keys <= mailed)
         return done, (f"articles {len(stored & expected)}/{len(expected)}, alert pairs "
@@ -278,8 +283,7 @@ class FaultRun:
 @pytest.fixture
 def fault_run(request: pytest.FixtureRequest, tmp_path: Path, feeds_http: FeedServer,
               webhook: WebhookReceiver, smtp_server: SmtpServer,
-              disposable_postgres: PostgresServer,
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], FaultRun]]:
+              disposable_postgres: PostgresServer) -> Iterator[Callable[[str], FaultRun]]:
     """Builds the test's `FaultRun` on a broker it names; kills every daemon afterwards and
     records the summary line."""
     runs: list[FaultRun] = []
@@ -300,14 +304,6 @@ def fault_run(request: pytest.FixtureRequest, tmp_path: Path, feeds_http: FeedSe
 def _record(tmp_path_factory: pytest.TempPathFactory, summary: str) -> None:
     with (tmp_path_factory.getbasetemp() / "fault-summary.txt").open("a") as out:
         out.write(summary + "\n")
-
-
-def _evaluated(engine: Engine) -> bool:
-    hits, state = tables.topic_hits, tables.alert_state
-    with engine.connect() as conn:
-        top = conn.execute(select(func.max(hits.c.id))).scalar()
-        mark = conn.execute(select(state.c.watermark)).scalar()
-    return top is None or (mark is not None and mark >= top)
 
 
 # --- the tests ------------------------------------------------------------------------------
