@@ -954,7 +954,8 @@ def describe_machine(results: dict[str, Any]) -> str:
     return (f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB RAM, "
             f"{m['os']}; Python {m['python']}, Kafka {m['kafka']} (KRaft, single local "
             f"node, 512 MB heap), kafka-python {m['kafka_python']}, spaCy {m['spacy']}. "
-            f"Load average (1 min) {start[0]:.2f} at the start, "
+            f"Load average (1 min, this benchmark's own processes included) "
+            f"{start[0]:.2f} at the start, "
             f"{_n(end[0], 2)} at the end ({sections}); run {results['mode']} on "
             f"{results['started_at']} in {results.get('total_s', 0):.0f}s.")
 
@@ -1029,6 +1030,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(describe_machine(results))
     print()
     print("\n".join(lines))
+    # The bench's own processes add up to ~2 to the load average (two enrich daemons);
+    # more than that, or load before it began, was someone else's.
+    busiest = max(results.get("load_average_by_section", {}).values(), default=0.0)
+    cpus = results["machine"]["cpus"] or 1
+    start_load = results["load_average_start"][0]
+    if start_load > cpus / 2 or busiest > cpus:
+        results["note"] = (f"other work was running (load average {start_load:.2f} at the "
+                           f"start, up to {busiest:.2f} during the run, on {cpus} CPUs): "
+                           "wall-clock figures are lower than on a quiet machine; run "
+                           "again when `uptime` shows less load")
+        print(f"\nNote: {results['note']}.")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"\nfigures written to {args.json}")
