@@ -15,14 +15,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 from pydantic import ValidationError
 from sqlalchemy import Engine, func, select, text
 
@@ -40,6 +40,7 @@ from schemas.messages import DeadLetter, EnrichedArticle
 from schemas.topics import TopicNames
 from tests.factories import make_article, make_enriched, make_entity, make_hit, realistic_batch
 from tests.pg_server import PostgresServer
+from tests.waiting import lag, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
@@ -147,28 +148,6 @@ def _messages(items: Sequence[EnrichedArticle]) -> list[tuple[bytes | None, byte
     return [(item.article.id.encode(), item.to_bytes()) for item in items]
 
 
-def _lag(bootstrap: str, group: str, topic: str) -> int:
-    """Messages of ``topic`` that ``group`` has not committed yet."""
-    # A consumer with the group's id reads its committed offsets without joining it.
-    reader = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                           enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
-        ends = reader.end_offsets(partitions)
-        return sum(end - (reader.committed(tp) or 0) for tp, end in ends.items())
-    finally:
-        reader.close()
-
-
-def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-
-
 @dataclass
 class Daemon:
     """`run_store` in a thread, stopped by its flag; ``stats`` when it returned."""
@@ -211,7 +190,7 @@ def _run_until_caught_up(settings: Settings, engine: Engine, group: str,
     topic = TopicNames.with_prefix(settings.kafka_topic_prefix).enriched
     daemon = _start(settings, engine, group, **options)
     try:
-        _wait_for(lambda: daemon.error is not None or _lag(bootstrap, group, topic) == 0,
+        wait_for(lambda: daemon.error is not None or lag(bootstrap, group, topic) == 0,
                   timeout_s, f"group {group} to commit all of {topic}")
     finally:
         stats = daemon.finish()
@@ -335,12 +314,12 @@ def test_the_database_going_away_mid_run_loses_nothing(
                     backoff=Backoff(initial_s=0.2, max_s=1.0))
     feeder.start()
     try:
-        _wait_for(lambda: _count(outage_engine) >= 60, 60, "the first articles")
+        wait_for(lambda: _count(outage_engine) >= 60, 60, "the first articles")
         disposable_postgres.stop()
         time.sleep(3)  # the loop fails, rewinds and backs off meanwhile
         disposable_postgres.start()
         feeder.join(timeout=60)
-        _wait_for(lambda: _lag(kafka_bootstrap, f"{group}-outage", names.enriched) == 0, 90,
+        wait_for(lambda: lag(kafka_bootstrap, f"{group}-outage", names.enriched) == 0, 90,
                   "the store to catch up after the outage")
     finally:
         stats = daemon.finish()
@@ -372,7 +351,7 @@ def test_sigterm_finishes_the_batch_commits_and_exits(
          "--batch-size", "50"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: process.poll() is not None or _count(engine) >= 200, 90,
+        wait_for(lambda: process.poll() is not None or _count(engine) >= 200, 90,
                   "the daemon to store its first batches")
         assert process.poll() is None, process.communicate()[1][-3000:]
         process.send_signal(signal.SIGTERM)
@@ -386,7 +365,7 @@ def test_sigterm_finishes_the_batch_commits_and_exits(
     # Stopped mid-stream, and every stored article's offset is committed: a restart goes
     # on from exactly there.
     assert stored < len(items)
-    assert len(items) - _lag(kafka_bootstrap, f"{group}-sigterm", names.enriched) == stored
+    assert len(items) - lag(kafka_bootstrap, f"{group}-sigterm", names.enriched) == stored
 
 
 @pytest.mark.integration

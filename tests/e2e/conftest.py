@@ -7,11 +7,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
-from newswatch.db import make_engine
-from tests.conftest import _postgres_url_or_skip
+from tests.conftest import postgres_schema
 from tests.e2e.servers import SmtpServer, WebhookReceiver
 from tests.producer_fixtures import FeedServer
 
@@ -20,18 +17,8 @@ from tests.producer_fixtures import FeedServer
 def pg_schema_url() -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a schema of this test's own on the shared test
     server (NEWSWATCH_TEST_POSTGRES_URL); dropped afterwards."""
-    base = _postgres_url_or_skip()
-    schema = f"e2e_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema("e2e") as url:
+        yield url
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from newswatch.daemon import StopFlag
 from newswatch.settings import Settings
 from schemas.messages import DeadLetter
 from schemas.topics import TopicNames
+from tests.waiting import lag, wait_for
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "corpus"
@@ -128,27 +129,6 @@ def dead_letters(bootstrap: str, topic: str, want: int) -> list[DeadLetter]:
 
 def original(letter: DeadLetter) -> bytes:
     return base64.b64decode(letter.value_b64)
-
-
-def lag(bootstrap: str, group: str, topic: str) -> int:
-    """Messages of ``topic`` that ``group`` has not committed yet."""
-    reader = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                           enable_auto_commit=False)
-    try:
-        tps = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
-        ends = reader.end_offsets(tps)
-        return sum(end - (reader.committed(tp) or 0) for tp, end in ends.items())
-    finally:
-        reader.close()
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
 # --- the consumer daemons in threads --------------------------------------------------
