@@ -246,3 +246,25 @@ deliveries = Table(
     Index("ix_deliveries_alert_id", "alert_id"),
     comment="Every delivery attempt, successful or not",
 )
+
+# --- Analysts' verdicts (topic quality and the web console). ----------------------------
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("article_id", String(64), nullable=False,
+           comment="articles.id; no foreign key: a verdict outlives a pruned article, "
+                   "because it is training data"),
+    Column("topic", String(64), nullable=False),
+    Column("verdict", String(16), nullable=False, comment="relevant or not_relevant"),
+    Column("who", String(128), nullable=False, comment="User name, or the OS user for the CLI"),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # The article's text as it was judged, so that an export still trains after a prune.
+    Column("title", Text, nullable=False, server_default=""),
+    Column("text", Text, nullable=False, server_default=""),
+    Index("ix_feedback_article_id_topic", "article_id", "topic"),
+    Index("ix_feedback_created_at", "created_at"),
+    comment="Every verdict is kept (an audit trail); the newest per article and topic wins",
+)
