@@ -239,7 +239,9 @@ class Spike(_Strict):
 
     The baseline is cut into windows of the same length; the current count must be at
     least ``min_count`` and ``ratio`` times their mean, or ``z_score`` standard
-    deviations above it.
+    deviations above it. No decision is made until the store has watched for
+    ``min_history`` of the baseline (default: all of it): an empty baseline on a new
+    install is no evidence of a quiet topic.
     """
 
     within: Duration
@@ -247,6 +249,8 @@ class Spike(_Strict):
     ratio: float | None = Field(default=None, gt=1.0)
     z_score: float | None = Field(default=None, gt=0.0)
     min_count: int = Field(default=3, ge=1)
+    min_history: Duration | None = Field(
+        default=None, description="Baseline history needed before deciding; default: baseline")
 
     @model_validator(mode="after")
     def _valid(self) -> Spike:
@@ -254,7 +258,15 @@ class Spike(_Strict):
             raise ValueError("give exactly one of ratio and z_score")
         if self.baseline < 2 * self.within:
             raise ValueError("baseline must be at least twice as long as within")
+        if self.min_history is not None and not (
+                self.within <= self.min_history <= self.baseline):
+            raise ValueError("min_history must be between within and baseline")
         return self
+
+    @property
+    def history_needed(self) -> timedelta:
+        """How much of the baseline must have been watched before a spike is decided."""
+        return self.min_history if self.min_history is not None else self.baseline
 
 
 GROUP_KEY_PATTERN = r"^(rule|topic|feed|entity:[A-Z_]+)$"

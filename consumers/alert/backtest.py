@@ -1,9 +1,14 @@
 """``rules test``: replay stored history through the rules; nothing is sent or written.
 
 The stored topic hits published in ``[since, until]`` are fed to the same `evaluate`
-the daemon runs, in publication order, a time step at a time, with the clock set to the
-end of each step; group state lives in memory (`MemoryStore`). Count and spike windows
-are read from SQL as of that clock, so a rule is judged on what it would have seen then.
+the daemon runs, in publication order, one publication moment at a time with the clock
+set to it (a daemon sees an article moments after it is stored; the replay takes that to
+be when it was published), and throttled groups and digests are released at the moment
+they fall due. Group state lives in memory (`MemoryStore`). Count and spike windows are
+read from SQL as of that clock, so a rule is judged on what it would have seen then, and
+on a history that arrived in publication order the alerts are the daemon's, one for one
+(tests/alert/test_backtest_equals_live.py). A ``step`` groups the moments of each
+interval into one evaluation at its end: faster on long histories, no longer exact.
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ from schemas.alert_payload import AlertPayload, ArticleItem
 from schemas.rules_file import Rule
 
 H = tables.topic_hits
-STEP = timedelta(minutes=5)
-MAX_HITS_PER_STEP = 500
+STEP = timedelta(0)  # each publication moment is one evaluation, as the daemon's
+MAX_HITS_PER_STEP = 500  # with a step: hits per evaluation at most
 
 
 @dataclass
@@ -38,6 +43,7 @@ class RuleReport:
     per_day: Counter[date] = field(default_factory=Counter)
     samples: list[ArticleItem] = field(default_factory=list)
     held_at_end: int = 0
+    decided: list[AlertPayload] = field(default_factory=list)  # every alert, in order
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -77,6 +83,7 @@ class MemoryStore:
             report.alerts += 1
             report.articles += len(fire.articles)
             report.per_day[now.date()] += 1
+            report.decided.append(payloads[fire.dedup_key])
             for item in payloads[fire.dedup_key].articles:
                 if len(report.samples) < self._samples:
                     report.samples.append(item)
@@ -101,7 +108,7 @@ def backtest(engine: Engine, rules: Sequence[CompiledRule], since: datetime,
         for hit_id, topic, published in hits:
             moment = as_utc(published)
             if batch and (batch_end is None or moment > batch_end
-                          or len(batch) >= MAX_HITS_PER_STEP):
+                          or (step and len(batch) >= MAX_HITS_PER_STEP)):
                 _run(conn, rules, store, batch, batch_end or moment)
                 batch = []
             if not batch:
@@ -120,12 +127,15 @@ def backtest(engine: Engine, rules: Sequence[CompiledRule], since: datetime,
 
 
 def _release_due(conn: Connection, rules: Sequence[CompiledRule], store: MemoryStore,
-                 until: datetime) -> None:
+                 until: datetime, *, inclusive: bool = True) -> None:
     """Release held groups and digests at the times they fall due, up to ``until``, as
-    the daemon would have (it evaluates every fraction of a second)."""
+    the daemon would have (it evaluates every fraction of a second). Not ``inclusive``:
+    what falls due at ``until`` itself is left to the evaluation at that moment, which
+    releases it together with what arrives then, as the daemon's one tick would."""
     while True:
         due = [state.release_at for state in store.groups.values()
-               if state.release_at is not None and state.release_at <= until]
+               if state.release_at is not None
+               and (state.release_at <= until if inclusive else state.release_at < until)]
         if not due:
             return
         evaluate(conn, rules, store, min(due), None, window_end=min(due))
@@ -133,7 +143,7 @@ def _release_due(conn: Connection, rules: Sequence[CompiledRule], store: MemoryS
 
 def _run(conn: Connection, rules: Sequence[CompiledRule], store: MemoryStore,
          batch: list[tuple[int, str]], now: datetime) -> None:
-    _release_due(conn, rules, store, now)
+    _release_due(conn, rules, store, now, inclusive=False)
     hit_batch = HitBatch(low=0, high=0, late_ids=tuple(hit_id for hit_id, _ in batch),
                          count=len(batch), topics=frozenset(topic for _, topic in batch))
     evaluate(conn, rules, store, now, hit_batch, window_end=now)

@@ -7,6 +7,8 @@ value from the file is a bound parameter. The same expression serves three queri
 - `match_query`: which of the articles with new topic hits match which rules (many rules
   in one ``UNION ALL`` statement, so 1,000 rules cost a few round trips, not 1,000);
 - `window_query`: how many matching articles (and feeds) a group has in a time window;
+- `window_articles_query`: which they are (a superset when the group is by topic or
+  entity, which the evaluator narrows to the articles whose group it is);
 - `published_query`: the publication times of matching articles, for spike baselines.
 """
 
@@ -261,14 +263,19 @@ def window_query(rule: CompiledRule, labels: Mapping[str, str], start: datetime,
 
 
 def window_articles_query(rule: CompiledRule, labels: Mapping[str, str], start: datetime,
-                          end: datetime | None, limit: int) -> Select[str, datetime]:
-    """The newest matching articles of one group in the window: (id, published)."""
+                          end: datetime | None, limit: int) -> Select[str, datetime, str]:
+    """The newest matching articles of one group in the window: (id, published, feed)."""
     return (
-        select(A.c.id, A.c.published)
+        select(A.c.id, A.c.published, A.c.feed_id)
         .where(rule.where, rule.group_filter(labels), _in_window(start, end))
         .order_by(A.c.published.desc(), A.c.id)
         .limit(limit)
     )
+
+
+def first_stored_query() -> Select[datetime]:
+    """When the store wrote its oldest article still kept: how long it has been watching."""
+    return select(func.min(A.c.stored_at))
 
 
 def published_query(rule: CompiledRule, labels: Mapping[str, str], start: datetime,

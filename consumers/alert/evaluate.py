@@ -6,7 +6,8 @@
    they touch, in SQL (`compile.match_query`);
 2. dedup: (rule, article) pairs already alerted or held are dropped;
 3. group: each article falls in one group of the rule (`payload.group_of`);
-4. condition: for ``count`` and ``spike`` rules, the group's window is counted in SQL;
+4. condition: for ``count`` and ``spike`` rules, the group's window is read from SQL, and
+   its articles are the alert's (those published outside the window do not ride along);
 5. throttle/digest: `group.decide` turns triggers and group states into decisions;
 6. record: the `StateStore` writes the decisions (the outbox) with their payloads.
 
@@ -33,13 +34,12 @@ from sqlalchemy import Connection, select
 from consumers.alert.compile import (
     CompiledRule,
     CompiledRules,
+    first_stored_query,
     published_query,
     window_articles_query,
-    window_query,
 )
 from consumers.alert.group import ArticleRef, Decisions, GroupState, Trigger, decide
 from consumers.alert.payload import (
-    MAX_ARTICLES,
     ArticleView,
     as_utc,
     build_payload,
@@ -56,6 +56,8 @@ H = tables.topic_hits
 BATCH_LIMIT = 2000
 GAP_TTL = timedelta(minutes=2)
 MAX_GAPS = 10_000
+# Articles of one count or spike window read at most (a payload shows 50 of them).
+WINDOW_LIMIT = 5000
 
 
 class StateStore(Protocol):
@@ -187,9 +189,9 @@ def evaluate(conn: Connection, rules: Sequence[CompiledRule], store: StateStore,
             ArticleRef(article_id=aid, published=view.published, group_key=key, labels=labels)
         )
 
-    # 4. condition (articles of count/spike windows not alerted yet join the trigger)
+    # 4. condition (a count/spike window's articles not alerted yet make the trigger)
     triggers = [
-        _trigger(conn, by_name[rule_name], refs, now, window_end)
+        _trigger(conn, by_name[rule_name], refs, now, window_end, views)
         for (rule_name, _), refs in grouped.items()
     ]
     triggers = _drop_seen(store, triggers, {(r.name, aid) for r, aid in fresh})
@@ -223,7 +225,9 @@ def _drop_seen(store: StateStore, triggers: list[Trigger],
 
 
 def _trigger(conn: Connection, rule: CompiledRule, refs: list[ArticleRef], now: datetime,
-             window_end: datetime | None) -> Trigger:
+             window_end: datetime | None, views: dict[str, ArticleView]) -> Trigger:
+    """The group's trigger. For ``count`` and ``spike`` its articles are exactly the
+    window's: a new article published outside the window neither counts nor rides along."""
     labels = refs[0].labels
     key = refs[0].group_key
     model = rule.rule
@@ -233,46 +237,71 @@ def _trigger(conn: Connection, rule: CompiledRule, refs: list[ArticleRef], now: 
         within = model.spike.within
     else:
         return Trigger(rule.name, key, labels, True, _explain(model, len(refs)), tuple(refs))
-    start = now - within
-    count, feeds = conn.execute(window_query(rule, labels, start, window_end)).one()
+    window = _window(conn, rule, key, labels, now - within, window_end, views)
+    count, feeds = len(window), len({feed for _, feed in window})
     if model.count is not None:
         holds = count >= model.count.at_least and feeds >= model.count.distinct_feeds
         reason = (f"{count} matching article(s) from {feeds} feed(s) within "
                   f"{format_duration(within)} (the rule needs {model.count.at_least} from "
                   f"{model.count.distinct_feeds})")
     else:
-        assert model.spike is not None
         holds, reason = _spike(conn, rule, labels, now, count)
     if not holds:
         return Trigger(rule.name, key, labels, False, reason, ())
-    window = [
-        ArticleRef(article_id=aid, published=as_utc(published), group_key=key, labels=labels)
-        for aid, published in conn.execute(
-            window_articles_query(rule, labels, start, window_end, MAX_ARTICLES)
-        )
-    ]
-    known = {ref.article_id for ref in refs}
-    articles = refs + [ref for ref in window if ref.article_id not in known]
-    return Trigger(rule.name, key, labels, True, reason, tuple(articles))
+    return Trigger(rule.name, key, labels, True, reason, tuple(ref for ref, _ in window))
+
+
+def _window(conn: Connection, rule: CompiledRule, key: str, labels: Mapping[str, str],
+            start: datetime, end: datetime | None, views: dict[str, ArticleView]
+            ) -> list[tuple[ArticleRef, str]]:
+    """The group's matching articles published in ``[start, end]``, with their feeds.
+
+    SQL narrows by the group's labels; a group by topic or entity then keeps only the
+    articles `group_of` puts in it (an article naming two of the rule's topics is counted
+    in its best one's group only, where it is also alerted). At most `WINDOW_LIMIT`.
+    """
+    rows = conn.execute(window_articles_query(rule, labels, start, end, WINDOW_LIMIT)).all()
+    if any(name == "topic" or name.startswith("entity:") for name in labels):
+        missing = {row.id for row in rows} - set(views)
+        if missing:
+            views.update(load_articles(conn, missing))
+        rows = [row for row in rows
+                if row.id in views and group_of(rule.rule, views[row.id])[0] == key]
+    return [(ArticleRef(article_id=row.id, published=as_utc(row.published), group_key=key,
+                        labels=labels), row.feed_id) for row in rows]
 
 
 def _spike(conn: Connection, rule: CompiledRule, labels: Mapping[str, str], now: datetime,
            current: int) -> tuple[bool, str]:
-    """Current window count against windows of the same length in the trailing baseline."""
+    """Current window count against windows of the same length in the trailing baseline.
+
+    Only the baseline windows the store was watching count (it has watched since its
+    oldest kept article was stored); until they add up to ``min_history`` no spike is
+    decided, so a new install with an empty baseline does not fire at once.
+    """
     spike = rule.rule.spike
     assert spike is not None
+    within = format_duration(spike.within)
     windows = max(1, int(spike.baseline / spike.within))
     end = now - spike.within
-    start = end - spike.within * windows
-    counts = [0] * windows
+    first_stored = conn.execute(first_stored_query()).scalar()
+    watched = end - as_utc(first_stored) if first_stored is not None else timedelta(0)
+    covered = min(windows, max(0, int(watched / spike.within)))
+    history = spike.within * covered
+    if history < spike.history_needed:
+        return False, (f"{current} matching article(s) within {within}; no spike decision "
+                       f"yet: the baseline holds {format_duration(history)} of history, the "
+                       f"rule needs {format_duration(spike.history_needed)}")
+    start = end - spike.within * covered
+    counts = [0] * covered
     for (published,) in conn.execute(published_query(rule, labels, start, end)):
         slot = int((end - as_utc(published)) / spike.within)
-        counts[min(max(slot, 0), windows - 1)] += 1
-    mean = sum(counts) / windows
-    std = math.sqrt(sum((c - mean) ** 2 for c in counts) / windows)
-    base = (f"{current} matching article(s) within {format_duration(spike.within)} against "
-            f"a baseline of {mean:.1f} ± {std:.1f} per {format_duration(spike.within)} over "
-            f"{format_duration(spike.baseline)}")
+        counts[min(max(slot, 0), covered - 1)] += 1
+    mean = sum(counts) / covered
+    std = math.sqrt(sum((c - mean) ** 2 for c in counts) / covered)
+    base = (f"{current} matching article(s) within {within} against a baseline of "
+            f"{mean:.1f} ± {std:.1f} per {within} over {format_duration(history)} of history "
+            f"({covered} window(s))")
     if current < spike.min_count:
         return False, base
     if spike.ratio is not None:

@@ -13,6 +13,7 @@ from consumers.alert.compile import compile_rules
 from consumers.alert.evaluate import Cursor, next_batch
 from consumers.alert.outbox import load_cursor, run_tick, skip_history
 from consumers.alert.rules import default_rules_path, load_rules, parse_rules
+from newswatch.errors import ConfigError
 from schemas import tables
 from schemas.alert_payload import AlertPayload
 from tests.alert.conftest import NOW, SEED_EVIDENCE, insert_article, insert_seed, later
@@ -158,10 +159,55 @@ def test_count_fires_when_enough_articles_from_enough_feeds_are_in_the_window(
     assert "4 matching article(s) from 2 feed(s) within 6h" in alert.reason
 
 
+def test_a_count_alert_carries_exactly_the_window_articles_not_old_ones_stored_with_them(
+        engine: Engine) -> None:
+    """Issue 18: two archive articles stored in the same poll rode along in the payload."""
+    rules = _rules(engine, _one(
+        "    match: {topics: [is_threat]}\n"
+        "    count: {at_least: 3, within: 6h, distinct_feeds: 2}\n"))
+    old = [insert_article(engine, topics={"is_threat": 0.7}, feed_id="archive",
+                          published=NOW - timedelta(days=3 * 365 + d)) for d in (1, 2)]
+    fresh = [insert_article(engine, topics={"is_threat": 0.7}, feed_id=feed,
+                            published=NOW - timedelta(minutes=m))
+             for feed, m in (("a", 50), ("a", 20), ("b", 5))]
+    assert len(run_tick(engine, rules, NOW).alerts) == 1
+    (alert,) = _alerts(engine)
+    assert {a.id for a in alert.articles} == set(fresh)
+    assert alert.articles_total == 3
+    assert alert.reason.startswith("3 matching article(s) from 2 feed(s) within 6h")
+    with engine.connect() as conn:
+        decided = set(conn.execute(select(tables.alert_articles.c.article_id)).scalars())
+    assert decided == set(fresh)  # the old ones are neither alerted nor held
+    assert not decided & set(old)
+    (report,) = backtest(engine, rules, NOW - timedelta(days=1), NOW)
+    assert report.alerts == 1
+    assert report.decided[0].articles_total == 3
+
+
+def test_an_article_in_two_groups_of_a_count_rule_counts_in_its_own_group_only(
+        engine: Engine) -> None:
+    """Grouped by topic, an article with hits on both topics is in its best topic's group."""
+    rules = _rules(engine, _one(
+        "    match: {topics: [is_threat, recognition]}\n"
+        "    count: {at_least: 2, within: 6h}\n    group_by: [topic]\n"))
+    both = insert_article(engine, topics={"is_threat": 0.9, "recognition": 0.6})
+    assert run_tick(engine, rules, NOW).alerts == []
+    insert_article(engine, topics={"recognition": 0.7})  # recognition's first of its own
+    assert run_tick(engine, rules, later(1)).alerts == []
+    second = insert_article(engine, topics={"is_threat": 0.8})
+    assert len(run_tick(engine, rules, later(2)).alerts) == 1
+    (alert,) = _alerts(engine)
+    assert alert.group == {"topic": "is_threat"}
+    assert {a.id for a in alert.articles} == {both, second}
+    assert alert.reason.startswith("2 matching article(s)")
+
+
 def test_a_spike_against_the_baseline_fires_once(engine: Engine) -> None:
     rules = _rules(engine, _one(
         "    match: {topics: [recognition]}\n"
         "    spike: {within: 1h, baseline: 1d, ratio: 3, min_count: 3}\n"))
+    insert_article(engine, topics={"drug_trafficking": 0.7},  # the store watches since
+                   published=NOW - timedelta(hours=26))
     for hours in range(2, 24, 3):  # a quiet baseline: 8 articles in 22 hours
         insert_article(engine, topics={"recognition": 0.7},
                        published=NOW - timedelta(hours=hours))
@@ -175,8 +221,36 @@ def test_a_spike_against_the_baseline_fires_once(engine: Engine) -> None:
     (alert,) = _alerts(engine)
     assert alert.articles_total == 3
     assert "ratio" in alert.reason
+    assert "over 1d of history (24 window(s))" in alert.reason
     insert_article(engine, topics={"recognition": 0.7}, published=later(60))
     assert run_tick(engine, rules, later(120)).alerts == []  # same episode
+
+
+@pytest.mark.parametrize(("min_history", "fires"), [("", False), ("min_history: 4h", True)])
+def test_no_spike_is_decided_before_the_baseline_holds_enough_history(
+        engine: Engine, min_history: str, fires: bool) -> None:
+    """Issue 18: minutes after a new install an empty baseline made every burst a spike."""
+    rules = _rules(engine, _one(
+        "    match: {topics: [recognition]}\n"
+        f"    spike: {{within: 1h, baseline: 1w, ratio: 3, min_count: 3, {min_history}}}\n"))
+    insert_article(engine, topics={"is_threat": 0.7}, published=NOW - timedelta(hours=6))
+    for minutes in (40, 20, 0):  # a burst, six hours after the first article was stored
+        insert_article(engine, topics={"recognition": 0.7},
+                       published=NOW - timedelta(minutes=minutes))
+    alerts = run_tick(engine, rules, NOW).alerts
+    assert bool(alerts) == fires
+    if fires:
+        (alert,) = _alerts(engine)
+        assert "over 5h of history (5 window(s))" in alert.reason
+        assert "ratio inf" in alert.reason  # an empty but watched baseline
+    (report,) = backtest(engine, rules, NOW - timedelta(days=1), NOW)
+    assert report.alerts == (1 if fires else 0)
+
+
+def test_spike_min_history_must_lie_between_within_and_baseline() -> None:
+    with pytest.raises(ConfigError, match="spike: min_history must be between"):
+        parse_rules(_one("    match: {topics: [recognition]}\n"
+                         "    spike: {within: 1h, baseline: 1d, ratio: 3, min_history: 2d}\n"))
 
 
 def test_a_throttled_group_alerts_again_only_after_the_interval(engine: Engine) -> None:
