@@ -23,7 +23,7 @@ from consumers.store.daemon import (
     tune_gc_for_batches,
 )
 from consumers.store.prune import DEFAULT_BATCH as PRUNE_BATCH
-from consumers.store.prune import prune
+from consumers.store.prune import PruneResult, Retention, preview, prune
 from consumers.store.query import ArticleMatch, recent_articles
 from newswatch import migrate
 from newswatch.daemon import StopFlag, install_signal_handlers
@@ -73,11 +73,21 @@ def register(subparsers: Any) -> None:
     upgrade.add_argument("--revision", default="head", help=argparse.SUPPRESS)
     actions.add_parser("current", help="show the database's schema revision and the code's")
     actions.add_parser("check", help="compare the database's tables with the code's")
-    pruning = actions.add_parser("prune", help="delete old articles and their hits")
+    pruning = actions.add_parser(
+        "prune", help="delete old articles (with their hits), old alerts and stale seen rows")
     pruning.add_argument("--older-than", type=parse_duration, required=True,
-                         metavar="AGE", help="e.g. 90d: articles published before now - AGE")
+                         metavar="AGE", help="e.g. 90d: articles stored before now - AGE")
+    pruning.add_argument("--by", choices=("stored", "published"), default="stored",
+                         help="the article time AGE counts from (default: when it was stored; "
+                              "archives and backfills are old on purpose)")
+    pruning.add_argument("--alerts-older-than", type=parse_duration, default=None,
+                         metavar="AGE", help="sent or failed alerts, with their delivery log, "
+                                             "decided before now - AGE (default 90d, and never "
+                                             "less than --older-than)")
+    pruning.add_argument("--dry-run", action="store_true",
+                         help="print what would be deleted; delete nothing")
     pruning.add_argument("--batch-size", type=int, default=PRUNE_BATCH,
-                         help="articles per transaction")
+                         help="rows per transaction")
     revision = actions.add_parser(
         "revision", help="(developers) write a migration for changes to schemas/tables.py")
     revision.add_argument("-m", "--message", required=True)
@@ -146,13 +156,49 @@ def handle_db(args: argparse.Namespace, settings: Settings) -> int:
             if not differences:
                 print(f"database {where} matches the tables of this code")
             return 1 if differences else 0
-        result = prune(engine, args.older_than, batch_size=args.batch_size)
-        print(f"deleted {result.articles} articles published before "
-              f"{result.cutoff:%Y-%m-%d %H:%M} UTC, with {result.topic_hits} topic hits and "
-              f"{result.entity_links} entity links, in {result.batches} transactions")
-        return 0
+        return _prune(engine, args)
     finally:
         engine.dispose()
+
+
+def _prune(engine: Engine, args: argparse.Namespace) -> int:
+    try:
+        retention = Retention.of(args.older_than, by=args.by,
+                                 alerts_older_than=args.alerts_older_than)
+    except ValueError as exc:
+        print(f"newswatch db prune: {exc}", file=sys.stderr)
+        return 2
+    migrate.check_schema(engine)
+    if args.dry_run:
+        plan = preview(engine, retention)
+        print(f"dry run, nothing deleted. Would delete {plan.articles} of "
+              f"{plan.articles_total} articles {plan.by} before "
+              f"{plan.cutoff:%Y-%m-%d %H:%M} UTC" + _published_range(plan)
+              + f", with {plan.topic_hits} topic hits and {plan.entity_links} entity links; "
+              f"{plan.seen_items} seen items that left their feeds; {plan.alerts} sent or "
+              f"failed alerts decided before {retention.alerts_cutoff:%Y-%m-%d %H:%M} UTC, "
+              f"with {plan.deliveries} delivery attempts.")
+        if plan.kept_held:
+            print(f"Kept: {plan.kept_held} old articles a throttle or digest holds for an "
+                  f"alert not sent yet.")
+        return 0
+    result = prune(engine, args.older_than, by=args.by,
+                   alerts_older_than=args.alerts_older_than, batch_size=args.batch_size)
+    print(f"deleted {result.articles} articles {result.by} before "
+          f"{result.cutoff:%Y-%m-%d %H:%M} UTC, with {result.topic_hits} topic hits and "
+          f"{result.entity_links} entity links; {result.seen_items} seen items; "
+          f"{result.alerts} alerts with {result.deliveries} delivery attempts; "
+          f"in {result.batches} transactions"
+          + (f"; kept {result.kept_held} articles held for an alert" if result.kept_held
+             else ""))
+    return 0
+
+
+def _published_range(plan: PruneResult) -> str:
+    if plan.first_published is None or plan.last_published is None:
+        return ""
+    return (f" (published {plan.first_published:%Y-%m-%d} to "
+            f"{plan.last_published:%Y-%m-%d})")
 
 
 def handle_articles(args: argparse.Namespace, settings: Settings) -> int:

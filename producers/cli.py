@@ -100,21 +100,37 @@ def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
+_POLL_OUTCOMES = {"published": "new items", "unchanged": "200, nothing new",
+                  "not_modified": "304 not modified", "failed": "failed"}
+
+
+def last_poll(state: FeedState) -> str:
+    """What the feed answered last: a 304 shows that conditional GET works."""
+    if state.last_outcome is None:
+        return "-"
+    text = _POLL_OUTCOMES.get(state.last_outcome, state.last_outcome)
+    if state.last_outcome == "not_modified" and state.last_changed_at is not None:
+        text += f" (changed {_when(state.last_changed_at)})"
+    return text
+
+
 def _print_table(feeds: tuple[FeedConfig, ...], states: dict[str, FeedState]) -> None:
-    header = ("ID", "ON", "LAST SUCCESS", "NEXT CHECK", "ERRORS", "ITEMS", "LAST ERROR")
+    header = ("ID", "ON", "LAST SUCCESS", "LAST POLL", "NEXT CHECK", "ERRORS", "ITEMS",
+              "LAST ERROR")
     rows = [header]
     for feed in feeds:
         state = states.get(feed.id)
         if state is None:
-            rows.append((feed.id, "yes" if feed.enabled else "no", "never", "now", "0", "0",
-                         "-"))
+            rows.append((feed.id, "yes" if feed.enabled else "no", "never", "-", "now", "0",
+                         "0", "-"))
             continue
         on = "GONE" if state.disabled_reason else ("yes" if feed.enabled else "no")
         error = state.disabled_reason or state.last_error or "-"
         if state.last_error and state.last_error_at:
             error = f"{_when(state.last_error_at)} {error}"
-        rows.append((feed.id, on, _when(state.last_success_at), _when(state.next_check_at),
-                     str(state.error_count), str(state.items_seen), error[:70]))
+        rows.append((feed.id, on, _when(state.last_success_at), last_poll(state),
+                     _when(state.next_check_at), str(state.error_count), str(state.items_seen),
+                     error[:70]))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))

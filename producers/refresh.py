@@ -170,7 +170,7 @@ def _not_modified(feed: FeedConfig, ctx: Context, fetched: FetchResult) -> Outco
     ctx.store.record_success(feed.id, published=(), unchanged_ids=(),
                              etag=fetched.validators.etag,
                              last_modified=fetched.validators.last_modified,
-                             next_check_at=next_check, now=now)
+                             next_check_at=next_check, now=now, not_modified=True)
     metrics.FEED_POLLS.labels(feed.id, "not_modified").inc()
     log.debug("feed not modified", extra={"feed": feed.id})
     return Outcome(feed.id, "not_modified", next_check_at=next_check)

@@ -66,6 +66,8 @@ class FeedState:
     disabled_reason: str | None = None
     items_seen: int = 0
     publishing_since: datetime | None = None
+    last_outcome: str | None = None
+    last_changed_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> FeedState:
@@ -76,6 +78,7 @@ class FeedState:
             last_success_at=as_utc(row.last_success_at),
             next_check_at=as_utc(row.next_check_at), disabled_reason=row.disabled_reason,
             items_seen=row.items_seen, publishing_since=as_utc(row.publishing_since),
+            last_outcome=row.last_outcome, last_changed_at=as_utc(row.last_changed_at),
         )
 
     def is_due(self, now: datetime) -> bool:
@@ -195,15 +198,23 @@ class Store:
     def record_success(self, feed_id: str, *, published: Sequence[Article],
                        unchanged_ids: Sequence[str], etag: str | None,
                        last_modified: str | None, next_check_at: datetime, now: datetime,
-                       warning: str | None = None) -> None:
-        """After the ack: seen rows, validators, schedule, clear the mark; one transaction."""
+                       warning: str | None = None, not_modified: bool = False) -> None:
+        """After the ack: seen rows, validators, schedule, clear the mark; one transaction.
+
+        A poll that got a body (not a 304) stamps ``last_changed_at`` with ``now``, the
+        time its listed items' seen rows get: a row older than that has left the feed.
+        """
         feeds = tables.feeds
         new_count = sum(1 for article in published if article.revision == 0)
         values: dict[str, Any] = {
             "etag": etag, "last_modified": last_modified, "error_count": 0,
             "last_success_at": now, "next_check_at": next_check_at,
             "items_seen": feeds.c.items_seen + new_count, "publishing_since": None,
+            "last_outcome": ("not_modified" if not_modified
+                             else "published" if published else "unchanged"),
         }
+        if not not_modified:
+            values["last_changed_at"] = now
         if warning is not None:
             values.update(last_error=warning[:2000], last_error_at=now)
         with self.engine.begin() as conn:
@@ -221,7 +232,7 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(update(feeds).where(feeds.c.id == feed_id).values(
                 error_count=feeds.c.error_count + 1, last_error=error[:2000],
-                last_error_at=now, next_check_at=next_check_at,
+                last_error_at=now, next_check_at=next_check_at, last_outcome="failed",
                 disabled_reason=disabled_reason))
             count = conn.execute(select(feeds.c.error_count).where(feeds.c.id == feed_id)
                                  ).scalar_one_or_none()

@@ -59,6 +59,11 @@ feeds = Table(
     Column("publishing_since", DateTime(timezone=True),
            comment="Set before the producer sends a batch, cleared with the seen rows "
                    "after the ack: when set, a batch may be in Kafka but not in seen_items"),
+    Column("last_outcome", String(16),
+           comment="The last poll: published, unchanged, not_modified (HTTP 304) or failed"),
+    Column("last_changed_at", DateTime(timezone=True),
+           comment="Last poll that got a body (not a 304): the seen rows it listed carry "
+                   "this time, so older ones have left the feed (prune)"),
 )
 
 seen_items = Table(
@@ -101,6 +106,7 @@ articles = Table(
     Column("stored_at", DateTime(timezone=True), nullable=False),
     Index("ix_articles_published", "published"),
     Index("ix_articles_feed_published", "feed_id", "published"),
+    Index("ix_articles_stored_at", "stored_at"),
 )
 
 entities = Table(

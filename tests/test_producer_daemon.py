@@ -219,7 +219,8 @@ def test_feeds_list_and_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     good = tmp_path / "good.xml"
     good.write_bytes(rss(news_items("good", 2)))
     feeds_file = tmp_path / "feeds.yaml"
-    _write_feeds(feeds_file, {"good": str(good), "bad": str(tmp_path / "missing.xml")})
+    _write_feeds(feeds_file, {"good": str(good), "bad": str(tmp_path / "missing.xml"),
+                              "quiet": str(good)})
     db_url = migrated_sqlite(tmp_path / "state.db")
     engine = make_engine(db_url)
     store = Store(engine)
@@ -229,14 +230,24 @@ def test_feeds_list_and_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     store.record_success("good", published=[], unchanged_ids=[], etag=None, last_modified=None,
                          next_check_at=now + timedelta(minutes=5), now=now)
     store.record_failure("bad", "no such file", next_check_at=now + timedelta(hours=1), now=now)
+    store.sync_feeds([FeedConfig(id="quiet", url=good.as_uri())])
+    store.record_success("quiet", published=[], unchanged_ids=[], etag='"v1"',
+                         last_modified=None, next_check_at=now, now=now - timedelta(hours=1))
+    store.record_success("quiet", published=[], unchanged_ids=[], etag='"v1"',
+                         last_modified=None, next_check_at=now, now=now, not_modified=True)
     engine.dispose()
     monkeypatch.setenv("NEWSWATCH_DATABASE_URL", db_url)
 
     assert main(["feeds", "list", "--feeds", str(feeds_file)]) == 0
     listing = capsys.readouterr().out
-    assert "2 feeds, 2 enabled" in listing
+    assert "3 feeds, 3 enabled" in listing
     assert "good" in listing
     assert "no such file" in listing
+    quiet = next(line for line in listing.splitlines() if line.startswith("quiet"))
+    changed = (now - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M")
+    assert f"304 not modified (changed {changed})" in quiet
+    assert "200, nothing new" in next(line for line in listing.splitlines()
+                                      if line.startswith("good"))
 
     assert main(["feeds", "check", "--feeds", str(feeds_file), "--fetch"]) == 1
     checked = capsys.readouterr().out

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
+from consumers.store.prune import prune
 from newswatch.daemon import StopFlag
 from newswatch.db import make_engine
 from newswatch.errors import BrokerUnavailableError
@@ -106,6 +108,17 @@ def test_new_items_are_published_once_and_304_costs_nothing(
     assert state.items_seen == 12
     assert state.etag == '"v1"'
     assert state.publishing_since is None
+    # The 304 is on record (feeds list shows it), and the body last changed at the first poll.
+    assert state.last_outcome == "not_modified"
+    assert state.last_changed_at == first_state_changed_at(pipeline, "a")
+
+
+def first_state_changed_at(pipeline: Pipeline, feed_id: str) -> datetime | None:
+    """The seen rows of the last body carry its time: the newest last_seen_at."""
+    with pipeline.engine.connect() as conn:
+        value = conn.execute(select(func.max(tables.seen_items.c.last_seen_at))
+                             .where(tables.seen_items.c.feed_id == feed_id)).scalar()
+    return None if value is None else value.replace(tzinfo=UTC)
 
 
 def test_changed_title_is_published_as_a_revision(pipeline: Pipeline,
@@ -313,3 +326,26 @@ def test_full_text_is_extracted_from_article_pages(pipeline: Pipeline,
 
 def _titles(messages: list[tuple[str, Article]]) -> list[str]:
     return sorted(article.title for _, article in messages)
+
+
+def test_a_pruned_article_the_feed_still_lists_is_not_ingested_again(
+        pipeline: Pipeline, feed_server: FeedServer) -> None:
+    """Issue 18: prune keeps the seen rows of items a feed still lists (behind 304s too),
+    so the producer does not publish them again; rows of items that left the feed go."""
+    url = feed_server.feed("/rss", rss(news_items("a", 12)), etag='"v1"')
+    feed = FeedConfig(id="a", url=url)
+    assert pipeline.run(feed)[0].published == 12
+    assert pipeline.run(feed)[0].status == "not_modified"
+    later = datetime.now(UTC) + timedelta(days=40)  # the articles are long pruned by then
+    assert prune(pipeline.engine, timedelta(days=30), now=later).seen_items == 0
+    assert pipeline.run(feed)[0].status == "not_modified"
+
+    feed_server.feed("/rss", rss(news_items("a", 12, start=6)), etag='"v2"')  # 6 left, 6 new
+    outcome, = pipeline.run(feed)
+    assert (outcome.status, outcome.published) == ("published", 6)
+    assert prune(pipeline.engine, timedelta(days=30), now=later).seen_items == 6
+    with pipeline.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(tables.seen_items)).scalar() == 12
+    assert pipeline.run(feed)[0].published == 0
+    by_key = _by_key(pipeline.settings)
+    assert sum(by_key.values()) == 18 and set(by_key.values()) == {1}

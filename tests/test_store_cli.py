@@ -130,11 +130,22 @@ def test_articles_prints_a_readable_table(
 def test_db_prune_reports_what_it_deleted(
     seeded: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["db", "prune", "--older-than", "7d", "--batch-size", "1"]) == 0
-
+    # By stored time (the default) nothing is old: all four were stored just now.
+    assert main(["db", "prune", "--older-than", "7d", "--dry-run"]) == 0
+    assert "Would delete 0 of 4 articles stored before" in capsys.readouterr().out
+    assert main(["db", "prune", "--older-than", "7d", "--by", "published", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "deleted 1 articles" in out
-    assert "with 1 topic hits and 1 entity links, in 1 transactions" in out
+    assert "dry run, nothing deleted. Would delete 1 of 4 articles published before" in out
+    assert ", with 1 topic hits and 1 entity links;" in out
+    assert main(["db", "prune", "--older-than", "7d", "--by", "published", "--dry-run"]) == 0
+    assert "Would delete 1 of 4" in capsys.readouterr().out  # the dry run deleted nothing
+
+    assert main(["db", "prune", "--older-than", "7d", "--by", "published",
+                 "--batch-size", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "deleted 1 articles published before" in out
+    assert "with 1 topic hits and 1 entity links; 0 seen items; 0 alerts" in out
+    assert "in 1 transactions" in out
     main(["articles", "--entity", "taliban", "--since", "60d", "--json"])
     assert [r["title"] for r in json_lines(capsys.readouterr().out)] == [
         "Russia invites the Taliban"]
@@ -160,6 +171,13 @@ def test_since_takes_a_duration_or_a_date() -> None:
         seconds=5)
     with pytest.raises(argparse.ArgumentTypeError):
         parse_since("yesterday")
+
+
+def test_prune_refuses_alerts_kept_shorter_than_articles(
+    use_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "prune", "--older-than", "30d", "--alerts-older-than", "7d"]) == 2
+    assert "alerts are kept at least as long as articles" in capsys.readouterr().err
 
 
 def test_prune_needs_an_age(capsys: pytest.CaptureFixture[str]) -> None:
