@@ -15,6 +15,7 @@ PROGRESS_METRICS = {
     "stored": "newswatch_articles_stored",
     "alerts fired": "newswatch_alerts_fired",
     "delivered": "newswatch_alerts_delivered",
+    "failed deliveries": "newswatch_alerts_failed",
     "dead-lettered": "newswatch_dead_lettered",
     "feed errors": "newswatch_feed_errors",
 }
@@ -37,5 +38,20 @@ def scrape(ports: Iterable[int], timeout_s: float = 1.0) -> dict[str, float]:
     return totals
 
 
+FAILED_HINT = ("see `newswatch alerts --failed`; `newswatch alerts resend --failed` "
+               "sends them again")
+
+
 def render(totals: dict[str, float]) -> str:
-    return " | ".join(f"{label} {int(value)}" for label, value in totals.items())
+    """The status line; failed deliveries (sends that failed for good) say where to look."""
+    line = " | ".join(f"{label} {int(value)}" for label, value in totals.items())
+    if totals.get("failed deliveries"):
+        line += f" ({FAILED_HINT})"
+    return line
+
+
+def failed_summary(failed_alerts: int) -> str | None:
+    """The summary's line about alerts the database holds as failed for good, if any."""
+    if not failed_alerts:
+        return None
+    return f"{failed_alerts} alert(s) failed for good: {FAILED_HINT}"

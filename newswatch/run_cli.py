@@ -14,14 +14,18 @@ import sys
 import time
 from typing import Any
 
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+
 from newswatch.daemon import StopFlag, install_signal_handlers
 from newswatch.db import make_engine
 from newswatch.kafka_admin import ensure_topics
 from newswatch.kafka_cli import local_kafka
 from newswatch.migrate import upgrade
-from newswatch.progress import render, scrape
+from newswatch.progress import failed_summary, render, scrape
 from newswatch.settings import Settings
 from newswatch.supervisor import ChildSpec, Supervisor
+from schemas import tables
 
 STAGES = ("producer", "enrich", "store", "alert")
 
@@ -53,6 +57,20 @@ def child_specs(settings: Settings, base_port: int, poll_interval: float) -> lis
                  "NEWSWATCH_LOG_FORMAT": "json"},
         ))
     return specs
+
+
+def _failed_alerts(settings: Settings) -> int:
+    """Alerts the database holds as failed for good (this run's and earlier ones)."""
+    engine = make_engine(settings.sqlalchemy_url())
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(tables.alerts)
+                                    .where(tables.alerts.c.status == "failed")).scalar_one())
+    except SQLAlchemyError as exc:
+        print(f"  (failed alerts unknown: {type(exc).__name__})")
+        return 0
+    finally:
+        engine.dispose()
 
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
@@ -101,5 +119,8 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     for child in supervisor.children:
         print(f"  {child.spec.name}: exit {codes.get(child.spec.name)}, "
               f"restarts {child.restarts}")
+    failed = failed_summary(_failed_alerts(settings))
+    if failed is not None:
+        print(f"  {failed}")
     print(f"Alerts written to {settings.alerts_file()}")
     return 0

@@ -348,4 +348,5 @@ def test_a_pruned_article_the_feed_still_lists_is_not_ingested_again(
         assert conn.execute(select(func.count()).select_from(tables.seen_items)).scalar() == 12
     assert pipeline.run(feed)[0].published == 0
     by_key = _by_key(pipeline.settings)
-    assert sum(by_key.values()) == 18 and set(by_key.values()) == {1}
+    assert sum(by_key.values()) == 18
+    assert set(by_key.values()) == {1}

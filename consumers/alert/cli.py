@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from consumers.alert.backtest import RuleReport, backtest
 from consumers.alert.compile import compile_rules
 from consumers.alert.daemon import AlertDaemon
 from consumers.alert.deliver import Deliverer
+from consumers.alert.outbox import failed_alert_ids, resend_alert
 from consumers.alert.payload import as_utc
 from consumers.alert.rules import load_rules, missing_environment
 from consumers.alert.ruleset import RulesHolder
@@ -58,6 +60,15 @@ def register(subparsers: Any) -> None:
     alerts.add_argument("--limit", type=int, default=50)
     alerts.add_argument("--rule", default=None, help="only this rule's alerts")
     alerts.set_defaults(handler=handle_alerts)
+    alert_actions = alerts.add_subparsers(dest="alerts_action", metavar="ACTION")
+    resend = alert_actions.add_parser(
+        "resend", help="send a failed alert again (same alert, same dedup key)")
+    resend.add_argument("alert_id", nargs="?", type=int, metavar="ID", help="the alert's id")
+    resend.add_argument("--failed", dest="resend_failed", action="store_true",
+                        help="every alert that failed for good")
+    resend.add_argument("--rule", dest="resend_rule", default=None,
+                        help="with --failed: only this rule's")
+    resend.set_defaults(handler=handle_resend)
 
     rules = subparsers.add_parser("rules", help="check or backtest a rules file")
     actions = rules.add_subparsers(dest="rules_action", metavar="ACTION", required=True)
@@ -171,6 +182,45 @@ def handle_alerts(args: argparse.Namespace, settings: Settings) -> int:
                       channels)
     Console().print(table)
     return 0
+
+
+def handle_resend(args: argparse.Namespace, settings: Settings) -> int:
+    """``newswatch alerts resend ID|--failed``: queue failed sends again for the daemon."""
+    if (args.alert_id is None) == (not args.resend_failed):
+        print("newswatch alerts resend: give an alert ID or --failed", file=sys.stderr)
+        return 2
+    engine = make_engine(settings.sqlalchemy_url())
+    who = _who()
+    queued: list[tuple[int, int]] = []
+    try:
+        check_schema(engine)
+        ids = ([args.alert_id] if args.alert_id is not None
+               else failed_alert_ids(engine, rule=args.resend_rule))
+        for alert_id in ids:
+            try:
+                queued.append((alert_id, resend_alert(engine, alert_id, who=who)))
+            except KeyError:
+                print(f"newswatch alerts resend: no alert {alert_id}", file=sys.stderr)
+                return 1
+    finally:
+        engine.dispose()
+    sends = sum(count for _, count in queued)
+    for alert_id, count in queued:
+        print(f"alert {alert_id}: " + (f"{count} failed send(s) queued again" if count
+                                       else "nothing failed; not queued"))
+    if args.alert_id is None and not queued:
+        print("no failed alerts")
+    if sends:
+        print(f"{sends} send(s) queued by {who}; the running `newswatch alert` daemon sends "
+              f"them (same alert id and dedup key) and `newswatch alerts` shows the outcome")
+    return 0 if args.alert_id is None or sends else 1
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in a bare container
+        return "cli"
 
 
 # --- newswatch rules check|test --------------------------------------------------------

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from consumers.alert.channels.base import Notifier, SendResult, retryable
 from consumers.alert.payload import as_utc
@@ -145,11 +145,18 @@ class Deliverer:
 
     def _attempt(self, due: _Due, channels: Mapping[str, Notifier], policy: Delivery,
                  now: datetime) -> str:
+        # A resend (outbox.resend_alert) restarts the deadline: it counts from then.
+        resent = (select(func.max(T_DELIVERIES.c.attempted_at))
+                  .where(T_DELIVERIES.c.alert_id == due.alert_id,
+                         T_DELIVERIES.c.channel == due.channel,
+                         T_DELIVERIES.c.outcome == "requeued").scalar_subquery())
         with unavailable_as_retryable(), self._engine.connect() as conn:
             alert = conn.execute(
-                select(T_ALERTS.c.payload, T_ALERTS.c.created_at, T_ALERTS.c.rule)
+                select(T_ALERTS.c.payload, T_ALERTS.c.created_at, T_ALERTS.c.rule,
+                       resent.label("resent_at"))
                 .where(T_ALERTS.c.id == due.alert_id)
             ).one()
+        since = as_utc(alert.resent_at or alert.created_at)
         payload = AlertPayload.model_validate({**alert.payload, "alert_id": due.alert_id})
         notifier = channels.get(due.channel)
         started = time.perf_counter()
@@ -163,8 +170,7 @@ class Deliverer:
                 result = retryable("error", f"{type(exc).__name__}: {exc}")
         latency_ms = (time.perf_counter() - started) * 1000
         attempt = due.attempts + 1
-        outcome, next_at, error = self._next(result, attempt, policy, now, latency_ms,
-                                             as_utc(alert.created_at))
+        outcome, next_at, error = self._next(result, attempt, policy, now, latency_ms, since)
         self._record_surely(due, attempt, now, result, outcome, next_at, error, latency_ms)
         fields = {"alert_id": due.alert_id, "channel": due.channel, "attempt": attempt,
                   "status": result.status, "latency_ms": round(latency_ms, 1)}

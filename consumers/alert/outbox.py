@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, tuple_, update
@@ -37,6 +37,8 @@ CURSOR_NAME = "topic_hits"
 CHUNK = 400
 T_STATE, T_GROUPS, T_ALERTS = tables.alert_state, tables.alert_groups, tables.alerts
 T_ARTICLES, T_SENDS = tables.alert_articles, tables.alert_sends
+T_DELIVERIES = tables.deliveries
+REQUEUED = "requeued"  # deliveries.outcome of a resend: who asked, and when
 
 
 class ConcurrentEvaluationError(NewswatchError):
@@ -239,6 +241,60 @@ class SqlStore:
               "release_at": state.release_at, "last_true_at": state.last_true_at,
               "last_reason": state.last_reason[:2000]} for state in states],
         )
+
+
+# --- sending a failed alert again ------------------------------------------------------
+
+
+def failed_alert_ids(engine: Engine, *, rule: str | None = None) -> list[int]:
+    """Alerts that failed for good (``newswatch alerts --failed``), oldest first."""
+    query = select(T_ALERTS.c.id).where(T_ALERTS.c.status == "failed").order_by(T_ALERTS.c.id)
+    if rule is not None:
+        query = query.where(T_ALERTS.c.rule == rule)
+    with unavailable_as_retryable(), engine.connect() as conn:
+        return [int(alert_id) for alert_id in conn.execute(query).scalars()]
+
+
+def resend_alert(engine: Engine, alert_id: int, *, who: str) -> int:
+    """Queue the failed sends of ``alert_id`` again; returns how many (0: none failed).
+
+    The alert is the same row with the same payload and dedup key, so a receiver that
+    did get it after all drops the repeat. Each failed ``alert_sends`` row goes back to
+    pending, due now, with a fresh retry budget (attempts from 0; the delivery deadline
+    counts from the resend), and the deliverer sends and records it like any send. The
+    resend itself is a ``deliveries`` row (outcome ``requeued``, status ``resend by
+    <who>``), so the log shows who sent it again and when. Raises KeyError for an
+    unknown id.
+    """
+    now = datetime.now(UTC)
+    with unavailable_as_retryable(), engine.begin() as conn:
+        # Locked like a delivery record (deliver._record) so the two never interleave.
+        status = conn.execute(select(T_ALERTS.c.status).where(T_ALERTS.c.id == alert_id)
+                              .with_for_update()).scalar()
+        if status is None:
+            raise KeyError(alert_id)
+        channels = list(conn.execute(
+            select(T_SENDS.c.channel, T_SENDS.c.attempts)
+            .where(T_SENDS.c.alert_id == alert_id, T_SENDS.c.status == "failed")
+        ))
+        if not channels:
+            return 0
+        conn.execute(T_DELIVERIES.insert(), [
+            {"alert_id": alert_id, "channel": channel, "attempt": attempts,
+             "attempted_at": now, "outcome": REQUEUED, "status": f"resend by {who}"[:64],
+             "latency_ms": 0.0, "error": None}
+            for channel, attempts in channels
+        ])
+        conn.execute(
+            update(T_SENDS)
+            .where(T_SENDS.c.alert_id == alert_id, T_SENDS.c.status == "failed")
+            .values(status="pending", attempts=0, next_attempt_at=now, updated_at=now)
+        )
+        conn.execute(update(T_ALERTS).where(T_ALERTS.c.id == alert_id)
+                     .values(status="pending", finished_at=None))
+    log.info("alert queued to be sent again", extra={
+        "alert_id": alert_id, "channels": [channel for channel, _ in channels], "who": who})
+    return len(channels)
 
 
 def labels_of(group_key: str) -> dict[str, str]:

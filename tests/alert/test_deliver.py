@@ -19,7 +19,7 @@ from consumers.alert.channels.base import Notifier
 from consumers.alert.channels.webhook import WebhookNotifier, classify, verify
 from consumers.alert.compile import compile_rules
 from consumers.alert.deliver import Deliverer, backoff_delay
-from consumers.alert.outbox import run_tick
+from consumers.alert.outbox import failed_alert_ids, resend_alert, run_tick
 from consumers.alert.rules import parse_rules
 from newswatch.cli import main
 from schemas import tables
@@ -215,4 +215,34 @@ def test_the_webhook_request_is_signed_and_carries_the_payload(engine: Engine) -
     assert payload["alert_id"] == int(
         request.headers["X-Newswatch-Alert-Id"])
     assert payload["dedup_key"] == request.headers["X-Newswatch-Dedup-Key"]
+    deliverer.close()
+
+
+# --- issue 18: sending a failed alert again --------------------------------------------
+
+
+def test_a_resent_alert_gets_a_fresh_retry_budget_and_keeps_its_dedup_key(
+        engine: Engine) -> None:
+    """Decided in 2021, failed for good; sent again now: the deadline counts from the
+    resend, so a 500 is retried instead of failing at once; the log shows who asked."""
+    script = Script(404, 500)
+    deliverer, _ = _setup(engine, script)
+    assert deliverer.run_once(NOW).failed == 1
+    assert failed_alert_ids(engine) == [1]
+    assert resend_alert(engine, 1, who="analyst") == 1
+    assert resend_alert(engine, 1, who="analyst") == 0  # nothing failed any more
+    assert _send_state(engine) == ("pending", 0, "pending")
+    assert failed_alert_ids(engine) == []
+    assert deliverer.run_once().retried == 1  # now: a fresh deadline and attempt count
+    with engine.begin() as conn:  # make the retry due at once
+        conn.execute(tables.alert_sends.update().values(next_attempt_at=NOW))
+    assert deliverer.run_once().sent == 1
+    assert [(a, o, s) for a, o, s, _ in _log(engine)] == [
+        (1, "failed", "http 404"), (1, "requeued", "resend by analyst"),
+        (1, "retry", "http 500"), (2, "sent", "http 200")]
+    keys = {r.headers["x-newswatch-dedup-key"] for r in script.requests}
+    assert len(keys) == 1  # the same alert every time
+    assert _send_state(engine) == ("sent", 2, "sent")
+    with pytest.raises(KeyError):
+        resend_alert(engine, 99, who="analyst")
     deliverer.close()

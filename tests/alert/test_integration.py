@@ -34,6 +34,7 @@ from sqlalchemy import Engine, func, select
 from consumers.alert.deliver import Deliverer
 from consumers.alert.outbox import run_tick
 from consumers.alert.ruleset import RulesHolder, build_ruleset
+from newswatch.cli import main
 from schemas import tables
 from tests.alert.conftest import (
     Receiver,
@@ -277,6 +278,44 @@ def test_a_webhook_answering_500_twice_then_200_receives_exactly_one_alert(
                            .order_by(tables.deliveries.c.id)).all()
     assert [tuple(r) for r in log] == [(1, "retry", "http 500"), (2, "retry", "http 500"),
                                        (3, "sent", "http 200")]
+
+
+def test_an_alert_refused_for_good_is_sent_again_with_the_same_dedup_key(
+        engine: Engine, db_url: str, tmp_path: Path, receiver: Receiver,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 18: `newswatch alerts resend ID|--failed` on a real receiver and database."""
+    ruleset = _ruleset(_webhook_rules(tmp_path, receiver), engine, tmp_path,
+                       T_WEBHOOK_SECRET="k")
+    receiver.statuses = deque([404, 404])  # a receiver misconfigured for a while
+    insert_article(engine, title="Islamic State claims attack", topics={"is_threat": 0.9})
+    insert_article(engine, title="Cartel boss arrested", topics={"drug_trafficking": 0.9})
+    assert len(run_tick(engine, ruleset.rules, _now()).alerts) == 2
+    _deliver_all(engine, ruleset).close()
+    assert _count(engine, tables.alerts, status="failed") == 2
+
+    monkeypatch.setenv("NEWSWATCH_DATABASE_URL", db_url)
+    assert main(["alerts", "resend"]) == 2  # neither an id nor --failed
+    assert "give an alert ID or --failed" in capsys.readouterr().err
+    assert main(["alerts", "resend", "1"]) == 0
+    assert "alert 1: 1 failed send(s) queued again" in capsys.readouterr().out
+    assert main(["alerts", "resend", "1"]) == 1  # nothing failed any more
+    assert "alert 1: nothing failed; not queued" in capsys.readouterr().out
+    assert main(["alerts", "resend", "--failed"]) == 0
+    assert "alert 2: 1 failed send(s) queued again" in capsys.readouterr().out
+    assert main(["alerts", "resend", "--failed"]) == 0
+    assert "no failed alerts" in capsys.readouterr().out
+
+    _deliver_all(engine, ruleset).close()
+    assert [r.status for r in receiver.requests] == [404, 404, 200, 200]
+    for alert_id in (1, 2):  # the same alert, with the same dedup key, both times
+        sent = [r for r in receiver.requests if r.headers["X-Newswatch-Alert-Id"] == str(alert_id)]
+        assert len(sent) == 2
+        assert len({r.headers["X-Newswatch-Dedup-Key"] for r in sent}) == 1
+        assert len({r.body for r in sent}) == 1
+    assert _count(engine, tables.alerts, status="sent") == 2
+    assert _count(engine, tables.deliveries, outcome="requeued") == 2
+    assert main(["alerts", "--failed", "--json"]) == 0
+    assert capsys.readouterr().out == ""
 
 
 def receiver_verifies(secret: bytes, headers: dict[str, str], body: bytes,
