@@ -100,6 +100,11 @@ def test_eval_counts_and_misses(enricher: Enricher) -> None:
     assert "missed   is_threat" in text
     assert "t3" in text
     assert "Residents mark anniversary of the liberation of Mosul" in text
+    # Issue 18: no document is labelled recognition: nothing to measure, not 1.00.
+    assert not results["recognition"].has_examples
+    (row,) = [line for line in text.splitlines() if line.startswith("recognition")]
+    assert "no examples" in row
+    assert "1.000" not in row
 
 
 def test_eval_command_fails_below_min_f1(tmp_path: Path,

@@ -20,6 +20,26 @@ def test_inflections(word: str, forms: set[str]) -> None:
     assert forms <= word_forms(word)
 
 
+@pytest.mark.parametrize(("word", "inflect", "irregular"), [
+    ("longshoreman", "nouns", {"longshoremen"}),
+    ("child", "all", {"children"}),
+    ("crisis", "nouns", {"crises"}),
+    ("fight", "all", {"fought", "fights", "fighting"}),
+    ("seize", "all", {"seized", "seizing"}),
+    ("catch", "all", {"caught"}),
+])
+def test_irregular_forms_come_from_the_lexicon(word: str, inflect: str,
+                                               irregular: set[str]) -> None:
+    assert irregular <= word_forms(word, inflect)  # type: ignore[arg-type]
+
+
+def test_a_phrase_is_inflected_as_written_not_widened_to_its_lemma() -> None:
+    assert "traffic" not in word_forms("trafficking")
+    assert "fight" not in word_forms("fought")
+    assert "longshoremen" in phrase_forms("longshoreman")
+    assert "dock longshoremen" in phrase_forms("dock longshoreman")
+
+
 def test_nouns_only_get_plurals() -> None:
     assert word_forms("state", "nouns") == {"state", "states"}
 

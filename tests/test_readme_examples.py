@@ -39,6 +39,12 @@ def test_readme_topic_example_loads_and_finds_a_port_strike(tmp_path: Path) -> N
     assert [hit.topic for hit in strike.hits] == ["port_strike"]
     assert strike.hits[0].evidence
     assert all(hit.topic != "port_strike" for hit in unrelated.hits)
+    # Issue 18: an irregular plural is an inflection too ("longshoreman" -> "longshoremen").
+    irregular = enricher.analyse(document_text(
+        "Longshoremen walk out", content="Longshoremen walked out at the port of Oakland."))
+    assert "port_strike" in [hit.topic for hit in irregular.hits]
+    phrases = {span.phrase.lower() for hit in irregular.hits for span in hit.evidence}
+    assert "longshoremen" in phrases
 
 
 def test_readme_rules_example_is_a_valid_rules_file() -> None:

@@ -146,6 +146,12 @@ class TopicScore:
     false_negatives: list[tuple[Item, float]] = field(default_factory=list)
 
     @property
+    def has_examples(self) -> bool:
+        """Whether the labelled set has a document of this topic; without one, recall
+        and F1 measure nothing (they would read 1.00), so they are not reported."""
+        return self.tp + self.fn > 0
+
+    @property
     def precision(self) -> float:
         return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
 
@@ -191,7 +197,8 @@ def handle_eval(args: argparse.Namespace, settings: Settings) -> int:
     results = evaluate(enricher, items)
     print(report(results, len(items)))
     if args.min_f1 is not None:
-        low = [name for name, result in results.items() if result.f1 < args.min_f1]
+        low = [name for name, result in results.items()
+               if result.has_examples and result.f1 < args.min_f1]
         if low:
             print(f"F1 below {args.min_f1}: {', '.join(low)}")
             return 1
@@ -204,6 +211,10 @@ def report(results: dict[str, TopicScore], count: int) -> str:
              f"{'topic':<20} {'precision':>9} {'recall':>7} {'F1':>6} "
              f"{'TP':>4} {'FP':>4} {'FN':>4}"]
     for name, result in results.items():
+        if not result.has_examples:
+            lines.append(f"{name:<20} {'no examples':>24} {result.tp:>4} {result.fp:>4} "
+                         f"{result.fn:>4}")
+            continue
         lines.append(f"{name:<20} {result.precision:>9.3f} {result.recall:>7.3f} "
                      f"{result.f1:>6.3f} {result.tp:>4} {result.fp:>4} {result.fn:>4}")
     misses = [f"  missed   {name:<18} {item.id}  score {score:.2f}  {item.title}"

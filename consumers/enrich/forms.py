@@ -5,9 +5,13 @@ Topics are matched on lemmas in spirit ("recognise" finds "recognised", "recogni
 shared tok2vec, which cut throughput from ~12.4k to ~8.0k words per CPU second on this
 machine (``bench/bench_enrich.py --pipelines``). Instead each phrase is expanded once,
 when topics are compiled, into its regular English inflections and British/American
-spellings, and documents are matched on lower-case tokens. That is as good as lemmas
-for the regular words topics are made of; an irregular form ("fought", "caught") is
-listed as a phrase of its own.
+spellings, and documents are matched on lower-case tokens. Irregular forms come from
+an English inflection lexicon, lemminflect's tables (made from the NIH SPECIALIST
+Lexicon, shipped in the package, ~0.8 MB; looked up, never guessed by its model): so
+"longshoreman" also finds "longshoremen", "fight" "fought", "crisis" "crises". The
+rules below add the regular forms of words the lexicon does not know (names, new words).
+A phrase is taken as written: an inflected word is not reduced to its lemma, so
+"trafficking" does not widen to "traffic".
 
 Over-generation is harmless: a form that is not a word never occurs in text.
 """
@@ -16,7 +20,10 @@ from __future__ import annotations
 
 import itertools
 import re
+from functools import lru_cache
 from typing import Literal
+
+import lemminflect
 
 Inflect = Literal["all", "nouns", "none"]
 
@@ -76,11 +83,22 @@ def word_forms(word: str, inflect: Inflect = "all") -> set[str]:
     if last.endswith("s") and not last.endswith(("ss", "us", "is")):
         forms = {last}  # already a plural or a third person: 'traffickers', 'seizes'
     elif inflect == "nouns":
-        forms = _noun_forms(last)
+        forms = _noun_forms(last) | lexicon_forms(last, ("NOUN",))
     else:
-        forms = _all_forms(last)
+        forms = _all_forms(last) | lexicon_forms(last, ("NOUN", "VERB"))
     forms |= {variant for form in forms for variant in _spellings(form)}
     return {head + sep + form for form in forms}
+
+
+@lru_cache(maxsize=65536)
+def lexicon_forms(lemma: str, parts_of_speech: tuple[str, ...]) -> frozenset[str]:
+    """The inflections the lexicon lists for ``lemma`` as these parts of speech
+    (``NOUN``, ``VERB``); empty when it is not a lemma the lexicon knows."""
+    forms: set[str] = set()
+    for upos in parts_of_speech:
+        for spellings in lemminflect.getAllInflections(lemma, upos=upos).values():
+            forms.update(form.lower() for form in spellings if form.isalpha())
+    return frozenset(forms)
 
 
 def _joinings(words: tuple[str, ...]) -> set[str]:
