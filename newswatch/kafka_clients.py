@@ -3,20 +3,38 @@
 Producers: acks=all, idempotence, retries within a delivery timeout, gzip. Consumers: no
 auto-commit (the run loop commits after its output is durable), earliest reset, and a
 short session timeout so a restarted daemon rejoins its group quickly.
+
+Every client says who it is (`client_id`: daemon role, host and process id), so a
+broker's logs and quotas tell the enrich daemon on one host from the store on another;
+a group consumer logs when it joins its group, which partitions it takes or gives up in
+a rebalance, and when it leaves.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
+from collections.abc import Iterable
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 
 from newswatch.settings import Settings
 
+log = logging.getLogger(__name__)
 
-def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
+
+def client_id(role: str) -> str:
+    """``newswatch-<role>-<host>-<pid>``: one per daemon and process."""
+    return f"newswatch-{role}-{socket.gethostname()}-{os.getpid()}"
+
+
+def make_producer(settings: Settings, *, role: str = "producer", **overrides: Any
+                  ) -> KafkaProducer:
     """A producer whose acknowledged sends are on every in-sync replica."""
     config: dict[str, Any] = {
+        "client_id": client_id(role),
         **settings.kafka_client_config(),
         "acks": "all",
         "enable_idempotence": True,
@@ -30,10 +48,13 @@ def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     return KafkaProducer(**config)
 
 
-def make_consumer(settings: Settings, topic: str, group_id: str, **overrides: Any
-                  ) -> KafkaConsumer:
-    """A group consumer on ``topic`` that never commits by itself."""
+def make_consumer(settings: Settings, topic: str, group_id: str, *, role: str | None = None,
+                  **overrides: Any) -> KafkaConsumer:
+    """A group consumer on ``topic`` that never commits by itself and logs its group
+    membership (``role`` names it in its client id; default: the group's name)."""
+    name = client_id(role or group_id.removeprefix("newswatch-"))
     config: dict[str, Any] = {
+        "client_id": name,
         **settings.kafka_client_config(),
         "group_id": group_id,
         "enable_auto_commit": False,
@@ -47,6 +68,44 @@ def make_consumer(settings: Settings, topic: str, group_id: str, **overrides: An
         # Static membership: a restarted daemon rejoins with its old assignment at once.
         config["group_instance_id"] = settings.kafka_group_instance_id
     config.update(overrides)
-    consumer = KafkaConsumer(**config)
-    consumer.subscribe([topic])
+    consumer = GroupConsumer(**config)
+    consumer.subscribe([topic], listener=MembershipLog(group_id, str(config["client_id"])))
     return consumer
+
+
+def partition_names(partitions: Iterable[Any]) -> list[str]:
+    """``news.articles[0]``-style names of topic partitions, sorted."""
+    return sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)
+
+
+class MembershipLog(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Logs each rebalance: the partitions a member gives up, then those it is given."""
+
+    def __init__(self, group_id: str, client: str) -> None:
+        self.group_id = group_id
+        self.client_id = client
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        if revoked:
+            log.info("consumer group rebalancing: partitions given up", extra={
+                "group": self.group_id, "client_id": self.client_id,
+                "partitions": partition_names(revoked)})
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("joined consumer group: partitions assigned", extra={
+            "group": self.group_id, "client_id": self.client_id,
+            "partitions": partition_names(assigned)})
+
+
+class GroupConsumer(KafkaConsumer):  # type: ignore[misc]
+    """A `KafkaConsumer` that logs leaving its group when it is closed."""
+
+    def close(self, autocommit: bool = True, timeout_ms: int | None = None) -> None:
+        if getattr(self, "_closed", False):
+            return
+        held = partition_names(self.assignment() or ())
+        group = self.config.get("group_id")
+        super().close(autocommit=autocommit, timeout_ms=timeout_ms)
+        if group is not None:
+            log.info("left consumer group", extra={
+                "group": group, "client_id": self.config.get("client_id"), "partitions": held})

@@ -24,6 +24,7 @@ from kafka.structs import TopicPartition
 from pydantic import ValidationError
 
 from newswatch.errors import BrokerUnavailableError
+from newswatch.kafka_clients import client_id
 from newswatch.settings import Settings
 from schemas.messages import Article
 
@@ -48,6 +49,7 @@ class Recovery:
         try:
             wait_ms = int(self._settings.producer_delivery_timeout_s * 1000)
             consumer = KafkaConsumer(**self._settings.kafka_client_config(),
+                                     client_id=client_id("producer-recover"),
                                      enable_auto_commit=False, group_id=None,
                                      request_timeout_ms=max(1_000, min(15_000, wait_ms)),
                                      bootstrap_timeout_ms=min(10_000, wait_ms))

@@ -175,9 +175,10 @@ def serve(settings: Settings, enricher: ArticleEnricher, stop: StopFlag) -> None
     bootstrap = ",".join(client.pop("bootstrap_servers"))
     health = start_health_server(settings.metrics_port, lambda: broker_answers(bootstrap, **client),
                                  settings.metrics_host)
-    consumer = make_consumer(settings, names.articles, GROUP_ID, max_poll_records=batch)
-    output = Output(lambda: make_producer(settings))
-    producer = make_producer(settings)  # the dead letters' own: see Output
+    consumer = make_consumer(settings, names.articles, GROUP_ID, role=STAGE,
+                             max_poll_records=batch)
+    output = Output(lambda: make_producer(settings, role=STAGE))
+    producer = make_producer(settings, role=f"{STAGE}-dlq")  # the dead letters' own: see Output
     log.info("enrich started", extra={"topic": names.articles, "group": GROUP_ID})
     try:
         stats = run_consumer(consumer, make_handler(enricher, output, names.enriched),

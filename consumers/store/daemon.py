@@ -238,9 +238,9 @@ def run_store(
         wait_for_schema(db, stop, backoff)
         if stop.stopping:
             return LoopStats()
-        consumer = make_consumer(settings, topics.enriched, group_id, **{
+        consumer = make_consumer(settings, topics.enriched, group_id, role=STAGE, **{
             **CONSUMER_CONFIG, "max_poll_records": batch_size, **(consumer_overrides or {})})
-        producer = make_producer(settings)
+        producer = make_producer(settings, role=f"{STAGE}-dlq")
         log.info("storing enriched articles", extra={
             "stage": STAGE, "topic": topics.enriched, "group": group_id,
             "database": db.url.render_as_string(hide_password=True)})

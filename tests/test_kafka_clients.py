@@ -1,0 +1,87 @@
+"""Kafka clients say who they are and log their group membership (a real broker)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+
+import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+
+from newswatch.kafka_clients import client_id, make_consumer, make_producer
+from newswatch.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def test_client_ids_name_the_daemon_host_and_process() -> None:
+    assert client_id("enrich") == f"newswatch-enrich-{socket.gethostname()}-{os.getpid()}"
+
+
+def _records(caplog: pytest.LogCaptureFixture, message: str, client: str
+             ) -> list[logging.LogRecord]:
+    return [r for r in caplog.records
+            if r.getMessage() == message and getattr(r, "client_id", None) == client]
+
+
+def _poll_until(consumers: list, done) -> None:  # type: ignore[no-untyped-def,type-arg]
+    deadline = time.monotonic() + 30
+    while not done():
+        assert time.monotonic() < deadline, "the group did not settle"
+        for consumer in consumers:
+            consumer.poll(timeout_ms=100)
+
+
+def test_joining_rebalancing_and_leaving_a_group_is_logged_with_the_partitions(
+    kafka_bootstrap: str, topic: str, group: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+    admin.close()
+    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap)
+    caplog.set_level(logging.INFO, logger="newswatch.kafka_clients")
+
+    first = make_consumer(settings, topic, group, role="enrich", session_timeout_ms=6000)
+    second = None
+    try:
+        me = first.config["client_id"]
+        assert me == client_id("enrich")
+        _poll_until([first], lambda: _records(caplog, "joined consumer group: partitions "
+                                              "assigned", me))
+        (joined,) = _records(caplog, "joined consumer group: partitions assigned", me)
+        assert joined.partitions == [f"{topic}[0]", f"{topic}[1]"]  # type: ignore[attr-defined]
+        assert joined.group == group  # type: ignore[attr-defined]
+
+        second = make_consumer(settings, topic, group, role="enrich-2", session_timeout_ms=6000)
+        other = second.config["client_id"]
+        _poll_until([first, second], lambda: _records(
+            caplog, "joined consumer group: partitions assigned", other)
+            and len(_records(caplog, "joined consumer group: partitions assigned", me)) == 2)
+        (given_up,) = _records(caplog, "consumer group rebalancing: partitions given up", me)
+        assert given_up.partitions == [f"{topic}[0]", f"{topic}[1]"]  # type: ignore[attr-defined]
+        mine = _records(caplog, "joined consumer group: partitions assigned", me)[-1]
+        theirs = _records(caplog, "joined consumer group: partitions assigned", other)[-1]
+        assert sorted(mine.partitions + theirs.partitions) == [  # type: ignore[attr-defined]
+            f"{topic}[0]", f"{topic}[1]"]
+
+        second.close()
+        (left,) = _records(caplog, "left consumer group", other)
+        assert left.partitions == theirs.partitions  # type: ignore[attr-defined]
+        second.close()  # idempotent: logged once
+        assert len(_records(caplog, "left consumer group", other)) == 1
+    finally:
+        if second is not None:
+            second.close()
+        first.close()
+
+
+def test_a_producer_has_its_own_client_id(kafka_bootstrap: str) -> None:
+    producer = make_producer(Settings(kafka_bootstrap_servers=kafka_bootstrap),
+                             role="store-dlq")
+    try:
+        assert producer.config["client_id"] == client_id("store-dlq")
+    finally:
+        producer.close()
