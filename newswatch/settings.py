@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from newswatch.errors import ConfigError
 
@@ -162,17 +164,52 @@ class Settings(BaseSettings):
         """The JSON-lines file the demo rules write alerts to (a relative jsonl path's base)."""
         return self.state_dir / "alerts.jsonl"
 
+    def topics_path(self) -> Path:
+        """The topics.yaml to use: ``topics_file``, else the topics shipped in the package."""
+        if self.topics_file is not None:
+            return self.topics_file
+        return Path(__file__).resolve().parent.parent / "consumers" / "enrich" / "topics.yaml"
+
     def redacted(self) -> dict[str, Any]:
-        """Settings as plain data with every secret replaced by ``'**********'``."""
+        """The settings in force as plain data, for ``--print-config``.
+
+        A setting left unset that falls back to a default shows that default (the SQLite
+        file, the demo feeds and rules, the shipped topics, the local broker). Secrets are
+        hidden: in the database URL only the password (and query values that look like
+        secrets), every other secret whole (``'**********'``).
+        """
         out: dict[str, Any] = {}
         for name, value in self.model_dump().items():
             if isinstance(value, SecretStr):
-                out[name] = "**********"
+                out[name] = SECRET_MASK
             elif isinstance(value, Path):
                 out[name] = str(value)
             else:
                 out[name] = value
+        out["database_url"] = masked_url(self.sqlalchemy_url())
+        out["feeds_file"] = str(self.feeds_path())
+        out["rules_file"] = str(self.rules_path())
+        out["topics_file"] = str(self.topics_path())
+        if self.kafka_bootstrap_servers is None:
+            out["kafka_bootstrap_servers"] = f"127.0.0.1:{self.kafka_port} (the local broker)"
         return out
+
+
+SECRET_MASK = "**********"  # noqa: S105 (what is shown instead of a secret)
+_SECRET_KEYS = ("pass", "secret", "token", "key", "auth")
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password (and secret-looking query values) masked; a URL that
+    cannot be parsed is masked whole, since it cannot be told where a secret is."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return SECRET_MASK
+    query = {key: (SECRET_MASK if any(word in key.lower() for word in _SECRET_KEYS) else value)
+             for key, value in parsed.query.items()}
+    # The mask is display text: undo its URL-quoting ("*" renders as "%2A").
+    return parsed.set(query=query).render_as_string(hide_password=True).replace("%2A", "*")
 
 
 def load_settings(**overrides: Any) -> Settings:
