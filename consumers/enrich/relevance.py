@@ -77,7 +77,7 @@ class FeatureSpec(BaseModel):
     char_weight: float = Field(default=1.0, ge=0.0)
     named_weight: float = Field(default=0.5, ge=0.0,
                                 description="Weight of rule and entity indicators")
-    context_weight: float = Field(default=1.0, ge=0.0,
+    context_weight: float = Field(default=3.0, ge=0.0,
                                   description="Weight of the words of evidence sentences")
 
     @property
