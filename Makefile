@@ -1,4 +1,4 @@
-.PHONY: run test lint bootstrap kafka-start kafka-stop
+.PHONY: run test lint bootstrap kafka-start kafka-stop relevance-model
 
 # Runs the whole pipeline on its embedded defaults (local Kafka, SQLite, demo feeds).
 run:
@@ -8,6 +8,13 @@ run:
 # Installs what is missing, starts PostgreSQL, runs every test (Kafka is started by them).
 test:
 	scripts/test.sh
+
+# Retrains the shipped relevance model from the labelled sets (deterministic: same bytes).
+relevance-model:
+	.venv/bin/newswatch topics train tests/data/labelled/train.jsonl \
+	    tests/data/labelled/articles.jsonl tests/data/labelled/extra.jsonl \
+	    tests/data/labelled/relevance-extra.jsonl tests/data/labelled/seed.jsonl \
+	    --out consumers/enrich/relevance-model.json
 
 lint:
 	.venv/bin/ruff check .

@@ -24,6 +24,8 @@ COMMAND_MODULES = (
     "producers.cli",
     "consumers.store_cli",
     "consumers.enrich.cli",
+    "consumers.enrich.train_cli",
+    "consumers.store.feedback_cli",
     "consumers.alert.cli",
 )
 

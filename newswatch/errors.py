@@ -58,3 +58,11 @@ class OversizedMessageError(NewswatchError, ValueError):
 
 class BrokerUnavailableError(ServiceUnavailableError):
     """Kafka did not acknowledge (or could not be asked); nothing was recorded as sent."""
+
+
+class FeedbackError(NewswatchError, ValueError):
+    """An analyst's verdict cannot be recorded: an invalid verdict, topic or name."""
+
+
+class ArticleNotFoundError(FeedbackError, LookupError):
+    """The article a verdict is about is not in the database."""

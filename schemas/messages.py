@@ -14,7 +14,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 ARTICLE_VERSION: Literal[1] = 1
-ENRICHED_VERSION: Literal[1] = 1
+# Version 2 added `TopicHit.probability` (the relevance layer's); version 1 messages are
+# still read, their hits with no probability.
+ENRICHED_VERSION: Literal[2] = 2
 DEAD_LETTER_VERSION: Literal[1] = 1
 # No message a Newswatch stage writes comes near this: the producer bounds every field of
 # an article (well under 1 MB), enrichment adds bounded evidence. Consumers refuse larger
@@ -66,10 +68,16 @@ class EvidenceSpan(_Message):
 
 
 class TopicHit(_Message):
-    """A topic found in an article, with a score in [0, 1] and the evidence for it."""
+    """A topic found in an article: the rules' score in [0, 1], the relevance layer's
+    calibrated probability (None when the topic has no model and only rules decided), and
+    the evidence for it."""
 
     topic: str
-    score: float = Field(ge=0.0, le=1.0)
+    score: float = Field(ge=0.0, le=1.0, description="The rules' score (noisy-OR of evidence)")
+    probability: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="P(the article is about the topic) from the relevance model; the "
+        "threshold applied to it. None: no model for the topic, the rule score decided")
     evidence: tuple[EvidenceSpan, ...] = ()
 
 
@@ -85,7 +93,7 @@ class EntityCount(_Message):
 class EnrichedArticle(_Message):
     """An article with its entities and topic hits on ``news.enriched``; key = article id."""
 
-    schema_version: Literal[1] = ENRICHED_VERSION
+    schema_version: Literal[1, 2] = ENRICHED_VERSION
     article: Article
     entities: tuple[EntityCount, ...] = ()
     topic_hits: tuple[TopicHit, ...] = ()

@@ -143,6 +143,8 @@ topic_hits = Table(
            nullable=False),
     Column("topic", String(64), nullable=False),
     Column("score", Float, nullable=False),
+    Column("probability", Float, nullable=True,
+           comment="The relevance model's probability; NULL when rules alone decided"),
     Column("evidence", JSON, nullable=False),
     Column("topics_version", String(64), nullable=False),
     Column("published", DateTime(timezone=True), nullable=False),

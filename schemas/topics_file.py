@@ -10,6 +10,7 @@ topic and the field, e.g.::
 Layout of a topics file::
 
     aliases: entity_aliases.yaml     # alias table, relative to the topics file
+    relevance: relevance-model.json  # optional relevance model (consumers/enrich/relevance.py)
     topics:
       <name>:                        # lower_snake_case
         description: ...
@@ -185,6 +186,12 @@ class TopicsFile(_Strict):
     aliases: str | None = Field(
         default=None, description="Alias table, a path relative to the topics file"
     )
+    relevance: str | None = Field(
+        default=None,
+        description="Relevance model file (`newswatch topics train`), relative to the topics "
+        "file; a topic it has a model for is hit when the model's probability reaches the "
+        "topic's threshold",
+    )
     topics: dict[str, Topic] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -253,6 +260,7 @@ class LoadedTopics:
     aliases: AliasFile
     alias_path: Path | None
     version: str
+    relevance_path: Path | None = None  # the model file the topics file names, if any
 
 
 def load_topics(path: Path) -> LoadedTopics:
@@ -273,8 +281,10 @@ def load_topics(path: Path) -> LoadedTopics:
         digest.update(b"\0")
         digest.update(alias_raw)
     _check_references(topics, aliases, path, raw)
+    relevance_path = (None if topics.relevance is None
+                      else (path.parent / topics.relevance).resolve())
     return LoadedTopics(path=path, topics=topics, aliases=aliases, alias_path=alias_path,
-                        version=digest.hexdigest()[:16])
+                        version=digest.hexdigest()[:16], relevance_path=relevance_path)
 
 
 def _read(path: Path) -> bytes:

@@ -34,8 +34,10 @@ def test_classify_writes_one_exact_line_per_input(enricher: Enricher) -> None:
     for result in results:
         assert set(result) == {"id", "topics", "entities"}
         for topic in result["topics"]:
-            assert set(topic) == {"topic", "score", "evidence"}
-            assert 0.5 <= topic["score"] <= 1.0
+            assert set(topic) == {"topic", "score", "probability", "evidence"}
+            assert 0.0 < topic["score"] <= 1.0  # the rules' score
+            # The relevance model decides; its threshold applies to the probability.
+            assert 0.4 <= topic["probability"] <= 1.0
             assert all(isinstance(sentence, str) and sentence for sentence in topic["evidence"])
         for entity in result["entities"]:
             assert set(entity) == {"text", "label", "count"}

@@ -29,6 +29,7 @@ def test_readme_topic_example_loads_and_finds_a_port_strike(tmp_path: Path) -> N
     shipped["topics"].update(example["topics"])
     (tmp_path / "topics.yaml").write_text(yaml.safe_dump(shipped, sort_keys=False))
     shutil.copy(ENRICH / "entity_aliases.yaml", tmp_path / "entity_aliases.yaml")
+    shutil.copy(ENRICH / "relevance-model.json", tmp_path / "relevance-model.json")
 
     enricher = Enricher.from_files(tmp_path / "topics.yaml")
     strike = enricher.analyse(document_text(

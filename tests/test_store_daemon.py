@@ -55,7 +55,7 @@ GOOD = make_enriched().to_bytes()
     (b"not json at all", ValidationError),
     (b'{"truncated": ', ValidationError),
     (b"[]", ValidationError),
-    (GOOD.replace(b'"schema_version":1', b'"schema_version":2', 1), ValidationError),
+    (GOOD.replace(b'"schema_version":2', b'"schema_version":3', 1), ValidationError),
     (make_article().to_bytes(), ValidationError),  # an Article, not an EnrichedArticle
     (GOOD.replace(b'"topics_version":', b'"topics_versio":', 1), ValidationError),
     (b"", UnstorableMessageError),
@@ -250,7 +250,7 @@ def test_poison_goes_to_the_dead_letter_topic_and_the_rest_is_stored(
     good = [make_enriched() for _ in range(30)]
     poison: list[tuple[bytes | None, bytes | None]] = [
         (b"p1", b"not json"),
-        (b"p2", GOOD.replace(b'"schema_version":1', b'"schema_version":7', 1)),
+        (b"p2", GOOD.replace(b'"schema_version":2', b'"schema_version":7', 1)),
         (b"p3", make_article().to_bytes()),
         (b"p4", make_enriched(topics=[make_hit("x" * 100)]).to_bytes()),
     ]

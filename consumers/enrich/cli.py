@@ -4,13 +4,18 @@
 stdin or ``--input FILE``, or one plain-text document with ``--text-file FILE``, and
 writes one JSON line per input, exactly::
 
-    {"id": ..., "topics": [{"topic": ..., "score": ..., "evidence": [sentence, ...]}],
+    {"id": ..., "topics": [{"topic": ..., "score": ..., "probability": ...,
+                            "evidence": [sentence, ...]}],
      "entities": [{"text": ..., "label": ..., "count": ...}]}
 
-listing only topics at or above their threshold. Other tools call it: keep it stable.
+listing only topics at or above their threshold. ``score`` is the rules' score,
+``probability`` the relevance model's (null for a topic without a model, which the score
+decides). Other tools call it: keep it stable (fields are only ever added).
 
-``eval`` reads a labelled JSON-lines file (``id``, ``title``, ``text``, ``labels``: a
-list of topic names) and prints precision, recall and F1 per topic and every miss.
+``eval`` reads labelled JSON-lines files (``id``, ``title``, ``text``, ``labels``: a
+list of topic names) and prints precision, recall and F1 per topic and every miss. With
+``--cv K`` it trains the relevance layer k-fold on those files instead and prints the
+cross-validated figures beside the rules alone, and the worst errors with their evidence.
 """
 
 from __future__ import annotations
@@ -64,10 +69,15 @@ def register(subparsers: Any) -> None:
     evaluate: argparse.ArgumentParser = subparsers.add_parser(
         "eval", help="precision, recall and F1 per topic on a labelled JSON-lines file"
     )
-    evaluate.add_argument("file", type=Path, metavar="FILE.jsonl",
+    evaluate.add_argument("files", nargs="+", type=Path, metavar="FILE.jsonl",
                           help="JSON lines with id, title, text and labels (a list)")
     evaluate.add_argument("--min-f1", type=float, default=None, metavar="F1",
                           help="exit 1 when any topic's F1 is below this")
+    evaluate.add_argument("--cv", type=int, default=None, metavar="K",
+                          help="k-fold cross-validate the relevance layer trained on FILEs "
+                               "(never scoring an item with a model fitted on it)")
+    evaluate.add_argument("--worst", type=int, default=5, metavar="N",
+                          help="with --cv: the N worst errors per topic and kind (default 5)")
     _add_model_options(evaluate)
     evaluate.set_defaults(handler=handle_eval)
 
@@ -78,13 +88,19 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                              "topics.yaml)")
     parser.add_argument("--model", default=None, metavar="NAME",
                         help=f"spaCy model (default: NEWSWATCH_ENRICH_MODEL, else {DEFAULT_MODEL})")
+    relevance = parser.add_mutually_exclusive_group()
+    relevance.add_argument("--relevance", type=Path, default=None, metavar="MODEL",
+                           help="relevance model file (default: the one the topics file names)")
+    relevance.add_argument("--rules-only", action="store_true",
+                           help="ignore the relevance model: rule scores decide every topic")
 
 
 def enricher_from(args: argparse.Namespace, settings: Settings) -> Enricher:
     """The enricher the options ask for, falling back to the settings."""
     return Enricher.from_files(args.topics or settings.topics_file,
                                args.model or settings.enrich_model,
-                               batch_size=settings.enrich_batch_size)
+                               batch_size=settings.enrich_batch_size,
+                               relevance_path=args.relevance, rules_only=args.rules_only)
 
 
 def handle_enrich(args: argparse.Namespace, settings: Settings) -> int:
@@ -124,7 +140,7 @@ def classification(item_id: Any, analysis: Analysis) -> dict[str, Any]:
     return {
         "id": item_id,
         "topics": [
-            {"topic": hit.topic, "score": hit.score,
+            {"topic": hit.topic, "score": hit.score, "probability": hit.probability,
              "evidence": _unique(span.sentence for span in hit.evidence)}
             for hit in analysis.hits
         ],
@@ -187,9 +203,13 @@ def evaluate(enricher: Enricher, items: Sequence[Item]) -> dict[str, TopicScore]
 
 def handle_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Print P/R/F1 per topic and the misses; exit 1 if an F1 is below ``--min-f1``."""
+    if args.cv is not None:
+        return _cross_validate(args, settings)
     enricher = enricher_from(args, settings)
-    with _open(args.file) as lines:
-        items = list(read_items(lines, str(args.file), labelled=True))
+    items: list[Item] = []
+    for path in args.files:
+        with _open(path) as lines:
+            items.extend(read_items(lines, str(path), labelled=True))
     unknown = sorted({label for item in items for label in item.labels}
                      - set(enricher.topics.topics.topics))
     if unknown:
@@ -203,6 +223,57 @@ def handle_eval(args: argparse.Namespace, settings: Settings) -> int:
             print(f"F1 below {args.min_f1}: {', '.join(low)}")
             return 1
     return 0
+
+
+def _cross_validate(args: argparse.Namespace, settings: Settings) -> int:
+    """``eval --cv K``: train k-fold on the files, print the table and the worst errors."""
+    from consumers.enrich.relevance import FeatureSpec
+    from consumers.enrich.train import featurise, rules_outcomes, train
+    from consumers.enrich.train_cli import prf, read_all, table
+
+    if args.cv < 2:
+        raise ConfigError("--cv needs at least 2 folds")
+    enricher = Enricher.from_files(args.topics or settings.topics_file,
+                                   args.model or settings.enrich_model, rules_only=True)
+    items = read_all(args.files)
+    spec = FeatureSpec()
+    examples = featurise(enricher, items, spec)
+    topics = dict(enricher.topics.topics.topics)
+    _, reports = train(examples, topics, spec, folds=args.cv)
+    rules = rules_outcomes(examples, topics)
+    print(f"{len(items)} documents, {args.cv}-fold cross-validation grouped by story "
+          "(each item scored by a model not fitted on it)\n")
+    print(table(reports, rules))
+    print(worst_errors(reports, args.worst))
+    if args.min_f1 is not None:
+        low = [name for name, report in reports.items()
+               if prf(report.outcomes if report.fitted else rules[name].outcomes)[2]
+               < args.min_f1]
+        if low:
+            print(f"F1 below {args.min_f1}: {', '.join(low)}")
+            return 1
+    return 0
+
+
+def worst_errors(reports: dict[str, Any], count: int) -> str:
+    """Per topic: the false positives the model was surest of and the misses it was
+    surest of, with the rule score, the probability and the first evidence sentences."""
+    lines = ["", "worst errors (out-of-fold probability; '-' = no rule evidence at all):"]
+    for name, report in reports.items():
+        if not report.fitted:
+            continue
+        wrong = sorted((o for o in report.outcomes if o.predicted and not o.expected),
+                       key=lambda o: -(o.probability or 0.0))[:count]
+        missed = sorted((o for o in report.outcomes if o.expected and not o.predicted),
+                        key=lambda o: o.probability or 0.0)[:count]
+        for kind, outcomes in (("wrong ", wrong), ("missed", missed)):
+            for o in outcomes:
+                p = "-" if o.probability is None else f"{o.probability:.2f}"
+                lines.append(f"  {kind} {name:<18} {o.item.id}  p {p}  score {o.score:.2f}  "
+                             f"{o.item.title[:90]}")
+                for span in o.evidence[:2]:
+                    lines.append(f"           [{span.rule}] {span.sentence[:150]}")
+    return "\n".join(lines)
 
 
 def report(results: dict[str, TopicScore], count: int) -> str:

@@ -18,21 +18,31 @@ call needed 18-50 GB; found by tests/hostile.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from consumers.enrich.entities import EntityFinder, count_entities
+from consumers.enrich.entities import EntityFinder, Mention, count_entities
 from consumers.enrich.nlp import DEFAULT_MODEL, load_pipeline
+from consumers.enrich.relevance import (
+    EntitySpan,
+    Evidence,
+    FeatureSpec,
+    Featuriser,
+    RelevanceModel,
+    Sparse,
+    load_model,
+)
 from consumers.enrich.topics import DEFAULT_TOPICS_PATH, Scored, TopicMatcher
-from schemas.messages import Article, EnrichedArticle, EntityCount, TopicHit
+from schemas.messages import Article, EnrichedArticle, EntityCount, EvidenceSpan, TopicHit
 from schemas.topics_file import LoadedTopics, load_topics
 
 log = logging.getLogger(__name__)
@@ -58,13 +68,26 @@ class Analysis:
     """What enrichment found in one document.
 
     ``hits`` holds only topics at or above their threshold; ``scores`` every topic's
-    score, for evaluation and debugging.
+    rule score and ``probabilities`` the relevance model's probability of every topic
+    with a model and candidate evidence, for evaluation and debugging. ``candidates``
+    holds the relevance features of every topic with evidence, when asked for (training).
     """
 
     entities: tuple[EntityCount, ...]
     hits: tuple[TopicHit, ...]
     scores: dict[str, float]
     cut: bool = False  # only a prefix of the document was analysed (see the bounds above)
+    probabilities: dict[str, float] = field(default_factory=dict)
+    candidates: dict[str, Candidate] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A topic with rule evidence in a document, and its relevance features."""
+
+    score: float
+    features: Sparse
+    evidence: tuple[EvidenceSpan, ...]
 
 
 def document_text(title: str, summary: str = "", content: str = "",
@@ -99,9 +122,15 @@ class Enricher:
     file, e.g. to share one pipeline between tests). Methods are pure apart from the
     clock read for ``enriched_at``; they raise only what spaCy raises on a document it
     cannot process, so a caller can retry a failed batch one article at a time.
+
+    With a ``relevance`` model, a topic the model knows is hit when the rules found
+    evidence for it and the model's probability reaches the topic's threshold; the hit
+    carries both the rule score and the probability. Other topics are decided by the rule
+    score alone, as without a model.
     """
 
     def __init__(self, nlp: Language, topics: LoadedTopics, *,
+                 relevance: RelevanceModel | None = None,
                  batch_size: int = BATCH_SIZE, max_chars: int = MAX_CHARS,
                  max_tokens: int = MAX_TOKENS, batch_tokens: int = BATCH_TOKENS,
                  clock: Callable[[], datetime] | None = None) -> None:
@@ -114,22 +143,44 @@ class Enricher:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._entities = EntityFinder(nlp, topics.aliases)
         self._matcher = TopicMatcher(nlp, topics)
+        self._rule_weights = {(name, rule.name): rule.weight
+                              for name, topic in topics.topics.topics.items()
+                              for rule in topic.rules}
+        self.relevance = relevance
+        self._featuriser = relevance.featuriser() if relevance is not None else None
+        self._version = topics.version
+        if relevance is not None:
+            # The same rules with another model give other hits: the version says so.
+            self._version = hashlib.sha256(
+                f"{topics.version}:{relevance.digest}".encode()).hexdigest()[:16]
 
     @classmethod
     def from_files(cls, topics_path: Path | None = None, model: str = DEFAULT_MODEL, *,
-                   batch_size: int = BATCH_SIZE, max_chars: int = MAX_CHARS) -> Enricher:
-        """Load the spaCy ``model`` and the topics file (default: the shipped one).
+                   batch_size: int = BATCH_SIZE, max_chars: int = MAX_CHARS,
+                   relevance_path: Path | None = None, rules_only: bool = False) -> Enricher:
+        """Load the spaCy ``model``, the topics file (default: the shipped one) and the
+        relevance model it names (or ``relevance_path``; none with ``rules_only``).
 
-        Raises `ConfigError` for a missing model or an invalid topics or alias file.
+        Raises `ConfigError` for a missing spaCy model, an invalid topics or alias file,
+        or a relevance model file that is missing or damaged: enrichment never runs on
+        rules alone when the topics file asks for a model.
         """
         topics = load_topics(topics_path or DEFAULT_TOPICS_PATH)
+        relevance = None
+        path = None if rules_only else (relevance_path or topics.relevance_path)
+        if path is not None:
+            relevance = load_model(path)
+            log.info("relevance model loaded",
+                     extra={"path": str(path), "topics": sorted(relevance.topics),
+                            "digest": relevance.digest})
         nlp = load_pipeline(model)
-        return cls(nlp, topics, batch_size=batch_size, max_chars=max_chars)
+        return cls(nlp, topics, relevance=relevance, batch_size=batch_size,
+                   max_chars=max_chars)
 
     @property
     def topics_version(self) -> str:
-        """Hash of the topics file and alias table in use."""
-        return self.topics.version
+        """Hash of the topics file and alias table in use (and of the relevance model)."""
+        return self._version
 
     def enrich(self, article: Article) -> EnrichedArticle:
         """One article's entities and topic hits."""
@@ -163,14 +214,17 @@ class Enricher:
         """Entities and topic scores of one document."""
         return self.analyse_many([document])[0]
 
-    def analyse_many(self, documents: Iterable[Document]) -> list[Analysis]:
+    def analyse_many(self, documents: Iterable[Document],
+                     features: FeatureSpec | None = None) -> list[Analysis]:
         """Entities and topic scores of many documents, in order, batched through spaCy
-        within the token bounds of the module docstring."""
+        within the token bounds of the module docstring. With ``features``, each analysis
+        also holds the relevance features of its candidate topics (for training)."""
+        featuriser = Featuriser(features) if features is not None else None
         tokenised = [self._tokenised(document) for document in documents]
         analyses: list[Analysis] = []
         for batch in _token_batches(tokenised, self.batch_tokens):
             docs = self.nlp.pipe((doc for doc, _ in batch), batch_size=self.batch_size)
-            analyses.extend(self._analyse_doc(doc, document)
+            analyses.extend(self._analyse_doc(doc, document, featuriser)
                             for doc, (_, document) in zip(docs, batch, strict=True))
         return analyses
 
@@ -184,15 +238,67 @@ class Enricher:
         return self.nlp.make_doc(text), Document(text, min(document.title_end, len(text)),
                                                  cut=True)
 
-    def _analyse_doc(self, doc: Doc, document: Document) -> Analysis:
+    def _analyse_doc(self, doc: Doc, document: Document,
+                     training: Featuriser | None = None) -> Analysis:
         mentions = self._entities.mentions(doc)
         scored: list[Scored] = self._matcher.score(doc, mentions, document.title_end)
+        models = self.relevance.topics if self.relevance is not None else {}
+        judged = [item for item in scored if item.evidence and item.topic in models]
+        probabilities: dict[str, float] = {}
+        if judged and self._featuriser is not None:
+            vectors = _candidate_features(self._featuriser, doc, document, mentions, judged,
+                                          self._rule_weights)
+            probabilities = {item.topic: models[item.topic].probability(vectors[item.topic])
+                             for item in judged}
+        hits = []
+        for item in scored:
+            if item.topic in models:
+                probability = probabilities.get(item.topic)
+                if probability is not None and (
+                        probability >= self.topics.topics.topics[item.topic].threshold):
+                    hits.append(TopicHit(topic=item.topic, score=item.score,
+                                         probability=probability, evidence=item.evidence))
+            elif item.hit:
+                hits.append(item.as_hit())
+        candidates: dict[str, Candidate] = {}
+        if training is not None:
+            with_evidence = [item for item in scored if item.evidence]
+            vectors = _candidate_features(training, doc, document, mentions, with_evidence,
+                                          self._rule_weights)
+            candidates = {item.topic: Candidate(item.score, vectors[item.topic], item.evidence)
+                          for item in with_evidence}
         return Analysis(
             entities=count_entities(mentions),
-            hits=tuple(item.as_hit() for item in scored if item.hit),
+            hits=tuple(hits),
             scores={item.topic: item.score for item in scored},
             cut=document.cut,
+            probabilities=probabilities,
+            candidates=candidates,
         )
+
+
+def _candidate_features(featuriser: Featuriser, doc: Doc, document: Document,
+                        mentions: Sequence[Mention], scored: Sequence[Scored],
+                        rule_weights: dict[tuple[str, str], float]) -> dict[str, Sparse]:
+    """Relevance features of each scored topic; the text's own features computed once."""
+    if not scored:
+        return {}
+    text = doc.text
+    text_features = featuriser.text_features(text, document.title_end)
+    starts = [sentence.start_char for sentence in doc.sents]
+    entities = [EntitySpan(mention.name, mention.label, doc[mention.start].idx,
+                           doc[mention.end - 1].idx + len(doc[mention.end - 1].text))
+                for mention in mentions]
+    return {
+        item.topic: featuriser.features(
+            text=text, title_end=document.title_end, sentence_starts=starts,
+            score=item.score,
+            evidence=[Evidence(span.start, span.end, span.rule, span.phrase,
+                               rule_weights.get((item.topic, span.rule), 0.0), span.sentence)
+                      for span in item.evidence],
+            entities=entities, text_features=text_features)
+        for item in scored
+    }
 
 
 def _token_batches(items: list[tuple[Doc, Document]], budget: int

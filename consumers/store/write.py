@@ -283,6 +283,7 @@ def _hit_rows(changed: Iterable[EnrichedArticle], stamp: datetime) -> list[dict[
                 "article_id": item.article.id,
                 "topic": topic,
                 "score": hit.score,
+                "probability": hit.probability,
                 "evidence": [
                     {"phrase": _clean(span.phrase), "start": span.start, "end": span.end,
                      "sentence": _clean(span.sentence), "rule": _clean(span.rule)}

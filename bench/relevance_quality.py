@@ -1,0 +1,113 @@
+"""Quality of the relevance layer, before (rules alone) and after, per topic and per set.
+
+    .venv/bin/python bench/relevance_quality.py [--folds 5] [--before-topics FILE]
+
+Sets (all in tests/data/labelled):
+
+* held-out: the items of train.jsonl whose ``sha256("newswatch-holdout:" + id)`` starts
+  with a byte below 64 (55 of 195, fixed before any tuning and never looked at while
+  tuning features, rules or thresholds);
+* pool: the rest of train.jsonl, extra.jsonl, relevance-extra.jsonl and seed.jsonl: what
+  features, candidate rules and thresholds were tuned on, by k-fold cross-validation;
+* dev: articles.jsonl, the 46-item development set the rules were written against.
+
+Rows: the rules alone (the topics file's rule scores at its thresholds, or those of
+``--before-topics``, e.g. main's topics.yaml); the layer cross-validated on the pool; the
+layer fitted on the pool and scored on dev; fitted on pool + dev and scored on held-out;
+and cross-validated on everything (the figures `newswatch topics train` prints for the
+shipped model). No figure scores an item with a model fitted on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from consumers.enrich.enrich import Enricher  # noqa: E402
+from consumers.enrich.relevance import FeatureSpec  # noqa: E402
+from consumers.enrich.train import (  # noqa: E402
+    Example,
+    Outcome,
+    evaluate_model,
+    featurise,
+    read_labelled,
+    rules_outcomes,
+    train,
+)
+from consumers.enrich.train_cli import prf  # noqa: E402
+from schemas.topics_file import load_topics  # noqa: E402
+
+LABELLED = ROOT / "tests" / "data" / "labelled"
+POOL_FILES = ("extra.jsonl", "relevance-extra.jsonl", "seed.jsonl")
+
+
+def held_out(item_id: object) -> bool:
+    return hashlib.sha256(f"newswatch-holdout:{item_id}".encode()).digest()[0] < 64
+
+
+def row(name: str, topic: str, outcomes: Sequence[Outcome]) -> str:
+    p, r, f1, tp, fp, fn = prf(outcomes)
+    return (f"{name:<34} {topic:<17} {p:>6.3f} {r:>6.3f} {f1:>6.3f} "
+            f"{tp:>4} {fp:>4} {fn:>4} {len(outcomes):>5}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--before-topics", type=Path, default=None,
+                        help="topics file for the 'rules alone' rows (default: the shipped)")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    train_items = read_labelled(LABELLED / "train.jsonl")
+    pool_items = [item for item in train_items if not held_out(item.id)]
+    for name in POOL_FILES:
+        pool_items += read_labelled(LABELLED / name)
+    sets = {"pool": pool_items, "dev": read_labelled(LABELLED / "articles.jsonl"),
+            "held-out": [item for item in train_items if held_out(item.id)]}
+    enricher = Enricher.from_files(rules_only=True)
+    topics = dict(enricher.topics.topics.topics)
+    spec = FeatureSpec()
+    examples: dict[str, list[Example]] = {
+        name: featurise(enricher, items, spec) for name, items in sets.items()}
+    before = enricher
+    if args.before_topics is not None:
+        before = Enricher(enricher.nlp, load_topics(args.before_topics))
+    before_examples = {name: featurise(before, items, spec) for name, items in sets.items()}
+    before_topics = dict(before.topics.topics.topics)
+
+    lines = [f"{'':<34} {'topic':<17} {'P':>6} {'R':>6} {'F1':>6} {'TP':>4} {'FP':>4} "
+             f"{'FN':>4} {'items':>5}"]
+    for set_name in sets:
+        rules = rules_outcomes(before_examples[set_name], before_topics)
+        for topic in topics:
+            lines.append(row(f"rules alone, {set_name}", topic, rules[topic].outcomes))
+    _, pool_cv = train(examples["pool"], topics, spec, folds=args.folds)
+    for topic, report in pool_cv.items():
+        lines.append(row(f"layer, {args.folds}-fold CV on pool", topic, report.outcomes))
+    pool_model, _ = train(examples["pool"], topics, spec, cross_validate=False)
+    for topic, report in evaluate_model(pool_model, examples["dev"], topics).items():
+        lines.append(row("layer fitted on pool, dev", topic, report.outcomes))
+    tuned_model, _ = train(examples["pool"] + examples["dev"], topics, spec,
+                           cross_validate=False)
+    for topic, report in evaluate_model(tuned_model, examples["held-out"], topics).items():
+        lines.append(row("layer fitted on pool+dev, held-out", topic, report.outcomes))
+    everything = examples["pool"] + examples["dev"] + examples["held-out"]
+    _, all_cv = train(everything, topics, spec, folds=args.folds)
+    for topic, report in all_cv.items():
+        lines.append(row(f"layer, {args.folds}-fold CV on all", topic, report.outcomes))
+    print("\n".join(lines))
+    print(f"\n{sum(len(items) for items in sets.values())} items; "
+          f"{time.monotonic() - started:.1f} s; load {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,390 @@
+"""Training and cross-validating the relevance layer from labelled items.
+
+    examples = featurise(enricher, items, spec)          # spaCy once per item
+    model, reports = train(examples, topics, spec, folds=5, seed=0)
+
+For each topic, the examples are the items where the rules found evidence for it (the
+candidates); the label says whether the item is about the topic. The model is an
+L2-regularised logistic regression, fitted exactly by Newton's method in its dual form
+(the weights are a sum of the training vectors, so a fit needs only the n x n Gram
+matrix: fast and deterministic for the few thousand examples labels come in), then
+calibrated by Platt scaling on decision values that each come from a model not fitted on
+that item (inner k-fold). Cross-validation repeats the whole procedure, inner folds and
+calibration included, on every outer fold.
+
+Folds are grouped (items with the same normalised title or URL are one group, so a story
+copied into two files is never scored by a model fitted on its twin) and stratified by
+label. Nothing is random: fold assignment hashes the group key with the seed, so the same
+data and seed give the same model bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from consumers.enrich.enrich import Candidate, Document, Enricher, document_text
+from consumers.enrich.relevance import (
+    FeatureSpec,
+    Featuriser,
+    RelevanceModel,
+    TopicModel,
+    sigmoid,
+)
+from newswatch.errors import ConfigError
+from schemas.messages import EvidenceSpan
+from schemas.topics_file import Topic
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FOLDS = 5
+DEFAULT_REGULARISATION = 1.0
+MIN_EACH_CLASS = 3  # positives and negatives among a topic's candidates to fit a model
+NEWTON_STEPS = 30
+_NON_WORD = re.compile(r"\W+")
+
+
+@dataclass(frozen=True)
+class LabelledItem:
+    """One labelled document. ``judged`` names the topics its labels speak for (None: all
+    of them, as in a labelled file; an analyst's verdict judges only its topic)."""
+
+    id: Any
+    title: str
+    text: str
+    labels: frozenset[str]
+    judged: frozenset[str] | None = None
+    url: str = ""
+    weight: float = 1.0  # how much the item counts in fitting (the labelled file's "weight")
+
+    def document(self) -> Document:
+        return document_text(self.title, content=self.text)
+
+    def judges(self, topic: str) -> bool:
+        return self.judged is None or topic in self.judged
+
+    @property
+    def group(self) -> str:
+        """Items with the same group key are the same story."""
+        title = _NON_WORD.sub(" ", self.title.lower()).strip()
+        return title or self.url or f"id:{self.id}"
+
+
+@dataclass(frozen=True)
+class Example:
+    """A labelled item after the rules and the featuriser have read it."""
+
+    item: LabelledItem
+    candidates: dict[str, Candidate]
+    scores: dict[str, float]
+
+
+@dataclass
+class TopicReport:
+    """Cross-validated outcome for one topic: per item, the out-of-fold probability
+    (None: not a candidate, so never a hit), with the confusion at the threshold."""
+
+    topic: str
+    threshold: float
+    fitted: bool
+    why_not: str = ""
+    examples: int = 0
+    positives: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def counts(self) -> tuple[int, int, int]:
+        tp = sum(1 for o in self.outcomes if o.predicted and o.expected)
+        fp = sum(1 for o in self.outcomes if o.predicted and not o.expected)
+        fn = sum(1 for o in self.outcomes if not o.predicted and o.expected)
+        return tp, fp, fn
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One item's verdict for one topic, as cross-validation scored it."""
+
+    item: LabelledItem
+    expected: bool
+    predicted: bool
+    probability: float | None
+    score: float
+    evidence: tuple[EvidenceSpan, ...]
+
+
+def featurise(enricher: Enricher, items: Sequence[LabelledItem], spec: FeatureSpec
+              ) -> list[Example]:
+    """Run the rules and the featuriser over ``items`` (the spaCy pass: the slow part)."""
+    analyses = enricher.analyse_many((item.document() for item in items), features=spec)
+    return [Example(item, analysis.candidates, analysis.scores)
+            for item, analysis in zip(items, analyses, strict=True)]
+
+
+def assign_folds(groups: Sequence[str], strata: Sequence[str], folds: int, seed: int
+                 ) -> list[int]:
+    """A fold number per item: same group, same fold; each stratum spread evenly."""
+    first_stratum: dict[str, str] = {}
+    for group, stratum in zip(groups, strata, strict=True):
+        first_stratum.setdefault(group, stratum)
+    ordered = sorted(first_stratum, key=lambda group: (
+        first_stratum[group], hashlib.sha256(f"{seed}\x1f{group}".encode()).hexdigest()))
+    fold_of = {group: i % folds for i, group in enumerate(ordered)}
+    return [fold_of[group] for group in groups]
+
+
+def fit_dual_logistic(gram: NDArray[np.float64], y: NDArray[np.float64],
+                      regularisation: float, weights: NDArray[np.float64] | None = None
+                      ) -> NDArray[np.float64]:
+    """Dual coefficients ``a`` of L2-regularised logistic regression (weights X^T a).
+
+    Minimises sum(c_i log(1 + exp(-s_i f_i))) + (lam / 2) a^T K a with f = K a, s = +-1
+    and c the items' weights, by Newton steps solved in the n x n space:
+    (C W K + lam I) d = c (p - y) + lam a.
+    """
+    n = len(y)
+    c = np.ones(n) if weights is None else weights
+    alpha = np.zeros(n)
+    identity = np.eye(n)
+    for _ in range(NEWTON_STEPS):
+        margin = gram @ alpha
+        p = 1.0 / (1.0 + np.exp(-np.clip(margin, -35, 35)))
+        w = c * np.maximum(p * (1.0 - p), 1e-10)
+        gradient = c * (p - y) + regularisation * alpha
+        step = np.linalg.solve(w[:, None] * gram + regularisation * identity, gradient)
+        alpha -= step
+        if float(np.max(np.abs(step))) < 1e-9:
+            break
+    return alpha
+
+
+def fit_platt(decisions: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[float, float]:
+    """Platt scaling: (a, b) with P = sigmoid(a z + b), fitted by Newton on smoothed
+    targets (Platt 1999), so a separable fold does not give probabilities of exactly 0/1."""
+    positives = float(y.sum())
+    negatives = float(len(y) - positives)
+    target = np.where(y > 0, (positives + 1) / (positives + 2), 1 / (negatives + 2))
+    a, b = 1.0, 0.0
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-np.clip(a * decisions + b, -35, 35)))
+        w = np.maximum(p * (1 - p), 1e-12)
+        ga, gb = float(np.dot(p - target, decisions)), float(np.sum(p - target))
+        haa = float(np.dot(w, decisions * decisions)) + 1e-6
+        hab, hbb = float(np.dot(w, decisions)), float(np.sum(w)) + 1e-6
+        det = haa * hbb - hab * hab
+        if det <= 0:
+            break
+        da, db = (hbb * ga - hab * gb) / det, (haa * gb - hab * ga) / det
+        a, b = a - da, b - db
+        if abs(da) < 1e-10 and abs(db) < 1e-10:
+            break
+    return round(a, 8), round(b, 8)
+
+
+@dataclass(frozen=True)
+class _Fit:
+    alpha: NDArray[np.float64]
+    platt: tuple[float, float]
+
+
+def _fit_calibrated(gram: NDArray[np.float64], y: NDArray[np.float64],
+                    groups: Sequence[str], folds: int, seed: int, regularisation: float,
+                    weights: NDArray[np.float64]) -> _Fit:
+    """Fit on all of ``gram``; calibrate on out-of-fold decisions of inner folds."""
+    inner = assign_folds(groups, [str(int(label)) for label in y], folds, seed + 1)
+    decisions = np.zeros(len(y))
+    for fold in range(folds):
+        test = np.array([f == fold for f in inner])
+        train_ = ~test
+        if not test.any() or len(set(y[train_])) < 2:
+            continue
+        alpha = fit_dual_logistic(gram[np.ix_(train_, train_)], y[train_], regularisation,
+                                  weights[train_])
+        decisions[test] = gram[np.ix_(test, train_)] @ alpha
+    alpha = fit_dual_logistic(gram, y, regularisation, weights)
+    return _Fit(alpha, fit_platt(decisions, y))
+
+
+def _probabilities(gram_rows: NDArray[np.float64], fit: _Fit) -> NDArray[np.float64]:
+    a, b = fit.platt
+    return np.array([sigmoid(a * z + b) for z in gram_rows @ fit.alpha])
+
+
+def train(examples: Sequence[Example], topics: dict[str, Topic], spec: FeatureSpec, *,
+          folds: int = DEFAULT_FOLDS, seed: int = 0,
+          regularisation: float = DEFAULT_REGULARISATION, cross_validate: bool = True,
+          trained_on: dict[str, Any] | None = None
+          ) -> tuple[RelevanceModel, dict[str, TopicReport]]:
+    """A model for every topic with enough labelled candidates, and per topic the
+    cross-validated report (``cross_validate=False`` skips the outer folds)."""
+    featuriser = Featuriser(spec)
+    outer = assign_folds([example.item.group for example in examples],
+                         [",".join(sorted(example.item.labels)) for example in examples],
+                         folds, seed)
+    models: dict[str, TopicModel] = {}
+    reports: dict[str, TopicReport] = {}
+    for name, topic in topics.items():
+        judged = [(i, example) for i, example in enumerate(examples)
+                  if example.item.judges(name)]
+        rows = [(i, example) for i, example in judged if name in example.candidates]
+        y = np.array([1.0 if name in example.item.labels else 0.0 for _, example in rows])
+        report = TopicReport(name, topic.threshold, fitted=False, examples=len(rows),
+                             positives=int(y.sum()))
+        reports[name] = report
+        if not any(name in example.item.labels for _, example in judged):
+            report.why_not = "no labelled examples: rules alone decide"
+            continue
+        if min(report.positives, len(rows) - report.positives) < MIN_EACH_CLASS:
+            report.why_not = (f"{report.positives} relevant and {len(rows) - report.positives}"
+                              f" not relevant candidates (need {MIN_EACH_CLASS} of each): "
+                              "rules alone decide")
+            continue
+        matrix = featuriser.dense([example.candidates[name].features for _, example in rows])
+        gram = (matrix @ matrix.T).astype(np.float64)
+        groups = [example.item.group for _, example in rows]
+        weights = np.array([example.item.weight for _, example in rows])
+        fit = _fit_calibrated(gram, y, groups, folds, seed, regularisation, weights)
+        models[name] = TopicModel(
+            weights=(matrix.T.astype(np.float64) @ fit.alpha).astype(np.float32),
+            platt=fit.platt, examples=len(rows), positives=report.positives,
+            regularisation=regularisation)
+        report.fitted = True
+        if cross_validate:
+            probability = _cross_validated(gram, y, groups, [outer[i] for i, _ in rows],
+                                           folds, seed, regularisation, weights)
+            report.outcomes = _outcomes(name, topic, judged, rows, probability)
+        log.info("relevance model fitted", extra={"topic": name, "examples": len(rows),
+                                                  "positives": report.positives})
+    model = RelevanceModel(spec=spec, topics=models, trained_on=trained_on or {})
+    return model, reports
+
+
+def _cross_validated(gram: NDArray[np.float64], y: NDArray[np.float64], groups: list[str],
+                     fold_of: list[int], folds: int, seed: int, regularisation: float,
+                     weights: NDArray[np.float64]) -> NDArray[np.float64]:
+    probability = np.full(len(y), np.nan)
+    for fold in range(folds):
+        test = np.array([f == fold for f in fold_of])
+        train_ = ~test
+        if not test.any():
+            continue
+        train_y = y[train_]
+        if len(set(train_y)) < 2:
+            probability[test] = float(train_y.mean()) if len(train_y) else 0.5
+            continue
+        index = np.flatnonzero(train_)
+        fit = _fit_calibrated(gram[np.ix_(train_, train_)], train_y,
+                              [groups[i] for i in index], folds, seed, regularisation,
+                              weights[train_])
+        probability[test] = _probabilities(gram[np.ix_(test, train_)], fit)
+    return probability
+
+
+def _outcomes(name: str, topic: Topic, judged: list[tuple[int, Example]],
+              rows: list[tuple[int, Example]], probability: NDArray[np.float64]
+              ) -> list[Outcome]:
+    by_index = {i: float(p) for (i, _), p in zip(rows, probability, strict=True)}
+    outcomes = []
+    for i, example in judged:
+        p = by_index.get(i)
+        candidate = example.candidates.get(name)
+        outcomes.append(Outcome(
+            item=example.item, expected=name in example.item.labels,
+            predicted=p is not None and p >= topic.threshold,
+            probability=None if p is None else round(p, 4),
+            score=example.scores.get(name, 0.0),
+            evidence=candidate.evidence if candidate is not None else ()))
+    return outcomes
+
+
+def rules_outcomes(examples: Iterable[Example], topics: dict[str, Topic]
+                   ) -> dict[str, TopicReport]:
+    """The rules alone on the same examples (score at the threshold): the 'before'."""
+    reports = {name: TopicReport(name, topic.threshold, fitted=False)
+               for name, topic in topics.items()}
+    for example in examples:
+        for name, topic in topics.items():
+            if not example.item.judges(name):
+                continue
+            candidate = example.candidates.get(name)
+            score = example.scores.get(name, 0.0)
+            reports[name].outcomes.append(Outcome(
+                item=example.item, expected=name in example.item.labels,
+                predicted=candidate is not None and score >= topic.threshold,
+                probability=None, score=score,
+                evidence=candidate.evidence if candidate is not None else ()))
+    return reports
+
+
+def evaluate_model(model: RelevanceModel, examples: Sequence[Example],
+                   topics: dict[str, Topic]) -> dict[str, TopicReport]:
+    """A fitted model on examples it was not fitted on (a held-out set): what enrichment
+    would report, topic by topic; topics without a model are judged by their rules."""
+    reports = rules_outcomes(examples, topics)
+    for name, topic in topics.items():
+        topic_model = model.topics.get(name)
+        if topic_model is None:
+            continue
+        report = TopicReport(name, topic.threshold, fitted=True)
+        for example in examples:
+            if not example.item.judges(name):
+                continue
+            candidate = example.candidates.get(name)
+            p = None if candidate is None else topic_model.probability(candidate.features)
+            report.outcomes.append(Outcome(
+                item=example.item, expected=name in example.item.labels,
+                predicted=p is not None and p >= topic.threshold, probability=p,
+                score=example.scores.get(name, 0.0),
+                evidence=candidate.evidence if candidate is not None else ()))
+        reports[name] = report
+    return reports
+
+
+def read_labelled(path: Path) -> list[LabelledItem]:
+    """The items of a labelled JSON-lines file (``id``, ``title``, ``text``, ``labels``;
+    optional ``judged``, the topics the labels speak for, as `feedback export` writes).
+
+    Raises `ConfigError` naming the file and line of a bad record."""
+    items = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{where}: not JSON: {exc.msg}") from exc
+        if not isinstance(record, dict):
+            raise ConfigError(f"{where}: expected a JSON object")
+        labels, judged = record.get("labels", []), record.get("judged")
+        if not _names(labels):
+            raise ConfigError(f"{where}: 'labels' must be a list of topic names")
+        if judged is not None and not _names(judged):
+            raise ConfigError(f"{where}: 'judged' must be a list of topic names")
+        title, text = record.get("title") or "", record.get("text") or ""
+        if not isinstance(title, str) or not isinstance(text, str):
+            raise ConfigError(f"{where}: 'title' and 'text' must be strings")
+        url, weight = record.get("url"), record.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not (
+                0 < weight <= 100):
+            raise ConfigError(f"{where}: 'weight' must be a number in (0, 100]")
+        items.append(LabelledItem(
+            id=record.get("id", f"{path.name}:{number}"), title=title, text=text,
+            labels=frozenset(labels), judged=None if judged is None else frozenset(judged),
+            url=url if isinstance(url, str) else "", weight=float(weight)))
+    return items
+
+
+def _names(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(name, str) for name in value)

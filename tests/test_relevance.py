@@ -1,0 +1,290 @@
+"""The relevance layer: features, the model file, the probability and the threshold on it.
+
+The enricher tests use the shipped pipeline and topics; models are either the shipped one
+or built here with known weights, so that what decides a hit is visible in the test.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from consumers.enrich.enrich import Enricher, document_text
+from consumers.enrich.relevance import (
+    ABOUTNESS,
+    Evidence,
+    FeatureSpec,
+    Featuriser,
+    RelevanceModel,
+    TopicModel,
+    load_model,
+)
+from consumers.enrich.topics import DEFAULT_TOPICS_PATH
+from newswatch.cli import main
+from newswatch.errors import ConfigError
+from schemas.messages import EnrichedArticle
+from tests.enrich_fixtures import SEED_ARTICLE, article, enricher
+
+__all__ = ["enricher"]
+
+SPEC = FeatureSpec(hash_bits=12)
+
+
+def constant_model(probability_logit: float, topics: tuple[str, ...]) -> RelevanceModel:
+    """A model whose every topic answers sigmoid(logit), whatever the document."""
+    weights = np.zeros(SPEC.size, dtype=np.float32)
+    return RelevanceModel(spec=SPEC, topics={
+        name: TopicModel(weights=weights, platt=(1.0, probability_logit)) for name in topics},
+        trained_on={})
+
+
+# --- features ---------------------------------------------------------------------------
+
+def test_features_are_deterministic_and_inside_the_hash_space() -> None:
+    featuriser = Featuriser(SPEC)
+    text = "Taliban seek recognition\n\nThe Taliban asked the UN for a seat."
+    first = featuriser.text_features(text, title_end=24)
+    again = Featuriser(SPEC).text_features(text, title_end=24)
+    assert first == again
+    assert first
+    assert all(len(ABOUTNESS) <= slot < SPEC.size for slot in first)
+    # Each kind (words, characters) is L2-normalised: the squares add up to 1 + 1.
+    assert math.isclose(sum(value * value for value in first.values()), 2.0, rel_tol=0.05)
+
+
+@pytest.mark.parametrize("text", [
+    "Талибы добиваются признания правительства",  # Russian
+    "طالبان تسعى للحصول على اعتراف دولي",  # Arabic
+    "Los talibanes buscan el reconocimiento",  # Spanish
+])
+def test_character_ngrams_give_features_in_any_script(text: str) -> None:
+    features = Featuriser(SPEC).text_features(text, title_end=len(text))
+    assert len(features) > 20
+
+
+def test_aboutness_features_say_where_the_evidence_stands() -> None:
+    featuriser = Featuriser(SPEC)
+    title = "Russia will not recognise the Taliban"
+    body = ". ".join(["Officials met in Moscow"] * 30) + ". It may recognise them later."
+    text = f"{title}\n\n{body}"
+    starts = [0, len(title) + 2]
+    in_title = Evidence(text.index("recognise"), text.index("recognise") + 9,
+                        "recognise_polity", "recognise", 0.65, title)
+    late = text.rindex("recognise")
+    deep = Evidence(late, late + 9, "recognise_polity", "recognise", 0.65, "It may ...")
+
+    def named(evidence: Evidence) -> dict[str, float]:
+        vector = featuriser.features(text=text, title_end=len(title), sentence_starts=starts,
+                                     score=0.65, evidence=[evidence], entities=[],
+                                     text_features={})
+        return {name: vector.get(slot, 0.0) for slot, name in enumerate(ABOUTNESS)}
+
+    assert named(in_title)["in_title"] == 1.0
+    assert named(deep)["in_title"] == 0.0
+    assert named(in_title)["first_position"] < 0.05 < 0.9 < named(deep)["first_position"]
+    assert named(deep)["strongest"] == 0.65
+
+
+# --- the model file ---------------------------------------------------------------------
+
+def test_a_saved_model_loads_with_the_same_predictions(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    model = RelevanceModel(spec=SPEC, topics={"recognition": TopicModel(
+        weights=rng.normal(size=SPEC.size).astype(np.float32), platt=(0.8, -0.1),
+        examples=10, positives=4)}, trained_on={"items": 10})
+    path = tmp_path / "model.json"
+    model.save(path)
+    loaded = load_model(path)
+    features = {3: 0.5, 100: 1.0, 4000: 0.25}
+    assert loaded.topics["recognition"].probability(features) == (
+        model.topics["recognition"].probability(features))
+    assert loaded.to_bytes() == path.read_bytes()  # saving what was loaded changes nothing
+    assert json.loads(path.read_text())["format"] == "newswatch-relevance"
+
+
+def _damaged(tmp_path: Path, change: str) -> Path:
+    model = constant_model(0.0, ("recognition",))
+    document = json.loads(model.to_bytes())
+    topic = document["topics"]["recognition"]
+    if change == "checksum":
+        raw = bytearray(base64.b64decode(topic["weights"]))
+        raw[0] ^= 0xFF
+        topic["weights"] = base64.b64encode(bytes(raw)).decode()
+    elif change == "cut weights":
+        raw = base64.b64decode(topic["weights"])[:-8]
+        topic["weights"] = base64.b64encode(raw).decode()
+        topic["sha256"] = hashlib.sha256(raw).hexdigest()
+    elif change == "version":
+        document["version"] = 99
+    elif change == "format":
+        document["format"] = "pickle"
+    elif change == "not finite":
+        topic["platt"] = [float("nan"), 0.0]
+    elif change == "unknown field":
+        document["exec"] = "import os"
+    path = tmp_path / f"{change.replace(' ', '-')}.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ("checksum", "do not match their checksum"),
+    ("cut weights", "expected 4096"),
+    ("version", "version 99 is not supported"),
+    ("format", "not a valid model file"),
+    ("not finite", "not finite"),
+    ("unknown field", "not a valid model file"),
+])
+def test_a_damaged_model_file_is_a_clear_error_naming_it(tmp_path: Path, change: str,
+                                                         message: str) -> None:
+    path = _damaged(tmp_path, change)
+    with pytest.raises(ConfigError) as error:
+        load_model(path)
+    assert str(path) in str(error.value)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x80\x04\x95 a pickle", b"{\"format\": ",
+                                     b"[1, 2, 3]"])
+def test_a_file_that_is_not_a_model_is_a_clear_error(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "model.json"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=f"relevance model {path}"):
+        load_model(path)
+
+
+def _topics_naming(tmp_path: Path, model_name: str) -> Path:
+    """A copy of the shipped topics file (and its alias table) pointing at ``model_name``."""
+    text = DEFAULT_TOPICS_PATH.read_text().replace(
+        "relevance: relevance-model.json", f"relevance: {model_name}")
+    assert f"relevance: {model_name}" in text
+    (tmp_path / "entity_aliases.yaml").write_bytes(
+        (DEFAULT_TOPICS_PATH.parent / "entity_aliases.yaml").read_bytes())
+    path = tmp_path / "topics.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_missing_model_file_stops_the_enricher_with_its_name(tmp_path: Path) -> None:
+    topics = _topics_naming(tmp_path, "gone.json")
+    with pytest.raises(ConfigError, match=r"gone\.json: cannot read"):
+        Enricher.from_files(topics)
+
+
+@pytest.mark.parametrize("model_name", ["gone.json", "damaged.json"])
+def test_the_enrich_daemon_refuses_to_start_without_its_model(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], model_name: str) -> None:
+    (tmp_path / "damaged.json").write_text('{"format": "newswatch-relevance", "version": 1}')
+    topics = _topics_naming(tmp_path, model_name)
+    # Exits before any Kafka client is made: no broker is needed to see it refuse.
+    assert main(["enrich", "--topics", str(topics)]) == 2
+    error = capsys.readouterr().err
+    assert "relevance model" in error
+    assert model_name in error
+
+
+# --- the probability decides, the hit keeps its evidence --------------------------------
+
+HEADLINE = "Russia becomes first country to recognise Taliban government"
+
+
+def test_a_low_probability_removes_a_hit_the_rules_would_report(enricher: Enricher) -> None:
+    rules = enricher.analyse(document_text(HEADLINE))
+    assert "recognition" in {hit.topic for hit in rules.hits}  # what the default decides
+    doubtful = Enricher(enricher.nlp, enricher.topics,
+                        relevance=constant_model(-4.0, ("recognition",)))
+    analysis = doubtful.analyse(document_text(HEADLINE))
+    assert "recognition" not in {hit.topic for hit in analysis.hits}
+    assert analysis.probabilities["recognition"] == pytest.approx(0.018, abs=0.001)
+    assert analysis.scores["recognition"] == rules.scores["recognition"]
+
+
+def test_a_high_probability_makes_weak_evidence_a_hit_with_its_evidence(
+        enricher: Enricher) -> None:
+    text = "Honduras says economic factors fuelling pursuit of China ties"
+    rules_only = Enricher(enricher.nlp, enricher.topics)
+    assert "recognition" not in {hit.topic for hit in rules_only.analyse(
+        document_text(text)).hits}  # a weak candidate: rule score below the threshold
+    sure = Enricher(enricher.nlp, enricher.topics,
+                    relevance=constant_model(4.0, ("recognition",)))
+    (hit,) = [hit for hit in sure.analyse(document_text(text)).hits
+              if hit.topic == "recognition"]
+    assert hit.probability == pytest.approx(0.982, abs=0.001)
+    assert 0 < hit.score < 0.4
+    assert hit.evidence
+    assert hit.evidence[0].phrase.lower() == "ties"
+
+
+def test_without_rule_evidence_the_model_is_not_asked(enricher: Enricher) -> None:
+    sure = Enricher(enricher.nlp, enricher.topics,
+                    relevance=constant_model(9.0, ("recognition", "is_threat")))
+    analysis = sure.analyse(document_text("Typhoon Mawar slams Guam with heavy wind"))
+    assert analysis.hits == ()
+    assert analysis.probabilities == {}
+
+
+def test_a_topic_without_a_model_is_decided_by_its_rules(enricher: Enricher) -> None:
+    only_recognition = Enricher(enricher.nlp, enricher.topics,
+                                relevance=constant_model(-9.0, ("recognition",)))
+    analysis = only_recognition.analyse(document_text(
+        "Islamic State claims suicide bombing that killed 20 in Kabul"))
+    (hit,) = analysis.hits
+    assert hit.topic == "is_threat"
+    assert hit.probability is None  # rules alone decided
+    assert hit.score >= enricher.topics.topics.topics["is_threat"].threshold
+
+
+def test_the_topics_version_changes_with_the_model(enricher: Enricher) -> None:
+    versions = {Enricher(enricher.nlp, enricher.topics).topics_version}
+    for digest in ("aaaa", "bbbb"):
+        model = replace(constant_model(1.0, ("is_threat",)), digest=digest)
+        versions.add(Enricher(enricher.nlp, enricher.topics, relevance=model).topics_version)
+    assert len(versions) == 3
+
+
+# --- the shipped model ------------------------------------------------------------------
+
+def test_the_shipped_model_is_loaded_by_default(enricher: Enricher) -> None:
+    assert enricher.relevance is not None
+    assert set(enricher.relevance.topics) == {"is_threat", "drug_trafficking", "recognition"}
+
+
+def test_the_seed_article_keeps_all_three_topics_with_evidence(enricher: Enricher) -> None:
+    lines = SEED_ARTICLE.read_text().splitlines()
+    enriched = enricher.enrich(article(lines[0], content="\n".join(lines[1:])))
+    hits = {hit.topic: hit for hit in enriched.topic_hits}
+    assert set(hits) == {"is_threat", "drug_trafficking", "recognition"}
+    for hit in hits.values():
+        assert hit.evidence
+        assert hit.probability is not None
+        assert hit.probability >= enricher.topics.topics.topics[hit.topic].threshold
+
+
+def test_enriched_messages_carry_score_and_probability_and_read_back(
+        enricher: Enricher) -> None:
+    enriched = enricher.enrich(article(HEADLINE))
+    message = EnrichedArticle.model_validate_json(enriched.to_bytes())
+    assert message.schema_version == 2
+    (hit,) = message.topic_hits
+    assert hit.topic == "recognition"
+    assert hit.probability is not None
+    assert hit.score > 0
+
+
+def test_a_version_1_enriched_message_is_still_read() -> None:
+    from tests.factories import make_enriched
+
+    old = json.loads(make_enriched().to_bytes())
+    old["schema_version"] = 1
+    for hit in old["topic_hits"]:
+        hit.pop("probability")
+    message = EnrichedArticle.model_validate(old)
+    assert message.schema_version == 1
+    assert all(hit.probability is None for hit in message.topic_hits)

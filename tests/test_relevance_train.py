@@ -1,0 +1,153 @@
+"""Training the relevance layer: reproducible, cross-validated, falling back to rules.
+
+These run spaCy over real labelled items (the 195 of train.jsonl, a few seconds), then fit
+the models.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from consumers.enrich.enrich import Enricher, document_text
+from consumers.enrich.relevance import FeatureSpec, load_model
+from consumers.enrich.train import (
+    Example,
+    LabelledItem,
+    assign_folds,
+    featurise,
+    read_labelled,
+    train,
+)
+from newswatch.cli import main
+from newswatch.errors import ConfigError
+from schemas.topics_file import load_topics
+from tests.enrich_fixtures import LABELLED, enricher
+
+__all__ = ["enricher"]
+
+FILES = [LABELLED / "train.jsonl"]
+
+
+@pytest.fixture(scope="module")
+def examples(enricher: Enricher) -> list[Example]:
+    items = [item for path in FILES for item in read_labelled(path)]
+    return featurise(enricher, items, FeatureSpec())
+
+
+def test_training_twice_gives_the_same_model_bytes(enricher: Enricher,
+                                                   examples: list[Example]) -> None:
+    topics = dict(enricher.topics.topics.topics)
+    first, reports = train(examples, topics, FeatureSpec(), folds=4, seed=3)
+    second, again = train(examples, topics, FeatureSpec(), folds=4, seed=3)
+    assert first.to_bytes() == second.to_bytes()
+    assert [o.probability for o in reports["is_threat"].outcomes] == [
+        o.probability for o in again["is_threat"].outcomes]
+    other_seed, _ = train(examples, topics, FeatureSpec(), folds=4, seed=4)
+    assert other_seed.to_bytes() != first.to_bytes()  # the seed really moves the folds
+
+
+def test_cross_validation_scores_every_candidate_out_of_fold(enricher: Enricher,
+                                                             examples: list[Example]) -> None:
+    topics = dict(enricher.topics.topics.topics)
+    _, reports = train(examples, topics, FeatureSpec(), folds=5)
+    report = reports["is_threat"]
+    assert report.fitted
+    assert len(report.outcomes) == len(examples)
+    candidates = [o for o in report.outcomes if o.probability is not None]
+    assert len(candidates) == report.examples
+    tp, _fp, fn = report.counts()
+    assert tp + fn == sum(1 for e in examples if "is_threat" in e.item.labels)
+
+
+def test_folds_keep_a_story_together_and_spread_each_label() -> None:
+    groups = ["a", "b", "a", "c", "d", "e", "f", "g"]
+    strata = ["x", "y", "x", "x", "y", "x", "y", "x"]
+    folds = assign_folds(groups, strata, 2, seed=0)
+    assert folds[0] == folds[2]  # the same story in two files: one fold
+    label_y = sorted(f for f, s in zip(folds, strata, strict=True) if s == "y")
+    assert label_y in ([0, 0, 1], [0, 1, 1])  # three items of a label: not all in one fold
+    assert assign_folds(groups, strata, 2, seed=0) == folds
+
+
+def test_a_topic_without_examples_falls_back_to_its_rules(tmp_path: Path,
+                                                          enricher: Enricher) -> None:
+    from consumers.enrich.topics import DEFAULT_TOPICS_PATH
+
+    extra_topic = (
+        "\n  volcano:\n    description: Volcanic eruptions.\n    threshold: 0.5\n"
+        "    rules:\n      - name: eruption\n        weight: 0.8\n"
+        "        phrases: [volcanic eruption, volcano erupts]\n")
+    (tmp_path / "entity_aliases.yaml").write_bytes(
+        (DEFAULT_TOPICS_PATH.parent / "entity_aliases.yaml").read_bytes())
+    topics_path = tmp_path / "topics.yaml"
+    topics_path.write_text(DEFAULT_TOPICS_PATH.read_text().replace(
+        "relevance: relevance-model.json\n", "relevance: model.json\n") + extra_topic)
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_bytes((LABELLED / "articles.jsonl").read_bytes())
+    out = tmp_path / "model.json"
+
+    assert main(["topics", "train", str(labelled), "--out", str(out), "--topics",
+                 str(topics_path), "--folds", "3"]) == 0
+
+    model = load_model(out)
+    assert "volcano" not in model.topics
+    assert model.topics  # the default topics have labelled examples there
+    volcanic = Enricher(enricher.nlp, load_topics(topics_path), relevance=model)
+    analysis = volcanic.analyse(document_text("Volcano erupts in Iceland, flights halted"))
+    (hit,) = analysis.hits
+    assert hit.topic == "volcano"
+    assert hit.probability is None
+    assert hit.score >= 0.5
+
+
+def test_topics_train_prints_cross_validated_figures_per_topic(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "model.json"
+    assert main(["topics", "train", *map(str, FILES), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for topic in ("is_threat", "drug_trafficking", "recognition"):
+        assert f"{topic:<20} relevance" in printed
+        assert f"{topic:<20} rules" in printed
+    assert "5-fold cross-validation" in printed
+    assert json.loads(out.read_text())["trained_on"]["items"] == 195
+
+
+def test_eval_cv_prints_the_table_and_the_worst_errors(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", *map(str, FILES), "--cv", "4", "--worst", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "4-fold cross-validation" in printed
+    assert "worst errors" in printed
+    assert "recognition          relevance" in printed
+
+
+def test_eval_cv_exits_1_below_min_f1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", str(LABELLED / "articles.jsonl"), "--cv", "3",
+                 "--min-f1", "0.999"]) == 1
+    assert "F1 below 0.999" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('{"title": "x", "labels": "is_threat"}', "'labels' must be a list"),
+    ('{"title": "x", "labels": [], "judged": 3}', "'judged' must be a list"),
+    ('{"title": "x", "labels": [], "weight": -1}', "'weight' must be a number"),
+    ("[1]", "expected a JSON object"),
+    ("{not json", "not JSON"),
+])
+def test_a_bad_labelled_line_names_the_file_and_line(tmp_path: Path, line: str,
+                                                     message: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"title": "fine", "labels": []}\n' + line + "\n")
+    with pytest.raises(ConfigError, match=rf"bad\.jsonl, line 2: {message}"):
+        read_labelled(path)
+
+
+def test_a_judged_item_trains_only_the_topics_it_was_judged_on() -> None:
+    item = LabelledItem(id="a", title="t", text="", labels=frozenset({"recognition"}),
+                        judged=frozenset({"recognition"}))
+    assert item.judges("recognition")
+    assert not item.judges("is_threat")
+    assert LabelledItem(id="b", title="t", text="", labels=frozenset()).judges("is_threat")
