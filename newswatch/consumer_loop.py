@@ -33,9 +33,14 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from newswatch import metrics
+from newswatch import kafka_inflate, metrics
 from newswatch.daemon import StopFlag
-from newswatch.errors import NewswatchError, OversizedMessageError, ServiceUnavailableError
+from newswatch.errors import (
+    NewswatchError,
+    OversizedMessageError,
+    ServiceUnavailableError,
+    UndecodableBatchError,
+)
 from schemas.messages import MAX_MESSAGE_BYTES, DeadLetter
 
 log = logging.getLogger(__name__)
@@ -239,7 +244,7 @@ def run_consumer(
             continue
         began = time.monotonic()
         try:
-            poisons = handler(records)
+            poisons = _handle(handler, records)
         except ServiceUnavailableError as exc:
             _rewind(consumer, records)
             outage.wait("output", exc)
@@ -271,6 +276,18 @@ def run_consumer(
         if over_limit is not None:
             raise over_limit
     return stats
+
+
+def _handle(handler: BatchHandler, records: Sequence[Any]) -> list[Poison]:
+    """The handler's poison plus the records of refused batches (`kafka_inflate`), which
+    have no value to hand it."""
+    refused = [Poison(record, UndecodableBatchError(reason)) for record in records
+               if (reason := kafka_inflate.batch_error(record)) is not None]
+    if not refused:
+        return list(handler(records))
+    taken = {id(poison.record) for poison in refused}
+    rest = [record for record in records if id(record) not in taken]
+    return refused + list(handler(rest) if rest else [])
 
 
 def _record_lag(consumer: KafkaConsumer, records: Sequence[Any], stage: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 
+from newswatch import kafka_inflate
 from newswatch.settings import Settings
 
 
@@ -32,7 +33,9 @@ def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
 
 def make_consumer(settings: Settings, topic: str, group_id: str, **overrides: Any
                   ) -> KafkaConsumer:
-    """A group consumer on ``topic`` that never commits by itself."""
+    """A group consumer on ``topic`` that never commits by itself, and inflates no record
+    batch beyond `newswatch.kafka_inflate`'s limits."""
+    kafka_inflate.install()
     config: dict[str, Any] = {
         **settings.kafka_client_config(),
         "group_id": group_id,
