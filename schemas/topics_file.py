@@ -52,6 +52,7 @@ from pydantic import (
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from newswatch.errors import ConfigError
+from schemas import yaml_load
 
 TOPIC_NAME = r"^[a-z][a-z0-9_]*$"
 NER_LABELS = frozenset({
@@ -287,9 +288,11 @@ def _read(path: Path) -> bytes:
 def _parse(raw: bytes, path: Path) -> tuple[Any, Node | None]:
     try:
         text = raw.decode("utf-8")
-        return yaml.safe_load(text), yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml_load.safe_load(text), yaml_load.compose(text)
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8: {exc}") from exc
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""
