@@ -53,6 +53,7 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 
 from newswatch.errors import ConfigError
 from schemas import yaml_load
+from schemas.regex_safety import check_regex, regexes_in
 
 TOPIC_NAME = r"^[a-z][a-z0-9_]*$"
 NER_LABELS = frozenset({
@@ -95,6 +96,8 @@ class Finder(_Strict):
         for pattern in self.patterns:
             if not pattern:
                 raise ValueError("a pattern has no tokens")
+            for regex in regexes_in(pattern):
+                check_regex(regex)  # spaCy runs it without a time limit (issue 16)
         for label in self.labels:
             if label not in NER_LABELS:
                 raise ValueError(f"unknown NER label {label!r} (one of {sorted(NER_LABELS)})")

@@ -28,12 +28,12 @@ def laughs(levels: int = 9) -> str:
     return "\n".join(lines) + "\n"
 
 
-BOMB_RULES = laughs() + f"""rules:
+BOMB_RULES = laughs() + """rules:
   - name: *lol9
     topic: is_threat
     channels: [log]
 channels:
-  log: {{type: terminal}}
+  log: {type: terminal}
 """
 
 
@@ -42,7 +42,8 @@ def test_billion_laughs_rules_file_is_refused_with_a_short_error() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_rules(BOMB_RULES, source="bomb.yaml")
     message = str(caught.value)
-    assert "bomb.yaml" in message and "aliases expand" in message
+    assert "bomb.yaml" in message
+    assert "aliases expand" in message
     assert len(message) < 500
 
 
@@ -56,7 +57,8 @@ def test_billion_laughs_sent_with_sighup_keeps_the_rules_in_force(
     with caplog.at_level(logging.ERROR):
         assert holder.reload() is False
     assert holder.current.rules == before
-    assert caplog.records and all(len(r.getMessage()) < 1000 for r in caplog.records)
+    assert caplog.records
+    assert all(len(r.getMessage()) < 1000 for r in caplog.records)
 
 
 def test_a_long_or_non_string_rule_name_is_not_echoed() -> None:
@@ -79,5 +81,5 @@ def test_billion_laughs_in_feeds_and_topics_files(tmp_path: Path) -> None:
 
 
 def test_recursive_alias_is_refused() -> None:
-    with pytest.raises(ConfigError, match="refers to itself|aliases expand|recursive"):
+    with pytest.raises(ConfigError, match=r"refers to itself|aliases expand"):
         parse_rules("rules: &r [*r]\n", source="r.yaml")
