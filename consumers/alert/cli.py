@@ -96,7 +96,7 @@ def handle_alert(args: argparse.Namespace, settings: Settings) -> int:
         daemon = AlertDaemon(engine, holder, stop, interval_s=settings.alert_poll_interval_s,
                              deliverer=deliverer)
         health = start_health_server(settings.metrics_port, lambda: daemon.healthy,
-                                     settings.metrics_host)
+                                     settings.metrics_host, alive=daemon.alive)
         daemon.run(from_now=args.skip_history)
         return 0
     finally:
