@@ -14,7 +14,10 @@ costs no parsing) or raises `FeedError` carrying what the scheduler needs as dat
   (httpx inflates each network read whole: 64 KB of a bomb became 64 MB before the limit
   was checked; found by tests/hostile); a body that is gzip without saying so is inflated
   within the same limit;
-- at most ``per_host`` requests in flight to one host, whatever the number of workers.
+- at most ``per_host`` requests in flight to one host, whatever the number of workers;
+- ``untrusted=True`` (article pages, whose links come from feed content) goes through the
+  egress policy of `producers.egress`: http(s) only, and every connection, redirects
+  included, to a public address or one ``producer_fulltext_allow`` lists.
 
 ``file://`` URLs (what feeds.yaml's local paths become) are read from disk with the same
 limit; the file's mtime and size act as its ETag, so an unchanged file is "not modified".
@@ -40,6 +43,7 @@ import httpx
 
 from newswatch.errors import FeedError
 from newswatch.settings import Settings
+from producers.egress import EgressDeniedError, EgressPolicy, guarded_transport, parse_allow
 
 log = logging.getLogger(__name__)
 
@@ -137,23 +141,37 @@ class Fetcher:
                                       pool=settings.producer_total_timeout_s)
         self._limiter = HostLimiter(settings.producer_per_host_concurrency)
         connections = settings.producer_concurrency + settings.producer_fulltext_concurrency
-        self._client = httpx.Client(
+        limits = httpx.Limits(max_connections=connections * 2,
+                              max_keepalive_connections=connections * 2)
+        self._client = self._make_client(settings, limits, transport)
+        self.egress = EgressPolicy(parse_allow(settings.producer_fulltext_allow))
+        self._pages = self._make_client(
+            settings, limits, transport or guarded_transport(self.egress, limits))
+
+    def _make_client(self, settings: Settings, limits: httpx.Limits,
+                     transport: httpx.BaseTransport | None) -> httpx.Client:
+        return httpx.Client(
             timeout=self._timeout,
             follow_redirects=True,
             max_redirects=settings.producer_max_redirects,
             headers={"User-Agent": settings.producer_user_agent},
-            limits=httpx.Limits(max_connections=connections * 2,
-                                max_keepalive_connections=connections * 2),
+            limits=limits,
             transport=transport,
         )
 
     def close(self) -> None:
         self._client.close()
+        self._pages.close()
 
     def fetch(self, url: str, validators: Validators = Validators(), *,
-              max_bytes: int | None = None, accept: str = FEED_ACCEPT) -> FetchResult:
-        """GET ``url`` (http, https or file) within the limits; see the module docstring."""
+              max_bytes: int | None = None, accept: str = FEED_ACCEPT,
+              untrusted: bool = False) -> FetchResult:
+        """GET ``url`` (http, https or file) within the limits; see the module docstring.
+        ``untrusted`` URLs (from feed content) obey the egress policy."""
         limit = max_bytes or self.max_bytes
+        if untrusted:
+            self.egress.check_url(url)
+        client = self._pages if untrusted else self._client
         if urlsplit(url).scheme.lower() == "file":
             return _read_file(url, validators, limit)
         headers = {"Accept": accept}
@@ -163,7 +181,7 @@ class Fetcher:
             headers["If-Modified-Since"] = validators.last_modified
         fetched_at = datetime.now(UTC)
         try:
-            with self._limiter.slot(url), self._client.stream("GET", url, headers=headers) as r:
+            with self._limiter.slot(url), client.stream("GET", url, headers=headers) as r:
                 if r.status_code == 304:
                     return FetchResult(url=str(r.url), status=304, body=b"",
                                        validators=_validators(r, validators),
@@ -180,6 +198,8 @@ class Fetcher:
         except httpx.DecodingError as exc:
             raise FeedError(f"undecodable response body: {exc}", kind="decode") from None
         except (httpx.TransportError, httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            if isinstance(exc.__cause__, EgressDeniedError):
+                raise FeedError(str(exc.__cause__), kind="egress") from None
             raise FeedError(f"network error: {type(exc).__name__}: {exc}", retryable=True,
                             kind="network") from None
         return FetchResult(
