@@ -30,6 +30,7 @@ import httpcore
 import httpx
 
 from newswatch.errors import ConfigError, FeedError
+from newswatch.http_deadline import deadline_transport
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -121,18 +122,9 @@ class GuardedBackend(httpcore.SyncBackend):
 
 
 def guarded_transport(policy: EgressPolicy, limits: httpx.Limits) -> httpx.HTTPTransport:
-    """An httpx transport whose every connection goes through `GuardedBackend`."""
-    transport = httpx.HTTPTransport(limits=limits)
-    # httpx has no parameter for the network backend; its pool is rebuilt with ours,
-    # with the same settings HTTPTransport gives it.
-    transport._pool = httpcore.ConnectionPool(
-        ssl_context=httpx.create_ssl_context(),
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=GuardedBackend(policy),
-    )
-    return transport
+    """An httpx transport whose every connection goes through `GuardedBackend` (and obeys
+    `newswatch.http_deadline`)."""
+    return deadline_transport(limits, GuardedBackend(policy))
 
 
 def _unique(addresses: Iterable[Address]) -> list[Address]:
