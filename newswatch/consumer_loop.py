@@ -11,7 +11,10 @@ Guarantees:
   again, logging once per state change, so an outage loses nothing and floods no log.
 - Dead-lettering is bounded (`DlqLimit`): when too large a share of recent messages is
   poison, the loop stops with `DeadLetterLimitError` instead of dead-lettering a stream
-  that a bad deploy broke.
+  that a bad deploy broke. The limit counts from the dead-letter topic's point of view:
+  the poison it counted, up to the message that tripped it, is on the DLQ and committed
+  before the loop stops, so a restart goes on after it instead of reading the same burst
+  and stopping again, forever (issue 16: a burst that waited while the stage was down).
 """
 
 from __future__ import annotations
@@ -30,9 +33,14 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from newswatch import metrics
+from newswatch import kafka_inflate, metrics
 from newswatch.daemon import StopFlag
-from newswatch.errors import NewswatchError, OversizedMessageError, ServiceUnavailableError
+from newswatch.errors import (
+    NewswatchError,
+    OversizedMessageError,
+    ServiceUnavailableError,
+    UndecodableBatchError,
+)
 from schemas.messages import MAX_MESSAGE_BYTES, DeadLetter
 
 log = logging.getLogger(__name__)
@@ -175,15 +183,28 @@ def _batch_end(records: Sequence[Any]) -> dict[TopicPartition, OffsetAndMetadata
     return {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in last.items()}
 
 
-def _check_limit(stats: LoopStats, limit: DlqLimit, poisoned: int, total: int) -> None:
-    stats.recent_poison.extend([True] * poisoned + [False] * (total - poisoned))
-    window = list(stats.recent_poison)[-limit.window:]
-    if len(window) >= limit.min_messages and sum(window) / len(window) > limit.max_ratio:
-        raise DeadLetterLimitError(
-            f"{sum(window)} of the last {len(window)} messages could not be processed "
-            f"(limit {limit.max_ratio:.0%}); stopping instead of dead-lettering the stream. "
-            "Check the dead-letter topic and the logs for the cause."
-        )
+def _limit_cut(stats: LoopStats, limit: DlqLimit, records: Sequence[Any],
+               poisons: Sequence[Poison]) -> tuple[int, DeadLetterLimitError | None]:
+    """How many of ``records`` (in order) to dead-letter and commit, and the error to stop
+    with once they are: all of them and None, unless the limit trips at some record."""
+    poisoned = {id(poison.record) for poison in poisons}
+    window: deque[bool] = deque(list(stats.recent_poison)[-limit.window:],
+                                maxlen=limit.window)
+    bad = sum(window)
+    for i, record in enumerate(records):
+        flag = id(record) in poisoned
+        if len(window) == window.maxlen:
+            bad -= window[0]
+        window.append(flag)
+        stats.recent_poison.append(flag)
+        bad += flag
+        if flag and len(window) >= limit.min_messages and bad / len(window) > limit.max_ratio:
+            return i + 1, DeadLetterLimitError(
+                f"{bad} of the last {len(window)} messages could not be processed "
+                f"(limit {limit.max_ratio:.0%}); stopping instead of dead-lettering the "
+                "stream. They are on the dead-letter topic: check it and the logs for the "
+                "cause; a restart goes on after them.")
+    return len(records), None
 
 
 def run_consumer(
@@ -223,12 +244,18 @@ def run_consumer(
             continue
         began = time.monotonic()
         try:
-            poisons = handler(records)
+            poisons = _handle(handler, records)
         except ServiceUnavailableError as exc:
             _rewind(consumer, records)
             outage.wait("output", exc)
             continue
-        _check_limit(stats, dlq_limit, len(poisons), len(records))
+        cut, over_limit = _limit_cut(stats, dlq_limit, records, poisons)
+        if over_limit is not None:
+            # Dead-letter and commit up to the message that tripped the limit, then stop;
+            # the records after it were handled but are not committed: they come back.
+            records = records[:cut]
+            kept = {id(record) for record in records}
+            poisons = [poison for poison in poisons if id(poison.record) in kept]
         if poisons:
             try:
                 dlq.publish(poisons)
@@ -246,7 +273,21 @@ def run_consumer(
         stats.processed += len(records)
         metrics.MESSAGES_PROCESSED.labels(stage).inc(len(records))
         metrics.BATCH_SECONDS.labels(stage).observe(time.monotonic() - began)
+        if over_limit is not None:
+            raise over_limit
     return stats
+
+
+def _handle(handler: BatchHandler, records: Sequence[Any]) -> list[Poison]:
+    """The handler's poison plus the records of refused batches (`kafka_inflate`), which
+    have no value to hand it."""
+    refused = [Poison(record, UndecodableBatchError(reason)) for record in records
+               if (reason := kafka_inflate.batch_error(record)) is not None]
+    if not refused:
+        return list(handler(records))
+    taken = {id(poison.record) for poison in refused}
+    rest = [record for record in records if id(record) not in taken]
+    return refused + list(handler(rest) if rest else [])
 
 
 def _record_lag(consumer: KafkaConsumer, records: Sequence[Any], stage: str) -> None:

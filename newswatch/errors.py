@@ -56,6 +56,11 @@ class OversizedMessageError(NewswatchError, ValueError):
     """A Kafka message larger than any Newswatch stage writes: poison at a consumer's edge."""
 
 
+class UndecodableBatchError(NewswatchError, ValueError):
+    """A Kafka record batch that does not decompress within the limits (a decompression
+    bomb, a codec not installed, corrupt data): each of its records is poison."""
+
+
 class BrokerUnavailableError(ServiceUnavailableError):
     """Kafka did not acknowledge (or could not be asked); nothing was recorded as sent."""
 

@@ -1,6 +1,9 @@
 """The operations endpoint of every daemon: /metrics, /healthz and /readyz on one port.
 
-/healthz answers 200 while the process serves requests (liveness). /readyz answers 200
+/healthz answers 200 while the process serves requests and its ``alive`` callable (when
+given) says every worker thread still runs (liveness): a daemon whose evaluator or
+delivery thread died answers 503, so an orchestrator restarts it (issue 16: a dead rule
+evaluator behind a green /healthz sent no alert again). /readyz answers 200
 only while the daemon's ``ready`` callable says its dependencies answer (readiness), so
 an orchestrator can tell "alive but waiting for the database" from "working".
 """
@@ -20,8 +23,10 @@ log = logging.getLogger(__name__)
 class HealthServer:
     """Serves the endpoints from a daemon thread; `stop` is idempotent."""
 
-    def __init__(self, port: int, ready: Callable[[], bool], host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int, ready: Callable[[], bool], host: str = "127.0.0.1",
+                 alive: Callable[[], bool] | None = None) -> None:
         self._ready = ready
+        self._alive = alive
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -32,15 +37,17 @@ class HealthServer:
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         ready = self._ready
+        alive = self._alive
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path == "/metrics":
                     self._send(200, generate_latest(), CONTENT_TYPE_LATEST)
                 elif self.path == "/healthz":
-                    self._send(200, b"ok\n")
+                    ok = alive is None or _safe(alive)
+                    self._send(200 if ok else 503, b"ok\n" if ok else b"worker thread died\n")
                 elif self.path == "/readyz":
-                    ok = _safe(ready)
+                    ok = (alive is None or _safe(alive)) and _safe(ready)
                     self._send(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
                 else:
                     self._send(404, b"not found\n")
@@ -81,11 +88,12 @@ def _safe(check: Callable[[], bool]) -> bool:
 
 
 def start_health_server(
-    port: int | None, ready: Callable[[], bool], host: str = "127.0.0.1"
+    port: int | None, ready: Callable[[], bool], host: str = "127.0.0.1",
+    alive: Callable[[], bool] | None = None,
 ) -> HealthServer | None:
     """Start the endpoint on ``host:port``; None when no port is configured."""
     if port is None:
         return None
-    server = HealthServer(port, ready, host).start()
+    server = HealthServer(port, ready, host, alive).start()
     log.info("serving /metrics, /healthz, /readyz", extra={"port": server.port})
     return server

@@ -20,6 +20,7 @@ from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 
+from newswatch import kafka_inflate
 from newswatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,10 @@ def make_producer(settings: Settings, *, role: str = "producer", **overrides: An
 
 def make_consumer(settings: Settings, topic: str, group_id: str, *, role: str | None = None,
                   **overrides: Any) -> KafkaConsumer:
-    """A group consumer on ``topic`` that never commits by itself and logs its group
-    membership (``role`` names it in its client id; default: the group's name)."""
+    """A group consumer on ``topic`` that never commits by itself, logs its group
+    membership (``role`` names it in its client id; default: the group's name), and
+    inflates no record batch beyond `newswatch.kafka_inflate`'s limits."""
+    kafka_inflate.install()
     name = client_id(role or group_id.removeprefix("newswatch-"))
     config: dict[str, Any] = {
         "client_id": name,

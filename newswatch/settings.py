@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     producer_fulltext_max_items: int = Field(
         default=30, ge=0, description="Article pages fetched per feed refresh, at most"
     )
+    producer_fulltext_allow: str = Field(
+        default="", description="Comma-separated addresses or CIDR ranges article pages may "
+        "be fetched from although loopback, private, link-local or multicast (empty: none)"
+    )
 
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

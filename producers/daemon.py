@@ -2,7 +2,11 @@
 
 - Every half second the loop looks for due feeds (enabled in feeds.yaml, not disabled by a
   410, next check reached) and hands them to a pool of ``producer_concurrency`` workers;
-  a feed is never refreshed twice at once. ``--once`` does one pass over the due feeds.
+  a feed is never refreshed twice at once, and no more than ``producer_per_host_concurrency``
+  feeds of one host are handed to workers at once: a worker never waits for a host, so
+  one slow host holds at most that many workers, never the pool (issue 16: eight dripping
+  feeds on one host stopped every other feed). ``--once`` does one pass over the due
+  feeds.
 - SIGTERM/SIGINT (`newswatch.daemon`): no new refresh starts, queued ones are dropped,
   running ones finish (a refresh that has not published yet stops before publishing), then
   the Kafka producer is flushed and closed. The bound is one download
@@ -21,6 +25,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,7 +42,7 @@ from newswatch.errors import BrokerUnavailableError, ConfigError, ServiceUnavail
 from newswatch.health import start_health_server
 from newswatch.migrate import wait_for_schema
 from newswatch.settings import Settings
-from producers.fetch import Fetcher
+from producers.fetch import Fetcher, host_of
 from producers.fulltext import FullText
 from producers.publish import Publisher
 from producers.recover import Recovery
@@ -70,7 +75,7 @@ def build_context(settings: Settings, store: Store, stop: StopFlag,
                   default_interval_s: float | None = None) -> Context:
     """The refresh context of one process: HTTP client, Kafka producer, SQL store."""
     topic = TopicNames.with_prefix(settings.kafka_topic_prefix).articles
-    fetcher = Fetcher(settings)
+    fetcher = Fetcher(settings, stop=stop)
     return Context(
         settings=settings, store=store, fetcher=fetcher,
         publisher=Publisher(settings, topic), recovery=Recovery(settings, topic),
@@ -180,10 +185,14 @@ def one_pass(ctx: Context, store: Store, loop: LoopState, broker_wait_s: float =
     deadline = time.monotonic() + broker_wait_s
     with ThreadPoolExecutor(ctx.settings.producer_concurrency,
                             thread_name_prefix="refresh") as pool:
-        _submit_due(pool, ctx, store, loop)
+        handed_out: set[str] = set()
+        _submit_due(pool, ctx, store, loop, skip=handed_out)
         while loop.running and not ctx.stop.stopping:
+            handed_out |= loop.running.keys()
             wait(list(loop.running.values()), return_when=FIRST_COMPLETED)
             _collect(loop)
+            # Feeds held back by the per-host limit, once each.
+            _submit_due(pool, ctx, store, loop, skip=handed_out)
             if not loop.running and loop.unpublished and time.monotonic() < deadline:
                 ctx.stop.wait(max(0.0, min(loop.paused_until, deadline) - time.monotonic()))
                 retry = [f for f in loop.config.enabled() if f.id in loop.unpublished]
@@ -199,16 +208,23 @@ def one_pass(ctx: Context, store: Store, loop: LoopState, broker_wait_s: float =
     return 0
 
 
-def _submit_due(pool: ThreadPoolExecutor, ctx: Context, store: Store, loop: LoopState) -> None:
+def _submit_due(pool: ThreadPoolExecutor, ctx: Context, store: Store, loop: LoopState,
+                skip: set[str] | frozenset[str] = frozenset()) -> None:
     now = datetime.now(UTC)
     states = store.states()
     clock = time.monotonic()
+    hosts = {feed.id: host_of(feed.url) for feed in loop.config.enabled()}
+    busy = Counter(hosts.get(feed_id) for feed_id in loop.running)
     for feed in loop.config.enabled():
-        if feed.id in loop.running or loop.feed_retry_at.get(feed.id, 0.0) > clock:
+        if (feed.id in loop.running or feed.id in skip
+                or loop.feed_retry_at.get(feed.id, 0.0) > clock):
             continue
+        if busy[hosts[feed.id]] >= ctx.settings.producer_per_host_concurrency:
+            continue  # stays due: handed out when one of its host's refreshes ends
         state = states.get(feed.id)
         if state is None or state.is_due(now):
             loop.running[feed.id] = pool.submit(refresh, feed, ctx)
+            busy[hosts[feed.id]] += 1
 
 
 def _collect(loop: LoopState) -> None:

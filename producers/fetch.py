@@ -7,14 +7,19 @@ costs no parsing) or raises `FeedError` carrying what the scheduler needs as dat
 
 - an honest User-Agent; Accept asks for feeds; gzip/deflate accepted (httpx decodes);
 - If-None-Match / If-Modified-Since from the feed's last validators;
-- connect/read timeouts, and a total deadline so a server that drips bytes cannot hold a
-  worker forever; a redirect limit, so a loop ends as an error;
+- connect/read timeouts, and a total deadline on the whole request (connect, headers,
+  redirects and body: `newswatch.http_deadline`) so a server that drips bytes, even its
+  header bytes, cannot hold a worker forever; the daemon's stop abandons a request within
+  a quarter second; a redirect limit, so a loop ends as an error;
 - a body limit counted on the decoded bytes (so a gzip bomb is stopped too), which also
   bounds memory: gzip and deflate are inflated here, never more than the limit at a time
   (httpx inflates each network read whole: 64 KB of a bomb became 64 MB before the limit
   was checked; found by tests/hostile); a body that is gzip without saying so is inflated
   within the same limit;
-- at most ``per_host`` requests in flight to one host, whatever the number of workers.
+- at most ``per_host`` requests in flight to one host, whatever the number of workers;
+- ``untrusted=True`` (article pages, whose links come from feed content) goes through the
+  egress policy of `producers.egress`: http(s) only, and every connection, redirects
+  included, to a public address or one ``producer_fulltext_allow`` lists.
 
 ``file://`` URLs (what feeds.yaml's local paths become) are read from disk with the same
 limit; the file's mtime and size act as its ETag, so an unchanged file is "not modified".
@@ -38,8 +43,11 @@ from urllib.request import url2pathname
 
 import httpx
 
+from newswatch.daemon import StopFlag
 from newswatch.errors import FeedError
+from newswatch.http_deadline import RequestCancelledError, deadline_transport, request_deadline
 from newswatch.settings import Settings
+from producers.egress import EgressDeniedError, EgressPolicy, guarded_transport, parse_allow
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +112,12 @@ def parse_max_age(cache_control: str | None) -> float | None:
     return max(ages) if ages else None
 
 
+def host_of(url: str) -> str:
+    """What the per-host limits count by: scheme, host and port (file: URLs: one host)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
 class HostLimiter:
     """At most ``per_host`` concurrent requests to each host. Thread-safe."""
 
@@ -114,8 +128,7 @@ class HostLimiter:
 
     @contextmanager
     def slot(self, url: str) -> Iterator[None]:
-        parts = urlsplit(url)
-        host = f"{parts.scheme}://{parts.netloc.lower()}"
+        host = host_of(url)
         with self._lock:
             semaphore = self._semaphores.get(host)
             if semaphore is None:
@@ -127,7 +140,9 @@ class HostLimiter:
 class Fetcher:
     """One shared HTTP client for all feeds. Thread-safe; `close` when done."""
 
-    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None,
+                 stop: StopFlag | None = None) -> None:
+        self._stop = stop
         self.max_bytes = settings.producer_max_body_bytes
         self.max_redirects = settings.producer_max_redirects
         self.total_timeout_s = settings.producer_total_timeout_s
@@ -137,23 +152,38 @@ class Fetcher:
                                       pool=settings.producer_total_timeout_s)
         self._limiter = HostLimiter(settings.producer_per_host_concurrency)
         connections = settings.producer_concurrency + settings.producer_fulltext_concurrency
-        self._client = httpx.Client(
+        limits = httpx.Limits(max_connections=connections * 2,
+                              max_keepalive_connections=connections * 2)
+        self._client = self._make_client(settings, limits,
+                                         transport or deadline_transport(limits))
+        self.egress = EgressPolicy(parse_allow(settings.producer_fulltext_allow))
+        self._pages = self._make_client(
+            settings, limits, transport or guarded_transport(self.egress, limits))
+
+    def _make_client(self, settings: Settings, limits: httpx.Limits,
+                     transport: httpx.BaseTransport | None) -> httpx.Client:
+        return httpx.Client(
             timeout=self._timeout,
             follow_redirects=True,
             max_redirects=settings.producer_max_redirects,
             headers={"User-Agent": settings.producer_user_agent},
-            limits=httpx.Limits(max_connections=connections * 2,
-                                max_keepalive_connections=connections * 2),
+            limits=limits,
             transport=transport,
         )
 
     def close(self) -> None:
         self._client.close()
+        self._pages.close()
 
     def fetch(self, url: str, validators: Validators = Validators(), *,
-              max_bytes: int | None = None, accept: str = FEED_ACCEPT) -> FetchResult:
-        """GET ``url`` (http, https or file) within the limits; see the module docstring."""
+              max_bytes: int | None = None, accept: str = FEED_ACCEPT,
+              untrusted: bool = False) -> FetchResult:
+        """GET ``url`` (http, https or file) within the limits; see the module docstring.
+        ``untrusted`` URLs (from feed content) obey the egress policy."""
         limit = max_bytes or self.max_bytes
+        if untrusted:
+            self.egress.check_url(url)
+        client = self._pages if untrusted else self._client
         if urlsplit(url).scheme.lower() == "file":
             return _read_file(url, validators, limit)
         headers = {"Accept": accept}
@@ -163,7 +193,8 @@ class Fetcher:
             headers["If-Modified-Since"] = validators.last_modified
         fetched_at = datetime.now(UTC)
         try:
-            with self._limiter.slot(url), self._client.stream("GET", url, headers=headers) as r:
+            with (self._limiter.slot(url), request_deadline(self.total_timeout_s, self._stop),
+                  client.stream("GET", url, headers=headers) as r):
                 if r.status_code == 304:
                     return FetchResult(url=str(r.url), status=304, body=b"",
                                        validators=_validators(r, validators),
@@ -175,11 +206,16 @@ class Fetcher:
             raise FeedError(f"more than {self.max_redirects} redirects (a redirect loop?)",
                             kind="redirects") from None
         except httpx.TimeoutException as exc:
-            raise FeedError(f"timed out ({type(exc).__name__})", retryable=True,
+            if isinstance(exc.__cause__, RequestCancelledError):
+                raise FeedError("request abandoned: the producer is stopping", retryable=True,
+                                kind="cancelled") from None
+            raise FeedError(f"timed out ({exc or type(exc).__name__})", retryable=True,
                             kind="timeout") from None
         except httpx.DecodingError as exc:
             raise FeedError(f"undecodable response body: {exc}", kind="decode") from None
         except (httpx.TransportError, httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            if isinstance(exc.__cause__, EgressDeniedError):
+                raise FeedError(str(exc.__cause__), kind="egress") from None
             raise FeedError(f"network error: {type(exc).__name__}: {exc}", retryable=True,
                             kind="network") from None
         return FetchResult(

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from newswatch import metrics
 from newswatch.errors import FeedError
 from newswatch.settings import Settings
 from producers.fetch import PAGE_ACCEPT, Fetcher
@@ -61,9 +62,16 @@ class FullText:
         assert article.url is not None
         try:
             page = self._fetcher.fetch(article.url, max_bytes=self._max_bytes,
-                                       accept=PAGE_ACCEPT)
+                                       accept=PAGE_ACCEPT, untrusted=True)
             text = extract_text(page.body, page.url)
         except FeedError as exc:
+            if exc.kind == "egress":  # feed content pointing inside: worth a warning
+                metrics.FEED_ERRORS.labels(feed_id, "egress").inc()
+                log.warning("article link refused by the egress policy; keeping the "
+                            "summary: %s", exc, extra={"feed": feed_id,
+                                                      "article_id": article.id,
+                                                      "url": article.url})
+                return ""
             log.info("full text not fetched; keeping the summary: %s", exc,
                      extra={"feed": feed_id, "article_id": article.id, "url": article.url})
             return ""

@@ -40,6 +40,7 @@ from pydantic import (
 )
 
 from newswatch.errors import ConfigError
+from schemas.yaml_load import BoundedLoader
 
 FEED_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$"
@@ -160,8 +161,8 @@ class _Mapping(dict[Any, Any]):
     key_lines: dict[Any, int]
 
 
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader whose mappings carry line numbers and reject duplicate keys."""
+class _LineLoader(BoundedLoader):
+    """SafeLoader (aliases bounded) whose mappings carry line numbers and reject duplicate keys."""
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Mapping:

@@ -53,6 +53,8 @@ from pydantic import (
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from newswatch.errors import ConfigError
+from schemas import yaml_load
+from schemas.regex_safety import check_regex, regexes_in
 
 TOPIC_NAME = r"^[a-z][a-z0-9_]*$"
 NER_LABELS = frozenset({
@@ -95,6 +97,8 @@ class Finder(_Strict):
         for pattern in self.patterns:
             if not pattern:
                 raise ValueError("a pattern has no tokens")
+            for regex in regexes_in(pattern):
+                check_regex(regex)  # spaCy runs it without a time limit (issue 16)
         for label in self.labels:
             if label not in NER_LABELS:
                 raise ValueError(f"unknown NER label {label!r} (one of {sorted(NER_LABELS)})")
@@ -297,9 +301,11 @@ def _read(path: Path) -> bytes:
 def _parse(raw: bytes, path: Path) -> tuple[Any, Node | None]:
     try:
         text = raw.decode("utf-8")
-        return yaml.safe_load(text), yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml_load.safe_load(text), yaml_load.compose(text)
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8: {exc}") from exc
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""

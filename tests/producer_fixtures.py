@@ -55,13 +55,14 @@ class _QuietServer(ThreadingHTTPServer):
 class FeedServer:
     """A threaded http.server whose routes tests set; it records every request."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.routes: dict[str, Route] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.active = 0
         self.max_active = 0
         self._lock = threading.Lock()
-        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
+        self._server = _QuietServer((host, 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         daemon=True)
@@ -69,7 +70,7 @@ class FeedServer:
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://{self.host}:{self._server.server_address[1]}"
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -207,6 +208,8 @@ def producer_settings(bootstrap: str, db_url: str, prefix: str, **overrides: Any
         "database_url": db_url, "producer_connect_timeout_s": 2.0,
         "producer_read_timeout_s": 2.0, "producer_total_timeout_s": 5.0,
         "producer_delivery_timeout_s": 10.0, "producer_default_interval_s": 600.0,
+        # Article pages are served on loopback here: the egress policy must allow it.
+        "producer_fulltext_allow": "127.0.0.1",
     }
     values.update(overrides)
     return Settings(**values)

@@ -26,10 +26,11 @@ from consumers.alert.rules import load_rules, missing_environment
 from consumers.alert.ruleset import RulesHolder
 from newswatch.daemon import StopFlag, install_signal_handlers
 from newswatch.db import make_engine
+from newswatch.errors import ConfigError
 from newswatch.health import start_health_server
 from newswatch.migrate import check_schema, wait_for_schema
 from newswatch.settings import Settings
-from schemas import tables
+from schemas import tables, yaml_load
 from schemas.rules_file import RulesFile, parse_duration
 
 DEFAULT_TOPICS = Path(__file__).resolve().parent.parent / "enrich" / "topics.yaml"
@@ -106,7 +107,7 @@ def handle_alert(args: argparse.Namespace, settings: Settings) -> int:
         daemon = AlertDaemon(engine, holder, stop, interval_s=settings.alert_poll_interval_s,
                              deliverer=deliverer)
         health = start_health_server(settings.metrics_port, lambda: daemon.healthy,
-                                     settings.metrics_host)
+                                     settings.metrics_host, alive=daemon.alive)
         daemon.run(from_now=args.skip_history)
         return 0
     finally:
@@ -228,8 +229,8 @@ def _who() -> str:
 
 def _known_topics(path: Path) -> set[str] | None:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        raw = yaml_load.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, ConfigError):
         return None
     topics = raw.get("topics") if isinstance(raw, dict) else None
     return set(topics) if isinstance(topics, dict) else None

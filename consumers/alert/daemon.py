@@ -9,6 +9,9 @@ Two loops share a `StopFlag`:
   the next row is due or it is woken.
 
 SIGHUP reloads the rules file, keeping the rules in force when the new file is invalid.
+An unexpected error in either loop is logged, stops the other loop and is raised from
+`run` (the process exits non-zero, for its supervisor to restart); until then `alive`
+is False, which turns /healthz red (issue 16: a dead evaluator behind a green /healthz).
 SIGTERM/SIGINT finish the evaluation and the sends in hand, then return; whatever was
 decided and not yet sent is in the outbox for the next start. A database that goes away
 is waited for with backoff, logged once per outage.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
@@ -47,20 +51,43 @@ class AlertDaemon:
         self.deliverer = deliverer or Deliverer(engine, holder.channels)
         self.healthy = False
         self._wake = threading.Event()
+        self._died: list[BaseException] = []
+        self._sender: threading.Thread | None = None
+
+    def alive(self) -> bool:
+        """False once a loop died (or the delivery thread is gone while running)."""
+        sender = self._sender
+        return not self._died and (sender is None or sender.is_alive() or self.stop.stopping)
 
     def run(self, *, from_now: bool = False) -> None:
         """Run until stopped. ``from_now`` skips hits stored before the first start."""
         if from_now:
             log.info("starting after the newest stored hit",
                      extra={"watermark": skip_history(self.engine, datetime.now(UTC))})
-        sender = threading.Thread(target=self._deliver_loop, name="alert-deliver")
+        sender = threading.Thread(target=self._guarded, args=(self._deliver_loop, "deliver"),
+                                  name="alert-deliver")
+        self._sender = sender
         sender.start()
         try:
-            self._evaluate_loop()
+            self._guarded(self._evaluate_loop, "evaluate")
         finally:
             self._wake.set()
             sender.join()
             self.deliverer.close()
+        if self._died:
+            raise self._died[0]
+
+    def _guarded(self, loop: Callable[[], None], name: str) -> None:
+        """Run ``loop``; when it raises, record it and stop the other loop too."""
+        try:
+            loop()
+        except BaseException as exc:
+            log.critical("alert %s loop died; stopping the daemon", name, exc_info=True,
+                         extra={"loop": name})
+            self._died.append(exc)
+            self.healthy = False
+            self.stop.stop()
+            self._wake.set()
 
     def _evaluate_loop(self) -> None:
         backoff, failures = Backoff(), 0

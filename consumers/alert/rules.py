@@ -21,6 +21,7 @@ import yaml
 from pydantic import ValidationError
 
 from newswatch.errors import ConfigError
+from schemas import yaml_load
 from schemas.rules_file import (
     AppriseChannel,
     EmailChannel,
@@ -48,7 +49,9 @@ def load_rules(path: Path) -> RulesFile:
 def parse_rules(text: str, source: str = "rules.yaml") -> RulesFile:
     """Validate rules given as YAML text; ``source`` names it in error messages."""
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml_load.safe_load(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -117,7 +120,9 @@ def _describe(error: Any, raw: dict[str, Any]) -> str:
         name = None
         if isinstance(rules, list) and loc[1] < len(rules) and isinstance(rules[loc[1]], dict):
             name = rules[loc[1]].get("name")
-        where = f"rule '{name}'" if name else f"rule #{loc[1] + 1}"
+        # Only a short string name is echoed: the value came from the file (issue 16).
+        ok = isinstance(name, str) and 0 < len(name) <= 100
+        where = f"rule '{name}'" if ok else f"rule #{loc[1] + 1}"
         loc = loc[2:]
     elif len(loc) >= 2 and loc[0] == "channels":
         where = f"channel '{loc[1]}'"

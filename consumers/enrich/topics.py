@@ -23,6 +23,7 @@ score: nothing here is learned or random.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -233,11 +234,16 @@ def _strongest_without_overlap(evidence: list[tuple[Span, str, float]]
 
 
 def _noisy_or(evidence: Sequence[tuple[Span, str, float]]) -> float:
-    """1 - prod(1 - w); the n-th match of the same rule counts w / 2**(n-1)."""
+    """1 - prod(1 - w); the n-th match of the same rule counts w / 2**(n-1).
+
+    Bounded for any number of matches: the halving is `math.ldexp` on a float (which
+    underflows to 0.0), never an integer power (``2**1024`` does not convert to a float:
+    an article repeating one phrase 1,030 times was dead-lettered, issue 16).
+    """
     seen: dict[str, int] = defaultdict(int)
     remaining = 1.0
     for _, rule, weight in sorted(evidence, key=lambda item: -item[2]):
-        remaining *= 1.0 - weight / (2 ** seen[rule])
+        remaining *= 1.0 - math.ldexp(weight, -seen[rule])
         seen[rule] += 1
     return round(min(1.0, max(0.0, 1.0 - remaining)), 4)
 

@@ -23,6 +23,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from consumers.alert.channels.base import SendResult, delivered, final, retryable
+from newswatch.http_deadline import deadline_transport, request_deadline
 from schemas.alert_payload import AlertPayload
 
 SIGNATURE_HEADER = "X-Newswatch-Signature"
@@ -86,8 +87,12 @@ class WebhookNotifier:
         self._url = url
         self._secret = secret
         self._clock = clock
+        self._timeout_s = timeout_s
+        # The channel's timeout bounds the whole request, not each read: a receiver that
+        # drips its response headers held every delivery worker (issue 16).
         self._client = httpx.Client(
-            timeout=timeout_s, transport=transport, follow_redirects=False,
+            timeout=timeout_s, follow_redirects=False,
+            transport=transport or deadline_transport(httpx.Limits()),
             headers={"User-Agent": USER_AGENT, **(headers or {})},
         )
 
@@ -103,7 +108,8 @@ class WebhookNotifier:
         if self._secret is not None:
             headers[SIGNATURE_HEADER] = sign(self._secret, timestamp, body)
         try:
-            response = self._client.post(self._url, content=body, headers=headers)
+            with request_deadline(self._timeout_s):
+                response = self._client.post(self._url, content=body, headers=headers)
         except httpx.TimeoutException:
             return retryable("timeout", "the receiver did not answer in time")
         except httpx.TransportError as exc:
