@@ -108,6 +108,11 @@ class Settings(BaseSettings):
                               description="spaCy model package to load")
     enrich_batch_size: int = Field(default=64, ge=1, le=1024,
                                    description="Articles per nlp.pipe batch and Kafka poll")
+    enrich_kernel: Literal["auto", "blis", "numpy"] = Field(
+        default="auto",
+        description="Matrix kernel under NER: blis (thinc's default), numpy (its OpenBLAS), "
+                    "or auto: numpy when BLIS runs its generic fallback or is slower here "
+                    "(consumers/enrich/kernel.py)")
 
     # Alerts (consumers/alert/): which rules, and how often the evaluator looks for hits.
     rules_file: Path | None = Field(
