@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     kafka_port: int = Field(default=9092, ge=1, le=65535)
     kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
     kafka_heap: str = Field(default="512m", pattern=r"^\d+[kmg]$")
+    kafka_partitions: int = Field(
+        default=12, ge=1, le=1000,
+        description="Partitions of the topics ensure_topics creates (and of topics the local "
+                    "broker auto-creates): the most consumer processes of a group that get "
+                    "work. 12 splits evenly between 1, 2, 3, 4 and 6 processes.")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
         "PLAINTEXT"
     )
