@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -114,9 +115,10 @@ def shapes_table() -> None:
         x = generator.standard_normal((m, k), dtype=numpy.float32)
         y = generator.standard_normal((n, k), dtype=numpy.float32)
         flop = 2.0 * m * k * n
-        rates = [flop / best_seconds(run, 5) / 1e9 for run in (
-            lambda: blis.py.gemm(x, y, trans2=True), lambda: generic.gemm(x, y, trans2=True),
-            lambda: numpy.matmul(x, y.T))]
+        runs: list[Callable[[], object]] = [
+            partial(blis.py.gemm, x, y, trans2=True), partial(generic.gemm, x, y, trans2=True),
+            partial(numpy.matmul, x, y.T)]
+        rates = [flop / best_seconds(run, 5) / 1e9 for run in runs]
         diff = float(numpy.abs(blis.py.gemm(x, y, trans2=True) - x @ y.T).max())
         assert numpy.allclose(generic.gemm(x, y, trans2=True), x @ y.T, rtol=1e-4, atol=1e-3)
         print(f"| {m} x {k} x {n} | " + " | ".join(f"{r:.0f} GFLOP/s" for r in rates)
