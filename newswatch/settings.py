@@ -113,6 +113,10 @@ class Settings(BaseSettings):
                               description="spaCy model package to load")
     enrich_batch_size: int = Field(default=64, ge=1, le=1024,
                                    description="Articles per nlp.pipe batch and Kafka poll")
+    enrich_reuse: int = Field(
+        default=10_000, ge=0, le=1_000_000,
+        description="Recent analyses kept to reuse for articles whose text is an exact "
+                    "duplicate (wire copy); 0 turns reuse off")
     enrich_kernel: Literal["auto", "blis", "numpy"] = Field(
         default="auto",
         description="Matrix kernel under NER: blis (thinc's default), numpy (its OpenBLAS), "

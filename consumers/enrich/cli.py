@@ -88,7 +88,8 @@ def enricher_from(args: argparse.Namespace, settings: Settings) -> Enricher:
     with kernel_ops(choice.kernel):
         return Enricher.from_files(args.topics or settings.topics_file,
                                    args.model or settings.enrich_model,
-                                   batch_size=settings.enrich_batch_size)
+                                   batch_size=settings.enrich_batch_size,
+                                   reuse=settings.enrich_reuse)
 
 
 def handle_enrich(args: argparse.Namespace, settings: Settings) -> int:

@@ -31,6 +31,7 @@ from spacy.tokens import Doc
 
 from consumers.enrich.entities import EntityFinder, count_entities
 from consumers.enrich.nlp import DEFAULT_MODEL, load_pipeline
+from consumers.enrich.reuse import AnalysisCache
 from consumers.enrich.topics import DEFAULT_TOPICS_PATH, Scored, TopicMatcher
 from schemas.messages import Article, EnrichedArticle, EntityCount, TopicHit
 from schemas.topics_file import LoadedTopics, load_topics
@@ -104,7 +105,7 @@ class Enricher:
     def __init__(self, nlp: Language, topics: LoadedTopics, *,
                  batch_size: int = BATCH_SIZE, max_chars: int = MAX_CHARS,
                  max_tokens: int = MAX_TOKENS, batch_tokens: int = BATCH_TOKENS,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, reuse: int = 0) -> None:
         self.nlp = nlp
         self.topics = topics
         self.batch_size = batch_size
@@ -114,17 +115,21 @@ class Enricher:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._entities = EntityFinder(nlp, topics.aliases)
         self._matcher = TopicMatcher(nlp, topics)
+        # Analyses of recent exact-duplicate documents, reused (consumers.enrich.reuse).
+        self.reuse = AnalysisCache(reuse) if reuse > 0 else None
 
     @classmethod
     def from_files(cls, topics_path: Path | None = None, model: str = DEFAULT_MODEL, *,
-                   batch_size: int = BATCH_SIZE, max_chars: int = MAX_CHARS) -> Enricher:
-        """Load the spaCy ``model`` and the topics file (default: the shipped one).
+                   batch_size: int = BATCH_SIZE, max_chars: int = MAX_CHARS,
+                   reuse: int = 0) -> Enricher:
+        """Load the spaCy ``model`` and the topics file (default: the shipped one);
+        ``reuse``: how many recent analyses to keep for exact duplicates (0: none).
 
         Raises `ConfigError` for a missing model or an invalid topics or alias file.
         """
         topics = load_topics(topics_path or DEFAULT_TOPICS_PATH)
         nlp = load_pipeline(model)
-        return cls(nlp, topics, batch_size=batch_size, max_chars=max_chars)
+        return cls(nlp, topics, batch_size=batch_size, max_chars=max_chars, reuse=reuse)
 
     @property
     def topics_version(self) -> str:
@@ -165,7 +170,13 @@ class Enricher:
 
     def analyse_many(self, documents: Iterable[Document]) -> list[Analysis]:
         """Entities and topic scores of many documents, in order, batched through spaCy
-        within the token bounds of the module docstring."""
+        within the token bounds of the module docstring; exact duplicates of recent
+        documents reuse their analysis when ``reuse`` is on."""
+        if self.reuse is not None:
+            return self.reuse.analyse_many(documents, self._analyse_fresh)
+        return self._analyse_fresh(documents)
+
+    def _analyse_fresh(self, documents: Iterable[Document]) -> list[Analysis]:
         tokenised = [self._tokenised(document) for document in documents]
         analyses: list[Analysis] = []
         for batch in _token_batches(tokenised, self.batch_tokens):
