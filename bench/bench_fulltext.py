@@ -41,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -223,15 +224,29 @@ def _kernels(daemon: run_all.Daemon) -> list[str]:
     return found
 
 
+def _metric(port: int, name: str) -> float | None:
+    """One counter of a daemon's /metrics, or None when it cannot be read."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
 def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
                  articles: Sequence[tuple[str, str]], processes: int, feeds: int,
-                 kernel: str) -> dict[str, Any]:
+                 kernel: str, partitions: int | None = None, reuse: int | None = None
+                 ) -> dict[str, Any]:
     token = uuid.uuid4().hex[:8]
     folder = scratch / f"pipeline-{processes}-{token}"
     folder.mkdir()
     prefix = f"bench.{token}.full."
     settings = Settings(kafka_bootstrap_servers=bootstrap, kafka_topic_prefix=prefix)
-    names = ensure_topics(settings)
+    names = ensure_topics(settings, partitions)  # None: the default count
     database_url = f"sqlite:///{folder / 'fulltext.db'}"
     engine = make_engine(database_url)
     upgrade(engine)
@@ -254,16 +269,19 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
         env = run_all.daemon_env(bootstrap, prefix, folder, database_url=database_url,
                                  feeds_file=str(folder / "feeds.yaml"),
                                  rules_file=str(folder / "rules.yaml"),
-                                 producer_default_interval_s="3600", enrich_kernel=kernel)
+                                 producer_default_interval_s="3600", enrich_kernel=kernel,
+                                 **({} if reuse is None else {"enrich_reuse": str(reuse)}))
         enrich_env = {**env, "NEWSWATCH_LOG_LEVEL": "INFO"}  # for the kernel line
         admin = KafkaAdminClient(bootstrap_servers=bootstrap)
         cleanup.callback(admin.close)
         cleanup.callback(run_all.stop_all, daemons)
         for stage in ("store", "alert"):
             daemons.append(run_all.Daemon.start(stage, stage, env, folder / "logs"))
+        metrics_ports = {}
         for n in range(processes):
-            daemons.append(run_all.Daemon.start(f"enrich-{n}", "enrich", enrich_env,
-                                                folder / "logs"))
+            metrics_ports[f"enrich-{n}"] = port = run_all.free_port()
+            daemons.append(run_all.Daemon.start(f"enrich-{n}", "enrich", {
+                **enrich_env, "NEWSWATCH_METRICS_PORT": str(port)}, folder / "logs"))
         run_all.wait_for(lambda: _group_stable(admin, ENRICH_GROUP, processes)
                          and _group_stable(admin, STORE_GROUP, 1), 240,
                          "enrich and store groups settled", check, 0.5)
@@ -303,6 +321,8 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
         if broker_pid is not None:
             memory["kafka broker (JVM)"] = run_all.peak_rss_mb(broker_pid)
         kernels = {d.name: _kernels(d) for d in daemons if d.name.startswith("enrich")}
+        reused = {name: _metric(port, "newswatch_analyses_reused_total")
+                  for name, port in metrics_ports.items()}
         with receiver.lock:
             alert_times = [receiver.arrived[a] for a in alerted if a in receiver.arrived]
     first = server.first_request
@@ -317,7 +337,7 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
     del names
     return {
         "processes": processes, "articles": len(articles), "feeds": feeds,
-        "partitions": settings.kafka_partitions,
+        "partitions": partitions or settings.kafka_partitions, "reuse": reuse,
         "seconds_to_last_stored": round(stored_s, 2),
         "articles_per_s": round(len(articles) / stored_s, 2),
         "seconds_to_last_alert": None if alert_s is None else round(alert_s, 2),
@@ -327,7 +347,8 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
                                 "last_enriched", "first_stored"),
                                (since_first(m) for m in marks), strict=True)),
         "cpu_seconds": {**cpu, "kafka broker (JVM)": round(broker_cpu, 2)},
-        "peak_rss_mb": memory, "kernels": kernels, "uptime": uptime(),
+        "peak_rss_mb": memory, "kernels": kernels, "analyses_reused": reused,
+        "uptime": uptime(),
     }
 
 
@@ -342,9 +363,11 @@ def report(results: dict[str, Any]) -> list[str]:
              "| run | articles/s | / raw NER (same processes) | to last alert | uptime |",
              "|---|---|---|---|---|"]
     for processes in results["processes"]:
-        raw = results["raw"][str(processes)]
-        lines.append(f"| raw spaCy, {processes} process(es) | {raw['docs_per_s']:.1f} docs/s "
-                     f"({raw['docs_per_cpu_s']:.1f} per CPU s) | 1.00 | | {raw['uptime']} |")
+        raw = results["raw"].get(str(processes))
+        if raw is not None:
+            lines.append(f"| raw spaCy, {processes} process(es) | {raw['docs_per_s']:.1f} "
+                         f"docs/s ({raw['docs_per_cpu_s']:.1f} per CPU s) | 1.00 | | "
+                         f"{raw['uptime']} |")
         run = results["pipeline"].get(str(processes))
         if run is None:
             continue
@@ -352,7 +375,7 @@ def report(results: dict[str, Any]) -> list[str]:
             lines.append(f"| pipeline, {processes} enrich | failed: {run['error'][:120]} |"
                          " | | |")
             continue
-        ratio = run["articles_per_s"] / raw["docs_per_s"]
+        ratio = run["articles_per_s"] / raw["docs_per_s"] if raw else float("nan")
         run["ratio_to_raw"] = round(ratio, 3)
         to_alert = ("n/a" if run["seconds_to_last_alert"] is None
                     else f"{run['articles'] / run['seconds_to_last_alert']:.1f}/s "
@@ -368,12 +391,16 @@ def report(results: dict[str, Any]) -> list[str]:
         cpu = ", ".join(f"{name} {seconds:.1f}" for name, seconds in run["cpu_seconds"].items())
         memory = ", ".join(f"{name} {mb:.0f}" for name, mb in run["peak_rss_mb"].items()
                            if mb is not None)
-        lines.append(f"{processes} enrich: CPU seconds {cpu}")
+        lines.append(f"{processes} enrich: CPU seconds {cpu}; timeline (s after the first "
+                     f"poll) {run['timeline_s']}")
         lines.append(f"{processes} enrich: peak MB {memory}")
+        lines.append(f"{processes} enrich: analyses reused {run['analyses_reused']}")
         for name, kernels in run["kernels"].items():
             lines.append(f"{processes} enrich: {name} kernel {'; '.join(kernels) or 'not logged'}")
     for processes in results["processes"]:
-        raw = results["raw"][str(processes)]
+        raw = results["raw"].get(str(processes))
+        if raw is None:
+            continue
         kernels = sorted({f"{w['kernel']} ({w['kernel_reason']})" for w in raw["workers"]})
         peaks = ", ".join(str(w["peak_rss_mb"]) for w in raw["workers"])
         lines.append(f"raw {processes}: kernel {'; '.join(kernels)}; peak MB {peaks}")
@@ -396,6 +423,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="share of the stream that copies an earlier article exactly")
     parser.add_argument("--kernel", choices=("auto", "blis", "numpy"), default="auto")
     parser.add_argument("--skip-pipeline", action="store_true", help="raw spaCy only")
+    parser.add_argument("--skip-raw", action="store_true", help="the pipeline only")
+    parser.add_argument("--partitions", type=int, default=None,
+                        help="partitions of the topics (default: NEWSWATCH_KAFKA_PARTITIONS' "
+                             "default)")
+    parser.add_argument("--reuse", type=int, default=None,
+                        help="NEWSWATCH_ENRICH_REUSE for the enrich daemons (0: off)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     args = parser.parse_args(argv)
     setup_logging("text", "WARNING")
@@ -424,16 +457,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             stack.callback(broker.stop)
             bootstrap = broker.start(timeout_s=120)
         for processes in counts:
-            progress(f"raw spaCy, {processes} process(es)")
-            raw = raw_run(texts, processes, args.kernel)
-            results["raw"][str(processes)] = raw
-            progress(f"  {raw['docs_per_s']:.1f} docs/s; {raw['uptime']}")
+            if not args.skip_raw:
+                progress(f"raw spaCy, {processes} process(es)")
+                raw = raw_run(texts, processes, args.kernel)
+                results["raw"][str(processes)] = raw
+                progress(f"  {raw['docs_per_s']:.1f} docs/s; {raw['uptime']}")
             if broker is None:
                 continue
             progress(f"pipeline, {processes} enrich process(es)")
             try:
                 run = pipeline_run(bootstrap, broker, scratch, articles, processes,
-                                   args.feeds, args.kernel)
+                                   args.feeds, args.kernel, args.partitions, args.reuse)
             except Exception as exc:  # one failed run must not cost the other figures
                 run = {"error": f"{type(exc).__name__}: {exc}"}
                 progress(f"  FAILED: {run['error']}")
