@@ -377,11 +377,19 @@ def report(results: dict[str, Any]) -> list[str]:
             continue
         ratio = run["articles_per_s"] / raw["docs_per_s"] if raw else float("nan")
         run["ratio_to_raw"] = round(ratio, 3)
+        # Per CPU second, which other load on the machine barely moves: the enrich
+        # processes' articles per CPU second against raw spaCy's documents per CPU second.
+        enrich_cpu = sum(v for k, v in run["cpu_seconds"].items() if k.startswith("enrich"))
+        run["enrich_articles_per_cpu_s"] = round(run["articles"] / enrich_cpu, 2)
+        run["cpu_ratio_to_raw"] = (round(run["enrich_articles_per_cpu_s"]
+                                         / raw["docs_per_cpu_s"], 3) if raw else None)
         to_alert = ("n/a" if run["seconds_to_last_alert"] is None
                     else f"{run['articles'] / run['seconds_to_last_alert']:.1f}/s "
                          f"({run['alerts_arrived']}/{run['alerts_expected']} alerts)")
         lines.append(f"| pipeline, {processes} enrich process(es), {run['partitions']} "
-                     f"partitions | {run['articles_per_s']:.1f} | {ratio:.2f} | {to_alert} | "
+                     f"partitions | {run['articles_per_s']:.1f} "
+                     f"({run['enrich_articles_per_cpu_s']:.1f} per enrich CPU s) | "
+                     f"{ratio:.2f} (per CPU s: {run['cpu_ratio_to_raw']}) | {to_alert} | "
                      f"{run['uptime']} |")
     lines.append("")
     for processes in results["processes"]:
