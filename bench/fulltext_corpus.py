@@ -12,7 +12,8 @@ sentences are real, their sequence is not, which is what NER's cost depends on (
 per document and per batch), not what a reader would accept as a story.
 
 ``copies`` makes that share of the stream exact copies of earlier articles (same title
-and text, as syndicated wire copy is), the rest distinct: a test of analysis reuse.
+and text, as syndicated wire copy is), each original copied at most once, the rest
+distinct: a test of analysis reuse.
 """
 
 from __future__ import annotations
@@ -106,10 +107,12 @@ def fulltext_articles(n: int, copies: float = 0.0) -> list[tuple[str, str]]:
     stream: list[tuple[str, str]] = []
     used = copied = 0
     for position in range(n):
-        # A copy wherever the running share of copies falls below ``copies``.
+        # A copy wherever the running share of copies falls below ``copies``; each copy
+        # repeats another original, the originals in order (a wire story re-posted once,
+        # some minutes later), so copies are spread over the stream's texts.
         want_copy = used == needed or copied < copies * (position + 1) - 0.5
-        if stream and copied < n - needed and want_copy:
-            stream.append(stream[(position * 31) % len(stream)])
+        if stream and copied < n - needed and copied < used and want_copy:
+            stream.append(distinct[copied])
             copied += 1
         else:
             stream.append(distinct[used])

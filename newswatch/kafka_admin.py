@@ -7,7 +7,7 @@ import logging
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from newswatch.settings import Settings
 from schemas.topics import TopicNames
@@ -49,7 +49,12 @@ def _warn_if_fewer(admin: KafkaAdminClient, topics: list[str], wanted: int) -> N
     """Log each of ``topics`` that has fewer than ``wanted`` partitions."""
     if not topics:
         return
-    for described in admin.describe_topics(topics):
+    try:
+        descriptions = admin.describe_topics(topics)
+    except KafkaError:  # a cluster that will not describe them: nothing to warn about
+        log.debug("could not describe topics", exc_info=True, extra={"topics": topics})
+        return
+    for described in descriptions:
         count = len(described.get("partitions") or ())
         if 0 < count < wanted:  # none listed: just created elsewhere, not yet known here
             log.warning("topic has fewer partitions than configured: at most that many "
