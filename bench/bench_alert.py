@@ -8,14 +8,23 @@
 2. Throughput. With ``--rules`` (default 1,000) varied rules loaded, one evaluation
    (`outbox.run_tick`: match, dedup, group, throttle, outbox write, watermark) is timed
    on batches of new hits; the figure is rules evaluated per second.
+3. Scale (``--scale 100,1000,10000``): for each rule count and profile (selective: a hit
+   matches 1-2% of the rules; broad: about a third) the time to parse the file and to
+   compile and index the rules, then hits per second of whole evaluations (``run_tick``,
+   ``--scale-batch`` hits per tick) with the rule index and with the per-rule ``UNION
+   ALL`` SQL it replaced, alternating on the same database; ``--stored N`` first stores N
+   old articles with hits (the history beside which rules run).
 
     .venv/bin/python bench/bench_alert.py                      # SQLite
     .venv/bin/python bench/bench_alert.py --database-url postgresql+psycopg://...
+    .venv/bin/python bench/bench_alert.py --skip-latency --skip-throughput \
+        --scale 100,1000,10000 [--stored 100000]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -25,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,8 +42,10 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, select
 
-from consumers.alert.compile import compile_rules
+from consumers.alert import evaluate as evaluate_module
+from consumers.alert.compile import CompiledRules, compile_rules
 from consumers.alert.outbox import run_tick, skip_history
+from consumers.alert.rule_index import index_of
 from consumers.alert.rules import parse_rules
 from newswatch import migrate
 from newswatch.db import make_engine
@@ -237,6 +249,133 @@ def throughput(url: str, rule_count: int, batches: list[int], rounds: int,
     return results
 
 
+# --- 3. scale: 100 / 1,000 / 10,000 rules, the rule index against per-rule SQL ------------
+
+
+def sql_match_batch(conn: Any, rules: Any, batch: Any) -> tuple[int, list[Any]]:
+    """The matcher before the rule index (issue 17): every rule whose topics the batch
+    touches, as ``UNION ALL`` SQL statements of 100 rules. For the A/B only."""
+    compiled = rules if isinstance(rules, CompiledRules) else CompiledRules(rules)
+    late = bool(batch.late_ids)
+    checked, statements = compiled.statements(batch.topics, late)
+    params: dict[str, object] = {"low": batch.low, "high": batch.high}
+    if late:
+        params["late"] = list(batch.late_ids)
+    by_index = {rule.index: rule for rule in compiled}
+    pairs = [(by_index[index], aid) for statement in statements
+             for index, aid in conn.execute(statement, params)]
+    return checked, pairs
+
+
+MATCH_SECONDS: dict[str, float] = {}
+
+
+@contextlib.contextmanager
+def matcher(name: str) -> Iterator[None]:
+    """Evaluation with the rule index (``index``) or the per-rule SQL (``sql``); the time
+    spent matching is added up in ``MATCH_SECONDS[name]``."""
+    original = evaluate_module.match_batch
+    chosen = sql_match_batch if name == "sql" else original
+
+    def timed(conn: Any, rules: Any, batch: Any) -> tuple[int, list[Any]]:
+        began = time.perf_counter()
+        try:
+            return chosen(conn, rules, batch)
+        finally:
+            MATCH_SECONDS[name] = MATCH_SECONDS.get(name, 0.0) + time.perf_counter() - began
+
+    evaluate_module.match_batch = timed
+    try:
+        yield
+    finally:
+        evaluate_module.match_batch = original
+
+
+def fill(engine: Engine, count: int) -> None:
+    """``count`` old stored articles (a year back) with a hit and an entity link each, in
+    bulk: the history the rules run beside."""
+    if count <= 0:
+        return
+    old = datetime.now(UTC) - timedelta(days=365)
+    with engine.begin() as conn:
+        entity = conn.execute(tables.entities.insert().values(
+            name="Old entity", label="ORG")).inserted_primary_key[0]  # type: ignore[index]
+    for start in range(0, count, 5000):
+        ids = [article_id(f"https://old.example.org/{n}") for n in range(start,
+                                                                         min(count, start + 5000))]
+        with engine.begin() as conn:
+            conn.execute(tables.articles.insert(), [dict(
+                id=aid, url=None, title=f"Old story {n}", summary="", content="",
+                published=old, fetched_at=old, feed_id=f"feed-{n % 12}", feed_name="Old",
+                language="en", authors=[], tags=["world"], stored_at=old, enriched_at=old,
+                content_hash="") for n, aid in enumerate(ids, start)])
+            conn.execute(tables.article_entities.insert(), [dict(
+                article_id=aid, entity_id=entity, count=1, published=old) for aid in ids])
+            conn.execute(tables.topic_hits.insert(), [dict(
+                article_id=aid, topic=TOPICS[n % 3], score=0.7, evidence=EVIDENCE,
+                topics_version="bench", published=old, created_at=old)
+                for n, aid in enumerate(ids)])
+
+
+def scale(url_for: Any, counts: list[int], profiles: list[str], batch: int, rounds: int,
+          matchers: list[str], stored: int) -> list[dict[str, Any]]:
+    """For each rule count and profile: parse and compile time, then hits/s of each
+    matcher on the same database, alternating round by round."""
+    rows = []
+    for profile in profiles:
+        for count in counts:
+            text = many_rules(count, profile)
+            began = time.perf_counter()
+            parsed = parse_rules(text)
+            parsed_s = time.perf_counter() - began
+            url = url_for(f"scale-{profile}-{count}")
+            engine = make_engine(url)
+            fill(engine, stored)
+            began = time.perf_counter()
+            rules = compile_rules(parsed.rules, engine.dialect.name)
+            compiled_s = time.perf_counter() - began
+            began = time.perf_counter()
+            index_of(rules)
+            indexed_s = time.perf_counter() - began
+            with engine.begin() as conn:
+                entity_ids = [conn.execute(tables.entities.insert().values(
+                    name=f"Entity {i}", label="ORG")).inserted_primary_key[0]  # type: ignore[index]
+                    for i in range(40)]
+            now = datetime.now(UTC)
+            skip_history(engine, now)
+            figures: dict[str, list[float]] = {name: [] for name in matchers}
+            n = 0
+            for name in matchers:  # warm-up: statements built, caches filled
+                with matcher(name):
+                    insert(engine, -1, TOPICS[0], now, entity_ids=[entity_ids[0]])
+                    run_tick(engine, rules, now)
+            MATCH_SECONDS.clear()
+            for _ in range(rounds):
+                for name in matchers:
+                    for _ in range(batch):
+                        insert(engine, n, TOPICS[n % 3], now - timedelta(seconds=n % 3600),
+                               entity_ids=[entity_ids[n % 40]])
+                        n += 1
+                    with matcher(name):
+                        started = time.perf_counter()
+                        run_tick(engine, rules, now)
+                        figures[name].append(batch / (time.perf_counter() - started))
+            engine.dispose()
+            row = {"profile": profile, "rules": count, "stored": stored,
+                   "parse_s": round(parsed_s, 2), "compile_s": round(compiled_s, 2),
+                   "index_s": round(indexed_s, 2), "batch": batch, "rounds": rounds,
+                   "uptime": subprocess.run(["uptime"], capture_output=True, text=True,
+                                            check=False).stdout.strip()}
+            for name, rates in figures.items():
+                row[f"{name}_hits_per_s"] = round(max(rates), 1)
+                row[f"{name}_match_ms_per_tick"] = round(
+                    1000 * MATCH_SECONDS.get(name, 0.0) / rounds, 1)
+                row[f"{name}_hits_per_s_median"] = round(statistics.median(rates), 1)
+            rows.append(row)
+            print(json.dumps({"scale": row}), flush=True)
+    return rows
+
+
 def prepare(url: str | None, folder: Path, name: str) -> str:
     if url is None:
         url = f"sqlite:///{folder / f'{name}.db'}"
@@ -248,6 +387,26 @@ def prepare(url: str | None, folder: Path, name: str) -> str:
     if count is not None:
         print(f"note: {name} database is not empty", file=sys.stderr)
     return url
+
+
+TARGETS = {"selective": (10_000, 1_000.0), "broad": (1_000, 200.0)}  # rules, hits/s
+
+
+def print_scale(rows: list[dict[str, Any]], matchers: list[str]) -> None:
+    print("| profile | rules | parse | compile + index | " + " | ".join(
+        f"{name} hits/s (match ms/tick)" for name in matchers) + " | target | uptime |")
+    print("|---|---|---|---|" + "---|" * len(matchers) + "---|---|")
+    for row in rows:
+        rules, target = TARGETS.get(row["profile"], (0, 0.0))
+        mark = ""
+        if row["rules"] == rules and "index_hits_per_s" in row:
+            met = row["index_hits_per_s"] >= target
+            mark = f">= {target:.0f} ({'met' if met else 'missed'})"
+        print(f"| {row['profile']} | {row['rules']:,} | {row['parse_s']:.2f} s | "
+              f"{row['compile_s'] + row['index_s']:.2f} s | " + " | ".join(
+                  f"{row[f'{name}_hits_per_s']:,.0f} ({row[f'{name}_match_ms_per_tick']:,.0f})"
+                  for name in matchers)
+              + f" | {mark} | {row['uptime']} |")
 
 
 def main() -> int:
@@ -264,6 +423,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--profiles", default="none,selective,broad",
                         help="which rule sets to time (comma-separated)")
+    parser.add_argument("--scale", default=None, metavar="COUNTS",
+                        help="rule counts to time, e.g. 100,1000,10000 (index against SQL)")
+    parser.add_argument("--scale-batch", type=int, default=100, help="hits per tick")
+    parser.add_argument("--scale-rounds", type=int, default=3)
+    parser.add_argument("--scale-matchers", default="index,sql")
+    parser.add_argument("--scale-profiles", default="selective,broad")
+    parser.add_argument("--stored", type=int, default=0,
+                        help="old articles stored before timing the scale runs")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
@@ -275,6 +442,13 @@ def main() -> int:
             report["latency"] = latency(url, folder, args.rate, args.seconds,
                                         args.poll_interval, args.latency_extra_rules)
             print(json.dumps({"latency": report["latency"]}), flush=True)
+        if args.scale:
+            report["scale"] = scale(
+                lambda name: prepare(args.database_url, folder, name),
+                [int(c) for c in args.scale.split(",")], args.scale_profiles.split(","),
+                args.scale_batch, args.scale_rounds, args.scale_matchers.split(","),
+                args.stored)
+            print_scale(report["scale"], args.scale_matchers.split(","))
         if not args.skip_throughput:
             for profile in args.profiles.split(","):
                 url = prepare(args.database_url, folder, f"throughput-{profile}")

@@ -16,7 +16,8 @@ of a per-stage bench:
    same documents (bench_enrich's corpus), alternating, best round of each;
 3. store: articles per second from Kafka into PostgreSQL and SQLite (bench_store);
 4. enrich scaling: ``newswatch enrich`` as 1, then 2 processes in one consumer group on
-   a 4-partition topic; docs/s from publishing the input to the last output's timestamp;
+   a topic with the default partition count (12); docs/s from publishing the input to
+   the last output's timestamp;
 5. end to end: the four daemons as subprocesses (``python -m newswatch.cli <stage>``); a
    feed server gains on-topic items at a steady rate; latency from the moment an item
    appears in its feed to the webhook receiver (bench_alert's) getting its alert; peak
@@ -525,7 +526,7 @@ def _copies(corpus: Sequence[Article], repeat: int, tag: str) -> list[Article]:
 def scaling_run(bootstrap: str, scratch: Path, corpus: Sequence[Article], sizes: Sizes,
                 processes: int, prefix: str, broker_pid: int | None) -> dict[str, Any]:
     settings = Settings(kafka_bootstrap_servers=bootstrap, kafka_topic_prefix=prefix)
-    names = ensure_topics(settings, partitions=4)
+    names = ensure_topics(settings)  # the default partition count, as users get it
     env = daemon_env(bootstrap, prefix, scratch / f"scale{processes}")
     daemons: list[Daemon] = []
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
@@ -593,7 +594,8 @@ def scaling_section(bootstrap: str, scratch: Path, corpus: Sequence[Article], si
             progress(f"  {processes} process(es): {run['docs_per_s']:,.1f} docs/s, "
                      f"{run['cores_used']:.2f} cores used (broker "
                      f"{run['broker_cores_used']:.2f}), load average {os.getloadavg()[0]:.2f}")
-    return {"partitions": 4, "rounds": sizes.scaling_rounds, "one": best[1], "two": best[2],
+    return {"partitions": Settings().kafka_partitions, "rounds": sizes.scaling_rounds,
+            "one": best[1], "two": best[2],
             "all_docs_per_s": {"one": rates[1], "two": rates[2]},
             "speedup": round(best[2]["docs_per_s"] / best[1]["docs_per_s"], 2),
             "target_speedup": SCALING_TARGET}
@@ -778,8 +780,7 @@ def e2e_section(bootstrap: str, scratch: Path, enricher: Enricher, sizes: Sizes,
         engine = make_engine(database_url)
         upgrade(engine)
         engine.dispose()
-        ensure_topics(Settings(kafka_bootstrap_servers=bootstrap, kafka_topic_prefix=prefix),
-                      partitions=3)
+        ensure_topics(Settings(kafka_bootstrap_servers=bootstrap, kafka_topic_prefix=prefix))
         receiver = Receiver()
         cleanup.callback(receiver.server.shutdown)
         server = FeedServer(feeds)

@@ -45,6 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def printed_config(settings: Settings) -> dict[str, object]:
+    """What ``--print-config`` shows: the settings (secrets hidden) and what they resolve
+    to on this machine (the matrix kernel ``auto`` picks)."""
+    from consumers.enrich.kernel import select_kernel
+
+    config: dict[str, object] = dict(settings.redacted())
+    config["enrich_kernel_selected"] = select_kernel(settings.enrich_kernel).as_dict()
+    return config
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; a `NewswatchError` becomes one line on stderr and exit code 2."""
     parser = build_parser()
@@ -53,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         setup_logging(settings.log_format, settings.log_level)
         if args.print_config:
-            print(json.dumps(settings.redacted(), indent=2, default=str))
+            print(json.dumps(printed_config(settings), indent=2, default=str))
             return 0
         handler: Handler | None = getattr(args, "handler", None)
         if handler is None:

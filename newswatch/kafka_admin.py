@@ -7,7 +7,7 @@ import logging
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from newswatch.settings import Settings
 from schemas.topics import TopicNames
@@ -15,12 +15,21 @@ from schemas.topics import TopicNames
 log = logging.getLogger(__name__)
 
 
-def ensure_topics(settings: Settings, partitions: int = 3, replication: int = 1) -> TopicNames:
-    """Create news.articles, news.enriched and news.dlq if missing; idempotent."""
+def ensure_topics(settings: Settings, partitions: int | None = None, replication: int = 1
+                  ) -> TopicNames:
+    """Create news.articles, news.enriched and news.dlq if missing, with ``partitions``
+    (default ``settings.kafka_partitions``); idempotent.
+
+    An existing topic keeps its partitions: adding some moves keys to other partitions,
+    which an operator should decide. One with fewer than wanted is logged as a warning.
+    """
+    partitions = settings.kafka_partitions if partitions is None else partitions
     names = TopicNames.with_prefix(settings.kafka_topic_prefix)
     admin = KafkaAdminClient(**settings.kafka_client_config())
     try:
         existing = set(admin.list_topics())
+        _warn_if_fewer(admin, [n for n in (names.articles, names.enriched) if n in existing],
+                       partitions)
         wanted = [
             NewTopic(name, num_partitions=partitions, replication_factor=replication)
             for name in (names.articles, names.enriched, names.dlq)
@@ -34,3 +43,22 @@ def ensure_topics(settings: Settings, partitions: int = 3, replication: int = 1)
     finally:
         admin.close()
     return names
+
+
+def _warn_if_fewer(admin: KafkaAdminClient, topics: list[str], wanted: int) -> None:
+    """Log each of ``topics`` that has fewer than ``wanted`` partitions."""
+    if not topics:
+        return
+    try:
+        descriptions = admin.describe_topics(topics)
+    except KafkaError:  # a cluster that will not describe them: nothing to warn about
+        log.debug("could not describe topics", exc_info=True, extra={"topics": topics})
+        return
+    for described in descriptions:
+        count = len(described.get("partitions") or ())
+        if 0 < count < wanted:  # none listed: just created elsewhere, not yet known here
+            log.warning("topic has fewer partitions than configured: at most that many "
+                        "consumer processes of a group get work (raise them with "
+                        "kafka-topics.sh --alter --partitions)",
+                        extra={"topic": described.get("name"), "partitions": count,
+                               "configured": wanted})

@@ -17,8 +17,9 @@ def local_kafka(settings: Settings) -> LocalKafka:
         port=settings.kafka_port,
         controller_port=settings.kafka_controller_port,
         heap=settings.kafka_heap,
-        # Auto-created topics get 3 partitions, so a second enrich or store can share them.
-        partitions=3,
+        # Auto-created topics get as many partitions as ensure_topics gives, so more
+        # enrich or store processes can share them.
+        partitions=settings.kafka_partitions,
     )
 
 

@@ -24,6 +24,8 @@ INPUT_REPAIRED = Counter(
     "XML, entity declarations, control characters, absurd dates, oversized text)",
     ["stage", "kind"])
 ARTICLES_ENRICHED = Counter("newswatch_articles_enriched_total", "Articles enriched")
+ANALYSES_REUSED = Counter("newswatch_analyses_reused_total",
+                         "Articles whose analysis was reused from an exact duplicate's")
 ARTICLES_STORED = Counter("newswatch_articles_stored_total", "Articles written to SQL")
 ALERTS_FIRED = Counter("newswatch_alerts_fired_total", "Alerts decided", ["rule"])
 ALERTS_DELIVERED = Counter("newswatch_alerts_delivered_total", "Alert deliveries that succeeded",

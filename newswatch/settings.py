@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     kafka_port: int = Field(default=9092, ge=1, le=65535)
     kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
     kafka_heap: str = Field(default="512m", pattern=r"^\d+[kmg]$")
+    kafka_partitions: int = Field(
+        default=12, ge=1, le=1000,
+        description="Partitions of the topics ensure_topics creates (and of topics the local "
+                    "broker auto-creates): the most consumer processes of a group that get "
+                    "work. 12 splits evenly between 1, 2, 3, 4 and 6 processes.")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
         "PLAINTEXT"
     )
@@ -114,6 +119,15 @@ class Settings(BaseSettings):
                               description="spaCy model package to load")
     enrich_batch_size: int = Field(default=64, ge=1, le=1024,
                                    description="Articles per nlp.pipe batch and Kafka poll")
+    enrich_reuse: int = Field(
+        default=10_000, ge=0, le=1_000_000,
+        description="Recent analyses kept to reuse for articles whose text is an exact "
+                    "duplicate (wire copy); 0 turns reuse off")
+    enrich_kernel: Literal["auto", "blis", "numpy"] = Field(
+        default="auto",
+        description="Matrix kernel under NER: blis (thinc's default), numpy (its OpenBLAS), "
+                    "or auto: numpy when BLIS runs its generic fallback or is slower here "
+                    "(consumers/enrich/kernel.py)")
 
     # Alerts (consumers/alert/): which rules, and how often the evaluator looks for hits.
     rules_file: Path | None = Field(

@@ -220,7 +220,7 @@ def unique_prefix() -> str:
 
 
 def articles_topic(settings: Settings) -> str:
-    """Create the pipeline's topics (3 partitions) under the settings' prefix."""
+    """Create the pipeline's topics (the default partition count) under the settings' prefix."""
     return ensure_topics(settings).articles
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 from sqlalchemy import (
     ColumnElement,
@@ -51,13 +52,21 @@ NO_VALUE = "-"
 
 @dataclass(frozen=True)
 class CompiledRule:
-    """A rule with its match as SQL. ``topics`` is None when the rule matches any topic."""
+    """A rule with its match as SQL. ``topics`` is None when the rule matches any topic.
+
+    ``where`` is built on first use: matching new hits goes through the rule index
+    (`consumers.alert.rule_index`), so only count/spike windows and the backtest need the
+    SQL, and building it for every rule made compiling 10,000 rules take ~9 s.
+    """
 
     index: int
     rule: Rule
-    where: ColumnElement[bool]
     topics: frozenset[str] | None
     dialect: str
+
+    @cached_property
+    def where(self) -> ColumnElement[bool]:
+        return match_condition(self.rule.match, self.dialect)
 
     @property
     def name(self) -> str:
@@ -142,7 +151,6 @@ def compile_rule(rule: Rule, index: int, dialect: str) -> CompiledRule:
     return CompiledRule(
         index=index,
         rule=rule,
-        where=match_condition(match, dialect),
         topics=frozenset(topics) if topics else None,
         dialect=dialect,
     )

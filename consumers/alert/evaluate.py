@@ -2,8 +2,8 @@
 
 `evaluate` tells one evaluation's story top to bottom:
 
-1. match: the articles with new topic hits are checked against every rule whose topics
-   they touch, in SQL (`compile.match_query`);
+1. match: the articles with new topic hits are checked against the rules that can match
+   them, found in an index of the rules (`rule_index.match_batch`);
 2. dedup: (rule, article) pairs already alerted or held are dropped;
 3. group: each article falls in one group of the rule (`payload.group_of`);
 4. condition: for ``count`` and ``spike`` rules, the group's window is read from SQL, and
@@ -33,7 +33,6 @@ from sqlalchemy import Connection, select
 
 from consumers.alert.compile import (
     CompiledRule,
-    CompiledRules,
     first_stored_query,
     published_query,
     window_articles_query,
@@ -46,6 +45,7 @@ from consumers.alert.payload import (
     group_of,
     load_articles,
 )
+from consumers.alert.rule_index import match_batch
 from schemas import tables
 from schemas.alert_payload import AlertPayload
 from schemas.rules_file import Rule, format_duration
@@ -156,21 +156,12 @@ def evaluate(conn: Connection, rules: Sequence[CompiledRule], store: StateStore,
     open-ended, so an article stamped a little in the future still counts.
     """
     result = Evaluation(hits=batch.count if batch else 0, more=bool(batch and batch.full))
-    by_index = {rule.index: rule for rule in rules}
     by_name = {rule.name: rule for rule in rules}
 
-    # 1. match
+    # 1. match (the rule index: only rules that can match are checked)
     pairs: list[tuple[CompiledRule, str]] = []
     if batch is not None and batch.count:
-        compiled = rules if isinstance(rules, CompiledRules) else CompiledRules(rules)
-        late = bool(batch.late_ids)
-        result.rules_checked, statements = compiled.statements(batch.topics, late)
-        params: dict[str, object] = {"low": batch.low, "high": batch.high}
-        if late:
-            params["late"] = list(batch.late_ids)
-        for statement in statements:
-            for index, article_id in conn.execute(statement, params):
-                pairs.append((by_index[index], article_id))
+        result.rules_checked, pairs = match_batch(conn, rules, batch)
 
     # 2. dedup
     seen = store.seen([(rule.name, article_id) for rule, article_id in pairs])

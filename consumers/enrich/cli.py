@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from consumers.enrich.enrich import BATCH_SIZE, Analysis, Document, Enricher, document_text
+from consumers.enrich.kernel import kernel_ops, select_kernel
 from consumers.enrich.nlp import DEFAULT_MODEL
 from newswatch.errors import ConfigError
 from newswatch.settings import Settings
@@ -96,11 +97,15 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def enricher_from(args: argparse.Namespace, settings: Settings) -> Enricher:
-    """The enricher the options ask for, falling back to the settings."""
-    return Enricher.from_files(args.topics or settings.topics_file,
-                               args.model or settings.enrich_model,
-                               batch_size=settings.enrich_batch_size,
-                               relevance_path=args.relevance, rules_only=args.rules_only)
+    """The enricher the options ask for, falling back to the settings; its model is built
+    on the matrix kernel the settings choose (logged)."""
+    choice = select_kernel(settings.enrich_kernel)
+    with kernel_ops(choice.kernel):
+        return Enricher.from_files(args.topics or settings.topics_file,
+                                   args.model or settings.enrich_model,
+                                   batch_size=settings.enrich_batch_size,
+                                   relevance_path=args.relevance, rules_only=args.rules_only,
+                                   reuse=settings.enrich_reuse)
 
 
 def handle_enrich(args: argparse.Namespace, settings: Settings) -> int:

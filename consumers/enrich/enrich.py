@@ -41,6 +41,7 @@ from consumers.enrich.relevance import (
     Sparse,
     load_model,
 )
+from consumers.enrich.reuse import AnalysisCache
 from consumers.enrich.topics import DEFAULT_TOPICS_PATH, Scored, TopicMatcher
 from schemas.messages import Article, EnrichedArticle, EntityCount, EvidenceSpan, TopicHit
 from schemas.topics_file import LoadedTopics, load_topics
@@ -133,7 +134,7 @@ class Enricher:
                  relevance: RelevanceModel | None = None,
                  batch_size: int = BATCH_SIZE, max_chars: int = MAX_CHARS,
                  max_tokens: int = MAX_TOKENS, batch_tokens: int = BATCH_TOKENS,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, reuse: int = 0) -> None:
         self.nlp = nlp
         self.topics = topics
         self.batch_size = batch_size
@@ -153,13 +154,17 @@ class Enricher:
             # The same rules with another model give other hits: the version says so.
             self._version = hashlib.sha256(
                 f"{topics.version}:{relevance.digest}".encode()).hexdigest()[:16]
+        # Analyses of recent exact-duplicate documents, reused (consumers.enrich.reuse).
+        self.reuse = AnalysisCache(reuse) if reuse > 0 else None
 
     @classmethod
     def from_files(cls, topics_path: Path | None = None, model: str = DEFAULT_MODEL, *,
                    batch_size: int = BATCH_SIZE, max_chars: int = MAX_CHARS,
-                   relevance_path: Path | None = None, rules_only: bool = False) -> Enricher:
+                   relevance_path: Path | None = None, rules_only: bool = False,
+                   reuse: int = 0) -> Enricher:
         """Load the spaCy ``model``, the topics file (default: the shipped one) and the
-        relevance model it names (or ``relevance_path``; none with ``rules_only``).
+        relevance model it names (or ``relevance_path``; none with ``rules_only``);
+        ``reuse``: how many recent analyses to keep for exact duplicates (0: none).
 
         Raises `ConfigError` for a missing spaCy model, an invalid topics or alias file,
         or a relevance model file that is missing or damaged: enrichment never runs on
@@ -175,7 +180,7 @@ class Enricher:
                             "digest": relevance.digest})
         nlp = load_pipeline(model)
         return cls(nlp, topics, relevance=relevance, batch_size=batch_size,
-                   max_chars=max_chars)
+                   max_chars=max_chars, reuse=reuse)
 
     @property
     def topics_version(self) -> str:
@@ -218,7 +223,15 @@ class Enricher:
                      features: FeatureSpec | None = None) -> list[Analysis]:
         """Entities and topic scores of many documents, in order, batched through spaCy
         within the token bounds of the module docstring. With ``features``, each analysis
-        also holds the relevance features of its candidate topics (for training)."""
+        also holds the relevance features of its candidate topics (for training), and is
+        never reused; otherwise exact duplicates of recent documents reuse their analysis
+        when ``reuse`` is on."""
+        if self.reuse is not None and features is None:
+            return self.reuse.analyse_many(documents, self._analyse_fresh)
+        return self._analyse_fresh(documents, features)
+
+    def _analyse_fresh(self, documents: Iterable[Document],
+                       features: FeatureSpec | None = None) -> list[Analysis]:
         featuriser = Featuriser(features) if features is not None else None
         tokenised = [self._tokenised(document) for document in documents]
         analyses: list[Analysis] = []
