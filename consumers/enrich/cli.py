@@ -10,7 +10,10 @@ writes one JSON line per input, exactly::
 listing only topics at or above their threshold. Other tools call it: keep it stable.
 
 ``eval`` reads a labelled JSON-lines file (``id``, ``title``, ``text``, ``labels``: a
-list of topic names) and prints precision, recall and F1 per topic and every miss.
+list of topic names) and prints precision, recall and F1 per topic and every miss. With
+items in more than one language (``lang`` or ``language`` in the record, else the
+language enrichment detected) it also prints the table per language, for all
+non-English items together, and how often detection agreed with the labelled language.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from consumers.enrich.enrich import BATCH_SIZE, Analysis, Document, Enricher, document_text
+from consumers.enrich.language import primary_subtag
 from consumers.enrich.nlp import DEFAULT_MODEL
 from newswatch.errors import ConfigError
 from newswatch.settings import Settings
@@ -38,6 +42,7 @@ class Item:
     title: str
     text: str
     labels: frozenset[str] = frozenset()
+    language: str | None = None  # as labelled; not given to enrichment, which detects it
 
     def document(self) -> Document:
         return document_text(self.title, content=self.text)
@@ -159,24 +164,53 @@ class TopicScore:
         return 2 * p * r / (p + r) if p + r else 0.0
 
 
-def evaluate(enricher: Enricher, items: Sequence[Item]) -> dict[str, TopicScore]:
-    """Confusion counts per topic of the topics file over labelled items."""
+NON_ENGLISH = "non-en"  # the group of every item not in English, in per-language results
+
+
+@dataclass
+class LanguageResults:
+    """Per-language confusion counts, and how often detection matched the labels."""
+
+    by_language: dict[str, dict[str, TopicScore]] = field(default_factory=dict)
+    detected_right: int = 0
+    detected_of: int = 0
+
+
+def evaluate(enricher: Enricher, items: Sequence[Item],
+             languages: LanguageResults | None = None) -> dict[str, TopicScore]:
+    """Confusion counts per topic of the topics file over labelled items; when
+    ``languages`` is given it is filled with the same counts per language."""
     results = {name: TopicScore() for name in enricher.topics.topics.topics}
     analyses = enricher.analyse_many(item.document() for item in items)
     for item, analysis in zip(items, analyses, strict=True):
-        hits = {hit.topic: hit for hit in analysis.hits}
-        for name, result in results.items():
-            predicted, expected = name in hits, name in item.labels
-            if predicted and expected:
-                result.tp += 1
-            elif predicted:
-                result.fp += 1
-                sentence = hits[name].evidence[0].sentence if hits[name].evidence else ""
-                result.false_positives.append((item, hits[name].score, sentence))
-            elif expected:
-                result.fn += 1
-                result.false_negatives.append((item, analysis.scores.get(name, 0.0)))
+        _count(results, item, analysis)
+        if languages is not None:
+            detected = primary_subtag(analysis.language)
+            language = primary_subtag(item.language) or detected or "unknown"
+            if item.language is not None:
+                languages.detected_of += 1
+                languages.detected_right += detected == language
+            groups = [language] + ([NON_ENGLISH] if language != "en" else [])
+            for group in groups:
+                scores = languages.by_language.setdefault(
+                    group, {name: TopicScore() for name in results})
+                _count(scores, item, analysis)
     return results
+
+
+def _count(results: dict[str, TopicScore], item: Item, analysis: Analysis) -> None:
+    hits = {hit.topic: hit for hit in analysis.hits}
+    for name, result in results.items():
+        predicted, expected = name in hits, name in item.labels
+        if predicted and expected:
+            result.tp += 1
+        elif predicted:
+            result.fp += 1
+            sentence = hits[name].evidence[0].sentence if hits[name].evidence else ""
+            result.false_positives.append((item, hits[name].score, sentence))
+        elif expected:
+            result.fn += 1
+            result.false_negatives.append((item, analysis.scores.get(name, 0.0)))
 
 
 def handle_eval(args: argparse.Namespace, settings: Settings) -> int:
@@ -188,8 +222,12 @@ def handle_eval(args: argparse.Namespace, settings: Settings) -> int:
                      - set(enricher.topics.topics.topics))
     if unknown:
         print(f"note: labels not in the topics file are ignored: {', '.join(unknown)}")
-    results = evaluate(enricher, items)
+    languages = LanguageResults()
+    results = evaluate(enricher, items, languages)
     print(report(results, len(items)))
+    if len(languages.by_language) > 1:
+        print()
+        print(language_report(languages))
     if args.min_f1 is not None:
         low = [name for name, result in results.items() if result.f1 < args.min_f1]
         if low:
@@ -218,6 +256,27 @@ def report(results: dict[str, TopicScore], count: int) -> str:
     return "\n".join(lines)
 
 
+def language_report(languages: LanguageResults) -> str:
+    """Per language and topic: P/R/F1 and counts (topics without examples in a language
+    show their false positives only), then language detection against the labels."""
+    lines = ["per language:",
+             f"{'language':<9} {'topic':<20} {'precision':>9} {'recall':>7} {'F1':>6} "
+             f"{'TP':>4} {'FP':>4} {'FN':>4}"]
+    order = sorted(languages.by_language, key=lambda code: (code == NON_ENGLISH, code))
+    for code in order:
+        for name, result in languages.by_language[code].items():
+            if result.tp + result.fn == 0 and result.fp == 0:
+                lines.append(f"{code:<9} {name:<20} {'(no examples)':>23}")
+                continue
+            lines.append(f"{code:<9} {name:<20} {result.precision:>9.3f} "
+                         f"{result.recall:>7.3f} {result.f1:>6.3f} {result.tp:>4} "
+                         f"{result.fp:>4} {result.fn:>4}")
+    if languages.detected_of:
+        lines.append(f"language detected as labelled: {languages.detected_right} of "
+                     f"{languages.detected_of}")
+    return "\n".join(lines)
+
+
 def read_items(lines: Iterable[str], source: str, labelled: bool = False) -> Iterator[Item]:
     """Parse JSON lines into items; blank lines are skipped, a bad line is a ConfigError."""
     for number, line in enumerate(lines, start=1):
@@ -238,6 +297,7 @@ def read_items(lines: Iterable[str], source: str, labelled: bool = False) -> Ite
             title=_text_field(record, "title", source, number),
             text=_text_field(record, "text", source, number),
             labels=frozenset(labels) if labelled else frozenset(),
+            language=_language_field(record),
         )
 
 
@@ -246,6 +306,11 @@ def _text_field(record: dict[str, Any], name: str, source: str, number: int) -> 
     if not isinstance(value, str):
         raise ConfigError(f"{source}, line {number}: {name!r} must be a string")
     return value
+
+
+def _language_field(record: dict[str, Any]) -> str | None:
+    value = record.get("lang") or record.get("language")
+    return value if isinstance(value, str) and value else None
 
 
 def _read_text_file(path: Path) -> Item:

@@ -33,7 +33,7 @@ from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span, Token
 from spacy.util import filter_spans
 
-from consumers.enrich.lemma_forms import phrase_forms as language_forms
+from consumers.enrich.lemma_forms import WordForms, forms_by_phrase
 from consumers.enrich.nlp import BLANK_FALLBACK, report_label
 from schemas.messages import EntityCount
 from schemas.topics_file import AliasFile, normalise_alias
@@ -73,7 +73,10 @@ class EntityFinder:
     (apart from setting ``token._.canonical`` on it).
     """
 
-    def __init__(self, nlp: Language, aliases: AliasFile, language: str = "en") -> None:
+    def __init__(self, nlp: Language, aliases: AliasFile, language: str = "en",
+                 book: WordForms | None = None) -> None:
+        """``book`` holds the language's word forms (`WordForms`), to share one lookup
+        of the lemma tables with the topic matcher."""
         if not Token.has_extension(CANONICAL):
             Token.set_extension(CANONICAL, default="")
         self._by_name: dict[str, str] = {}
@@ -82,6 +85,7 @@ class EntityFinder:
         self._loose = PhraseMatcher(nlp.vocab, attr="LOWER")
         self._exact = PhraseMatcher(nlp.vocab, attr="ORTH")
         self._cased = PhraseMatcher(nlp.vocab, attr="LOWER")
+        forms = _forms_of_names(aliases, language, book)
         for entity in aliases.entities:
             self._by_name[entity.name] = entity.label
             loose = {normalise_alias(name) for name in (entity.name, *entity.aliases)}
@@ -93,7 +97,7 @@ class EntityFinder:
                 self._loose.add(entity.name, [nlp.make_doc(key) for key in sorted(loose)])
             if entity.exact:
                 self._exact.add(entity.name, [nlp.make_doc(name) for name in entity.exact])
-            cased = _names_in(entity.names, language) - loose
+            cased = _names_in(entity.names, language, forms) - loose
             self._by_key.update(dict.fromkeys(cased, entity.name))
             if cased:
                 self._cased.add(entity.name, [nlp.make_doc(name) for name in sorted(cased)])
@@ -183,14 +187,27 @@ def _merge_surnames(mentions: list[Mention]) -> list[Mention]:
     return merged
 
 
-def _names_in(names: dict[str, tuple[str, ...]], language: str) -> set[str]:
+def _forms_of_names(aliases: AliasFile, language: str, book: WordForms | None
+                    ) -> dict[str, set[str]]:
+    """The inflected forms of every name the table gives in ``language``."""
+    return forms_by_phrase(language, language_names(aliases, language), book=book)
+
+
+def language_names(aliases: AliasFile, language: str) -> list[str]:
+    """Every name the alias table gives in ``language``, normalised."""
+    return [normalise_alias(name) for entity in aliases.entities
+            for name in entity.names.get(language, ())]
+
+
+def _names_in(names: dict[str, tuple[str, ...]], language: str,
+              forms: dict[str, set[str]]) -> set[str]:
     """An entity's names for this language's matcher: the language's own, in all their
     forms. The generic ``xx`` pipeline (a language nothing is configured for) looks for
     every language's names as written."""
     if language == BLANK_FALLBACK:
         return {normalise_alias(name) for written in names.values() for name in written}
     keys = [normalise_alias(name) for name in names.get(language, ())]
-    return {name for name in language_forms(language, keys) if name}
+    return {form for key in keys for form in forms.get(key, {key}) if form}
 
 
 def _inside_name(span: Span, names: Sequence[Span]) -> bool:

@@ -54,28 +54,62 @@ ARABIC_PROCLITICS = ("و", "ف", "ب", "ل", "ك", "وب", "ول", "فب", "فل
 _ARABIC_ALEFS = "أإآ"
 
 
-def phrase_forms(language: str, phrases: Iterable[str], inflect: Inflect = "all"
-                 ) -> set[str]:
+def phrase_forms(language: str, phrases: Iterable[str], inflect: Inflect = "all",
+                 book: WordForms | None = None) -> set[str]:
     """Every form of every phrase in ``language`` (lower case), at most
     ``MAX_FORMS_PER_PHRASE`` per phrase; ``inflect="none"`` keeps phrases as written."""
-    phrases = [" ".join(phrase.lower().split()) for phrase in phrases]
-    phrases = [phrase for phrase in phrases if phrase]
+    return {form for forms in forms_by_phrase(language, phrases, inflect, book).values()
+            for form in forms}
+
+
+class WordForms:
+    """The forms of a set of words of one language, from one pass over its tables.
+
+    Build one per language with every word its phrases and names use (reading a table
+    costs up to seconds), and share it between the entity finder and topic matcher.
+    """
+
+    def __init__(self, language: str, phrases: Iterable[str] = ()) -> None:
+        self.language = language
+        self._forms = word_forms(language, frozenset(
+            word for phrase in phrases for word in normalise(phrase).split()))
+
+    def of(self, word: str) -> set[str]:
+        """The word's forms; a word it was not built with is looked up on its own."""
+        if word not in self._forms:
+            self._forms.update(word_forms(self.language, frozenset({word})))
+        return self._forms[word]
+
+
+def normalise(phrase: str) -> str:
+    return " ".join(phrase.lower().split())
+
+
+def forms_by_phrase(language: str, phrases: Iterable[str], inflect: Inflect = "all",
+                    book: WordForms | None = None) -> dict[str, set[str]]:
+    """Each phrase (normalised: lower case, single spaces) with its forms; ``book`` has
+    the language's word forms already (else they are looked up for these phrases)."""
+    keys = [normalise(phrase) for phrase in phrases]
+    keys = [key for key in dict.fromkeys(keys) if key]
     if inflect == "none":
-        return set(phrases)
-    words = frozenset(word for phrase in phrases for word in phrase.split())
-    forms_of = word_forms(language, words)
-    out: set[str] = set()
-    for phrase in phrases:
-        words_of = phrase.split()
+        return {key: {key} for key in keys}
+    if book is None:
+        book = WordForms(language, keys)
+    forms_of = {word: book.of(word) for key in keys for word in key.split()}
+    out: dict[str, set[str]] = {}
+    for key in keys:
+        words_of = key.split()
         choices = [sorted(forms_of.get(word, {word})) if (
             language not in HEAD_FINAL or i == len(words_of) - 1) else [word]
             for i, word in enumerate(words_of)]
-        if language == "ar" and choices:
+        if language == "ar":
             choices[0] = sorted(arabic_forms(choices[0]))
+        found: set[str] = set()
         for count, combo in enumerate(itertools.product(*choices)):
             if count >= MAX_FORMS_PER_PHRASE:
                 break
-            out.add(" ".join(combo))
+            found.add(" ".join(combo))
+        out[key] = found
     return out
 
 

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 import spacy.util
 from spacy.language import Language
 
-from consumers.enrich.entities import EntityFinder
+from consumers.enrich.entities import EntityFinder, language_names
+from consumers.enrich.lemma_forms import WordForms
 from consumers.enrich.nlp import BLANK_FALLBACK, DEFAULT_MODEL, has_ner, load_blank, load_pipeline
-from consumers.enrich.topics import TopicMatcher
+from consumers.enrich.topics import TopicMatcher, topic_phrases
 from newswatch.errors import ConfigError
 from schemas.topics_file import LoadedTopics
 
@@ -121,9 +122,14 @@ class Pipelines:
         return Choice(pipeline)
 
     def _compile(self, language: str, nlp: Language) -> LanguagePipeline:
-        return LanguagePipeline(language=language, nlp=nlp,
-                                entities=EntityFinder(nlp, self.topics.aliases, language),
-                                matcher=TopicMatcher(nlp, self.topics, language))
+        book = None
+        if language != "en":  # one pass over the language's lemma tables for both
+            book = WordForms(language, [*topic_phrases(self.topics, language),
+                                        *language_names(self.topics.aliases, language)])
+        return LanguagePipeline(
+            language=language, nlp=nlp,
+            entities=EntityFinder(nlp, self.topics.aliases, language, book),
+            matcher=TopicMatcher(nlp, self.topics, language, book))
 
 
 def configured_languages(topics: LoadedTopics) -> frozenset[str]:

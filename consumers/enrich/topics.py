@@ -39,6 +39,7 @@ from spacy.util import filter_spans
 
 from consumers.enrich.entities import Mention
 from consumers.enrich.forms import phrase_forms
+from consumers.enrich.lemma_forms import WordForms
 from consumers.enrich.lemma_forms import phrase_forms as language_forms
 from newswatch.errors import ConfigError
 from schemas.messages import EvidenceSpan, TopicHit
@@ -88,9 +89,14 @@ class TopicMatcher:
     on every token they are run over.
     """
 
-    def __init__(self, nlp: Language, loaded: LoadedTopics, language: str = "en") -> None:
+    def __init__(self, nlp: Language, loaded: LoadedTopics, language: str = "en",
+                 book: WordForms | None = None) -> None:
+        """``language`` chooses the phrases; ``book`` holds its word forms (built here
+        from the topics' phrases in that language when not given)."""
         self.version = loaded.version
         self.language = language
+        self._book = book if book is not None or language == "en" else WordForms(
+            language, topic_phrases(loaded, language))
         self.topics: dict[str, Topic] = dict(loaded.topics.topics)
         self._phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
         self._patterns = Matcher(nlp.vocab, validate=True)
@@ -123,7 +129,7 @@ class TopicMatcher:
             forms = sorted({form for phrase in phrases
                             for form in phrase_forms(phrase, finder.inflect)})
         else:
-            forms = sorted(language_forms(self.language, phrases, finder.inflect))
+            forms = sorted(language_forms(self.language, phrases, finder.inflect, self._book))
         if forms:
             self._phrases.add(part.key, [nlp.make_doc(form) for form in forms])
         matcher = (self._exclusion_patterns[part.topic] if part.kind == "exclusions"
@@ -231,6 +237,21 @@ class TopicMatcher:
         spans = tuple(_evidence_span(span, rule, doc) for span, rule, _ in evidence)
         return Scored(topic=name, score=score, hit=score >= topic.threshold,
                       evidence=spans[:MAX_EVIDENCE])
+
+
+def topic_phrases(loaded: LoadedTopics, language: str) -> list[str]:
+    """Every phrase the topics give in ``language`` (English: the parts' own phrases)."""
+    out: list[str] = []
+    for topic in loaded.topics.topics.values():
+        if language == "en":
+            finders = [*topic.rules, *topic.constraints.values(), *topic.exclusions]
+            out += [phrase for finder in finders for phrase in finder.phrases]
+            continue
+        phrases = topic.languages.get(language)
+        if phrases is not None:
+            for part in (phrases.rules, phrases.constraints, phrases.exclusions):
+                out += [phrase for found in part.values() for phrase in found]
+    return out
 
 
 def _strongest_without_overlap(evidence: list[tuple[Span, str, float]]
