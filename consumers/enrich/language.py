@@ -41,6 +41,10 @@ NEWS_LANGUAGES = frozenset({
     "ur", "uz", "vi", "yo", "zh", "zu",
 })
 CONFIDENT = 0.9  # below this probability a declared language wins over detection
+# Without a declared language, below this the text is too short to tell: "US recognises
+# Guaido as Venezuela's interim president" is Portuguese at 0.22. The caller then uses
+# its default language.
+UNSURE = 0.5
 MIN_DETECT_CHARS = 12  # fewer letters than this say nothing about a language
 MAX_DETECT_CHARS = 2_000  # the title and lede decide; the rest costs time, not accuracy
 
@@ -98,4 +102,6 @@ class LanguageIdentifier:
             return Guess(declared, "detected", confidence)
         if hint and confidence < CONFIDENT:
             return Guess(declared, "declared", confidence)
+        if not hint and confidence < UNSURE:
+            return Guess(None, "none", confidence)
         return Guess(detected, "detected", confidence)

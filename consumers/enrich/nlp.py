@@ -31,10 +31,10 @@ get their labels mapped to the OntoNotes labels the rest of Newswatch uses
 
 from __future__ import annotations
 
-import re
 
 import spacy
 from spacy.language import Language
+from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc
 from spacy.util import compile_infix_regex, compile_suffix_regex
 
@@ -98,11 +98,12 @@ def load_blank(language: str) -> Language:
         nlp = spacy.blank(language)
     except (ImportError, KeyError, ValueError) as exc:  # ImportError: unknown or unmet
         raise ConfigError(f"spaCy cannot tokenize language {language!r}: {exc}") from exc
+    tokenizer: Tokenizer = nlp.tokenizer
     infixes = [*(nlp.Defaults.infixes or ()), _HYPHEN_BETWEEN_LETTERS]
-    nlp.tokenizer.infix_finditer = compile_infix_regex(infixes).finditer
+    tokenizer.infix_finditer = compile_infix_regex(infixes).finditer
     if language in APOSTROPHE_SUFFIX_LANGUAGES:
         suffixes = [_APOSTROPHE_SUFFIX, *(nlp.Defaults.suffixes or ())]
-        nlp.tokenizer.suffix_search = compile_suffix_regex(suffixes).search
+        tokenizer.suffix_search = compile_suffix_regex(suffixes).search
     nlp.add_pipe(PARAGRAPH_BREAKS, first=True)
     nlp.add_pipe("sentencizer", after=PARAGRAPH_BREAKS)
     return nlp
