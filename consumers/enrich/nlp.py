@@ -31,7 +31,6 @@ get their labels mapped to the OntoNotes labels the rest of Newswatch uses
 
 from __future__ import annotations
 
-
 import spacy
 from spacy.language import Language
 from spacy.tokenizer import Tokenizer
