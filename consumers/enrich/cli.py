@@ -27,11 +27,16 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TextIO
 
+import spacy
+
 from consumers.enrich.enrich import BATCH_SIZE, Analysis, Document, Enricher, document_text
 from consumers.enrich.language import primary_subtag
 from consumers.enrich.nlp import DEFAULT_MODEL
+from consumers.enrich.pipelines import DEFAULT_MODELS, configured_languages
+from consumers.enrich.topics import DEFAULT_TOPICS_PATH, TopicMatcher
 from newswatch.errors import ConfigError
 from newswatch.settings import Settings
+from schemas.topics_file import LoadedTopics, load_topics
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,20 @@ def register(subparsers: Any) -> None:
     _add_model_options(evaluate)
     evaluate.set_defaults(handler=handle_eval)
 
+    topics: argparse.ArgumentParser = subparsers.add_parser(
+        "topics", help="check a topics file: valid, and which languages lack phrases")
+    topic_actions = topics.add_subparsers(dest="topics_action", metavar="ACTION",
+                                          required=True)
+    check = topic_actions.add_parser(
+        "check", help="validate a topics file and list the languages a topic has no "
+                      "phrases in (exit 2 when invalid; 1 with --strict and a gap)")
+    check.add_argument("--topics", type=Path, metavar="FILE", default=None,
+                       help="topics file (default: NEWSWATCH_TOPICS_FILE, else the shipped "
+                            "topics.yaml)")
+    check.add_argument("--strict", action="store_true",
+                       help="exit 1 when a topic has no phrases in a configured language")
+    topics.set_defaults(handler=handle_topics)
+
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topics", type=Path, metavar="FILE", default=None,
@@ -89,7 +108,8 @@ def enricher_from(args: argparse.Namespace, settings: Settings) -> Enricher:
     """The enricher the options ask for, falling back to the settings."""
     return Enricher.from_files(args.topics or settings.topics_file,
                                args.model or settings.enrich_model,
-                               batch_size=settings.enrich_batch_size)
+                               batch_size=settings.enrich_batch_size,
+                               language_models=settings.enrich_language_models)
 
 
 def handle_enrich(args: argparse.Namespace, settings: Settings) -> int:
@@ -97,6 +117,37 @@ def handle_enrich(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.enrich.daemon import run
 
     return run(settings, enricher_from(args, settings))
+
+
+def handle_topics(args: argparse.Namespace, settings: Settings) -> int:
+    """``topics check``: load and compile the file (a bad one raises `ConfigError`, exit
+    2), then print each topic's languages with phrases and those without."""
+    path = args.topics or settings.topics_file or DEFAULT_TOPICS_PATH
+    loaded = load_topics(path)
+    nlp = spacy.blank("en")
+    TopicMatcher(nlp, loaded)  # compiles every token pattern: a bad one is an error here
+    gaps = language_gaps(loaded, frozenset(DEFAULT_MODELS))
+    print(f"{path}: {len(loaded.topics.topics)} topics, valid (version {loaded.version})")
+    for name, (covered, missing) in gaps.items():
+        print(f"{name}: phrases in {', '.join(covered)}")
+        if missing:
+            print(f"{name}: no phrases in {', '.join(missing)} (found there only through "
+                  "entities and labels)")
+    return 1 if args.strict and any(missing for _, missing in gaps.values()) else 0
+
+
+def language_gaps(loaded: LoadedTopics, models: frozenset[str]
+                  ) -> dict[str, tuple[list[str], list[str]]]:
+    """Per topic: the languages whose rules have phrases, and the configured languages
+    (with a model, topic phrases or alias-table names) whose rules have none."""
+    configured = configured_languages(loaded) | models | {"en"}
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    for name, topic in loaded.topics.topics.items():
+        covered = ["en"] if any(rule.phrases for rule in topic.rules) else []
+        covered += sorted(code for code, phrases in topic.languages.items()
+                          if any(phrases.rules.values()))
+        out[name] = (covered, sorted(configured - set(covered)))
+    return out
 
 
 def handle_classify(args: argparse.Namespace, settings: Settings) -> int:
