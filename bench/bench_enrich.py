@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/bench_enrich.py [--repeat 10] [--model NAME] [--batch-size 64]
 
-Documents: the labelled sets (tests/data/labelled/*.jsonl) and the English items of the
-demo feeds (newswatch/demo/feeds), repeated ``--repeat`` times. Both runs use the same
+Documents: the English labelled sets (tests/data/labelled/articles.jsonl, extra.jsonl)
+and the English items of the demo feeds (newswatch/demo/feeds), repeated ``--repeat``
+times. Both runs use the same
 pipeline (`consumers.enrich.nlp.load_pipeline`: NER, paragraph breaks, sentencizer) and
 the same texts; the enricher run adds alias matching, entity counting, topic matching and
 scoring, and builds the `EnrichedArticle` messages; it runs twice, with the topics file's
@@ -14,6 +15,12 @@ with wall time beside it and the peak RSS of the process at the end.
 
 The relevance layer's own cost per document is then timed on its own: features and
 probabilities for every topic with rule evidence, on documents spaCy has already read.
+
+Then, per language (``--no-languages`` skips it): the same enricher on the non-English
+labelled items (multilingual-dev.jsonl, multilingual-feeds.jsonl), one row per language
+with words per CPU second and the speed-up over English NER per word (target: at least 3x
+for a language without an NER model), and the cost of language detection as a share of
+enrichment time (target: under 2%).
 
 No Kafka here: the consumer's own benchmark (Kafka in and out) belongs to the daemon.
 """
@@ -56,6 +63,60 @@ ENGLISH_FEEDS = (
 )
 
 
+ENGLISH_LABELLED = ("articles.jsonl", "extra.jsonl")
+OTHER_LANGUAGES_LABELLED = ("multilingual-dev.jsonl", "multilingual-feeds.jsonl")
+
+
+def load_other_languages() -> dict[str, list[Article]]:
+    """The non-English labelled items as articles, by their labelled language."""
+    now = datetime.now(UTC)
+    by_language: dict[str, list[Article]] = {}
+    for name in OTHER_LANGUAGES_LABELLED:
+        for line in (ROOT / "tests" / "data" / "labelled" / name).read_text(
+                encoding="utf-8").splitlines():
+            if line.strip():
+                record = json.loads(line)
+                found = by_language.setdefault(record["lang"], [])
+                found.append(Article(id=f"m{len(found)}", url=None, title=record["title"],
+                                     content=record["text"], published=now, fetched_at=now,
+                                     feed_id=name, language=record["lang"]))
+    return by_language
+
+
+def compare_languages(enricher: Enricher, english: list[Article], english_rate: float,
+                      repeat: int, rounds: int) -> None:
+    """One row per language: words per CPU second and the speed-up over English."""
+    by_language = load_other_languages()
+    for articles in by_language.values():
+        enricher.enrich_many(articles[:8])  # builds the language's pipeline: not timed
+    print(f"\nper language (English NER: {english_rate:,.0f} words/s; target for a "
+          "language without NER: >= 3.0x per word)")
+    print(f"{'language':<9} {'pipeline':<22} {'docs':>5} {'words':>7} {'words/s':>9} "
+          f"{'vs English':>10}")
+    all_articles: list[Article] = []
+    for language in sorted(by_language):
+        articles = by_language[language] * repeat
+        all_articles += articles
+        words = sum(len(article_document(a).text.split()) for a in articles)
+        cpu, _ = interleaved(rounds, {language: lambda a=articles: enricher.enrich_many(a)}
+                             )[language]
+        pipeline = enricher.pipelines.get(language).pipeline
+        kind = ("NER " + "+".join(pipeline.nlp.pipe_names) if pipeline.has_ner
+                else f"blank:{pipeline.language} + gazetteer")
+        rate = words / cpu
+        print(f"{language:<9} {kind[:22]:<22} {len(articles):>5} {words:>7} {rate:>9,.0f} "
+              f"{rate / english_rate:>9.1f}x")
+    for name, corpus in (("English", english), ("other languages", all_articles)):
+        texts = [article_document(a) for a in corpus]
+        timings = interleaved(rounds, {
+            "detect": lambda t=texts: [enricher.identifier.guess(d.text, d.language)
+                                       for d in t],
+            "enrich": lambda c=corpus: enricher.enrich_many(c)})
+        share = timings["detect"][0] / timings["enrich"][0]
+        print(f"language detection, {name}: {timings['detect'][0]:.3f} s CPU of "
+              f"{timings['enrich'][0]:.3f} s enrichment = {share:.1%} (target < 2%)")
+
+
 def _plain(value: str) -> str:
     value = re.sub(r"(?i)</p>|<br\s*/?>|</div>|</li>", "\n\n", value)
     return html.unescape(re.sub(r"<[^>]+>", " ", value)).strip()
@@ -66,6 +127,8 @@ def load_articles() -> list[Article]:
     now = datetime.now(UTC)
     articles: list[Article] = []
     for path in sorted((ROOT / "tests" / "data" / "labelled").glob("*.jsonl")):
+        if path.name not in ENGLISH_LABELLED:
+            continue
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 record = json.loads(line)
@@ -172,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--pipelines", action="store_true",
                         help="also time raw nlp.pipe of the alternatives to the chosen pipeline")
+    parser.add_argument("--no-languages", action="store_true",
+                        help="skip the per-language rows and the cost of language detection")
     args = parser.parse_args(argv)
 
     nlp = load_pipeline(args.model)
@@ -205,6 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     layer_cost(enricher, articles, timings["Enricher.enrich_many"][0], args.batch_size)
     if args.pipelines:
         compare_pipelines(args.model, texts, words, args.batch_size, args.rounds)
+    if not args.no_languages:
+        english_rate = words / timings["Enricher.enrich_many"][0]
+        compare_languages(enricher, articles, english_rate, args.repeat, args.rounds)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS               {peak_mb:>9,.0f} MB")
     return 0

@@ -100,6 +100,8 @@ def register(subparsers: Any) -> None:
                           help="how far back: 24h, 7d, or a date (default 24h)")
     articles.add_argument("--entity", help="only articles naming this entity")
     articles.add_argument("--feed", help="only articles of this feed id")
+    articles.add_argument("--language", metavar="CODE",
+                          help="only articles in this language (pt also finds pt-BR)")
     articles.add_argument("--limit", type=int, default=50)
     articles.add_argument("--json", action="store_true", help="JSON lines, for scripts")
     articles.set_defaults(handler=handle_articles)
@@ -206,7 +208,8 @@ def handle_articles(args: argparse.Namespace, settings: Settings) -> int:
     try:
         migrate.check_schema(engine)
         found = recent_articles(engine, since=args.since, topic=args.topic,
-                                entity=args.entity, feed=args.feed, limit=args.limit)
+                                entity=args.entity, feed=args.feed,
+                                language=args.language, limit=args.limit)
     finally:
         engine.dispose()
     if args.json:
@@ -219,12 +222,14 @@ def handle_articles(args: argparse.Namespace, settings: Settings) -> int:
 
 def _table(found: list[ArticleMatch], args: argparse.Namespace) -> Table:
     filters = [f"{name} {value}" for name, value in
-               (("topic", args.topic), ("entity", args.entity), ("feed", args.feed)) if value]
+               (("topic", args.topic), ("entity", args.entity), ("feed", args.feed),
+                ("language", args.language)) if value]
     title = (f"{len(found)} articles since {args.since:%Y-%m-%d %H:%M} UTC"
              + (f" ({', '.join(filters)})" if filters else ""))
     table = Table(title=title, show_lines=False)
     table.add_column("Published (UTC)", no_wrap=True)
     table.add_column("Feed")
+    table.add_column("Lang", no_wrap=True)
     table.add_column("Title", ratio=3)
     table.add_column("Topics", no_wrap=True)
     table.add_column("URL", overflow="fold", ratio=2)
@@ -232,5 +237,6 @@ def _table(found: list[ArticleMatch], args: argparse.Namespace) -> Table:
         topics = "\n".join(f"{t.topic} {t.score:.2f}" for t in match.topics) or "-"
         # Text(), not str: a title like "[LIVE] ..." must not be read as rich markup.
         table.add_row(f"{match.published:%Y-%m-%d %H:%M}", Text(match.feed_name or match.feed_id),
-                      Text(match.title), Text(topics), Text(match.url or ""))
+                      Text(match.language or "-"), Text(match.title), Text(topics),
+                      Text(match.url or ""))
     return table

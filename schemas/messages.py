@@ -91,7 +91,11 @@ class EntityCount(_Message):
 
 
 class EnrichedArticle(_Message):
-    """An article with its entities and topic hits on ``news.enriched``; key = article id."""
+    """An article with its entities and topic hits on ``news.enriched``; key = article id.
+
+    ``article.language`` here is the language enrichment decided (detected from the text,
+    with the declared one as a hint), not necessarily the one the feed declared.
+    """
 
     schema_version: Literal[1, 2] = ENRICHED_VERSION
     article: Article
@@ -99,6 +103,11 @@ class EnrichedArticle(_Message):
     topic_hits: tuple[TopicHit, ...] = ()
     topics_version: str = Field(description="Hash of the topics file used")
     enriched_at: datetime
+    # Added without a version bump: optional, and readers ignore fields they do not know.
+    language_source: str = Field(
+        default="", description="How article.language was decided: detected (from the "
+        "text), declared (the feed's, where the text was too short or unclear), none; "
+        "empty in messages from before language detection")
 
 
 class DeadLetter(_Message):

@@ -22,7 +22,19 @@ Layout of a topics file::
           - {name: ..., weight: 0.6, phrases: [...], patterns: [...], entities: [...],
              labels: [...], requires: [<constraint>, ...]}
         exclusions:                  # what cancels evidence
-          - {phrases: [...], patterns: [...], scope: overlap | sentence}
+          - {name: ..., phrases: [...], patterns: [...], scope: overlap | sentence}
+        languages:                   # phrases in other languages, by BCP 47 primary code
+          de:
+            rules: {<rule name>: [...]}
+            constraints: {<constraint name>: [...]}
+            exclusions: {<exclusion name>: [...]}
+
+The ``phrases`` and ``patterns`` of a rule, constraint or exclusion are English. A
+document in another language is matched with the phrases under ``languages.<code>``
+instead (in all their inflected forms, from spaCy's lemma lookup tables where the language
+has one; see `consumers.enrich.lemma_forms`), while ``entities`` and ``labels`` work in
+every language. A language with no phrases for a topic can still reach the topic through
+entities alone; ``newswatch topics check`` lists such gaps.
 
 Everything that finds text shares one shape (`Finder`): ``phrases`` (matched on lower-case
 text, in all their inflected forms unless ``inflect`` says otherwise), ``patterns``
@@ -163,6 +175,30 @@ class Exclusion(Finder):
         return self
 
 
+LANGUAGE_CODE = r"^[a-z]{2,3}$"
+
+
+class LanguagePhrases(_Strict):
+    """One language's phrases for a topic, by the name of the rule, constraint or
+    exclusion they stand in for (matched with that part's ``inflect`` setting)."""
+
+    rules: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    constraints: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    exclusions: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_phrases(self) -> LanguagePhrases:
+        for part in (self.rules, self.constraints, self.exclusions):
+            for name, phrases in part.items():
+                if any(not phrase for phrase in phrases):
+                    raise ValueError(f"a phrase of {name!r} is empty")
+        return self
+
+    def is_empty(self) -> bool:
+        return not any(phrases for part in (self.rules, self.constraints, self.exclusions)
+                       for phrases in part.values())
+
+
 class Topic(_Strict):
     """One topic: its rules, the constraints they require, exclusions and threshold."""
 
@@ -175,13 +211,32 @@ class Topic(_Strict):
     constraints: dict[str, Constraint] = Field(default_factory=dict)
     rules: tuple[Rule, ...] = Field(min_length=1)
     exclusions: tuple[Exclusion, ...] = ()
+    languages: dict[str, LanguagePhrases] = Field(
+        default_factory=dict, description="Phrases in other languages, by language code")
 
     @model_validator(mode="after")
     def _check_names(self) -> Topic:
         for name in self.constraints:
             if not re.match(TOPIC_NAME, name):
                 raise ValueError(f"constraint name {name!r} must be lower_snake_case")
+        for code in self.languages:
+            if not re.match(LANGUAGE_CODE, code):
+                raise ValueError(f"language {code!r} must be a lower-case ISO 639 code")
         return self
+
+    def phrases_in(self, language: str, kind: str, name: str, english: tuple[str, ...]
+                   ) -> tuple[str, ...]:
+        """The phrases of part ``name`` of ``kind`` (rules, constraints, exclusions) for a
+        document in ``language``: ``english`` for English, else the language's own."""
+        if language == "en":
+            return english
+        phrases = self.languages.get(language)
+        return getattr(phrases, kind).get(name, ()) if phrases is not None else ()
+
+    def languages_without_phrases(self) -> list[str]:
+        """Languages listed for the topic whose rules have no phrases at all."""
+        return sorted(code for code, phrases in self.languages.items()
+                      if not any(phrases.rules.values()))
 
 
 class TopicsFile(_Strict):
@@ -218,17 +273,36 @@ class AliasEntity(_Strict):
         default=(),
         description="Names matched only exactly as written (e.g. 'IS', never the verb 'is')",
     )
+    cased: bool = Field(
+        default=False,
+        description="Match the name and aliases too only where written with a capital "
+        "(generated country names: 'Turkey', not 'turkey')",
+    )
+    names: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Names in other languages, by language code: matched in every "
+        "language, in their inflected forms in their own, and only where the text "
+        "writes them with a capital (Portuguese 'peru' is a turkey, 'Peru' a country)",
+    )
 
     @model_validator(mode="after")
     def _check_label(self) -> AliasEntity:
         if self.label not in NER_LABELS:
             raise ValueError(f"unknown NER label {self.label!r}")
+        for code in self.names:
+            if not re.match(LANGUAGE_CODE, code):
+                raise ValueError(f"language {code!r} must be a lower-case ISO 639 code")
         return self
 
 
 class AliasFile(_Strict):
-    """The entity alias table: ``entities: [{name, label, aliases, exact}, ...]``."""
+    """The entity alias table: ``entities: [{name, label, aliases, exact, names}, ...]``.
 
+    ``include`` names further alias files (relative to this one, e.g. a generated table
+    of countries): their entities are merged into this one's by canonical name.
+    """
+
+    include: tuple[str, ...] = ()
     entities: tuple[AliasEntity, ...] = ()
 
     @model_validator(mode="after")
@@ -246,6 +320,25 @@ class AliasFile(_Strict):
 
     def names(self) -> frozenset[str]:
         return frozenset(entity.name for entity in self.entities)
+
+    def merged(self, other: AliasFile) -> AliasFile:
+        """This table with ``other``'s entities added; an entity in both keeps this one's
+        label and gains the other's names. Re-validated, so a name claimed by two
+        entities is still an error."""
+        by_name = {entity.name: entity for entity in self.entities}
+        for entity in other.entities:
+            mine = by_name.get(entity.name)
+            if mine is None:
+                by_name[entity.name] = entity
+                continue
+            names = {code: tuple(dict.fromkeys((*mine.names.get(code, ()), *extra)))
+                     for code, extra in entity.names.items()}
+            by_name[entity.name] = AliasEntity(
+                name=mine.name, label=mine.label,
+                aliases=tuple(dict.fromkeys((*mine.aliases, *entity.aliases))),
+                exact=tuple(dict.fromkeys((*mine.exact, *entity.exact))),
+                cased=mine.cased, names={**mine.names, **names})
+        return AliasFile(entities=tuple(by_name.values()))
 
 
 def normalise_alias(text: str) -> str:
@@ -280,15 +373,33 @@ def load_topics(path: Path) -> LoadedTopics:
     digest = hashlib.sha256(raw)
     if topics.aliases is not None:
         alias_path = (path.parent / topics.aliases).resolve()
-        alias_raw = _read(alias_path)
-        aliases = _validate(AliasFile, alias_raw, alias_path)
-        digest.update(b"\0")
-        digest.update(alias_raw)
+        aliases = _load_aliases(alias_path, digest)
     _check_references(topics, aliases, path, raw)
     relevance_path = (None if topics.relevance is None
                       else (path.parent / topics.relevance).resolve())
     return LoadedTopics(path=path, topics=topics, aliases=aliases, alias_path=alias_path,
                         version=digest.hexdigest()[:16], relevance_path=relevance_path)
+
+
+MAX_INCLUDE_DEPTH = 4
+
+
+def _load_aliases(path: Path, digest: Any, depth: int = 0) -> AliasFile:
+    """An alias file merged with the files it includes; every file's bytes go into the
+    topics version."""
+    raw = _read(path)
+    digest.update(b"\0")
+    digest.update(raw)
+    aliases = _validate(AliasFile, raw, path)
+    for name in aliases.include:
+        if depth >= MAX_INCLUDE_DEPTH:
+            raise ConfigError(f"{path}: includes nest deeper than {MAX_INCLUDE_DEPTH} files")
+        included = _load_aliases((path.parent / name).resolve(), digest, depth + 1)
+        try:
+            aliases = aliases.merged(included)
+        except ValidationError as exc:
+            raise ConfigError(f"{path}: with {name}: {exc.errors()[0]['msg']}") from exc
+    return aliases
 
 
 def _read(path: Path) -> bytes:
@@ -411,6 +522,17 @@ def _check_references(topics: TopicsFile, aliases: AliasFile, path: Path,
                     problems.append(((*at, *loc, "entities", j),
                                      f"entity {entity!r} is not a canonical name in the "
                                      f"alias table (known: {sorted(known) or 'none'})"))
+        parts = {"rules": {rule.name for rule in topic.rules},
+                 "constraints": set(topic.constraints),
+                 "exclusions": {exclusion.name for exclusion in topic.exclusions
+                                if exclusion.name}}
+        for code, phrases in topic.languages.items():
+            for kind, names in parts.items():
+                for name in getattr(phrases, kind):
+                    if name not in names:
+                        problems.append(((*at, "languages", code, kind, name),
+                                         f"no {kind[:-1]} named {name!r} in this topic "
+                                         f"(named: {sorted(names) or 'none'})"))
     if problems:
         _, root = _parse(raw, path)
         raise ConfigError("\n".join(_describe(loc, msg, root, path) for loc, msg in problems[:5]))

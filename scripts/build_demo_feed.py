@@ -1,29 +1,37 @@
 """Build newswatch/demo/feeds/demo-ontopic.xml: an RSS feed of real on-topic news.
 
-The items are the seed article and every item of the labelled development set
-(tests/data/labelled/articles.jsonl: real news text, each with its outlet and URL), so a
-demo run has articles that should fire alerts and hard negatives that should not.
-Run it again after changing either source; the output is deterministic.
+The items are the seed article, every item of the labelled development set
+(tests/data/labelled/articles.jsonl: real news text, each with its outlet and URL), and
+the first on-topic item of each language in the multilingual development set
+(tests/data/labelled/multilingual-dev.jsonl: Portuguese, Arabic, Polish, Russian, French,
+Spanish and German news, each with its outlet, URL where known, and source), so a demo
+run has articles that should fire alerts, in English and in other languages, and hard
+negatives that should not. Run it again after changing a source; the output is
+deterministic.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "newswatch" / "demo" / "seed-article.txt"
 LABELLED = ROOT / "tests" / "data" / "labelled" / "articles.jsonl"
+MULTILINGUAL = ROOT / "tests" / "data" / "labelled" / "multilingual-dev.jsonl"
 OUT = ROOT / "newswatch" / "demo" / "feeds" / "demo-ontopic.xml"
 
 
 def _date(text: str | None) -> str:
     if not text:
         return ""
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        value = parsedate_to_datetime(text)  # "Mon, 21 Feb 2022 19:27:58 +0100"
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return format_datetime(value.astimezone(UTC), usegmt=True)
@@ -53,12 +61,20 @@ def build() -> str:
         row = json.loads(line)
         items.append(_item(row["title"], row["text"], row.get("url"), f"labelled-{row['id']}",
                            _date(row.get("published")), row.get("outlet", "")))
+    languages: set[str] = set()
+    for line in MULTILINGUAL.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if row["labels"] and row["lang"] not in languages:
+            languages.add(row["lang"])
+            items.append(_item(row["title"], row["text"], row.get("url"),
+                               f"multilingual-{row['id']}", _date(row.get("published")),
+                               row.get("outlet", "")))
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0">\n  <channel>\n'
         "    <title>Newswatch demo: real on-topic news</title>\n"
         "    <link>https://example.invalid/newswatch-demo</link>\n"
-        "    <description>The seed article and the labelled development set, "
-        "as a feed</description>\n"
+        "    <description>The seed article, the labelled development set and on-topic "
+        "items in other languages, as a feed</description>\n"
         + "\n".join(items) + "\n  </channel>\n</rss>\n"
     )
 

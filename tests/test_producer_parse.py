@@ -22,7 +22,7 @@ MOJIBAKE = ("Ã", "Â", "\ufffd", "Ð", "Ñ\x81")
 
 # file, items with an id, first title, first published (UTC), encoding read with.
 DEMO_FEEDS = [
-    ("demo-ontopic.xml", 47, "After Issuing Warning About the Threat Posed by The Islamic "
+    ("demo-ontopic.xml", 54, "After Issuing Warning About the Threat Posed by The Islamic "
      "State, Russia has Invited the Afghan Taliban to Hold Talks", "2021-10-21T09:00:00",
      "utf-8"),
     ("guardian-us-edition.xml", 55,

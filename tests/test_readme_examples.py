@@ -28,8 +28,8 @@ def test_readme_topic_example_loads_and_finds_a_port_strike(tmp_path: Path) -> N
     example = yaml.safe_load(_yaml_block_after("## Adding topics"))
     shipped["topics"].update(example["topics"])
     (tmp_path / "topics.yaml").write_text(yaml.safe_dump(shipped, sort_keys=False))
-    shutil.copy(ENRICH / "entity_aliases.yaml", tmp_path / "entity_aliases.yaml")
-    shutil.copy(ENRICH / "relevance-model.json", tmp_path / "relevance-model.json")
+    for name in ("entity_aliases.yaml", "country_aliases.yaml", "relevance-model.json"):
+        shutil.copy(ENRICH / name, tmp_path / name)
 
     enricher = Enricher.from_files(tmp_path / "topics.yaml")
     strike = enricher.analyse(document_text(

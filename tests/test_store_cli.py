@@ -184,3 +184,33 @@ def test_prune_needs_an_age(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["db", "prune"])
     assert "--older-than" in capsys.readouterr().err
+
+
+def test_articles_filters_by_language_and_shows_it(
+    engine: Engine, use_db: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = datetime.now(UTC)
+    store_batch(engine, [
+        make_enriched(make_article(title=title, language=language,
+                                   published=now - timedelta(hours=hours)))
+        for title, language, hours in (("Anschlag in Wien", "de", 1),
+                                       ("Ataque em Lisboa", "pt-BR", 2),
+                                       ("Atentado em Cabul", "pt", 3),
+                                       ("Attack in Kabul", "en", 4),
+                                       ("No language", None, 5))])
+
+    main(["articles", "--language", "pt", "--json"])
+    rows = json_lines(capsys.readouterr().out)
+    assert [(row["title"], row["language"]) for row in rows] == [
+        ("Ataque em Lisboa", "pt-BR"), ("Atentado em Cabul", "pt")]
+
+    main(["articles", "--language", "DE", "--json"])
+    assert [row["title"] for row in json_lines(capsys.readouterr().out)] == ["Anschlag in Wien"]
+
+    monkeypatch.setenv("COLUMNS", "160")
+    main(["articles", "--language", "en"])
+    out = capsys.readouterr().out
+    assert "language en" in out
+    assert "Attack in Kabul" in out
+    assert "Wien" not in out

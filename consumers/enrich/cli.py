@@ -14,7 +14,10 @@ decides). Other tools call it: keep it stable (fields are only ever added).
 
 ``eval`` reads labelled JSON-lines files (``id``, ``title``, ``text``, ``labels``: a
 list of topic names) and prints precision, recall and F1 per topic and every miss. With
-``--cv K`` it trains the relevance layer k-fold on those files instead and prints the
+items in more than one language (``lang`` or ``language`` in the record, else the
+language enrichment detected) it also prints the table per language, for all
+non-English items together, and how often detection agreed with the labelled language.
+With ``--cv K`` it trains the relevance layer k-fold on those files instead and prints the
 cross-validated figures beside the rules alone, and the worst errors with their evidence.
 """
 
@@ -29,11 +32,17 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TextIO
 
+import spacy
+
 from consumers.enrich.enrich import BATCH_SIZE, Analysis, Document, Enricher, document_text
 from consumers.enrich.kernel import kernel_ops, select_kernel
+from consumers.enrich.language import primary_subtag
 from consumers.enrich.nlp import DEFAULT_MODEL
+from consumers.enrich.pipelines import DEFAULT_MODELS, configured_languages
+from consumers.enrich.topics import DEFAULT_TOPICS_PATH, TopicMatcher
 from newswatch.errors import ConfigError
 from newswatch.settings import Settings
+from schemas.topics_file import LoadedTopics, load_topics
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ class Item:
     title: str
     text: str
     labels: frozenset[str] = frozenset()
+    language: str | None = None  # as labelled; not given to enrichment, which detects it
 
     def document(self) -> Document:
         return document_text(self.title, content=self.text)
@@ -82,6 +92,20 @@ def register(subparsers: Any) -> None:
     _add_model_options(evaluate)
     evaluate.set_defaults(handler=handle_eval)
 
+    topics: argparse.ArgumentParser = subparsers.add_parser(
+        "topics", help="check a topics file: valid, and which languages lack phrases")
+    topic_actions = topics.add_subparsers(dest="topics_action", metavar="ACTION",
+                                          required=True)
+    check = topic_actions.add_parser(
+        "check", help="validate a topics file and list the languages a topic has no "
+                      "phrases in (exit 2 when invalid; 1 with --strict and a gap)")
+    check.add_argument("--topics", type=Path, metavar="FILE", default=None,
+                       help="topics file (default: NEWSWATCH_TOPICS_FILE, else the shipped "
+                            "topics.yaml)")
+    check.add_argument("--strict", action="store_true",
+                       help="exit 1 when a topic has no phrases in a configured language")
+    topics.set_defaults(handler=handle_topics)
+
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topics", type=Path, metavar="FILE", default=None,
@@ -104,6 +128,7 @@ def enricher_from(args: argparse.Namespace, settings: Settings) -> Enricher:
         return Enricher.from_files(args.topics or settings.topics_file,
                                    args.model or settings.enrich_model,
                                    batch_size=settings.enrich_batch_size,
+                                   language_models=settings.enrich_language_models,
                                    relevance_path=args.relevance, rules_only=args.rules_only,
                                    reuse=settings.enrich_reuse)
 
@@ -113,6 +138,37 @@ def handle_enrich(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.enrich.daemon import run
 
     return run(settings, enricher_from(args, settings))
+
+
+def handle_topics(args: argparse.Namespace, settings: Settings) -> int:
+    """``topics check``: load and compile the file (a bad one raises `ConfigError`, exit
+    2), then print each topic's languages with phrases and those without."""
+    path = args.topics or settings.topics_file or DEFAULT_TOPICS_PATH
+    loaded = load_topics(path)
+    nlp = spacy.blank("en")
+    TopicMatcher(nlp, loaded)  # compiles every token pattern: a bad one is an error here
+    gaps = language_gaps(loaded, frozenset(DEFAULT_MODELS))
+    print(f"{path}: {len(loaded.topics.topics)} topics, valid (version {loaded.version})")
+    for name, (covered, missing) in gaps.items():
+        print(f"{name}: phrases in {', '.join(covered)}")
+        if missing:
+            print(f"{name}: no phrases in {', '.join(missing)} (found there only through "
+                  "entities and labels)")
+    return 1 if args.strict and any(missing for _, missing in gaps.values()) else 0
+
+
+def language_gaps(loaded: LoadedTopics, models: frozenset[str]
+                  ) -> dict[str, tuple[list[str], list[str]]]:
+    """Per topic: the languages whose rules have phrases, and the configured languages
+    (with a model, topic phrases or alias-table names) whose rules have none."""
+    configured = configured_languages(loaded) | models | {"en"}
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    for name, topic in loaded.topics.topics.items():
+        covered = ["en"] if any(rule.phrases for rule in topic.rules) else []
+        covered += sorted(code for code, phrases in topic.languages.items()
+                          if any(phrases.rules.values()))
+        out[name] = (covered, sorted(configured - set(covered)))
+    return out
 
 
 def handle_classify(args: argparse.Namespace, settings: Settings) -> int:
@@ -186,24 +242,53 @@ class TopicScore:
         return 2 * p * r / (p + r) if p + r else 0.0
 
 
-def evaluate(enricher: Enricher, items: Sequence[Item]) -> dict[str, TopicScore]:
-    """Confusion counts per topic of the topics file over labelled items."""
+NON_ENGLISH = "non-en"  # the group of every item not in English, in per-language results
+
+
+@dataclass
+class LanguageResults:
+    """Per-language confusion counts, and how often detection matched the labels."""
+
+    by_language: dict[str, dict[str, TopicScore]] = field(default_factory=dict)
+    detected_right: int = 0
+    detected_of: int = 0
+
+
+def evaluate(enricher: Enricher, items: Sequence[Item],
+             languages: LanguageResults | None = None) -> dict[str, TopicScore]:
+    """Confusion counts per topic of the topics file over labelled items; when
+    ``languages`` is given it is filled with the same counts per language."""
     results = {name: TopicScore() for name in enricher.topics.topics.topics}
     analyses = enricher.analyse_many(item.document() for item in items)
     for item, analysis in zip(items, analyses, strict=True):
-        hits = {hit.topic: hit for hit in analysis.hits}
-        for name, result in results.items():
-            predicted, expected = name in hits, name in item.labels
-            if predicted and expected:
-                result.tp += 1
-            elif predicted:
-                result.fp += 1
-                sentence = hits[name].evidence[0].sentence if hits[name].evidence else ""
-                result.false_positives.append((item, hits[name].score, sentence))
-            elif expected:
-                result.fn += 1
-                result.false_negatives.append((item, analysis.scores.get(name, 0.0)))
+        _count(results, item, analysis)
+        if languages is not None:
+            detected = primary_subtag(analysis.language)
+            language = primary_subtag(item.language) or detected or "unknown"
+            if item.language is not None:
+                languages.detected_of += 1
+                languages.detected_right += detected == language
+            groups = [language] + ([NON_ENGLISH] if language != "en" else [])
+            for group in groups:
+                scores = languages.by_language.setdefault(
+                    group, {name: TopicScore() for name in results})
+                _count(scores, item, analysis)
     return results
+
+
+def _count(results: dict[str, TopicScore], item: Item, analysis: Analysis) -> None:
+    hits = {hit.topic: hit for hit in analysis.hits}
+    for name, result in results.items():
+        predicted, expected = name in hits, name in item.labels
+        if predicted and expected:
+            result.tp += 1
+        elif predicted:
+            result.fp += 1
+            sentence = hits[name].evidence[0].sentence if hits[name].evidence else ""
+            result.false_positives.append((item, hits[name].score, sentence))
+        elif expected:
+            result.fn += 1
+            result.false_negatives.append((item, analysis.scores.get(name, 0.0)))
 
 
 def handle_eval(args: argparse.Namespace, settings: Settings) -> int:
@@ -219,8 +304,12 @@ def handle_eval(args: argparse.Namespace, settings: Settings) -> int:
                      - set(enricher.topics.topics.topics))
     if unknown:
         print(f"note: labels not in the topics file are ignored: {', '.join(unknown)}")
-    results = evaluate(enricher, items)
+    languages = LanguageResults()
+    results = evaluate(enricher, items, languages)
     print(report(results, len(items)))
+    if len(languages.by_language) > 1:
+        print()
+        print(language_report(languages))
     if args.min_f1 is not None:
         low = [name for name, result in results.items()
                if result.has_examples and result.f1 < args.min_f1]
@@ -305,6 +394,27 @@ def report(results: dict[str, TopicScore], count: int) -> str:
     return "\n".join(lines)
 
 
+def language_report(languages: LanguageResults) -> str:
+    """Per language and topic: P/R/F1 and counts (topics without examples in a language
+    show their false positives only), then language detection against the labels."""
+    lines = ["per language:",
+             f"{'language':<9} {'topic':<20} {'precision':>9} {'recall':>7} {'F1':>6} "
+             f"{'TP':>4} {'FP':>4} {'FN':>4}"]
+    order = sorted(languages.by_language, key=lambda code: (code == NON_ENGLISH, code))
+    for code in order:
+        for name, result in languages.by_language[code].items():
+            if result.tp + result.fn == 0 and result.fp == 0:
+                lines.append(f"{code:<9} {name:<20} {'(no examples)':>23}")
+                continue
+            lines.append(f"{code:<9} {name:<20} {result.precision:>9.3f} "
+                         f"{result.recall:>7.3f} {result.f1:>6.3f} {result.tp:>4} "
+                         f"{result.fp:>4} {result.fn:>4}")
+    if languages.detected_of:
+        lines.append(f"language detected as labelled: {languages.detected_right} of "
+                     f"{languages.detected_of}")
+    return "\n".join(lines)
+
+
 def read_items(lines: Iterable[str], source: str, labelled: bool = False) -> Iterator[Item]:
     """Parse JSON lines into items; blank lines are skipped, a bad line is a ConfigError."""
     for number, line in enumerate(lines, start=1):
@@ -325,6 +435,7 @@ def read_items(lines: Iterable[str], source: str, labelled: bool = False) -> Ite
             title=_text_field(record, "title", source, number),
             text=_text_field(record, "text", source, number),
             labels=frozenset(labels) if labelled else frozenset(),
+            language=_language_field(record),
         )
 
 
@@ -333,6 +444,11 @@ def _text_field(record: dict[str, Any], name: str, source: str, number: int) -> 
     if not isinstance(value, str):
         raise ConfigError(f"{source}, line {number}: {name!r} must be a string")
     return value
+
+
+def _language_field(record: dict[str, Any]) -> str | None:
+    value = record.get("lang") or record.get("language")
+    return value if isinstance(value, str) and value else None
 
 
 def _read_text_file(path: Path) -> Item:

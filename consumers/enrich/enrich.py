@@ -4,6 +4,13 @@
     enriched = enricher.enrich(article)              # one
     batch = enricher.enrich_many(articles)           # nlp.pipe, batch_size=64
 
+Each document's language is decided first (`consumers.enrich.language`: detected from
+the text, the feed's declared language as a hint), and the document goes through that
+language's pipeline (`consumers.enrich.pipelines`: a spaCy model with NER where one is
+configured, else the language's tokenizer and the alias table). The decided language
+replaces ``article.language`` in the enriched message; where it came from is
+``language_source``.
+
 The text analysed is `document_text`: title, summary and content as paragraphs, the
 summary left out when the content already contains it. Evidence offsets point into that
 text, so anyone can rebuild it from the article and find the phrase again.
@@ -22,7 +29,7 @@ import hashlib
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,8 +37,10 @@ from pathlib import Path
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from consumers.enrich.entities import EntityFinder, Mention, count_entities
+from consumers.enrich.entities import Mention, count_entities
+from consumers.enrich.language import Guess, LanguageIdentifier
 from consumers.enrich.nlp import DEFAULT_MODEL, load_pipeline
+from consumers.enrich.pipelines import DEFAULT_MODELS, LanguagePipeline, Pipelines
 from consumers.enrich.relevance import (
     EntitySpan,
     Evidence,
@@ -42,7 +51,7 @@ from consumers.enrich.relevance import (
     load_model,
 )
 from consumers.enrich.reuse import AnalysisCache
-from consumers.enrich.topics import DEFAULT_TOPICS_PATH, Scored, TopicMatcher
+from consumers.enrich.topics import DEFAULT_TOPICS_PATH, Scored
 from schemas.messages import Article, EnrichedArticle, EntityCount, EvidenceSpan, TopicHit
 from schemas.topics_file import LoadedTopics, load_topics
 
@@ -62,6 +71,7 @@ class Document:
     text: str
     title_end: int = 0
     cut: bool = False  # the article's text was longer than what is analysed
+    language: str | None = None  # the declared language, a hint for detection
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,10 @@ class Analysis:
     hits: tuple[TopicHit, ...]
     scores: dict[str, float]
     cut: bool = False  # only a prefix of the document was analysed (see the bounds above)
+    language: str | None = None  # the decided language tag ("pt-BR")
+    language_source: str = "none"  # detected, declared or none
+    analysed_as: str = "en"  # the pipeline's language; "xx" is the generic tokenizer
+    fallback: str = ""  # why the language's own pipeline was not used, if it was not
     probabilities: dict[str, float] = field(default_factory=dict)
     candidates: dict[str, Candidate] = field(default_factory=dict)
 
@@ -92,7 +106,7 @@ class Candidate:
 
 
 def document_text(title: str, summary: str = "", content: str = "",
-                  max_chars: int = MAX_CHARS) -> Document:
+                  max_chars: int = MAX_CHARS, language: str | None = None) -> Document:
     """Title, summary and content as one text of paragraphs separated by blank lines.
 
     Within a paragraph all whitespace becomes one space. The summary is left out when the
@@ -108,12 +122,14 @@ def document_text(title: str, summary: str = "", content: str = "",
     whole = "\n\n".join(parts)
     text = whole[:max_chars]
     return Document(text=text, title_end=min(len(title_text), len(text)),
-                    cut=len(whole) > max_chars)
+                    cut=len(whole) > max_chars, language=language)
 
 
 def article_document(article: Article, max_chars: int = MAX_CHARS) -> Document:
-    """The `Document` enrichment analyses for an article (see `document_text`)."""
-    return document_text(article.title, article.summary, article.content, max_chars)
+    """The `Document` enrichment analyses for an article (see `document_text`), with the
+    article's declared language as the hint."""
+    return document_text(article.title, article.summary, article.content, max_chars,
+                         article.language)
 
 
 class Enricher:
@@ -123,18 +139,18 @@ class Enricher:
     file, e.g. to share one pipeline between tests). Methods are pure apart from the
     clock read for ``enriched_at``; they raise only what spaCy raises on a document it
     cannot process, so a caller can retry a failed batch one article at a time.
-
-    With a ``relevance`` model, a topic the model knows is hit when the rules found
-    evidence for it and the model's probability reaches the topic's threshold; the hit
-    carries both the rule score and the probability. Other topics are decided by the rule
-    score alone, as without a model.
     """
 
     def __init__(self, nlp: Language, topics: LoadedTopics, *,
                  relevance: RelevanceModel | None = None,
                  batch_size: int = BATCH_SIZE, max_chars: int = MAX_CHARS,
                  max_tokens: int = MAX_TOKENS, batch_tokens: int = BATCH_TOKENS,
-                 clock: Callable[[], datetime] | None = None, reuse: int = 0) -> None:
+                 clock: Callable[[], datetime] | None = None,
+                 language_models: Mapping[str, str] | None = None,
+                 identifier: LanguageIdentifier | None = None, reuse: int = 0) -> None:
+        """``nlp`` is the English pipeline; ``language_models`` the models of other
+        languages (default: `DEFAULT_MODELS` less English); ``reuse``: how many recent
+        analyses to keep for exact duplicates (0: none)."""
         self.nlp = nlp
         self.topics = topics
         self.batch_size = batch_size
@@ -142,8 +158,10 @@ class Enricher:
         self.max_tokens = max_tokens
         self.batch_tokens = max(batch_tokens, max_tokens)
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._entities = EntityFinder(nlp, topics.aliases)
-        self._matcher = TopicMatcher(nlp, topics)
+        models = dict(DEFAULT_MODELS if language_models is None else language_models)
+        models.pop("en", None)
+        self.pipelines = Pipelines(topics, models, preloaded={"en": nlp})
+        self.identifier = identifier or LanguageIdentifier()
         self._rule_weights = {(name, rule.name): rule.weight
                               for name, topic in topics.topics.topics.items()
                               for rule in topic.rules}
@@ -160,11 +178,12 @@ class Enricher:
     @classmethod
     def from_files(cls, topics_path: Path | None = None, model: str = DEFAULT_MODEL, *,
                    batch_size: int = BATCH_SIZE, max_chars: int = MAX_CHARS,
+                   language_models: Mapping[str, str] | None = None,
                    relevance_path: Path | None = None, rules_only: bool = False,
                    reuse: int = 0) -> Enricher:
-        """Load the spaCy ``model``, the topics file (default: the shipped one) and the
-        relevance model it names (or ``relevance_path``; none with ``rules_only``);
-        ``reuse``: how many recent analyses to keep for exact duplicates (0: none).
+        """Load the English spaCy ``model``, the topics file (default: the shipped one)
+        and the relevance model it names (or ``relevance_path``; none with
+        ``rules_only``); other languages' pipelines load when their first document comes.
 
         Raises `ConfigError` for a missing spaCy model, an invalid topics or alias file,
         or a relevance model file that is missing or damaged: enrichment never runs on
@@ -180,7 +199,7 @@ class Enricher:
                             "digest": relevance.digest})
         nlp = load_pipeline(model)
         return cls(nlp, topics, relevance=relevance, batch_size=batch_size,
-                   max_chars=max_chars, reuse=reuse)
+                   max_chars=max_chars, language_models=language_models, reuse=reuse)
 
     @property
     def topics_version(self) -> str:
@@ -201,6 +220,13 @@ class Enricher:
         documents = [article_document(article, self.max_chars) for article in articles]
         analyses = self.analyse_many(documents)
         for article, analysis in zip(articles, analyses, strict=True):
+            if analysis.fallback:
+                log.info("article analysed without its language's own pipeline",
+                         extra={"article_id": article.id, "feed": article.feed_id,
+                                "language": analysis.language, "reason": analysis.fallback,
+                                "analysed_as": analysis.analysed_as})
+                if repairs is not None:
+                    repairs[f"language_{analysis.fallback}"] += 1
             if analysis.cut:
                 log.warning("article text cut for enrichment: only its first part is analysed",
                             extra={"article_id": article.id, "feed": article.feed_id,
@@ -209,9 +235,10 @@ class Enricher:
                     repairs["text_cut"] += 1
         now = self._clock()
         return [
-            EnrichedArticle(article=article, entities=analysis.entities,
-                            topic_hits=analysis.hits, topics_version=self.topics_version,
-                            enriched_at=now)
+            EnrichedArticle(article=_with_language(article, analysis.language),
+                            entities=analysis.entities, topic_hits=analysis.hits,
+                            topics_version=self.topics_version, enriched_at=now,
+                            language_source=analysis.language_source)
             for article, analysis in zip(articles, analyses, strict=True)
         ]
 
@@ -233,28 +260,42 @@ class Enricher:
     def _analyse_fresh(self, documents: Iterable[Document],
                        features: FeatureSpec | None = None) -> list[Analysis]:
         featuriser = Featuriser(features) if features is not None else None
-        tokenised = [self._tokenised(document) for document in documents]
-        analyses: list[Analysis] = []
-        for batch in _token_batches(tokenised, self.batch_tokens):
-            docs = self.nlp.pipe((doc for doc, _ in batch), batch_size=self.batch_size)
-            analyses.extend(self._analyse_doc(doc, document, featuriser)
-                            for doc, (_, document) in zip(docs, batch, strict=True))
-        return analyses
+        documents = list(documents)
+        by_language: dict[str, list[int]] = {}
+        chosen: list[tuple[Guess, LanguagePipeline, str]] = []
+        for i, document in enumerate(documents):
+            guess = self.identifier.guess(document.text, document.language)
+            choice = self.pipelines.get(guess.primary)
+            chosen.append((guess, choice.pipeline, choice.fallback))
+            by_language.setdefault(choice.pipeline.language, []).append(i)
+        analyses: list[Analysis | None] = [None] * len(documents)
+        for indexes in by_language.values():
+            pipeline = chosen[indexes[0]][1]
+            tokenised = [(i, *self._tokenised(pipeline.nlp, documents[i])) for i in indexes]
+            for batch in _token_batches(tokenised, self.batch_tokens):
+                docs = pipeline.nlp.pipe((doc for _, doc, _ in batch),
+                                         batch_size=self.batch_size)
+                for doc, (i, _, document) in zip(docs, batch, strict=True):
+                    guess, _, fallback = chosen[i]
+                    analyses[i] = self._analyse_doc(pipeline, doc, document, guess, fallback,
+                                                    featuriser)
+        return [analysis for analysis in analyses if analysis is not None]
 
-    def _tokenised(self, document: Document) -> tuple[Doc, Document]:
+    def _tokenised(self, nlp: Language, document: Document) -> tuple[Doc, Document]:
         """The document tokenised (the pipeline then skips its tokenizer), cut at
         ``max_tokens``: the text is cut where the first token left out starts."""
-        doc = self.nlp.make_doc(document.text)
+        doc = nlp.make_doc(document.text)
         if len(doc) <= self.max_tokens:
             return doc, document
         text = document.text[:doc[self.max_tokens].idx]
-        return self.nlp.make_doc(text), Document(text, min(document.title_end, len(text)),
-                                                 cut=True)
+        return nlp.make_doc(text), Document(text, min(document.title_end, len(text)),
+                                            cut=True, language=document.language)
 
-    def _analyse_doc(self, doc: Doc, document: Document,
-                     training: Featuriser | None = None) -> Analysis:
-        mentions = self._entities.mentions(doc)
-        scored: list[Scored] = self._matcher.score(doc, mentions, document.title_end)
+    def _analyse_doc(self, pipeline: LanguagePipeline, doc: Doc, document: Document,
+                     guess: Guess, fallback: str, training: Featuriser | None = None
+                     ) -> Analysis:
+        mentions = pipeline.entities.mentions(doc)
+        scored: list[Scored] = pipeline.matcher.score(doc, mentions, document.title_end)
         models = self.relevance.topics if self.relevance is not None else {}
         judged = [item for item in scored if item.evidence and item.topic in models]
         probabilities: dict[str, float] = {}
@@ -285,6 +326,10 @@ class Enricher:
             hits=tuple(hits),
             scores={item.topic: item.score for item in scored},
             cut=document.cut,
+            language=guess.language,
+            language_source=guess.source,
+            analysed_as=pipeline.language,
+            fallback=fallback,
             probabilities=probabilities,
             candidates=candidates,
         )
@@ -314,17 +359,23 @@ def _candidate_features(featuriser: Featuriser, doc: Doc, document: Document,
     }
 
 
-def _token_batches(items: list[tuple[Doc, Document]], budget: int
-                   ) -> Iterator[list[tuple[Doc, Document]]]:
+def _with_language(article: Article, language: str | None) -> Article:
+    if language is None or language == article.language:
+        return article
+    return article.model_copy(update={"language": language})
+
+
+def _token_batches(items: list[tuple[int, Doc, Document]], budget: int
+                   ) -> Iterator[list[tuple[int, Doc, Document]]]:
     """Consecutive runs of ``items`` of at most ``budget`` tokens (one item at least)."""
-    batch: list[tuple[Doc, Document]] = []
+    batch: list[tuple[int, Doc, Document]] = []
     tokens = 0
     for item in items:
-        if batch and tokens + len(item[0]) > budget:
+        if batch and tokens + len(item[1]) > budget:
             yield batch
             batch, tokens = [], 0
         batch.append(item)
-        tokens += len(item[0])
+        tokens += len(item[1])
     if batch:
         yield batch
 

@@ -7,6 +7,12 @@ Two sources of mentions, in this order of precedence:
    it. Aliases match case-insensitively; the ``exact`` ones only as written, and a short
    all-capitals exact alias such as "IS" is ignored inside an all-capitals headline
    ("THE WITCH IS DEAD"), where it is only the verb.
+   Names in other languages (``names:`` in the table, e.g. Исламское государство,
+   داعش, Islamischer Staat) are found in documents of their language, in all their
+   inflected forms (`consumers.enrich.lemma_forms`), and only where the text writes
+   them with a capital; each counts under the one canonical name, so an English and a
+   Russian article about the same group count together. (Names written in lower case,
+   as French "talibans" or Russian "талибы", are plain aliases, found everywhere.)
 2. spaCy NER entities of the kinds users care about (people, organisations, places,
    nationalities and groups, events, facilities) that no alias mention overlaps, with a
    leading "the" and a trailing "'s" removed, and renamed when their text is an alias.
@@ -27,10 +33,15 @@ from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span, Token
 from spacy.util import filter_spans
 
+from consumers.enrich.lemma_forms import WordForms, forms_by_phrase
+from consumers.enrich.nlp import BLANK_FALLBACK, report_label
 from schemas.messages import EntityCount
 from schemas.topics_file import AliasFile, normalise_alias
 
 REPORTED_LABELS = frozenset({"PERSON", "ORG", "GPE", "LOC", "NORP", "EVENT", "FAC"})
+# A gazetteer name that NER finds inside a person's or organisation's name is part of
+# that name: "Jordan" in "Michael Jordan", "Georgia" in "Georgia Tech".
+NAME_LABELS = frozenset({"PERSON", "ORG", "FAC"})
 CANONICAL = "canonical"
 MAX_SURFACE_FORMS = 10
 # No name of a person, group or place is this long: NER calling a megabyte-long "word" a
@@ -62,7 +73,10 @@ class EntityFinder:
     (apart from setting ``token._.canonical`` on it).
     """
 
-    def __init__(self, nlp: Language, aliases: AliasFile) -> None:
+    def __init__(self, nlp: Language, aliases: AliasFile, language: str = "en",
+                 book: WordForms | None = None) -> None:
+        """``book`` holds the language's word forms (`WordForms`), to share one lookup
+        of the lemma tables with the topic matcher."""
         if not Token.has_extension(CANONICAL):
             Token.set_extension(CANONICAL, default="")
         self._by_name: dict[str, str] = {}
@@ -70,14 +84,23 @@ class EntityFinder:
         self._by_exact: dict[str, str] = {}
         self._loose = PhraseMatcher(nlp.vocab, attr="LOWER")
         self._exact = PhraseMatcher(nlp.vocab, attr="ORTH")
+        self._cased = PhraseMatcher(nlp.vocab, attr="LOWER")
+        forms = _forms_of_names(aliases, language, book)
         for entity in aliases.entities:
             self._by_name[entity.name] = entity.label
             loose = {normalise_alias(name) for name in (entity.name, *entity.aliases)}
             self._by_key.update(dict.fromkeys(loose, entity.name))
             self._by_exact.update(dict.fromkeys(entity.exact, entity.name))
-            self._loose.add(entity.name, [nlp.make_doc(key) for key in sorted(loose)])
+            if entity.cased:
+                self._cased.add(entity.name, [nlp.make_doc(key) for key in sorted(loose)])
+            else:
+                self._loose.add(entity.name, [nlp.make_doc(key) for key in sorted(loose)])
             if entity.exact:
                 self._exact.add(entity.name, [nlp.make_doc(name) for name in entity.exact])
+            cased = _names_in(entity.names, language, forms) - loose
+            self._by_key.update(dict.fromkeys(cased, entity.name))
+            if cased:
+                self._cased.add(entity.name, [nlp.make_doc(name) for name in sorted(cased)])
 
     def mentions(self, doc: Doc) -> list[Mention]:
         """Alias mentions and reportable NER entities of ``doc``, in text order."""
@@ -87,6 +110,9 @@ class EntityFinder:
             for match_id, start, end in matcher(doc)
         ]
         alias_spans = [span for span in alias_spans if not _shouted(span)]
+        named = [ent for ent in doc.ents if report_label(ent.label_) in NAME_LABELS]
+        alias_spans += [span for span in self._cased(doc, as_spans=True)
+                        if _capitalised(span) and not _inside_name(span, named)]
         found: list[Mention] = []
         taken: set[int] = set()
         for span in filter_spans(alias_spans):
@@ -97,8 +123,8 @@ class EntityFinder:
                 token._.set(CANONICAL, name)
             taken.update(range(span.start, span.end))
         for ent in doc.ents:
-            if ent.label_ not in REPORTED_LABELS or taken.intersection(range(ent.start,
-                                                                            ent.end)):
+            label = report_label(ent.label_)
+            if label not in REPORTED_LABELS or taken.intersection(range(ent.start, ent.end)):
                 continue
             text = _clean(ent.text)
             if not text or len(ent.text) > MAX_NAME_CHARS:
@@ -106,7 +132,7 @@ class EntityFinder:
             canonical = self._by_key.get(normalise_alias(text)) or (
                 None if _shouted(ent) else self._by_exact.get(text))
             if canonical is None:
-                found.append(Mention(text, ent.label_, ent.start, ent.end, ent.text, False))
+                found.append(Mention(text, label, ent.start, ent.end, ent.text, False))
             else:
                 found.append(Mention(canonical, self._by_name[canonical], ent.start, ent.end,
                                      ent.text, True))
@@ -159,6 +185,41 @@ def _merge_surnames(mentions: list[Mention]) -> list[Mention]:
             mention = replace(mention, name=next(iter(candidates)))
         merged.append(mention)
     return merged
+
+
+def _forms_of_names(aliases: AliasFile, language: str, book: WordForms | None
+                    ) -> dict[str, set[str]]:
+    """The inflected forms of every name the table gives in ``language``."""
+    return forms_by_phrase(language, language_names(aliases, language), book=book)
+
+
+def language_names(aliases: AliasFile, language: str) -> list[str]:
+    """Every name the alias table gives in ``language``, normalised."""
+    return [normalise_alias(name) for entity in aliases.entities
+            for name in entity.names.get(language, ())]
+
+
+def _names_in(names: dict[str, tuple[str, ...]], language: str,
+              forms: dict[str, set[str]]) -> set[str]:
+    """An entity's names for this language's matcher: the language's own, in all their
+    forms. The generic ``xx`` pipeline (a language nothing is configured for) looks for
+    every language's names as written."""
+    if language == BLANK_FALLBACK:
+        return {normalise_alias(name) for written in names.values() for name in written}
+    keys = [normalise_alias(name) for name in names.get(language, ())]
+    return {form for key in keys for form in forms.get(key, {key}) if form}
+
+
+def _inside_name(span: Span, names: Sequence[Span]) -> bool:
+    return any(ent.start <= span.start and span.end <= ent.end and ent.text != span.text
+               for ent in names)
+
+
+def _capitalised(span: Span) -> bool:
+    """The name is written with a capital, or in a script without case (Arabic,
+    Chinese): "Peru" is a country, "peru" a turkey."""
+    first = next((char for char in span.text if char.isalpha()), "")
+    return not first.islower()
 
 
 def _clean(text: str) -> str:

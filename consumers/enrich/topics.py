@@ -17,6 +17,10 @@ How a document is scored for a topic:
    ...), so a phrase repeated does not add up like independent evidence and a long
    article with one passing mention scores like a short one.
 
+Each language has its own matcher (``language``): English uses the parts' ``phrases`` and
+``patterns``, another language the phrases its ``languages`` block gives each part;
+entities and labels count in every language.
+
 A topic is hit when its score reaches its threshold. The same inputs always give the same
 score: nothing here is learned or random.
 """
@@ -36,6 +40,8 @@ from spacy.util import filter_spans
 
 from consumers.enrich.entities import Mention
 from consumers.enrich.forms import phrase_forms
+from consumers.enrich.lemma_forms import WordForms
+from consumers.enrich.lemma_forms import phrase_forms as language_forms
 from newswatch.errors import ConfigError
 from schemas.messages import EvidenceSpan, TopicHit
 from schemas.topics_file import Finder, LoadedTopics, Rule, Topic, describe_problem
@@ -84,8 +90,14 @@ class TopicMatcher:
     on every token they are run over.
     """
 
-    def __init__(self, nlp: Language, loaded: LoadedTopics) -> None:
+    def __init__(self, nlp: Language, loaded: LoadedTopics, language: str = "en",
+                 book: WordForms | None = None) -> None:
+        """``language`` chooses the phrases; ``book`` holds its word forms (built here
+        from the topics' phrases in that language when not given)."""
         self.version = loaded.version
+        self.language = language
+        self._book = book if book is not None or language == "en" else WordForms(
+            language, topic_phrases(loaded, language))
         self.topics: dict[str, Topic] = dict(loaded.topics.topics)
         self._phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
         self._patterns = Matcher(nlp.vocab, validate=True)
@@ -95,24 +107,35 @@ class TopicMatcher:
         for name, topic in self.topics.items():
             for i, rule in enumerate(topic.rules):
                 self._compile(nlp, _Part(name, "rules", rule.name), rule,
-                              ("topics", name, "rules", i), loaded.path)
+                              ("topics", name, "rules", i), loaded.path,
+                              topic.phrases_in(language, "rules", rule.name, rule.phrases))
             for cname, constraint in topic.constraints.items():
                 self._compile(nlp, _Part(name, "constraints", cname), constraint,
-                              ("topics", name, "constraints", cname), loaded.path)
+                              ("topics", name, "constraints", cname), loaded.path,
+                              topic.phrases_in(language, "constraints", cname,
+                                               constraint.phrases))
             for i, exclusion in enumerate(topic.exclusions):
                 self._compile(nlp, _Part(name, "exclusions", str(i)), exclusion,
-                              ("topics", name, "exclusions", i), loaded.path)
+                              ("topics", name, "exclusions", i), loaded.path,
+                              topic.phrases_in(language, "exclusions", exclusion.name,
+                                               exclusion.phrases) if exclusion.name
+                              or language == "en" else ())
 
     def _compile(self, nlp: Language, part: _Part, finder: Finder,
-                 loc: tuple[int | str, ...], path: Path) -> None:
+                 loc: tuple[int | str, ...], path: Path, phrases: tuple[str, ...]) -> None:
+        """Compile one part: ``phrases`` are the ones for this matcher's language; token
+        patterns are written against English words, so only English uses them."""
         self._finders[part.key] = (part, finder)
-        forms = sorted({form for phrase in finder.phrases
-                        for form in phrase_forms(phrase, finder.inflect)})
+        if self.language == "en":
+            forms = sorted({form for phrase in phrases
+                            for form in phrase_forms(phrase, finder.inflect)})
+        else:
+            forms = sorted(language_forms(self.language, phrases, finder.inflect, self._book))
         if forms:
             self._phrases.add(part.key, [nlp.make_doc(form) for form in forms])
         matcher = (self._exclusion_patterns[part.topic] if part.kind == "exclusions"
                    else self._patterns)
-        for i, pattern in enumerate(finder.patterns):
+        for i, pattern in enumerate(finder.patterns if self.language == "en" else ()):
             try:
                 matcher.add(part.key, [pattern], greedy="LONGEST")
             except (ValueError, KeyError, TypeError) as exc:
@@ -215,6 +238,21 @@ class TopicMatcher:
         spans = tuple(_evidence_span(span, rule, doc) for span, rule, _ in evidence)
         return Scored(topic=name, score=score, hit=score >= topic.threshold,
                       evidence=spans[:MAX_EVIDENCE])
+
+
+def topic_phrases(loaded: LoadedTopics, language: str) -> list[str]:
+    """Every phrase the topics give in ``language`` (English: the parts' own phrases)."""
+    out: list[str] = []
+    for topic in loaded.topics.topics.values():
+        if language == "en":
+            finders = [*topic.rules, *topic.constraints.values(), *topic.exclusions]
+            out += [phrase for finder in finders for phrase in finder.phrases]
+            continue
+        phrases = topic.languages.get(language)
+        if phrases is not None:
+            for part in (phrases.rules, phrases.constraints, phrases.exclusions):
+                out += [phrase for found in part.values() for phrase in found]
+    return out
 
 
 def _strongest_without_overlap(evidence: list[tuple[Span, str, float]]

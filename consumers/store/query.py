@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, exists, func, select
+from sqlalchemy import Engine, Select, exists, func, or_, select
 
 from newswatch.db_errors import unavailable_as_retryable
 from schemas import tables
@@ -34,11 +34,13 @@ class ArticleMatch:
     feed_name: str
     published: datetime
     topics: tuple[TopicScore, ...]
+    language: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id, "title": self.title, "url": self.url, "feed_id": self.feed_id,
             "feed_name": self.feed_name, "published": self.published.isoformat(),
+            "language": self.language,
             "topics": [{"topic": t.topic, "score": t.score, "evidence": t.evidence}
                        for t in self.topics],
         }
@@ -50,14 +52,17 @@ def _utc(moment: datetime) -> datetime:
 
 def recent_articles(engine: Engine, *, since: datetime, topic: str | None = None,
                     entity: str | None = None, feed: str | None = None,
-                    limit: int = 50) -> list[ArticleMatch]:
+                    language: str | None = None, limit: int = 50) -> list[ArticleMatch]:
     """Articles published at or after ``since``, newest first, at most ``limit``.
 
     ``topic`` keeps articles with a hit on that topic; ``entity`` those naming an entity
-    of that name (any label, case-insensitive); ``feed`` those of that feed id.
+    of that name (any label, case-insensitive); ``feed`` those of that feed id;
+    ``language`` those in that language ("pt" also finds "pt-BR", case-insensitive), as
+    enrichment decided it.
     """
     a = tables.articles.c
-    query: Select[Any] = select(a.id, a.title, a.url, a.feed_id, a.feed_name, a.published)
+    query: Select[Any] = select(a.id, a.title, a.url, a.feed_id, a.feed_name, a.published,
+                                a.language)
     if topic is not None:
         # Driven from topic hits by (topic, published), the rule queries' index.
         th = tables.topic_hits.c
@@ -66,6 +71,10 @@ def recent_articles(engine: Engine, *, since: datetime, topic: str | None = None
     query = query.where(a.published >= since)
     if feed is not None:
         query = query.where(a.feed_id == feed)
+    if language is not None:
+        code = language.lower()
+        query = query.where(or_(func.lower(a.language) == code,
+                                func.lower(a.language).like(code + "-%")))
     if entity is not None:
         e, ae = tables.entities.c, tables.article_entities.c
         entity_ids = select(e.id).where(func.lower(e.name) == entity.lower())
@@ -87,7 +96,7 @@ def recent_articles(engine: Engine, *, since: datetime, topic: str | None = None
     return [
         ArticleMatch(
             id=row.id, title=row.title, url=row.url, feed_id=row.feed_id,
-            feed_name=row.feed_name, published=_utc(row.published),
+            feed_name=row.feed_name, published=_utc(row.published), language=row.language,
             topics=tuple(sorted(hits[row.id], key=lambda t: (t.topic != topic, -t.score))),
         )
         for row in rows

@@ -1,0 +1,111 @@
+"""Which language an article is written in: detected from its text, hinted by its feed.
+
+    identify = LanguageIdentifier()                     # loads py3langid's model once
+    guess = identify.guess(text, declared="pt-BR")      # Guess(language="pt-BR", ...)
+
+Detection is py3langid (a naive Bayes model over byte n-grams that ships inside the
+package; nothing downloads), restricted to ``NEWS_LANGUAGES`` so that a short title is not
+called Aragonese or Luxembourgish. Measured on the 46 items of the multilingual
+development set: 100% right on title plus text; on titles alone 93% before the
+restriction (three short titles called ``lb`` and ``an``), 100% after. Only the first
+``MAX_DETECT_CHARS`` characters are read: ~0.2 ms a document, ~2% of English NER
+enrichment (``bench/bench_enrich.py`` prints the share).
+
+The declared language (``language:`` in feeds.yaml, else the feed's own ``<language>``)
+is a hint, not the answer: a German feed carries English wire copy, and a feed may
+declare nothing or the wrong thing. It wins only where the text says little: when
+detection is unsure (probability below ``CONFIDENT``) or the text is too short to judge.
+When the detected language is the declared one, the declared tag is kept with its region
+(``pt-BR``); otherwise the detected primary code is returned.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from py3langid.langid import MODEL_FILE
+from py3langid.langid import LanguageIdentifier as _Py3LangId
+
+log = logging.getLogger(__name__)
+
+# Languages a news article is plausibly written in, among the 97 py3langid knows. Those
+# left out (Aragonese, Luxembourgish, Volapük, ...) are what short titles in Spanish or
+# German were mistaken for.
+NEWS_LANGUAGES = frozenset({
+    "af", "am", "ar", "az", "be", "bg", "bn", "bs", "ca", "cs", "cy", "da", "de", "el", "en",
+    "es", "et", "eu", "fa", "fi", "fr", "ga", "gl", "gu", "ha", "he", "hi", "hr", "hu", "hy",
+    "id", "is", "it", "ja", "ka", "kk", "km", "kn", "ko", "ku", "ky", "lo", "lt", "lv", "mk",
+    "ml", "mn", "mr", "ms", "mt", "my", "ne", "nl", "no", "pa", "pl", "ps", "pt", "ro", "ru",
+    "si", "sk", "sl", "so", "sq", "sr", "sv", "sw", "ta", "te", "tg", "th", "tl", "tr", "uk",
+    "ur", "uz", "vi", "yo", "zh", "zu",
+})
+CONFIDENT = 0.9  # below this probability a declared language wins over detection
+# Without a declared language, below this the text is too short to tell: "US recognises
+# Guaido as Venezuela's interim president" is Portuguese at 0.22. The caller then uses
+# its default language.
+UNSURE = 0.5
+MIN_DETECT_CHARS = 12  # fewer letters than this say nothing about a language
+# The title and lede decide; the rest costs time, not accuracy: py3langid walks the
+# bytes in Python (~1 µs a byte). Measured on the 262 non-English labelled items: right on
+# all of them from 200 characters as from 2,000, at 0.19 ms instead of 0.29 ms a document.
+MAX_DETECT_CHARS = 300
+
+Source = Literal["detected", "declared", "none"]
+
+
+@dataclass(frozen=True)
+class Guess:
+    """A language decision: a BCP 47 tag (or None), where it came from, and confidence."""
+
+    language: str | None
+    source: Source
+    confidence: float = 0.0
+
+    @property
+    def primary(self) -> str | None:
+        """The primary subtag, lower case: ``pt`` for ``pt-BR``."""
+        return primary_subtag(self.language)
+
+
+def primary_subtag(tag: str | None) -> str | None:
+    """``pt-BR`` -> ``pt``, ``EN_us`` -> ``en``; None for None or an empty tag."""
+    if not tag:
+        return None
+    head = tag.replace("_", "-").split("-", 1)[0].strip().lower()
+    return head or None
+
+
+class LanguageIdentifier:
+    """Language identification with a declared-language hint. Thread-compatible, pure
+    after construction (the model loads in ~0.4 s and takes ~30 MB)."""
+
+    def __init__(self, languages: frozenset[str] = NEWS_LANGUAGES) -> None:
+        self._model = _Py3LangId.from_model_file(MODEL_FILE, norm_probs=True)
+        known = set(self._model.labels)
+        self._model.set_languages(sorted(languages & known))
+        self.languages = frozenset(languages & known)
+
+    def detect(self, text: str) -> tuple[str | None, float]:
+        """The most likely language of ``text`` and its probability; (None, 0.0) when the
+        text has too few letters to judge."""
+        sample = text[:MAX_DETECT_CHARS]
+        if sum(char.isalpha() for char in sample) < MIN_DETECT_CHARS:
+            return None, 0.0
+        language, confidence = self._model.classify(sample)
+        return str(language), float(confidence)
+
+    def guess(self, text: str, declared: str | None = None) -> Guess:
+        """Decide the language of ``text`` given the ``declared`` tag (see the module doc)."""
+        hint = primary_subtag(declared)
+        detected, confidence = self.detect(text)
+        if detected is None:
+            return Guess(declared, "declared") if hint else Guess(None, "none")
+        if hint == detected:
+            return Guess(declared, "detected", confidence)
+        if hint and confidence < CONFIDENT:
+            return Guess(declared, "declared", confidence)
+        if not hint and confidence < UNSURE:
+            return Guess(None, "none", confidence)
+        return Guess(detected, "detected", confidence)

@@ -1,0 +1,348 @@
+"""Languages: detection with hints, a pipeline per language, topics and entities across
+languages and scripts, and clean fallbacks for languages nothing is configured for."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from consumers.enrich.cli import (
+    LanguageResults,
+    evaluate,
+    language_gaps,
+    language_report,
+    read_items,
+)
+from consumers.enrich.enrich import Enricher, document_text
+from consumers.enrich.language import LanguageIdentifier, primary_subtag
+from consumers.enrich.lemma_forms import arabic_forms, phrase_forms
+from consumers.enrich.nlp import load_blank
+from consumers.enrich.pipelines import Pipelines
+from consumers.enrich.topics import DEFAULT_TOPICS_PATH
+from newswatch.errors import ConfigError
+from schemas.topics_file import load_topics
+from tests.enrich_fixtures import article, enricher  # noqa: F401  (fixture)
+
+
+@pytest.fixture(scope="module")
+def identify() -> LanguageIdentifier:
+    return LanguageIdentifier()
+
+
+# --- detection -----------------------------------------------------------------------------
+
+LONG = {
+    "de": "Die Polizei hat am Montag in Berlin drei Männer festgenommen, die einen Anschlag "
+          "auf einen Weihnachtsmarkt geplant haben sollen. Die Ermittler fanden Sprengstoff.",
+    "fr": "La police a interpellé lundi trois hommes soupçonnés de préparer un attentat "
+          "contre un marché de Noël. Les enquêteurs ont retrouvé des explosifs.",
+    "ru": "Полиция в понедельник задержала трёх мужчин, которые, по данным следствия, "
+          "готовили теракт на рождественской ярмарке.",
+    "ar": "اعتقلت الشرطة يوم الاثنين ثلاثة رجال يشتبه في أنهم كانوا يخططون لهجوم على سوق "
+          "لعيد الميلاد، وعثر المحققون على متفجرات.",
+    "pt": "A polícia prendeu na segunda-feira três homens suspeitos de planejar um atentado "
+          "contra uma feira de Natal. Os investigadores encontraram explosivos.",
+}
+
+
+@pytest.mark.parametrize("language", sorted(LONG))
+def test_a_long_text_is_detected_without_a_hint(identify: LanguageIdentifier,
+                                                language: str) -> None:
+    guess = identify.guess(LONG[language])
+    assert (guess.language, guess.source) == (language, "detected")
+    assert guess.confidence > 0.9
+
+
+def test_short_titles_lean_on_the_declared_language(identify: LanguageIdentifier) -> None:
+    # Short and ambiguous: alone it says little; the feed says German.
+    title = "Street Parade in Zürich"
+    assert identify.guess(title, declared="de-CH").language == "de-CH"
+    assert identify.guess("Apple presenta el nuevo iPhone", declared="es").language == "es"
+    # Without a hint, an unsure guess is no guess: the caller's default applies.
+    assert identify.guess("US recognises Guaido as Venezuela's interim president").language \
+        is None
+
+
+def test_clear_text_overrides_a_wrong_declared_language(identify: LanguageIdentifier) -> None:
+    # English wire copy in a German feed is English.
+    wire = ("The Islamic State group claimed responsibility for the attack on Sunday, "
+            "according to a statement released by its news agency.")
+    guess = identify.guess(wire, declared="de")
+    assert (guess.language, guess.source) == ("en", "detected")
+    # When detection agrees, the declared tag keeps its region.
+    assert identify.guess(LONG["pt"], declared="pt-BR").language == "pt-BR"
+
+
+def test_text_without_letters_has_no_language(identify: LanguageIdentifier) -> None:
+    assert identify.guess("12:30 — 4:2 (3:1)").language is None
+    assert identify.guess("", declared="fr").language == "fr"
+    assert primary_subtag("pt_BR") == "pt"
+    assert primary_subtag(None) is None
+
+
+def test_a_mixed_feed_gets_a_language_and_pipeline_per_article(
+        enricher: Enricher) -> None:  # noqa: F811
+    articles = [
+        article(LONG[code].split(".")[0], content=LONG[code], language="de",
+                id=f"{code:x<16}"[:16]) for code in ("de", "fr", "ru", "ar")
+    ] + [article("Taliban seek recognition at the United Nations",
+                 content="The Taliban asked the United Nations to recognise their "
+                         "government, officials said in Kabul.", language="de",
+                 id="en" * 8)]
+    repairs: Counter[str] = Counter()
+    enriched = enricher.enrich_many(articles, repairs)
+    assert [item.article.language for item in enriched] == ["de", "fr", "ru", "ar", "en"]
+    assert {item.language_source for item in enriched} == {"detected"}
+    assert [item.article.id for item in enriched] == [a.id for a in articles]  # order kept
+    assert "recognition" in {hit.topic for hit in enriched[-1].topic_hits}
+    assert repairs == Counter()
+    assert set(enricher.pipelines.loaded()) >= {"en", "de", "fr", "ru", "ar"}
+    assert enricher.pipelines.loaded()["fr"].has_ner
+    assert not enricher.pipelines.loaded()["de"].has_ner
+
+
+# --- topics per language: a positive and a hard negative per topic -----------------------
+
+CASES = [
+    # is_threat
+    ("de", "is_threat", True, "IS bekennt sich zu Anschlag in Kabul",
+     "Die Terrormiliz Islamischer Staat hat sich zu dem Selbstmordanschlag bekannt, bei "
+     "dem mindestens zwölf Menschen getötet wurden."),
+    ("de", "is_threat", False, "Ausstellung über Mossul nach dem Krieg",
+     "Die Ausstellung zeigt Fotos der Altstadt von Mossul, die Jahre nach dem Ende der "
+     "Herrschaft des Islamischen Staates wieder aufgebaut wird. Der Eintritt ist frei."),
+    ("fr", "is_threat", True, "L'État islamique revendique l'attentat de Moscou",
+     "Le groupe État islamique a revendiqué l'attaque qui a fait des dizaines de morts "
+     "dans une salle de concert."),
+    ("fr", "is_threat", False, "Al-Qaïda au Maghreb islamique enlève deux touristes",
+     "Les otages ont été enlevés dans le nord du Mali par des combattants liés à Al-Qaïda, "
+     "selon les autorités locales."),
+    ("ru", "is_threat", True, "ИГИЛ взяло на себя ответственность за теракт",
+     "Террористическая группировка «Исламское государство» взяла на себя ответственность "
+     "за взрыв на рынке, в результате которого погибли 20 человек."),
+    ("ru", "is_threat", False, "В Москве открылась выставка о древней Пальмире",
+     "Экспонаты рассказывают об истории города, памятники которого пострадали во время "
+     "войны. Выставка продлится до марта."),
+    ("ar", "is_threat", True, "داعش يتبنى الهجوم الانتحاري في بغداد",
+     "أعلن تنظيم داعش مسؤوليته عن التفجير الانتحاري الذي أسفر عن مقتل 30 شخصا في سوق "
+     "شعبي ببغداد."),
+    ("ar", "is_threat", False, "معرض للآثار العراقية في باريس",
+     "يعرض المتحف قطعا أثرية من الموصل ونينوى، ويستمر المعرض حتى نهاية العام الجاري."),
+    # drug_trafficking
+    ("de", "drug_trafficking", True, "Zoll stellt zwei Tonnen Kokain im Hamburger Hafen sicher",
+     "Die Drogen waren in einem Container mit Bananen versteckt. Ermittler vermuten ein "
+     "internationales Drogenkartell hinter der Lieferung."),
+    ("de", "drug_trafficking", False, "Kartellamt verhängt Bußgeld gegen Pharmakonzerne",
+     "Das Bundeskartellamt hat wegen Preisabsprachen bei Medikamenten ein Bußgeld von "
+     "20 Millionen Euro verhängt."),
+    ("fr", "drug_trafficking", True, "Saisie record de cocaïne au Havre",
+     "Les douaniers ont saisi dix tonnes de cocaïne dans des conteneurs arrivés "
+     "d'Amérique du Sud, un coup dur pour les trafiquants."),
+    ("fr", "drug_trafficking", False, "La consommation de cannabis recule chez les jeunes",
+     "Selon une étude, la consommation de drogue baisse au lycée, tandis que le débat sur "
+     "la légalisation du cannabis thérapeutique continue."),
+    ("ru", "drug_trafficking", True, "Таможенники изъяли крупную партию кокаина",
+     "В порту Санкт-Петербурга в контейнере с бананами обнаружили 500 килограммов "
+     "кокаина; задержаны члены международного наркокартеля."),
+    ("ru", "drug_trafficking", False, "Врачи предупредили о передозировке лекарствами",
+     "Употребление наркотиков и злоупотребление лекарствами остаются главной причиной "
+     "отравлений, сообщил Минздрав."),
+    ("ar", "drug_trafficking", True, "إحباط تهريب ملايين من حبوب الكبتاغون",
+     "ضبطت الجمارك شحنة تحتوي على خمسة ملايين قرص من الكبتاغون مخبأة في شاحنة على "
+     "الحدود، وألقت القبض على المهربين."),
+    ("ar", "drug_trafficking", False, "حملة توعية بمخاطر إدمان المخدرات",
+     "أطلقت وزارة الصحة حملة لعلاج الإدمان ومساعدة متعاطي المخدرات على التعافي."),
+    # recognition
+    ("de", "recognition", True, "Spanien erkennt Palästina als Staat an",
+     "Die spanische Regierung will den palästinensischen Staat offiziell anerkennen, "
+     "kündigte der Ministerpräsident an."),
+    ("de", "recognition", False, "Pflegekräfte verdienen mehr Anerkennung",
+     "Die Ministerin forderte mehr Anerkennung für die Arbeit in Krankenhäusern und "
+     "Pflegeheimen."),
+    ("fr", "recognition", True, "La France va reconnaître l'État de Palestine",
+     "Le président a annoncé que la France reconnaîtra officiellement l'État de "
+     "Palestine en septembre."),
+    ("fr", "recognition", False, "Le suspect reconnu coupable de fraude",
+     "Le tribunal a reconnu coupable l'ancien directeur, condamné à deux ans de prison."),
+    ("ru", "recognition", True, "Россия признала правительство талибов",
+     "Россия первой официально признала правительство талибов в Афганистане, сообщил "
+     "МИД."),
+    ("ru", "recognition", False, "Суд признал виновным бывшего чиновника",
+     "Бывший чиновник признан виновным в получении взятки и приговорён к пяти годам."),
+    ("ar", "recognition", True, "إسبانيا تعلن الاعتراف بدولة فلسطين",
+     "أعلنت الحكومة الإسبانية الاعتراف بدولة فلسطين رسميا، في خطوة رحبت بها السلطة "
+     "الفلسطينية."),
+    ("ar", "recognition", False, "المتهم اعترف بارتكاب الجريمة",
+     "قالت النيابة إن المتهم اعترف بارتكاب السرقة أمام المحكمة."),
+]
+
+
+@pytest.mark.parametrize(("language", "topic", "expected", "title", "text"), CASES,
+                         ids=[f"{c[0]}-{c[1]}-{'pos' if c[2] else 'neg'}" for c in CASES])
+def test_topics_in_other_languages(enricher: Enricher, language: str,  # noqa: F811
+                                   topic: str, expected: bool, title: str, text: str) -> None:
+    analysis = enricher.analyse(document_text(title, content=text))
+    assert primary_subtag(analysis.language) == language
+    assert (topic in {hit.topic for hit in analysis.hits}) is expected, analysis.scores
+    if expected:
+        evidence = next(hit for hit in analysis.hits if hit.topic == topic).evidence
+        full = document_text(title, content=text).text
+        assert all(full[span.start:span.end] == span.phrase for span in evidence)
+
+
+# --- entities across languages and scripts ------------------------------------------------
+
+def test_one_canonical_name_across_languages_and_scripts(enricher: Enricher  # noqa: F811
+                                                         ) -> None:
+    texts = {
+        "en": "ISIS fighters attacked the town. The Islamic State's propaganda spread fast.",
+        "de": "Kämpfer des Islamischen Staates griffen die Stadt an, berichtete die "
+              "Polizei aus Russland und Deutschland.",
+        "ru": "Боевики ИГИЛ атаковали город. Представители Исламского государства в России "
+              "задержаны полицией.",
+        "ar": "هاجم مسلحون تابعون لداعش المدينة، وقالت الشرطة في العراق إن عناصر الدولة "
+              "الإسلامية فروا.",
+        "tr": "IŞİD'in militanları kente saldırdı, Rusya ve Türkiye polisi açıklama yaptı.",
+        "fr": "Des combattants de l'État islamique ont attaqué la ville, a indiqué la police "
+              "en Russie.",
+    }
+    for language, text in texts.items():
+        analysis = enricher.analyse(document_text("", content=text))
+        assert primary_subtag(analysis.language) == language
+        names = {entity.name: entity for entity in analysis.entities}
+        assert "Islamic State" in names, (language, names)
+        assert names["Islamic State"].label == "ORG"
+        if language in ("de", "ru", "tr", "fr"):
+            assert names["Russia"].label == "GPE", (language, names)
+    german = enricher.analyse(document_text("", content=texts["de"]))
+    assert {e.name for e in german.entities} >= {"Islamic State", "Russia", "Germany"}
+    assert not {e.name for e in german.entities} & {"Polizei", "Stadt"}  # no junk "entities"
+
+
+def test_lower_case_words_are_not_countries(enricher: Enricher) -> None:  # noqa: F811
+    # Portuguese "peru" is a turkey; "Peru" the country.
+    analysis = enricher.analyse(document_text(
+        "", content="O peru de Natal ficou mais caro este ano, disse a associação. O Peru "
+                    "exporta cobre para a China."))
+    assert [e.name for e in analysis.entities if e.name == "Peru"] == ["Peru"]
+    assert next(e for e in analysis.entities if e.name == "Peru").count == 1
+
+
+# --- fallbacks -----------------------------------------------------------------------------
+
+def test_a_language_without_a_tokenizer_falls_back_logged_and_counted(
+        enricher: Enricher, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+    japanese = article("東京で国際会議が開かれた",
+                       content="日本の首相は東京で各国の代表と会談した。会議は三日間続く予定だ。",
+                       id="j" * 16)
+    italian = article("Il governo italiano approva la legge di bilancio",
+                      content="Il Consiglio dei ministri ha approvato la manovra economica "
+                              "per il prossimo anno, con nuove misure per le famiglie.",
+                      id="i" * 16)
+    numbers = article("2:1", id="n" * 16)
+    repairs: Counter[str] = Counter()
+    with caplog.at_level(logging.INFO, logger="consumers.enrich"):
+        enriched = enricher.enrich_many([japanese, italian, numbers], repairs)
+    assert [item.article.language for item in enriched] == ["ja", "it", None]
+    assert repairs == Counter({"language_generic_language": 2, "language_no_language": 1})
+    reasons = {getattr(record, "reason", None) for record in caplog.records}
+    assert {"generic_language", "no_language"} <= reasons
+    assert all(item.topic_hits == () for item in enriched)
+
+
+def test_a_configured_language_spacy_cannot_tokenize_uses_the_generic_one(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "topics.yaml").write_text(
+        "topics:\n  t:\n    description: d\n    rules:\n      - {name: r, weight: 0.9, "
+        "phrases: [x]}\n    languages:\n      ja:\n        rules: {r: [会議]}\n",
+        encoding="utf-8")
+    pipelines = Pipelines(load_topics(tmp_path / "topics.yaml"), models={})
+    with caplog.at_level(logging.WARNING, logger="consumers.enrich"):
+        choice = pipelines.get("ja")
+        again = pipelines.get("ja")
+    assert (choice.pipeline.language, choice.fallback) == ("xx", "unsupported_language")
+    assert again.fallback == "unsupported_language"
+    assert [r.message for r in caplog.records].count(
+        "no tokenizer for this language: using the multi-language one") == 1
+
+
+def test_load_blank_refuses_a_language_spacy_cannot_tokenize() -> None:
+    with pytest.raises(ConfigError, match="cannot tokenize language 'ja'"):
+        load_blank("ja")
+    with pytest.raises(ConfigError):
+        load_blank("qq")
+
+
+def test_blank_tokenizers_split_names_out_of_compounds_and_suffixes() -> None:
+    assert [t.text for t in load_blank("tr").make_doc("IŞİD'in saldırısı")] == [
+        "IŞİD", "'in", "saldırısı"]
+    assert [t.text for t in load_blank("de").make_doc("IS-Kämpfer")] == ["IS", "-", "Kämpfer"]
+
+
+# --- word forms ----------------------------------------------------------------------------
+
+def test_lemma_tables_give_inflected_forms() -> None:
+    assert {"anschläge", "anschlägen", "anschlags"} <= phrase_forms("de", ["Anschlag"])
+    assert {"исламского государства", "исламским государством"} <= phrase_forms(
+        "ru", ["Исламское государство"])
+    assert {"reconnu", "reconnaissent"} <= phrase_forms("fr", ["reconnaître"])
+    assert phrase_forms("de", ["Anschlag"], "none") == {"anschlag"}
+    # A word the table does not know is kept as written.
+    assert phrase_forms("de", ["Xyzzyquux"]) == {"xyzzyquux"}
+
+
+def test_arabic_forms_add_proclitics_and_bare_alef() -> None:
+    forms = arabic_forms(["الإرهاب"])
+    assert {"الإرهاب", "والإرهاب", "بالإرهاب", "للإرهاب", "الارهاب"} <= forms
+    assert "لالإرهاب" not in forms  # ل + ال is written لل
+    assert {"لداعش", "وداعش"} <= arabic_forms(["داعش"])
+
+
+# --- topics file ---------------------------------------------------------------------------
+
+def test_topics_check_reports_languages_without_phrases() -> None:
+    loaded = load_topics(DEFAULT_TOPICS_PATH)
+    gaps = language_gaps(loaded, frozenset({"en", "fr"}))
+    for topic in ("is_threat", "drug_trafficking", "recognition"):
+        covered, missing = gaps[topic]
+        assert {"en", "de", "fr", "es", "pt", "ru", "ar", "pl", "tr"} <= set(covered)
+        assert missing == ["zh"]  # the alias table has Chinese names, the topics no phrases
+
+
+def test_a_language_block_must_name_parts_of_its_topic(tmp_path: Path) -> None:
+    (tmp_path / "topics.yaml").write_text(
+        "topics:\n  t:\n    description: d\n    rules:\n      - {name: r, weight: 0.5, "
+        "phrases: [x]}\n    languages:\n      de:\n        rules: {nope: [y]}\n",
+        encoding="utf-8")
+    with pytest.raises(ConfigError, match="no rule named 'nope'"):
+        load_topics(tmp_path / "topics.yaml")
+    (tmp_path / "topics.yaml").write_text(
+        "topics:\n  t:\n    description: d\n    rules:\n      - {name: r, weight: 0.5, "
+        "phrases: [x]}\n    languages:\n      German:\n        rules: {r: [y]}\n",
+        encoding="utf-8")
+    with pytest.raises(ConfigError, match="lower-case ISO 639"):
+        load_topics(tmp_path / "topics.yaml")
+
+
+def test_eval_reports_per_language(enricher: Enricher) -> None:  # noqa: F811
+    records = [
+        {"id": 1, "lang": "de", "title": CASES[0][3], "text": CASES[0][4],
+         "labels": ["is_threat"]},
+        {"id": 2, "lang": "fr", "title": CASES[3][3], "text": CASES[3][4], "labels": []},
+        {"id": 3, "lang": "en", "title": "ISIS claims deadly bombing in Kabul",
+         "text": "The Islamic State claimed the suicide bombing.", "labels": ["is_threat"]},
+    ]
+    items = list(read_items([json.dumps(r) for r in records], "test", labelled=True))
+    languages = LanguageResults()
+    evaluate(enricher, items, languages)
+    text = language_report(languages)
+    lines = text.splitlines()
+    assert "per language:" in text
+    assert any(line.startswith("de ") and "is_threat" in line and "1.000" in line
+               for line in lines)
+    assert any(line.startswith("non-en ") and "is_threat" in line for line in lines)
+    assert "language detected as labelled: 3 of 3" in text
