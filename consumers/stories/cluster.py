@@ -1,0 +1,286 @@
+"""The story clusterer: each article, in arrival order, joins an open story or starts one.
+
+`StoryClusterer` is a deterministic, online function object: ``place(article)`` decides
+once, from what was placed before, and never revisits history. Two levels:
+
+1. near-duplicate: a copy of an article of an open story (`consumers.stories.near_dup`)
+   gets ``duplicate_of`` = that article's original and joins its story;
+2. story: otherwise the article is scored against the open stories that share a salient
+   word with it, found through an inverted index (word -> open stories), so placing an
+   article costs the size of a few posting lists, not the number of open stories.
+
+The score of a story for an article is the share of the article's word weight that the
+story covers, each shared word counted by how prevalent it is in the story:
+
+    score = sum(w(t) * min(1, (df_story(t) / n_story) ** power)) / sum(w(t))
+
+with w(t) from `consumers.stories.salience` (rarity in English + spread over open
+stories). The best story at or above ``threshold`` wins, else the article starts a
+story whose id is the article's own id (stable: the same stream gives the same ids).
+
+A story that had no article for ``quiet`` (on the stream's clock: the latest
+``published`` seen) is closed: dropped from memory, so memory follows the open stories.
+Its articles keep their story id; a later article about the event starts a new story.
+
+The same order of the same articles always gives the same answers: no randomness, no
+wall clock, no iteration over hash-ordered sets.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from consumers.stories.near_dup import DuplicateIndex, Fingerprint, fingerprint
+from consumers.stories.salience import RARITY_CEILING, rarity, spread
+from consumers.stories.text import first_words, strip_outlet, terms
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """The clusterer's knobs. The defaults were chosen by story-disjoint cross-validation
+    on the UCI dev set (docs/stories.md has the figures)."""
+
+    threshold: float = 0.10
+    prevalence_power: float = 0.5
+    rarity_ceiling: float = RARITY_CEILING
+    spread_weight: float = 2.0
+    text_words: int = 40
+    text_weight: float = 0.5
+    entity_boost: float = 1.5
+    quiet: timedelta = timedelta(hours=72)
+    # A word in more open stories than this finds no candidates (its spread weight is
+    # about zero there anyway); it keeps the cost per article bounded.
+    max_postings: int = 2000
+
+
+@dataclass(frozen=True)
+class StoryInput:
+    """What the clusterer reads of an article."""
+
+    id: str
+    title: str
+    text: str = ""
+    published: datetime | None = None
+    outlet: str = ""
+    entities: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an article went. ``new_story`` when it started ``story``."""
+
+    id: str
+    story: str
+    duplicate_of: str | None
+    new_story: bool
+    score: float
+
+
+@dataclass
+class OpenStory:
+    """A story still taking articles: its word counts and who is in it."""
+
+    id: str
+    title: str
+    first_seen: datetime | None
+    last_seen: datetime | None
+    articles: int = 0
+    df: dict[str, int] = field(default_factory=dict)
+    members: list[str] = field(default_factory=list)
+    outlets: dict[str, None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Features:
+    weights: dict[str, float]
+    total: float
+    print_: Fingerprint | None
+
+
+class StoryClusterer:
+    """Online story clustering; see the module docstring for the contract."""
+
+    def __init__(self, config: ClusterConfig | None = None) -> None:
+        self.config = config or ClusterConfig()
+        self._stories: OrderedDict[str, OpenStory] = OrderedDict()  # by last update
+        self._postings: dict[str, dict[str, None]] = {}  # word -> open stories with it
+        self._member_of: dict[str, str] = {}  # article id -> story, open stories only
+        self._original_of: dict[str, str] = {}  # article id -> original, for copies
+        self._duplicates = DuplicateIndex()
+        self._clock: datetime | None = None
+
+    # --- what callers ask ---------------------------------------------------------------
+
+    @property
+    def open_stories(self) -> int:
+        return len(self._stories)
+
+    def story(self, story_id: str) -> OpenStory | None:
+        return self._stories.get(story_id)
+
+    def known(self, article_id: str) -> str | None:
+        """The story of an article of an open story, if it was placed already."""
+        return self._member_of.get(article_id)
+
+    def place(self, article: StoryInput) -> Placement:
+        """Place ``article``: the same answer again for an article already placed."""
+        placed = self._replay(article.id)
+        if placed is not None:
+            return placed
+        self._advance(article.published)
+        features = self._features(article)
+        original = None
+        if features.print_ is not None:
+            original = self._duplicates.find(features.print_)
+        story_id: str | None
+        if original is not None:
+            story_id, score = self._member_of[original], 1.0
+            original = self._original_of.get(original, original)
+        else:
+            story_id, score = self._best_story(article, features)
+        new_story = story_id is None
+        self._add(article, features, story_id or article.id, original)
+        return Placement(article.id, story_id or article.id, original, new_story, score)
+
+    def restore(self, article: StoryInput, story_id: str, duplicate_of: str | None
+                ) -> Placement:
+        """Put back an article whose placement was decided before (a restart rebuilding
+        the open stories, or a replay): the stored answer stands, the state learns it."""
+        placed = self._replay(article.id)
+        if placed is not None:
+            return placed
+        self._advance(article.published)
+        features = self._features(article)
+        new_story = story_id not in self._stories
+        self._add(article, features, story_id, duplicate_of)
+        return Placement(article.id, story_id, duplicate_of, new_story, 1.0)
+
+    def close_quiet(self) -> list[OpenStory]:
+        """Close the stories quiet for longer than ``config.quiet``; return them."""
+        if self._clock is None:
+            return []
+        cutoff = self._clock - self.config.quiet
+        closed: list[OpenStory] = []
+        # Stories are ordered by last update, which follows the clock for a stream in
+        # time order; a late article about an old story reopens nothing.
+        while self._stories:
+            story = next(iter(self._stories.values()))
+            if story.last_seen is None or story.last_seen >= cutoff:
+                break
+            self._evict(story)
+            closed.append(story)
+        return closed
+
+    # --- steps --------------------------------------------------------------------------
+
+    def _replay(self, article_id: str) -> Placement | None:
+        story_id = self._member_of.get(article_id)
+        if story_id is None:
+            return None
+        return Placement(article_id, story_id, self._original_of.get(article_id), False, 1.0)
+
+    def _advance(self, published: datetime | None) -> None:
+        if published is not None and (self._clock is None or published > self._clock):
+            self._clock = published
+            self.close_quiet()
+
+    def _features(self, article: StoryInput) -> _Features:
+        config = self.config
+        open_count = len(self._stories)
+        entity_words = set(terms(" ".join(article.entities))) if article.entities else set()
+        weights: dict[str, float] = {}
+
+        def weigh(word: str, factor: float) -> None:
+            if word in weights:
+                return
+            weight = (rarity(word, config.rarity_ceiling)
+                      + config.spread_weight * spread(open_count,
+                                                      len(self._postings.get(word, ()))))
+            if word in entity_words:
+                weight *= config.entity_boost
+            weights[word] = weight * factor
+
+        for word in terms(strip_outlet(article.title)):
+            weigh(word, 1.0)
+        lead = first_words(article.text, config.text_words) if article.text else ""
+        for word in terms(lead):
+            weigh(word, config.text_weight)
+        copy_text = f"{article.title}\n{article.text}".strip()
+        return _Features(weights, sum(weights.values()), fingerprint(copy_text))
+
+    def _best_story(self, article: StoryInput, features: _Features
+                    ) -> tuple[str | None, float]:
+        if features.total <= 0:
+            return None, 0.0
+        config = self.config
+        scores: dict[str, float] = {}
+        for word, weight in features.weights.items():
+            posting = self._postings.get(word)
+            if not posting or len(posting) > config.max_postings:
+                continue
+            for story_id in posting:
+                story = self._stories[story_id]
+                share = (story.df[word] / story.articles) ** config.prevalence_power
+                scores[story_id] = scores.get(story_id, 0.0) + weight * min(1.0, share)
+        best, best_score = None, 0.0
+        for story_id, total in scores.items():
+            score = total / features.total
+            if score > best_score and self._in_time(self._stories[story_id], article):
+                best, best_score = story_id, score
+        if best_score < config.threshold:
+            return None, best_score
+        return best, best_score
+
+    def _in_time(self, story: OpenStory, article: StoryInput) -> bool:
+        if article.published is None or story.last_seen is None:
+            return True
+        return abs(article.published - story.last_seen) <= self.config.quiet
+
+    def _add(self, article: StoryInput, features: _Features, story_id: str,
+             duplicate_of: str | None) -> None:
+        story = self._stories.get(story_id)
+        if story is None:
+            story = OpenStory(story_id, article.title, article.published, article.published)
+            self._stories[story_id] = story
+        else:
+            self._stories.move_to_end(story_id)
+            if article.published is not None:
+                story.first_seen = min(filter(None, (story.first_seen, article.published)))
+                story.last_seen = max(filter(None, (story.last_seen, article.published)))
+        story.articles += 1
+        story.members.append(article.id)
+        if article.outlet:
+            story.outlets.setdefault(article.outlet, None)
+        for word in features.weights:
+            count = story.df.get(word, 0)
+            if count == 0:
+                self._postings.setdefault(word, {})[story_id] = None
+            story.df[word] = count + 1
+        self._member_of[article.id] = story_id
+        if duplicate_of is not None:
+            self._original_of[article.id] = duplicate_of
+        elif features.print_ is not None:
+            self._duplicates.add(article.id, features.print_)
+
+    def _evict(self, story: OpenStory) -> None:
+        del self._stories[story.id]
+        for word in story.df:
+            posting = self._postings.get(word)
+            if posting is not None:
+                posting.pop(story.id, None)
+                if not posting:
+                    del self._postings[word]
+        for article_id in story.members:
+            self._member_of.pop(article_id, None)
+            self._original_of.pop(article_id, None)
+            self._duplicates.remove(article_id)
+
+
+def cluster_all(articles: Iterable[StoryInput], config: ClusterConfig | None = None
+                ) -> list[Placement]:
+    """Place ``articles`` in order with a fresh clusterer (the CLI and eval use this)."""
+    clusterer = StoryClusterer(config)
+    return [clusterer.place(article) for article in articles]
