@@ -166,7 +166,7 @@ def _handle_cv(args: argparse.Namespace, settings: Settings) -> int:
     for r in results:
         c = r.chosen
         print(f"{r.fold:>4} {r.stories:>7} {r.articles:>8} | {c.threshold:>9.2f} "
-              f"{c.spread_weight:>6.1f} {c.prevalence_power:>5.1f} | {r.train.f1:>8.3f} | "
+              f"{c.spread_power:>6.1f} {c.prevalence_power:>5.1f} | {r.train.f1:>8.3f} | "
               f"{r.alone.precision:.3f}/{r.alone.recall:.3f}/{r.alone.f1:.3f} | "
               f"{r.in_context.precision:.3f}/{r.in_context.recall:.3f}/"
               f"{r.in_context.f1:.3f}")

@@ -24,8 +24,8 @@ from consumers.stories.cluster import ClusterConfig, StoryClusterer
 from consumers.stories.jsonl import LabelledInput
 
 GRID = {
-    "threshold": (0.06, 0.08, 0.10, 0.12, 0.15),
-    "spread_weight": (0.0, 2.0, 4.0),
+    "threshold": (0.10, 0.12, 0.15, 0.18),
+    "spread_power": (0.0, 0.5, 1.0),
     "prevalence_power": (0.3, 0.5, 0.7),
 }
 
@@ -55,9 +55,9 @@ def _score(items: Sequence[LabelledInput], config: ClusterConfig,
 
 
 def configs(base: ClusterConfig) -> Iterator[ClusterConfig]:
-    for threshold, spread_weight, power in itertools.product(
-            GRID["threshold"], GRID["spread_weight"], GRID["prevalence_power"]):
-        yield replace(base, threshold=threshold, spread_weight=spread_weight,
+    for threshold, spread_power, power in itertools.product(
+            GRID["threshold"], GRID["spread_power"], GRID["prevalence_power"]):
+        yield replace(base, threshold=threshold, spread_power=spread_power,
                       prevalence_power=power)
 
 

@@ -1,6 +1,7 @@
 """How much a shared word says that two articles report the same event.
 
-A word's weight blends two signals:
+A word's weight is its rarity, optionally damped by its spread (the clusterer's
+``spread_power``):
 
 - rarity in English at large (`wordfreq`'s Zipf frequency, a static table shipped in the
   package): "titanfall" or "herbalife" are rare, "market" or "sales" common. A stream
@@ -26,16 +27,43 @@ from wordfreq import zipf_frequency
 RARITY_CEILING = 7.0
 
 
-@lru_cache(maxsize=200_000)
-def zipf(word: str) -> float:
-    """The word's Zipf frequency in English (0 for a word the table does not know:
+# Languages whose tables need no extra tokenizer (Chinese and Japanese would need jieba
+# or MeCab); an article in another language is weighed as English, which makes every
+# word rare: it then joins a story only on near-identical wording.
+LANGUAGES = ("en", "de", "fr", "es", "pt", "it", "nl", "sv", "pl", "ru", "tr")
+
+
+@lru_cache(maxsize=500_000)
+def zipf(word: str, language: str = "en") -> float:
+    """The word's Zipf frequency in ``language`` (0 for a word the table does not know:
     names, numbers, new words, which are the most telling ones)."""
-    return float(zipf_frequency(word, "en"))
+    return float(zipf_frequency(word, language))
 
 
-def rarity(word: str, ceiling: float = RARITY_CEILING) -> float:
-    """0 for the commonest words, up to ``ceiling`` for words English never uses."""
-    return max(0.0, ceiling - zipf(word))
+def guess_language(words: list[str], hint: str | None = None) -> str:
+    """The language of ``words``: ``hint`` (the feed's, e.g. "de-DE") when it is one of
+    `LANGUAGES`, else the language in whose table the words are most frequent.
+
+    Good enough for weighing words (a German headline's "und" and "mit" must not count as
+    rare); not a general language detector.
+    """
+    if hint:
+        base = hint.split("-")[0].lower()
+        if base in LANGUAGES:
+            return base
+    if not words:
+        return "en"
+    best, best_total = "en", sum(zipf(word, "en") for word in words)
+    for language in LANGUAGES[1:]:
+        total = sum(zipf(word, language) for word in words)
+        if total > best_total + 0.5 * len(words):  # English unless clearly another
+            best, best_total = language, total
+    return best
+
+
+def rarity(word: str, language: str = "en", ceiling: float = RARITY_CEILING) -> float:
+    """0 for the commonest words, up to ``ceiling`` for words the language never uses."""
+    return max(0.0, ceiling - zipf(word, language))
 
 
 def spread(open_stories: int, stories_with_word: int) -> float:

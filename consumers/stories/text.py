@@ -73,12 +73,23 @@ def strip_outlet(title: str) -> str:
 def terms(text: str) -> list[str]:
     """The distinct content words of ``text`` in first-seen order: no stop words, no
     one-letter words, no pure punctuation."""
-    seen: dict[str, None] = {}
-    for word in words(text):
-        if len(word) < 2 or word in STOP_WORDS:
+    return list(surfaces(text))
+
+
+def surfaces(text: str) -> dict[str, str]:
+    """Each content word of ``text`` (as `terms` gives them) with its surface form: lower
+    case with accents, as word-frequency tables spell it ("ameaça", not "ameaca")."""
+    seen: dict[str, str] = {}
+    for match in _WORD.finditer(text):
+        surface = match.group().casefold()
+        word = stem(fold(surface))
+        if len(word) < 2 or word in STOP_WORDS or word in seen:
             continue
-        seen.setdefault(word, None)
-    return list(seen)
+        for suffix in ("'s", "’s"):
+            if surface.endswith(suffix):
+                surface = surface[: -len(suffix)]
+        seen[word] = surface
+    return seen
 
 
 def shingles(text: str, size: int = 3) -> set[str]:
