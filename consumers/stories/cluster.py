@@ -114,14 +114,19 @@ class _Features:
 class StoryClusterer:
     """Online story clustering; see the module docstring for the contract."""
 
-    def __init__(self, config: ClusterConfig | None = None) -> None:
+    def __init__(self, config: ClusterConfig | None = None, *, keep_closed: bool = False
+                 ) -> None:
+        """``keep_closed``: remember closed stories until `drain_closed` (the stage
+        records them); off, they are simply forgotten (the CLI)."""
         self.config = config or ClusterConfig()
+        self._keep_closed = keep_closed
         self._stories: OrderedDict[str, OpenStory] = OrderedDict()  # by last update
         self._postings: dict[str, dict[str, None]] = {}  # word -> open stories with it
         self._member_of: dict[str, str] = {}  # article id -> story, open stories only
         self._original_of: dict[str, str] = {}  # article id -> original, for copies
         self._duplicates = DuplicateIndex()
         self._clock: datetime | None = None
+        self._closed: list[OpenStory] = []  # closed since the last `drain_closed`
 
     # --- what callers ask ---------------------------------------------------------------
 
@@ -169,6 +174,15 @@ class StoryClusterer:
         self._add(article, features, story_id, duplicate_of)
         return Placement(article.id, story_id, duplicate_of, new_story, 1.0)
 
+    def drain_closed(self) -> list[OpenStory]:
+        """The stories closed since the last call (the stage records them)."""
+        closed, self._closed = self._closed, []
+        return closed
+
+    def requeue_closed(self, closed: list[OpenStory]) -> None:
+        """Give back what `drain_closed` returned when recording it failed."""
+        self._closed[:0] = closed
+
     def close_quiet(self) -> list[OpenStory]:
         """Close the stories quiet for longer than ``config.quiet``; return them."""
         if self._clock is None:
@@ -183,6 +197,8 @@ class StoryClusterer:
                 break
             self._evict(story)
             closed.append(story)
+        if self._keep_closed:
+            self._closed.extend(closed)
         return closed
 
     # --- steps --------------------------------------------------------------------------
