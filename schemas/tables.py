@@ -313,6 +313,7 @@ story_articles = Table(
     Column("lead", Text, nullable=False, server_default="",
            comment="The first words of the article's text that the clusterer read"),
     Column("entities", JSON, nullable=False),
+    Column("language", String(16), comment="The feed's language tag, as the article had it"),
     Column("placed_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("article_id", name="uq_story_articles_article_id"),
     Index("ix_story_articles_story_id", "story_id"),

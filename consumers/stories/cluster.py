@@ -54,6 +54,13 @@ class ClusterConfig:
     # The shared evidence must also weigh this much in absolute terms: one shared common
     # word ("trump") is a large share of a short headline but proves nothing.
     min_evidence: float = 0.0
+    # A story that shares a single word with the article needs that word to be this rare
+    # (Zipf <= ceiling - lone_word): "titanfall" alone is evidence, "gewinn" is not.
+    lone_word: float = 0.0
+    # ... "single" counting only words of at least this weight, and "several" meaning
+    # at least ``min_shared`` of them.
+    salient_weight: float = 1.5
+    min_shared: int = 2
     prevalence_power: float = 0.5
     rarity_ceiling: float = RARITY_CEILING
     spread_power: float = 0.0
@@ -98,6 +105,7 @@ class OpenStory:
     title: str
     first_seen: datetime | None
     last_seen: datetime | None
+    language: str = "en"
     articles: int = 0
     df: dict[str, int] = field(default_factory=dict)
     members: list[str] = field(default_factory=list)
@@ -109,6 +117,7 @@ class _Features:
     weights: dict[str, float]
     total: float
     print_: Fingerprint | None
+    language: str
 
 
 class StoryClusterer:
@@ -237,7 +246,7 @@ class StoryClusterer:
                     weight *= config.entity_boost
                 weights[word] = weight * factor
         copy_text = f"{article.title}\n{first_words(article.text, COPY_WORDS)}".strip()
-        return _Features(weights, sum(weights.values()), fingerprint(copy_text))
+        return _Features(weights, sum(weights.values()), fingerprint(copy_text), language)
 
     def _best_story(self, article: StoryInput, features: _Features
                     ) -> tuple[str | None, float]:
@@ -245,6 +254,8 @@ class StoryClusterer:
             return None, 0.0
         config = self.config
         scores: dict[str, float] = {}
+        strongest: dict[str, float] = {}  # the heaviest single shared word, per story
+        shared: dict[str, int] = {}
         for word, weight in features.weights.items():
             posting = self._postings.get(word)
             if not posting or len(posting) > config.max_postings:
@@ -253,10 +264,17 @@ class StoryClusterer:
                 story = self._stories[story_id]
                 share = (story.df[word] / story.articles) ** config.prevalence_power
                 scores[story_id] = scores.get(story_id, 0.0) + weight * min(1.0, share)
+                if weight >= config.salient_weight:
+                    shared[story_id] = shared.get(story_id, 0) + 1
+                if weight > strongest.get(story_id, 0.0):
+                    strongest[story_id] = weight
         best, best_score = None, 0.0
         for story_id, total in scores.items():
             score = total / features.total
             if (score > best_score and total >= config.min_evidence
+                    and self._stories[story_id].language == features.language
+                    and (shared.get(story_id, 0) >= config.min_shared
+                         or strongest[story_id] >= config.lone_word)
                     and self._in_time(self._stories[story_id], article)):
                 best, best_score = story_id, score
         if best_score < config.threshold:
@@ -272,7 +290,8 @@ class StoryClusterer:
              duplicate_of: str | None) -> None:
         story = self._stories.get(story_id)
         if story is None:
-            story = OpenStory(story_id, article.title, article.published, article.published)
+            story = OpenStory(story_id, article.title, article.published, article.published,
+                              features.language)
             self._stories[story_id] = story
         else:
             self._stories.move_to_end(story_id)

@@ -81,7 +81,7 @@ def open_members(connection: Connection) -> Iterator[StoredMember]:
     back to the clusterer (`StoryClusterer.restore`) to rebuild its memory."""
     sa, st = tables.story_articles.c, tables.stories.c
     query = (select(sa.article_id, sa.story_id, sa.duplicate_of, sa.published, sa.outlet,
-                    sa.title, sa.lead, sa.entities)
+                    sa.title, sa.lead, sa.entities, sa.language)
              .join(tables.stories, st.id == sa.story_id)
              .where(st.closed_at.is_(None))
              .order_by(sa.id))
@@ -89,7 +89,7 @@ def open_members(connection: Connection) -> Iterator[StoredMember]:
         yield StoredMember(
             StoryInput(id=row.article_id, title=row.title, text=row.lead,
                        published=_utc(row.published), outlet=row.outlet,
-                       entities=tuple(row.entities or ())),
+                       entities=tuple(row.entities or ()), language=row.language),
             row.story_id, row.duplicate_of)
 
 
@@ -111,7 +111,9 @@ def write_batch(connection: Connection, placed: Sequence[NewPlacement],
                  "duplicate_of": p.placement.duplicate_of,
                  "published": _utc(p.article.published or now), "outlet": p.article.outlet,
                  "title": p.article.title, "lead": p.article.text,
-                 "entities": list(p.article.entities), "placed_at": now}
+                 "entities": list(p.article.entities),
+                 "language": (p.article.language or None) and p.article.language[:16],
+                 "placed_at": now}
                 for p in placed]
         statement = _insert(connection, tables.story_articles).on_conflict_do_nothing()
         for chunk in _chunks(rows):

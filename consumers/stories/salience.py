@@ -51,8 +51,8 @@ def guess_language(words: list[str], hint: str | None = None) -> str:
         base = hint.split("-")[0].lower()
         if base in LANGUAGES:
             return base
-    if not words:
-        return "en"
+    if len(words) < 3:
+        return "en"  # too little to tell: "twitter" alone is more frequent in Portuguese
     best, best_total = "en", sum(zipf(word, "en") for word in words)
     for language in LANGUAGES[1:]:
         total = sum(zipf(word, language) for word in words)

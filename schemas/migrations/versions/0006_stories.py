@@ -60,6 +60,8 @@ def upgrade() -> None:
         sa.Column("lead", sa.Text(), server_default="", nullable=False,
                   comment="The first words of the article's text that the clusterer read"),
         sa.Column("entities", sa.JSON(), nullable=False),
+        sa.Column("language", sa.String(length=16),
+                  comment="The feed's language tag, as the article had it"),
         sa.Column("placed_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_story_articles")),
         sa.UniqueConstraint("article_id", name="uq_story_articles_article_id"),
