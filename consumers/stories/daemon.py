@@ -76,6 +76,7 @@ DEFAULT_GROUP = "newswatch-stories"
 DEFAULT_BATCH = 500
 # Entities that name who and where: what makes two articles one event.
 STORY_LABELS = frozenset({"PERSON", "ORG", "GPE", "LOC", "NORP", "EVENT", "FAC"})
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # How far back the repair of unlinked articles looks.
 LINK_REPAIR_WINDOW = timedelta(hours=1)
 
@@ -120,6 +121,10 @@ class StoriesHandler:
                 items.append(story_input(decode(record.value)))
             except (ValidationError, ValueError) as error:
                 poisons.append(Poison(record, error))
+        # Partitions interleave: within a batch, articles are placed in publication
+        # order (then by id, so the order is a function of the batch alone), which is
+        # what the clusterer's clock and quiet-time closing assume.
+        items.sort(key=lambda item: (item.published or _EPOCH, item.id))
         with unavailable_as_retryable():
             self._place_and_record(items)
         return poisons
