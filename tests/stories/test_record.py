@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
+from consumers.store.write import store_batch
 from consumers.stories.cluster import ClusterConfig
 from consumers.stories.daemon import StoriesHandler, rebuild
 from consumers.stories.record import LeaseLostError, take_lease
-from consumers.store.write import store_batch
 from schemas import tables
 from schemas.messages import EnrichedArticle
 from tests.factories import make_article, make_enriched, make_entity

@@ -18,16 +18,16 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
 
+from consumers.store.daemon import run_store
 from consumers.stories.cluster import cluster_all
 from consumers.stories.daemon import run_stories, story_input
-from consumers.store.daemon import run_store
 from newswatch.consumer_loop import Backoff, LoopStats
 from newswatch.daemon import StopFlag
 from newswatch.kafka_admin import ensure_topics
