@@ -144,7 +144,11 @@ class StoriesHandler:
             self._restore_closed(closed)
             raise
         self._renewed = time.monotonic()
-        metrics.MESSAGES_PROCESSED.labels("stories_placed").inc(len(placed))
+        for new in placed:
+            outcome = ("duplicate" if new.placement.duplicate_of else
+                       "new_story" if new.placement.new_story else "joined")
+            metrics.ARTICLES_PLACED.labels(outcome).inc()
+        metrics.STORIES_OPEN.set(self._clusterer.open_stories)
         log.debug("batch placed", extra={"stage": STAGE, "articles": len(items),
                                          "new": len(placed), "linked": linked,
                                          "closed": len(closed),
