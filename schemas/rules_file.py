@@ -257,7 +257,7 @@ class Spike(_Strict):
         return self
 
 
-GROUP_KEY_PATTERN = r"^(rule|topic|feed|entity:[A-Z_]+)$"
+GROUP_KEY_PATTERN = r"^(rule|topic|feed|story|entity:[A-Z_]+)$"
 
 
 class Rule(_Strict):
