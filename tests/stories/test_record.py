@@ -141,3 +141,21 @@ def test_a_second_instance_waits_and_a_usurped_one_stops(engine: Engine) -> None
     with pytest.raises(LeaseLostError, match="held by 'b:2'"):
         handler(_records(_stream(1)))
     assert _placements(engine) == {}  # nothing written by the instance that lost it
+
+
+def test_the_listing_shows_recent_stories_biggest_first(engine: Engine) -> None:
+    from consumers.stories.listing import recent_stories
+
+    items = _stream()
+    store_batch(engine, items)
+    _handler(engine)(_records(items))
+    with engine.connect() as connection:
+        listed = recent_stories(connection, T0 - timedelta(days=1))
+        on_topic = recent_stories(connection, T0 - timedelta(days=1), topic="recognition")
+        none = recent_stories(connection, T0 + timedelta(days=1))
+    assert [(s.title, s.articles) for s in listed] == [
+        (HEADLINES[0][0], 3), (HEADLINES[1][0], 2), (HEADLINES[5][0], 1)]
+    assert listed[0].recent == 3
+    assert listed[0].first_seen == T0
+    assert len(on_topic) == 3  # the factory's articles all hit "recognition"
+    assert none == []
