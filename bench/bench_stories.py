@@ -62,6 +62,9 @@ def run_level(open_stories: int, stream: int, seed: int = 11) -> dict[str, float
         clusterer.restore(StoryInput(f"s{n}", title, published=T0 + timedelta(seconds=n / 10),
                                      outlet=f"outlet{n % 50}"), f"s{n}", None)
     opened = time.perf_counter() - began
+    from consumers.store.daemon import tune_gc_for_batches
+
+    tune_gc_for_batches()  # what `newswatch stories run` does at start
     now = T0 + timedelta(seconds=open_stories / 10)
     articles = []
     for i in range(stream):

@@ -97,7 +97,7 @@ class Placement:
     score: float
 
 
-@dataclass
+@dataclass(slots=True)
 class OpenStory:
     """A story still taking articles: its word counts and who is in it."""
 

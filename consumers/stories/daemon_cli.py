@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from consumers.store.daemon import tune_gc_for_batches
 from consumers.stories.daemon import DEFAULT_BATCH, DEFAULT_GROUP, run_stories
 from newswatch.daemon import StopFlag, install_signal_handlers
 from newswatch.db import make_engine
@@ -25,6 +26,9 @@ def register_run(commands: Any) -> None:
 def handle_run(args: argparse.Namespace, settings: Settings) -> int:
     stop = StopFlag()
     install_signal_handlers(stop)
+    # The open stories are millions of long-lived objects: the default collector would
+    # rescan them all every few thousand allocations (the store's tuning, measured there).
+    tune_gc_for_batches()
     engine = make_engine(settings.sqlalchemy_url())
     health = start_health_server(settings.metrics_port, lambda: _answers(engine),
                                  settings.metrics_host)
