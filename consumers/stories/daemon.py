@@ -159,12 +159,13 @@ class StoriesHandler:
         placed: list[NewPlacement] = []
         touched: dict[str, OpenStory] = {}
         for item in items:
-            before = known.get(item.id)
-            if before is not None:
-                placement = self._clusterer.restore(item, before.story, before.duplicate_of)
-            else:
-                placement = self._clusterer.place(item)
-                placed.append(NewPlacement(placement, item))
+            if item.id in known:
+                # Placed before: the answer stands. Its story is either open, and then
+                # the article is in memory already (rebuilt at start), or closed, and
+                # then it must stay closed: restoring it would reopen it with one article.
+                continue
+            placement = self._clusterer.place(item)
+            placed.append(NewPlacement(placement, item))
             story = self._clusterer.story(placement.story)
             if story is not None:
                 touched[story.id] = story

@@ -159,3 +159,22 @@ def test_the_listing_shows_recent_stories_biggest_first(engine: Engine) -> None:
     assert listed[0].first_seen == T0
     assert len(on_topic) == 3  # the factory's articles all hit "recognition"
     assert none == []
+
+
+def test_replaying_an_article_of_a_closed_story_leaves_the_story_closed(engine: Engine) -> None:
+    items = _stream(3)
+    late = make_enriched(make_article(title="Tenth Circuit revives Utah lawsuit", summary="",
+                                      published=T0 + timedelta(days=5)), entities=[])
+    handler = _handler(engine)
+    handler(_records(items))
+    handler(_records([late]))  # five days on: the first stories went quiet and closed
+    s = tables.stories.c
+    with engine.connect() as connection:
+        before = {row.id: (row.articles, row.closed_at is not None)
+                  for row in connection.execute(select(s.id, s.articles, s.closed_at))}
+    assert before[items[0].article.id] == (2, True)
+    handler(_records(items))  # replayed
+    with engine.connect() as connection:
+        after = {row.id: (row.articles, row.closed_at is not None)
+                 for row in connection.execute(select(s.id, s.articles, s.closed_at))}
+    assert after == before
