@@ -53,16 +53,17 @@ def minhash(features: set[str]) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """What the index keeps of one text: an exact key, or a MinHash signature."""
+    """What the index keeps of one text: a hash of its words, or a MinHash signature.
+    (A 64-bit hash, not the words: memory follows open stories' articles.)"""
 
-    exact: str | None
+    exact: int | None
     signature: tuple[int, ...] | None
 
     def index_keys(self) -> list[tuple[int, int]]:
         """(-1, exact hash), or (band number, band hash) for each band."""
         if self.signature is None:
             assert self.exact is not None
-            return [(-1, _hash64(self.exact))]
+            return [(-1, self.exact)]
         sig = self.signature
         return [(band, hash(sig[band * ROWS:(band + 1) * ROWS])) for band in range(BANDS)]
 
@@ -73,7 +74,7 @@ def fingerprint(text: str) -> Fingerprint | None:
     if not tokens:
         return None
     if len(tokens) < MIN_MINHASH_WORDS:
-        return Fingerprint(exact=" ".join(tokens), signature=None)
+        return Fingerprint(exact=_hash64(" ".join(tokens)), signature=None)
     return Fingerprint(exact=None, signature=minhash(shingles(text)))
 
 
