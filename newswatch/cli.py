@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "consumers.enrich.train_cli",
     "consumers.store.feedback_cli",
     "consumers.alert.cli",
+    "consumers.stories.cli",
 )
 
 Handler = Callable[[argparse.Namespace, Settings], int]

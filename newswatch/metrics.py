@@ -27,6 +27,9 @@ ARTICLES_ENRICHED = Counter("newswatch_articles_enriched_total", "Articles enric
 ANALYSES_REUSED = Counter("newswatch_analyses_reused_total",
                          "Articles whose analysis was reused from an exact duplicate's")
 ARTICLES_STORED = Counter("newswatch_articles_stored_total", "Articles written to SQL")
+ARTICLES_PLACED = Counter("newswatch_articles_placed_total",
+                          "Articles placed in stories, by outcome", ["outcome"])
+STORIES_OPEN = Gauge("newswatch_stories_open", "Stories the clusterer holds in memory")
 ALERTS_FIRED = Counter("newswatch_alerts_fired_total", "Alerts decided", ["rule"])
 ALERTS_DELIVERED = Counter("newswatch_alerts_delivered_total", "Alert deliveries that succeeded",
                            ["channel"])

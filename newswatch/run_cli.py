@@ -1,8 +1,8 @@
 """``newswatch run``: the whole pipeline in one command, on embedded defaults.
 
 Starts the local Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS is set), migrates the
-database, then runs producer, enrich, store and alert as supervised child processes,
-shows live progress, and on Ctrl+C stops them cleanly and prints a summary. With no
+database, then runs producer, enrich, store, alert and stories as supervised child
+processes, shows live progress, and on Ctrl+C stops them cleanly and prints a summary. With no
 configuration it polls the bundled demo feeds and sends alerts to a JSON-lines file and
 the terminal.
 """
@@ -27,7 +27,9 @@ from newswatch.settings import Settings
 from newswatch.supervisor import ChildSpec, Supervisor
 from schemas import tables
 
-STAGES = ("producer", "enrich", "store", "alert")
+STAGES = ("producer", "enrich", "store", "alert", "stories")
+# A stage whose daemon is a subcommand of its own command group.
+_STAGE_ARGV = {"stories": ["stories", "run"]}
 
 
 def register(subparsers: Any) -> None:
@@ -35,7 +37,7 @@ def register(subparsers: Any) -> None:
         "run", help="run the whole pipeline (local Kafka unless KAFKA_BOOTSTRAP_SERVERS is set)"
     )
     parser.add_argument("--metrics-base-port", type=int, default=9400,
-                        help="children serve /metrics on this port and the next three")
+                        help="children serve /metrics on this port and the next four")
     parser.add_argument("--duration", type=float, default=None,
                         help="stop by itself after this many seconds (demos, tests)")
     parser.add_argument("--poll-interval", type=float, default=300.0,
@@ -44,11 +46,11 @@ def register(subparsers: Any) -> None:
 
 
 def child_specs(settings: Settings, base_port: int, poll_interval: float) -> list[ChildSpec]:
-    """The four daemons, each with its own metrics port and log file."""
+    """The daemons, each with its own metrics port and log file."""
     logs = settings.state_dir / "logs"
     specs = []
     for offset, stage in enumerate(STAGES):
-        argv = [sys.executable, "-m", "newswatch.cli", stage]
+        argv = [sys.executable, "-m", "newswatch.cli", *_STAGE_ARGV.get(stage, [stage])]
         if stage == "producer":
             argv += ["--default-interval", str(poll_interval)]
         specs.append(ChildSpec(

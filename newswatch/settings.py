@@ -7,6 +7,7 @@ in ``--print-config`` output or in logs.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -145,6 +146,20 @@ class Settings(BaseSettings):
         default=120.0, gt=0, le=3600,
         description="How long a claimed delivery is held; a send cut short by a crash is "
                     "retried after it. Keep it above the slowest channel's timeout.")
+
+    # Stories (consumers/stories/): when a story is closed, and the stage's lease.
+    story_quiet_hours: float = Field(
+        default=72.0, gt=0, le=24 * 365,
+        description="A story with no new article for this long is closed (its articles "
+                    "keep their id; a later article starts a new story)")
+    story_lease_s: float = Field(
+        default=30.0, ge=2, le=3600,
+        description="How long the stories stage's lease lasts without renewal; a standby "
+                    "instance takes over after it")
+
+    @property
+    def story_quiet(self) -> timedelta:
+        return timedelta(hours=self.story_quiet_hours)
 
     def sqlalchemy_url(self) -> str:
         """The database URL to connect to (SQLite in the state folder by default)."""

@@ -47,6 +47,17 @@ class ArticleItem(_Frozen):
     topics: list[TopicItem] = Field(default_factory=list)
 
 
+class StoryItem(_Frozen):
+    """The story a story-grouped alert is about (rules with ``group_by: [story]``)."""
+
+    id: str = Field(description="Story id: the id of the story's first article")
+    title: str = Field(description="Leading title: the story's first article's")
+    articles: int = Field(ge=0, description="Articles in the story so far")
+    outlets: int = Field(ge=0, description="Distinct outlets among them")
+    first_seen: datetime
+    last_seen: datetime
+
+
 class RuleItem(_Frozen):
     name: str
     description: str = ""
@@ -65,3 +76,5 @@ class AlertPayload(_Frozen):
     created_at: datetime
     articles: list[ArticleItem]
     articles_total: int = Field(ge=0, description="Articles in the alert (list may be capped)")
+    story: StoryItem | None = Field(default=None,
+                                    description="The story, for a rule grouped by story")

@@ -269,7 +269,7 @@ class Spike(_Strict):
         return self.min_history if self.min_history is not None else self.baseline
 
 
-GROUP_KEY_PATTERN = r"^(rule|topic|feed|entity:[A-Z_]+)$"
+GROUP_KEY_PATTERN = r"^(rule|topic|feed|story|entity:[A-Z_]+)$"
 
 
 class Rule(_Strict):

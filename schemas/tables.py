@@ -104,9 +104,16 @@ articles = Table(
     Column("enriched_at", DateTime(timezone=True), nullable=False,
            comment="Orders enrichments: an older one arriving late never replaces a newer"),
     Column("stored_at", DateTime(timezone=True), nullable=False),
+    # Written by the stories stage (consumers/stories), or by the store when the stage
+    # placed the article first; both copy them from story_articles, which is the record.
+    Column("story_id", String(64), comment="stories.id; NULL until the stories stage "
+                                           "placed the article"),
+    Column("duplicate_of", String(64),
+           comment="articles.id of the original when this is a near-duplicate copy"),
     Index("ix_articles_published", "published"),
     Index("ix_articles_feed_published", "feed_id", "published"),
     Index("ix_articles_stored_at", "stored_at"),
+    Index("ix_articles_story_id", "story_id"),
 )
 
 entities = Table(
@@ -275,4 +282,59 @@ feedback = Table(
     Index("ix_feedback_article_id_topic", "article_id", "topic"),
     Index("ix_feedback_created_at", "created_at"),
     comment="Every verdict is kept (an audit trail); the newest per article and topic wins",
+)
+
+
+# --- Stories (consumers/stories): the same event across articles and outlets. -----------
+
+stories = Table(
+    "stories",
+    metadata,
+    Column("id", String(64), primary_key=True,
+           comment="The id of the story's first article: stable across replays"),
+    Column("title", Text, nullable=False, server_default="",
+           comment="Leading title: the first article's"),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("articles", Integer, nullable=False, server_default="0"),
+    Column("outlets", Integer, nullable=False, server_default="0"),
+    Column("closed_at", DateTime(timezone=True),
+           comment="Set when the story went quiet and left the clusterer's memory"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_stories_last_seen", "last_seen"),
+    Index("ix_stories_closed_at", "closed_at"),
+)
+
+story_articles = Table(
+    "story_articles",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True,
+           comment="Placement order: a restart replays open stories in this order"),
+    Column("article_id", String(64), nullable=False, comment="articles.id"),
+    Column("story_id", String(64), nullable=False, comment="stories.id"),
+    Column("duplicate_of", String(64)),
+    Column("published", DateTime(timezone=True), nullable=False),
+    Column("outlet", Text, nullable=False, server_default=""),
+    # What the clusterer read, so that a restart rebuilds the open stories exactly as
+    # they were, without the articles table (which another stage writes).
+    Column("title", Text, nullable=False, server_default=""),
+    Column("lead", Text, nullable=False, server_default="",
+           comment="The first words of the article's text that the clusterer read"),
+    Column("entities", JSON, nullable=False),
+    Column("language", String(16), comment="The feed's language tag, as the article had it"),
+    Column("placed_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("article_id", name="uq_story_articles_article_id"),
+    Index("ix_story_articles_story_id", "story_id"),
+    sqlite_autoincrement=True,
+    comment="The stories stage's decisions: an article placed once keeps its story",
+)
+
+story_state = Table(
+    "story_state",
+    metadata,
+    Column("name", String(32), primary_key=True, comment="'clusterer': the one stage"),
+    Column("owner", String(128), nullable=False, comment="host:pid of the active instance"),
+    Column("lease_until", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    comment="A lease: one stories stage places articles at a time; others stand by",
 )

@@ -47,3 +47,10 @@ def test_data_lives_in_volumes() -> None:
     services = _services()
     assert any("kafka-data:" in v for v in services["kafka"]["volumes"])
     assert any("postgres-data:" in v for v in services["postgres"]["volumes"])
+
+
+def test_the_stories_stage_is_a_service_like_the_other_daemons() -> None:
+    stories = _services()["stories"]
+    assert stories["command"] == ["stories", "run"]
+    assert stories["restart"] == "unless-stopped"
+    assert stories["depends_on"]["migrate"]["condition"] == "service_completed_successfully"

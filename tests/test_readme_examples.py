@@ -51,3 +51,19 @@ def test_readme_topic_example_loads_and_finds_a_port_strike(tmp_path: Path) -> N
 def test_readme_rules_example_is_a_valid_rules_file() -> None:
     rules = parse_rules(_yaml_block_after("## Adding alert rules"), "README.md")
     assert [rule.name for rule in rules.rules] == ["is-in-afghanistan"]
+
+
+def test_readme_stories_example_prints_what_it_shows() -> None:
+    from consumers.stories.cli import StoryClusterer, cluster_config
+    from consumers.stories.jsonl import placement_line, read_lines
+    from newswatch.settings import Settings
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Stories"):]
+    match = re.search(r"```\n\$ echo '(.*?)' \| newswatch stories cluster\n(.*?)```", section,
+                      re.S)
+    assert match, "no stories cluster example in the README"
+    clusterer = StoryClusterer(cluster_config(Settings()))
+    printed = [placement_line(clusterer.place(item.article))
+               for item in read_lines(match.group(1).splitlines())]
+    assert printed == match.group(2).strip().splitlines()

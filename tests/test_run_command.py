@@ -90,7 +90,7 @@ def test_run_fires_seed_alerts_serves_health_and_stops_on_ctrl_c(tmp_path: Path)
     text = output.read_text()
     assert code == 0, text[-3000:]
     assert "Summary:" in text
-    for stage in ("producer", "enrich", "store", "alert"):
+    for stage in ("producer", "enrich", "store", "alert", "stories"):
         assert f"{stage}: exit 0" in text, text[-3000:]
     assert LocalKafka(state / "kafka").pid() is None, "the broker run started was left running"
     print(text[text.index("Summary:"):])

@@ -78,6 +78,10 @@ class CompiledRule:
         for key, value in labels.items():
             if key == "feed":
                 conditions.append(A.c.feed_id == value)
+            elif key == "story":
+                # The story's articles; an article not placed yet is its own story.
+                conditions.append(or_(A.c.story_id == value,
+                                      and_(A.c.story_id.is_(None), A.c.id == value)))
             elif key == "topic" and value != NO_VALUE:
                 conditions.append(_hit_exists([value], self.rule.match.min_score))
             elif key.startswith("entity:"):

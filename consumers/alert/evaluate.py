@@ -44,6 +44,7 @@ from consumers.alert.payload import (
     build_payload,
     group_of,
     load_articles,
+    load_story,
 )
 from consumers.alert.rule_index import match_batch
 from schemas import tables
@@ -338,5 +339,6 @@ def _payloads(conn: Connection, decisions: Decisions, rules: Mapping[str, Rule],
             dedup_key=fire.dedup_key, reason=fire.reason, created_at=now,
             articles=[(views[ref.article_id], ref.labels) for ref in fire.articles
                       if ref.article_id in views],
+            story=load_story(conn, fire.labels.get("story")),
         )
     return payloads

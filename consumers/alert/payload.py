@@ -23,6 +23,7 @@ from schemas.alert_payload import (
     ArticleItem,
     EvidenceItem,
     RuleItem,
+    StoryItem,
     TopicItem,
 )
 from schemas.rules_file import Rule
@@ -34,6 +35,7 @@ MAX_SENTENCE_CHARS = 600
 MAX_GROUP_KEY = 255
 CHUNK = 500
 A, H, AE, E = tables.articles, tables.topic_hits, tables.article_entities, tables.entities
+S = tables.stories
 
 T = TypeVar("T")
 
@@ -64,6 +66,7 @@ class ArticleView:
     published: datetime
     language: str | None
     hits: tuple[HitView, ...] = ()
+    story_id: str | None = None
     entities: tuple[tuple[str, str, int], ...] = field(default=())
 
 
@@ -81,7 +84,7 @@ def load_articles(conn: Connection, ids: Iterable[str]) -> dict[str, ArticleView
     for part in _chunks(wanted):
         for row in conn.execute(
             select(A.c.id, A.c.title, A.c.url, A.c.feed_id, A.c.feed_name, A.c.published,
-                   A.c.language).where(A.c.id.in_(part))
+                   A.c.language, A.c.story_id).where(A.c.id.in_(part))
         ):
             rows[row.id] = row
         for hit in conn.execute(
@@ -101,7 +104,7 @@ def load_articles(conn: Connection, ids: Iterable[str]) -> dict[str, ArticleView
         article_id: ArticleView(
             id=article_id, title=row.title or "", url=row.url, feed_id=row.feed_id,
             feed_name=row.feed_name or row.feed_id, published=as_utc(row.published),
-            language=row.language,
+            language=row.language, story_id=row.story_id,
             hits=tuple(sorted(hits.get(article_id, []), key=lambda h: (-h.score, h.topic))),
             entities=tuple(sorted(ents.get(article_id, []), key=lambda e: (-e[2], e[0]))),
         )
@@ -123,6 +126,10 @@ def group_of(rule: Rule, view: ArticleView) -> tuple[str, dict[str, str]]:
             labels["rule"] = rule.name
         elif key == "feed":
             labels["feed"] = view.feed_id
+        elif key == "story":
+            # Not placed yet (the stories stage runs beside the store): the article stands
+            # for the story it would start, whose id is its own.
+            labels["story"] = view.story_id or view.id
         elif key == "topic":
             best = next((h.topic for h in view.hits
                          if (not rule_topics or h.topic in rule_topics)
@@ -171,9 +178,22 @@ def article_item(view: ArticleView, labels: Mapping[str, str],
     )
 
 
+def load_story(conn: Connection, story_id: str | None) -> StoryItem | None:
+    """The story row as the alert names it; None when the stage has not recorded it."""
+    if story_id is None:
+        return None
+    row = conn.execute(select(S.c.id, S.c.title, S.c.articles, S.c.outlets, S.c.first_seen,
+                              S.c.last_seen).where(S.c.id == story_id)).first()
+    if row is None:
+        return None
+    return StoryItem(id=row.id, title=row.title, articles=row.articles, outlets=row.outlets,
+                     first_seen=as_utc(row.first_seen), last_seen=as_utc(row.last_seen))
+
+
 def build_payload(*, rule: Rule, kind: str, labels: Mapping[str, str], dedup_key: str,
                   reason: str, created_at: datetime,
-                  articles: Sequence[tuple[ArticleView, Mapping[str, str]]]) -> AlertPayload:
+                  articles: Sequence[tuple[ArticleView, Mapping[str, str]]],
+                  story: StoryItem | None = None) -> AlertPayload:
     """The alert as it will be sent (``alert_id`` is filled in at delivery).
 
     Articles are newest first and capped at `MAX_ARTICLES`; ``articles_total`` says how
@@ -190,4 +210,5 @@ def build_payload(*, rule: Rule, kind: str, labels: Mapping[str, str], dedup_key
         created_at=as_utc(created_at),
         articles=[article_item(view, lab, first) for view, lab in ordered[:MAX_ARTICLES]],
         articles_total=len(ordered),
+        story=story,
     )

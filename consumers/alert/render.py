@@ -27,10 +27,21 @@ def _group(alert: AlertPayload) -> str:
     return ", ".join(f"{k}={v}" for k, v in alert.group.items() if k != "rule")
 
 
+def _story(alert: AlertPayload) -> str:
+    story = alert.story
+    if story is None:
+        return ""
+    return (f"{story.title} ({story.articles} article(s) from {story.outlets} outlet(s), "
+            f"{_when(story.first_seen)} to {_when(story.last_seen)})")
+
+
 def subject(alert: AlertPayload, prefix: str = "[newswatch]") -> str:
     """One line, no CR/LF (so it cannot inject mail headers)."""
     if alert.kind == "digest":
         text = f"{alert.rule.name}: digest of {alert.articles_total} article(s)"
+    elif alert.story is not None:
+        text = (f"{alert.rule.name}: {alert.story.title} ({alert.story.articles} article(s), "
+                f"{alert.story.outlets} outlet(s))")
     elif alert.articles_total == 1 and alert.articles:
         text = f"{alert.rule.name}: {alert.articles[0].title}"
     else:
@@ -48,6 +59,8 @@ def render_text(alert: AlertPayload) -> str:
         lines.append(_one_line(alert.rule.description))
     if _group(alert):
         lines.append(f"Group: {_group(alert)}")
+    if alert.story is not None:
+        lines.append(f"Story: {_one_line(_story(alert))}")
     lines.append(f"Why: {_one_line(alert.reason)}")
     lines.append(f"Alert: #{alert.alert_id} at {_when(alert.created_at)}")
     for article in alert.articles:
@@ -109,6 +122,7 @@ def render_html(alert: AlertPayload) -> str:
         f"<h2>{html.escape(alert.rule.name)}</h2>",
         f"<p>{html.escape(alert.rule.description)}</p>" if alert.rule.description else "",
         f"<p><b>Group:</b> {html.escape(group)}</p>" if group else "",
+        f"<p><b>Story:</b> {html.escape(_one_line(_story(alert)))}</p>" if alert.story else "",
         f"<p><b>Why:</b> {html.escape(_one_line(alert.reason))}</p>",
     ]
     body = "\n".join([*(h for h in head if h), *(_article_html(a) for a in alert.articles)])

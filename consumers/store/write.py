@@ -40,6 +40,7 @@ from sqlalchemy import (
     func,
     select,
     true,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import TypeEngine
@@ -109,6 +110,7 @@ def write_batch(connection: Connection, enriched: Sequence[EnrichedArticle],
         return StoreResult(unchanged=unchanged)
 
     _upsert_articles(connection, changed, stamp)
+    _link_placed_stories(connection, [item.article.id for item in new])
     if replace:
         # The new enrichment's hits and entities supersede the old ones as a whole.
         ids = [item.article.id for item in replace]
@@ -124,6 +126,20 @@ def write_batch(connection: Connection, enriched: Sequence[EnrichedArticle],
     _bulk_insert(connection, tables.topic_hits, hits)
     return StoreResult(inserted=len(new), replaced=len(replace), unchanged=unchanged,
                        entities_created=created, entity_links=links, hits=len(hits))
+
+
+def _link_placed_stories(connection: Connection, ids: list[str]) -> None:
+    """Copy the story of articles the stories stage placed before they were stored (the
+    stage links the rows that exist when it places; this covers the other order)."""
+    a, placed = tables.articles.c, tables.story_articles.c
+    for chunk in _chunks(ids):
+        mine = placed.article_id == a.id
+        connection.execute(
+            update(tables.articles)
+            .where(a.id.in_(chunk))
+            .where(select(placed.article_id).where(mine).exists())
+            .values(story_id=select(placed.story_id).where(mine).scalar_subquery(),
+                    duplicate_of=select(placed.duplicate_of).where(mine).scalar_subquery()))
 
 
 # --- deciding what changes -------------------------------------------------------------

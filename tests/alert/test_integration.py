@@ -346,7 +346,8 @@ def test_the_webhook_signature_verifies_and_the_payload_is_the_documented_one(
             request.headers["X-Newswatch-Signature"].split(",")[0][2:]
         payload = json.loads(request.body)
         assert set(payload) == {"version", "alert_id", "dedup_key", "kind", "rule", "group",
-                                "reason", "created_at", "articles", "articles_total"}
+                                "reason", "created_at", "articles", "articles_total",
+                                "story"}
         assert payload["version"] == 1
         assert payload["kind"] == "alert"
         (article,) = payload["articles"]

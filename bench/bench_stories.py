@@ -1,0 +1,123 @@
+"""Benchmark: articles placed in stories per second by the clusterer, with 10,000,
+50,000 and 100,000 open stories, and the peak memory of each run.
+
+Each level runs in a child process of its own (so its peak RSS is its own): it opens the
+stories by `StoryClusterer.restore` (what a restart does), then times `place` on a
+stream of 5,000 articles, half of them joining open stories and half starting new ones,
+on one core. Headlines are built from the English word-frequency table (the 20,000
+commonest words after the first 500), so posting lists are as long as a real vocabulary
+makes them. Nothing is written: this measures the clusterer, which is the stage's CPU.
+
+    .venv/bin/python bench/bench_stories.py [--levels 10000 50000 100000] [--stream 5000]
+
+Targets (issue 11): >= 1,000 articles/s with 50,000 open stories, < 500 MB. The rate is
+printed per wall second and per CPU second of the child (pinned to one core): on a
+shared machine the wall figure understates what one core does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TARGET_RATE = 1000.0
+TARGET_MB = 500.0
+T0 = datetime(2026, 7, 1, tzinfo=UTC)
+
+
+def _vocabulary() -> list[str]:
+    from wordfreq import top_n_list
+
+    return [w for w in top_n_list("en", 20_500)[500:] if w.isalpha()]
+
+
+def _headline(rng: random.Random, vocabulary: list[str], words: int = 8) -> list[str]:
+    return rng.sample(vocabulary, words)
+
+
+def run_level(open_stories: int, stream: int, seed: int = 11) -> dict[str, float]:
+    from consumers.stories.cluster import StoryClusterer, StoryInput
+
+    rng = random.Random(seed)
+    vocabulary = _vocabulary()
+    clusterer = StoryClusterer()
+    story_words: list[list[str]] = []
+    began = time.perf_counter()
+    for n in range(open_stories):
+        words = _headline(rng, vocabulary)
+        story_words.append(words)
+        # A unique name per story, as events have (a place, a person, a product).
+        title = " ".join([*words, f"zx{n}q"])
+        clusterer.restore(StoryInput(f"s{n}", title, published=T0 + timedelta(seconds=n / 10),
+                                     outlet=f"outlet{n % 50}"), f"s{n}", None)
+    opened = time.perf_counter() - began
+    from consumers.store.daemon import tune_gc_for_batches
+
+    tune_gc_for_batches()  # what `newswatch stories run` does at start
+    now = T0 + timedelta(seconds=open_stories / 10)
+    articles = []
+    for i in range(stream):
+        if i % 2 == 0:  # joins a story: its name and half its words, in new wording
+            k = rng.randrange(open_stories)
+            words = [*rng.sample(story_words[k], 4), f"zx{k}q", *_headline(rng, vocabulary, 3)]
+        else:  # a new event
+            words = [*_headline(rng, vocabulary), f"new{i}w"]
+        articles.append(StoryInput(f"a{i}", " ".join(words), published=now,
+                                   outlet=f"outlet{i % 50}"))
+    began, cpu_began = time.perf_counter(), time.process_time()
+    joined = 0
+    for article in articles:
+        if not clusterer.place(article).new_story:
+            joined += 1
+    seconds = time.perf_counter() - began
+    cpu = time.process_time() - cpu_began
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"open_stories": open_stories, "rate": stream / seconds, "seconds": seconds,
+            "cpu_rate": stream / cpu,
+            "joined": joined, "stream": stream, "open_seconds": opened, "peak_mb": peak_mb}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--levels", type=int, nargs="+", default=[10_000, 50_000, 100_000])
+    parser.add_argument("--stream", type=int, default=5000)
+    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        print(json.dumps(run_level(args.child, args.stream)))
+        return 0
+    print(f"uptime: {os.popen('uptime').read().strip()}")
+    ok = True
+    for level in args.levels:
+        out = subprocess.run(
+            ["taskset", "-c", "0", sys.executable, __file__, "--child", str(level),
+             "--stream", str(args.stream)], capture_output=True, text=True, check=True)
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        line = (f"{level:>7} open stories: {result['rate']:>7,.0f} articles/s wall, "
+                f"{result['cpu_rate']:>7,.0f} per CPU-second "
+                f"({result['joined']} of {result['stream']} joined a story), peak "
+                f"{result['peak_mb']:.0f} MB; opening them took {result['open_seconds']:.1f} s")
+        if level == 50_000:
+            # Per CPU-second: the machine is shared, the wall rate says how shared.
+            met = result["cpu_rate"] >= TARGET_RATE and result["peak_mb"] < TARGET_MB
+            ok = ok and met
+            line += (f"  [target >= {TARGET_RATE:,.0f}/s and < {TARGET_MB:.0f} MB: "
+                     f"{'met' if met else 'NOT met'}]")
+        print(line, flush=True)
+    print(f"uptime: {os.popen('uptime').read().strip()}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Near-duplicate detection: the same text republished (wire copy, a re-post under a new
+URL, a minor edit) is recognised as a copy of an article already seen.
+
+Method, chosen for headlines and short summaries (docs/stories.md has the measurements):
+
+- texts of at least `MIN_MINHASH_WORDS` words get a MinHash signature of `HASHES`
+  values over their word 3-shingles; two texts are copies when their signatures agree in
+  at least `COPY_AGREEMENT` of the positions (an estimate of the shingles' Jaccard
+  similarity: a one-word edit in a 40-word lead keeps about 0.85). SimHash (64 bits,
+  3-bit tolerance) was tried first and missed exactly that case: 7 bits differed;
+- the signature is cut into `BANDS` bands of `ROWS` values; an index of band hashes
+  finds the candidates with dictionary look-ups, never a scan (two texts at Jaccard 0.7
+  share a band with probability 1 - (1 - 0.7^2)^16 > 0.99);
+- shorter texts (a bare headline) have too few shingles for a reliable estimate; they
+  are copies only when their normalised words are identical.
+
+`DuplicateIndex` holds the fingerprints of the articles of open stories only; the
+clusterer removes a story's fingerprints when it closes the story, so memory follows open
+stories, not history. Deterministic: blake2b hashes and fixed hash parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from consumers.stories.text import shingles, words
+
+HASHES = 32
+ROWS = 2
+BANDS = HASHES // ROWS
+COPY_AGREEMENT = 0.7
+MIN_MINHASH_WORDS = 12
+_MASK = (1 << 64) - 1
+_PRIME = (1 << 61) - 1
+# Fixed, odd multipliers and offsets: the same text has the same signature in every run.
+_PARAMS = tuple(
+    (int.from_bytes(hashlib.blake2b(f"a{i}".encode(), digest_size=8).digest(), "big") | 1,
+     int.from_bytes(hashlib.blake2b(f"b{i}".encode(), digest_size=8).digest(), "big"))
+    for i in range(HASHES))
+
+
+def _hash64(text: str) -> int:
+    # blake2b is deterministic across processes and runs (Python's hash() is salted).
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+def minhash(features: set[str]) -> tuple[int, ...]:
+    """The MinHash signature of a non-empty feature set."""
+    values = [_hash64(feature) for feature in features]
+    return tuple(min(((a * v + b) & _MASK) % _PRIME for v in values) for a, b in _PARAMS)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What the index keeps of one text: a hash of its words, or a MinHash signature.
+    (A 64-bit hash, not the words: memory follows open stories' articles.)"""
+
+    exact: int | None
+    signature: tuple[int, ...] | None
+
+    def index_keys(self) -> list[tuple[int, int]]:
+        """(-1, exact hash), or (band number, band hash) for each band."""
+        if self.signature is None:
+            assert self.exact is not None
+            return [(-1, self.exact)]
+        sig = self.signature
+        return [(band, hash(sig[band * ROWS:(band + 1) * ROWS])) for band in range(BANDS)]
+
+
+def fingerprint(text: str) -> Fingerprint | None:
+    """The text's fingerprint; None for a text with no words (nothing to copy)."""
+    tokens = words(text)
+    if not tokens:
+        return None
+    if len(tokens) < MIN_MINHASH_WORDS:
+        return Fingerprint(exact=_hash64(" ".join(tokens)), signature=None)
+    return Fingerprint(exact=None, signature=minhash(shingles(text)))
+
+
+def is_copy(a: Fingerprint, b: Fingerprint) -> bool:
+    if a.signature is not None and b.signature is not None:
+        agree = sum(1 for x, y in zip(a.signature, b.signature, strict=True) if x == y)
+        return agree >= COPY_AGREEMENT * HASHES
+    return a.exact is not None and a.exact == b.exact
+
+
+class DuplicateIndex:
+    """Fingerprints of the articles of open stories, found by band."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[int, int], list[str]] = {}
+        self._prints: dict[str, Fingerprint] = {}
+
+    def __len__(self) -> int:
+        return len(self._prints)
+
+    def find(self, print_: Fingerprint) -> str | None:
+        """The id of the earliest indexed article that ``print_`` is a copy of, if any."""
+        seen: set[str] = set()
+        for key in print_.index_keys():
+            for article_id in self._by_key.get(key, ()):
+                if article_id in seen:
+                    continue
+                seen.add(article_id)
+                if is_copy(print_, self._prints[article_id]):
+                    return article_id
+        return None
+
+    def add(self, article_id: str, print_: Fingerprint) -> None:
+        self._prints[article_id] = print_
+        for key in print_.index_keys():
+            self._by_key.setdefault(key, []).append(article_id)
+
+    def remove(self, article_id: str) -> None:
+        print_ = self._prints.pop(article_id, None)
+        if print_ is None:
+            return
+        for key in print_.index_keys():
+            ids = self._by_key.get(key)
+            if ids is None:
+                continue
+            ids.remove(article_id)
+            if not ids:
+                del self._by_key[key]

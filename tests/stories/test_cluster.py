@@ -1,0 +1,247 @@
+"""The story clusterer as a pure function: case tables of pairs, determinism, closing,
+and its measured quality on the labelled sets (floors set from the measured figures)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from consumers.stories.bcubed import bcubed, worst
+from consumers.stories.cli import evaluate_items
+from consumers.stories.cluster import ClusterConfig, StoryClusterer, StoryInput, cluster_all
+from consumers.stories.jsonl import InputLineError, parse_line, read_lines
+
+DATA = Path(__file__).resolve().parents[2] / "consumers" / "stories" / "data"
+T0 = datetime(2026, 7, 13, 22, 0, tzinfo=UTC)
+WIRE = ("The Interior Department said on Monday that the boundaries of the two national "
+        "monuments in southern Utah would be cut by about ninety percent, opening land to "
+        "mining and grazing, in a proclamation signed at the White House.")
+
+
+def _pair(first: dict[str, str], second: dict[str, str]) -> tuple[str, str, str | None]:
+    """Place two articles; return (story of first, story of second, duplicate_of)."""
+    a = StoryInput(id="a", published=T0, **first)
+    b = StoryInput(id="b", published=T0 + timedelta(hours=2), **second)
+    pa, pb = cluster_all([a, b])
+    return pa.story, pb.story, pb.duplicate_of
+
+
+DUPLICATES = [
+    ("same headline, two outlets",
+     {"title": "Trump signs order shrinking 2 national monuments in Utah", "outlet": "AP"},
+     {"title": "Trump signs order shrinking 2 national monuments in Utah", "outlet": "KHBS"}),
+    ("wire copy with a changed headline case and punctuation",
+     {"title": "Trump reduces size of 2 national monuments", "text": WIRE},
+     {"title": "TRUMP REDUCES SIZE OF 2 NATIONAL MONUMENTS!", "text": WIRE}),
+    ("wire copy with a one-word edit",
+     {"title": "Utah monuments cut", "text": WIRE},
+     {"title": "Utah monuments cut", "text": WIRE.replace("Monday", "Tuesday")}),
+]
+
+SAME_STORY = [
+    ("rare name shared, different wording",
+     {"title": "Titanfall review roundup: critics love the mechs"},
+     {"title": "Buy Titanfall and save $15 at Best Buy"}),
+    ("same people, place and action",
+     {"title": "Trump shrinks Bears Ears and Grand Staircase-Escalante monuments again"},
+     {"title": "Trump slashes Bears Ears, Grand Staircase-Escalante monuments in Utah"}),
+    ("German headlines about one affair",
+     {"title": "Signal-Affäre: Angriffe halten an, Bundesanwaltschaft ermittelt",
+      "language": "de"},
+     {"title": "Signal-Affäre: Bundesanwaltschaft ermittelt wegen Angriffen auf Abgeordnete",
+      "language": "de"}),
+]
+
+DIFFERENT = [
+    ("one common name only",
+     {"title": "Trump sues over property tax bill for Florida golf club"},
+     {"title": "Trump State of the Union address promised unity but emphasized discord"}),
+    ("same topic, different events",
+     {"title": "Mexico arrests cartel member suspected of leading fentanyl trade"},
+     {"title": "New Zealand recovers 3 tonnes of cocaine floating in the sea"}),
+    ("German stop words must not count as rare",
+     {"title": "Tesla kann mit dem Umsatz und den Margen nicht zufrieden sein",
+      "language": "de"},
+     {"title": "Sony zeigt eine neue Kamera und mit dem Sensor kann sie mehr",
+      "language": "de"}),
+    ("Portuguese dateline words are not evidence",
+     {"title": "Morreu o líder da igreja Mórmon",
+      "text": "Thomas Monson morreu esta terça-feira aos 90 anos."},
+     {"title": "Acidente na A1 causa um morto e dois feridos graves",
+      "text": "Dois feridos graves esta terça-feira na A1."}),
+]
+
+
+@pytest.mark.parametrize(("case", "first", "second"), DUPLICATES, ids=[c[0] for c in DUPLICATES])
+def test_copies_are_near_duplicates_in_the_originals_story(
+        case: str, first: dict[str, str], second: dict[str, str]) -> None:
+    story_a, story_b, original = _pair(first, second)
+    assert original == "a"
+    assert story_b == story_a
+
+
+@pytest.mark.parametrize(("case", "first", "second"), SAME_STORY, ids=[c[0] for c in SAME_STORY])
+def test_articles_about_one_event_share_a_story(
+        case: str, first: dict[str, str], second: dict[str, str]) -> None:
+    story_a, story_b, original = _pair(first, second)
+    assert story_b == story_a
+    assert original is None
+
+
+@pytest.mark.parametrize(("case", "first", "second"), DIFFERENT, ids=[c[0] for c in DIFFERENT])
+def test_articles_about_different_events_get_different_stories(
+        case: str, first: dict[str, str], second: dict[str, str]) -> None:
+    story_a, story_b, original = _pair(first, second)
+    assert story_b != story_a
+    assert story_b == "b"  # a new story is named after its first article
+    assert original is None
+
+
+def _dev() -> list[StoryInput]:
+    with (DATA / "uci-dev.jsonl").open() as lines:
+        return [item.article for item in read_lines(lines)]
+
+
+def test_same_order_gives_same_answers_and_a_replayed_id_its_old_answer() -> None:
+    articles = _dev()[:600]
+    first = cluster_all(articles)
+    assert cluster_all(articles) == first
+    clusterer = StoryClusterer()
+    for article in articles:
+        clusterer.place(article)
+    again = [clusterer.place(article) for article in articles[:50]]
+    assert [(p.story, p.duplicate_of) for p in again] == [
+        (p.story, p.duplicate_of) for p in first[:50]]
+
+
+def test_a_quiet_story_is_closed_and_forgotten_and_a_later_article_starts_a_new_one() -> None:
+    clusterer = StoryClusterer(ClusterConfig(quiet=timedelta(hours=24)), keep_closed=True)
+    title = "Babylon Fire grows past 70,000 acres near Blanding"
+    clusterer.place(StoryInput("fire-1", title, published=T0))
+    assert clusterer.open_stories == 1
+    # Another story moves the stream's clock two days on: the fire story closes.
+    clusterer.place(StoryInput("other", "Tenth Circuit revives Utah monuments suit",
+                               published=T0 + timedelta(days=2)))
+    assert [story.id for story in clusterer.drain_closed()] == ["fire-1"]
+    assert clusterer.open_stories == 1
+    assert clusterer.known("fire-1") is None
+    later = clusterer.place(StoryInput("fire-2", title, published=T0 + timedelta(days=2)))
+    assert later.story == "fire-2"
+    assert later.duplicate_of is None
+
+
+def test_restoring_recorded_placements_rebuilds_the_same_memory() -> None:
+    articles = _dev()[:800]
+    straight = StoryClusterer()
+    answers = [straight.place(article) for article in articles]
+    rebuilt = StoryClusterer()
+    for article, answer in zip(articles[:500], answers[:500], strict=True):
+        rebuilt.restore(article, answer.story, answer.duplicate_of)
+    assert [rebuilt.place(a) for a in articles[500:]] == answers[500:]
+
+
+def test_bcubed_scores_a_known_case() -> None:
+    gold = {"1": "x", "2": "x", "3": "y", "4": "y"}
+    assert bcubed({"1": "a", "2": "a", "3": "b", "4": "b"}, gold).f1 == 1.0
+    merged = bcubed({"1": "a", "2": "a", "3": "a", "4": "a"}, gold)
+    assert (merged.precision, merged.recall) == (0.5, 1.0)
+    merges, splits = worst({"1": "a", "2": "a", "3": "a", "4": "b"}, gold)
+    assert merges[0].cluster == "a"
+    assert splits[0].story == "y"
+
+
+# Measured with the defaults (docs/stories.md): dev F1 0.816, Bears Ears 1.000, demo feeds
+# precision 0.892. The floors leave room for noise, none for a regression.
+@pytest.mark.parametrize(("name", "floor_f1", "floor_precision"), [
+    ("uci-dev", 0.80, 0.92),
+    ("bearsears-2026", 0.95, 0.95),
+    ("demo-feeds", 0.90, 0.88),
+])
+def test_quality_on_the_labelled_sets_stays_above_its_floor(
+        name: str, floor_f1: float, floor_precision: float) -> None:
+    with (DATA / f"{name}.jsonl").open() as lines:
+        items = list(read_lines(lines))
+    scores, _predicted, _gold = evaluate_items(items, ClusterConfig())
+    assert scores.f1 >= floor_f1, scores
+    assert scores.precision >= floor_precision, scores
+
+
+# Predicted stories that mix different events among the 507 demo-feed items, with the
+# defaults, as measured: 29 of 341, nearly all pairs of one outlet's items on one subject
+# ("Lorde" twice, "Oscar" twice, Tesla's results and Tesla's hiring). A regression bound,
+# not a target (docs/stories.md). Template series of one outlet (county calendars, an
+# outlet's own adverts) are counted apart: same wording, one publisher, one day.
+KNOWN_WRONG_MERGES = 29
+SERIES = ("wellness calendar", "heise-Angebot", "heise+", "iX-Workshop")
+
+
+def test_the_demo_feeds_do_not_merge_different_events() -> None:
+    with (DATA / "demo-feeds.jsonl").open() as lines:
+        items = list(read_lines(lines))
+    _scores, predicted, gold = evaluate_items(items, ClusterConfig())
+    titles = {item.article.id: item.article.title for item in items}
+    members: dict[str, list[str]] = {}
+    for article_id, story in predicted.items():
+        members.setdefault(story, []).append(article_id)
+    wrong = []
+    for ids in members.values():
+        events = {gold[i] for i in ids if not any(mark in titles[i] for mark in SERIES)}
+        if len(events) > 1:
+            wrong.append([titles[i] for i in ids])
+    assert len(wrong) <= KNOWN_WRONG_MERGES, wrong
+    # And the pairs a reader would least forgive stay apart.
+    by_title = {item.article.title: predicted[item.article.id] for item in items}
+    for one, other in [
+        ("Trump sues over property tax bill for Florida golf club",
+         "Trump State of the Union address promised unity but emphasized discord"),
+        ("Afghan Taliban’s new UN envoy urges quick recognition",
+         "Afghan clerics' assembly urges recognition of Taliban government"),
+        ("Mexico arrests cartel member suspected of leading fentanyl trade",
+         "Feds bust drug smuggling ring using tunnel under U.S.-Mexico border"),
+        ("Honduras forms diplomatic ties with China after breaking relations with Taiwan",
+         "Kabul Establishes Diplomatic Ties with Russia, Bidding Formal Recognition"),
+    ]:
+        assert by_title[one] != by_title[other], (one, other)
+
+
+def test_the_cli_writes_one_line_per_input_in_order(tmp_path: Path) -> None:
+    lines = [json.dumps({"id": f"n{i}", "title": title})
+             for i, title in enumerate(["Twitter is down", "Twitter back online after outage",
+                                        "Flappy Bird could return, creator says"])]
+    result = subprocess.run([sys.executable, "-m", "newswatch.cli", "stories", "cluster"],
+                            input="\n".join(lines) + "\n", capture_output=True, text=True,
+                            check=True, env={"NEWSWATCH_STATE_DIR": str(tmp_path),
+                                             "PATH": "/usr/bin:/bin"})
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [row["id"] for row in out] == ["n0", "n1", "n2"]
+    assert set(out[0]) == {"id", "story", "duplicate_of"}
+    assert out[1]["story"] == out[0]["story"] == "n0"
+    assert out[2]["story"] == "n2"
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("not json", "not JSON"),
+    ("[1, 2]", "expected a JSON object"),
+    ('{"title": "x"}', "'id' is missing"),
+    ('{"id": "1", "title": 5}', "must be a string"),
+    ('{"id": "1", "title": "x", "published": "yesterday"}', "not ISO 8601"),
+    ('{"id": "1", "title": "x", "entities": "Utah"}', "list of strings"),
+])
+def test_bad_input_lines_are_refused_with_their_line_number(line: str, message: str) -> None:
+    with pytest.raises(InputLineError, match=f"line 7: .*{message}"):
+        parse_line(line, 7)
+
+
+def test_a_bad_line_stops_the_cli_with_a_clear_error(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "newswatch.cli", "stories", "cluster"],
+                            input='{"id": "1", "title": "ok"}\n{oops\n', capture_output=True,
+                            text=True, env={"NEWSWATCH_STATE_DIR": str(tmp_path),
+                                            "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2
+    assert "line 2: not JSON" in result.stderr
+    assert result.stdout.count("\n") == 1  # the good line before it was answered
