@@ -15,6 +15,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from newswatch.db import make_engine
+from newswatch.migrate import search_objects_left_out
 from newswatch.settings import load_settings
 from schemas.tables import metadata
 
@@ -30,6 +31,8 @@ def _run(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # The full-text search objects are not SQLAlchemy tables: never drop them.
+        **search_objects_left_out(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()
