@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "consumers.store_cli",
     "consumers.enrich.cli",
     "consumers.alert.cli",
+    "consumers.web.cli",
 )
 
 Handler = Callable[[argparse.Namespace, Settings], int]

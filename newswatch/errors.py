@@ -58,3 +58,11 @@ class OversizedMessageError(NewswatchError, ValueError):
 
 class BrokerUnavailableError(ServiceUnavailableError):
     """Kafka did not acknowledge (or could not be asked); nothing was recorded as sent."""
+
+
+class NotFoundError(NewswatchError):
+    """What was asked for (an alert, an article, a user, a silence) does not exist."""
+
+
+class PermissionDeniedError(NewswatchError):
+    """The signed-in user's role may not do this (e.g. a viewer acknowledging)."""
