@@ -1,7 +1,9 @@
 """``newswatch run``: the whole pipeline in one command, on embedded defaults.
 
 Starts the local Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS is set), migrates the
-database, then runs producer, enrich, store and alert as supervised child processes,
+database, then runs producer, enrich, store, alert and the web console as supervised
+child processes (the console's URL is printed, and with no account yet an ``admin`` is
+created: NEWSWATCH_WEB_ADMIN_PASSWORD, else a random password printed once),
 shows live progress, and on Ctrl+C stops them cleanly and prints a summary. With no
 configuration it polls the bundled demo feeds and sends alerts to a JSON-lines file and
 the terminal.
@@ -14,6 +16,7 @@ import sys
 import time
 from typing import Any
 
+from consumers.web.cli import ensure_first_admin
 from newswatch.daemon import StopFlag, install_signal_handlers
 from newswatch.db import make_engine
 from newswatch.kafka_admin import ensure_topics
@@ -23,7 +26,7 @@ from newswatch.progress import render, scrape
 from newswatch.settings import Settings
 from newswatch.supervisor import ChildSpec, Supervisor
 
-STAGES = ("producer", "enrich", "store", "alert")
+STAGES = ("producer", "enrich", "store", "alert", "web")
 
 
 def register(subparsers: Any) -> None:
@@ -31,7 +34,7 @@ def register(subparsers: Any) -> None:
         "run", help="run the whole pipeline (local Kafka unless KAFKA_BOOTSTRAP_SERVERS is set)"
     )
     parser.add_argument("--metrics-base-port", type=int, default=9400,
-                        help="children serve /metrics on this port and the next three")
+                        help="children serve /metrics on this port and the next four")
     parser.add_argument("--duration", type=float, default=None,
                         help="stop by itself after this many seconds (demos, tests)")
     parser.add_argument("--poll-interval", type=float, default=300.0,
@@ -40,7 +43,7 @@ def register(subparsers: Any) -> None:
 
 
 def child_specs(settings: Settings, base_port: int, poll_interval: float) -> list[ChildSpec]:
-    """The four daemons, each with its own metrics port and log file."""
+    """The five daemons, each with its own metrics port and log file."""
     logs = settings.state_dir / "logs"
     specs = []
     for offset, stage in enumerate(STAGES):
@@ -69,6 +72,9 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     revision = upgrade(engine)
     print(f"Database: {engine.url.render_as_string(hide_password=True)} at revision {revision}")
     engine.dispose()
+    first_user = ensure_first_admin(settings)
+    print(f"Console: {settings.web_url()}"
+          + (f"\n{first_user}" if first_user else " (sign in with your account)"))
     print(f"Feeds: {settings.feeds_path()}\nRules: {settings.rules_path()}\n"
           f"Alerts also go to: {settings.alerts_file()}\n"
           f"Daemon logs: {settings.state_dir / 'logs'}/\nPress Ctrl+C to stop.\n")
