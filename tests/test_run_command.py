@@ -63,7 +63,9 @@ def _sign_in_and_see_the_seed_alerts(printed: str, web_port: int) -> None:
         signed = client.post("/login", data={"username": "admin", "password": found.group(1),
                                              "csrf_token": token.group(1)})
         assert signed.status_code == 303
-        assert SEED_TITLE.replace("'", "&#39;") in client.get("/alerts").text
+        alerts = client.get("/alerts").text
+        assert all(f'data-rule="{rule}"' in alerts for rule in RULES), alerts[-2000:]
+        assert SEED_TITLE in client.get("/search", params={"q": "Taliban recognition"}).text
 
 
 def test_run_fires_seed_alerts_serves_health_and_stops_on_ctrl_c(tmp_path: Path) -> None:

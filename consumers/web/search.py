@@ -6,7 +6,8 @@ Each database searches with its own index (migration 0007): PostgreSQL the gener
 above text). The same query language works on both: words (all must appear), "quoted
 phrases", ``OR`` between words, and ``-word`` to exclude. Snippets are computed for the
 page's rows only. Pages are found with one row of look-ahead instead of a count, which
-would read every match.
+would read every match. Ranking covers the newest `RANK_WINDOW` matches (after the
+filters), which keeps a query for a common word as fast as one for a rare word.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ FTS = table("articles_fts", column("rowid"), column("article_id"))
 _TOKEN = re.compile(r'(-?)"([^"]*)"|(\S+)')
 _WORDISH = re.compile(r"\w", re.UNICODE)
 MAX_QUERY = 500
+# Results are ranked among this many of the newest matching articles (after filters):
+# a word found in half a million articles would otherwise be scored half a million
+# times. Narrow with filters or dates to reach older matches.
+RANK_WINDOW = 2000
 
 
 @dataclass(frozen=True)
@@ -155,19 +160,32 @@ def search_articles(engine: Engine, q: SearchQuery) -> SearchPage:
             tsq = func.websearch_to_tsquery(literal_column("'english'::regconfig"),
                                             bindparam("q", words))
             document: Any = literal_column("articles.search_document")
+            # Rank the newest matches only: ranking reads every candidate's tsvector.
+            window = _filters(select(A.id).where(document.op("@@")(tsq)), q).order_by(
+                A.published.desc()).limit(RANK_WINDOW).subquery()
             rank = func.ts_rank_cd(document, tsq)
-            query = _filters(select(*columns, rank.label("rank")).where(document.op("@@")(tsq)),
-                             q).order_by(rank.desc(), A.published.desc())
+            query = (select(*columns, rank.label("rank"))
+                     .join(window, window.c.id == A.id)
+                     .order_by(rank.desc(), A.published.desc()))
         else:
             match = fts5_query(words)
             if match is None:
                 return SearchPage([], page, False)
+            matching = literal_column("articles_fts").op("MATCH")(bindparam("q", match))
+            # FTS5 walks matches in rowid (storage) order cheaply; bm25 scores every row
+            # it ranks. The rowid of the RANK_WINDOW-th newest match bounds the ranking.
+            bound = conn.execute(
+                _filters(select(FTS.c.rowid).select_from(FTS)
+                         .join(tables.articles, A.id == FTS.c.article_id).where(matching), q)
+                .order_by(FTS.c.rowid.desc()).limit(1).offset(RANK_WINDOW - 1),
+                {"q": match}).scalar()
             rank = func.bm25(literal_column("articles_fts"), 0.0, 4.0, 1.0)
             query = _filters(
                 select(*columns, rank.label("rank"), FTS.c.rowid.label("fts_rowid"))
                 .select_from(FTS).join(tables.articles, A.id == FTS.c.article_id)
-                .where(literal_column("articles_fts").op("MATCH")(bindparam("q", match))),
-                q).order_by(rank, A.published.desc())
+                .where(matching), q).order_by(rank, A.published.desc())
+            if bound is not None:
+                query = query.where(FTS.c.rowid >= bound)
         rows = conn.execute(query.limit(q.page_size + 1).offset(offset)).all()
         has_more = len(rows) > q.page_size
         rows = rows[:q.page_size]

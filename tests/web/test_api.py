@@ -70,7 +70,8 @@ def test_search_article_topics_entities_and_feeds(console: Console) -> None:
 def test_alerts_ack_silence_and_roles(console: Console) -> None:
     with console.api(console.viewer_token) as viewer:
         alerts = viewer.get("/api/v1/alerts").json()["alerts"]
-        assert len(alerts) == 3 and {a["state"] for a in alerts} == {"new"}
+        assert len(alerts) == 3
+        assert {a["state"] for a in alerts} == {"new"}
         first = alerts[0]["id"]
         assert viewer.post(f"/api/v1/alerts/{first}/ack").status_code == 403
         assert viewer.post("/api/v1/silences", json={
@@ -134,7 +135,9 @@ def test_a_browser_session_needs_the_csrf_header_for_api_changes(console: Consol
                                               "csrf_token": token.group(1)})
         assert signed.status_code == 303
         cookie = signed.headers["set-cookie"]
-        assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
+        assert "HttpOnly" in cookie
+        assert "SameSite=lax" in cookie
+        assert "Secure" not in cookie
         assert browser.get("/api/v1/alerts").status_code == 200
         assert browser.post("/api/v1/alerts/1/ack").status_code == 403
         page = browser.get("/alerts/1").text

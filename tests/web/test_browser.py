@@ -8,7 +8,6 @@ import logging
 import os
 import shutil
 from collections.abc import Iterator
-
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +93,8 @@ def test_sign_in_see_alerts_open_the_seed_article_and_search(
     assert {"evidence: is_threat", "evidence: drug_trafficking",
             "evidence: recognition"} <= marked
     phrases = page.locator(".text mark.evidence strong.phrase").all_inner_texts()
-    assert "drug trafficking" in phrases and "recognition" in phrases
+    assert "drug trafficking" in phrases
+    assert "recognition" in phrases
     shots.take(page, "article")
     shutil.copy(shots.take(page, "article"), DOCS / "web-article.png")
 
@@ -165,7 +165,8 @@ def test_acknowledge_and_silence_then_the_alert_daemon_honours_the_silence(
 
     page.goto(f"{console.url}/audit")
     actions = page.locator("td:nth-child(3)").all_inner_texts()
-    assert "acknowledge" in actions and "silence" in actions
+    assert "acknowledge" in actions
+    assert "silence" in actions
     page.context.close()
 
 
@@ -214,7 +215,8 @@ def test_no_session_no_page_and_a_forged_post_is_refused(browser: Any,
     console = sqlite_console
     anonymous = browser.new_context()
     answer = anonymous.request.get(f"{console.url}/alerts", max_redirects=0)
-    assert answer.status == 303 and answer.headers["location"].startswith("/login")
+    assert answer.status == 303
+    assert answer.headers["location"].startswith("/login")
     assert anonymous.request.get(f"{console.url}/api/v1/alerts").status == 401
     anonymous.close()
 
