@@ -77,6 +77,7 @@ class WebState:
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.filters["when"] = _when
         self._caps: Capabilities | None = None
+        self._rules: tuple[int, RulesFile] | None = None
 
     @property
     def caps(self) -> Capabilities:
@@ -85,8 +86,17 @@ class WebState:
         return self._caps
 
     def rules(self) -> RulesFile:
-        """The rules file in force, read at each use (it may change under the daemon)."""
-        return load_rules(self.settings.rules_path())
+        """The rules file in force, read again whenever it changed on disk."""
+        path = self.settings.rules_path()
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            stamp = -1
+        cached = self._rules
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, load_rules(path))
+            self._rules = cached
+        return cached[1]
 
     def rules_of_topic(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}

@@ -42,13 +42,16 @@ def register(subparsers: Any) -> None:
     users = subparsers.add_parser("users", help="console accounts: add, list, password, "
                                                 "disable, enable")
     actions = users.add_subparsers(dest="users_action", metavar="ACTION", required=True)
-    add = actions.add_parser("add", help="add an account (password from a prompt)")
+    # No abbreviations: `--password SECRET` must not pass as `--password-env`.
+    add = actions.add_parser("add", help="add an account (password from a prompt)",
+                             allow_abbrev=False)
     add.add_argument("name")
     add.add_argument("--role", choices=ROLES, default="viewer")
     add.add_argument("--password-env", metavar="VAR",
                      help="read the password from this environment variable instead")
     actions.add_parser("list", help="list accounts")
-    password = actions.add_parser("password", help="set an account's password")
+    password = actions.add_parser("password", help="set an account's password",
+                                  allow_abbrev=False)
     password.add_argument("name")
     password.add_argument("--password-env", metavar="VAR")
     for name in ("disable", "enable"):
