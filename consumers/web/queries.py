@@ -19,7 +19,6 @@ from sqlalchemy import (
     Date,
     Engine,
     Select,
-    and_,
     cast,
     exists,
     func,
@@ -630,5 +629,3 @@ def distinct_values(engine: Engine) -> dict[str, list[str]]:
             "channels": list(conn.execute(select(SND.channel).distinct().limit(50)).scalars()),
         }
 
-
-__all__ = ["and_"]

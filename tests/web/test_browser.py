@@ -48,9 +48,13 @@ class Shots:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
 
-    def take(self, page: Any, name: str) -> Path:
+    def take(self, page: Any, name: str, docs: str | None = None) -> Path:
+        """Save a screenshot; with NEWSWATCH_UPDATE_DOCS=1 also as docs/<docs> (the
+        README's pictures), so an ordinary test run leaves the work tree alone."""
         path = self.folder / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
+        if docs and os.environ.get("NEWSWATCH_UPDATE_DOCS") == "1":
+            shutil.copy(path, DOCS / docs)
         return path
 
 
@@ -81,8 +85,7 @@ def test_sign_in_see_alerts_open_the_seed_article_and_search(
         "els => els.map(e => e.dataset.rule)"))
     assert rules == {"islamic-state-threat", "drug-trafficking", "regime-recognition"}
     assert "Russia has Invited the Afghan Taliban" in page.inner_text("main")
-    shots.take(page, "alerts")
-    shutil.copy(shots.take(page, "alerts"), DOCS / "web-alerts.png")
+    shots.take(page, "alerts", docs="web-alerts.png")
 
     page.click("text=After Issuing Warning About the Threat Posed by The Islamic State >> nth=0")
     page.wait_for_url(f"**/articles/{console.seed_id}")
@@ -95,8 +98,7 @@ def test_sign_in_see_alerts_open_the_seed_article_and_search(
     phrases = page.locator(".text mark.evidence strong.phrase").all_inner_texts()
     assert "drug trafficking" in phrases
     assert "recognition" in phrases
-    shots.take(page, "article")
-    shutil.copy(shots.take(page, "article"), DOCS / "web-article.png")
+    shots.take(page, "article", docs="web-article.png")
 
     page.click("nav >> text=Search")
     page.fill("input[name=q]", "Taliban recognition")
