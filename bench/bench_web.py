@@ -6,8 +6,10 @@
    NEWSWATCH_TEST_POSTGRES_URL. The full-text index fills through migration 0007's
    triggers (SQLite) or generated column (PostgreSQL), as in production.
 2. Starts ``newswatch web`` as its own process, signs in with an API token, and drives it
-   from this process: searches (mid-frequency words, two-word queries and a phrase, some
-   with filters), alert list pages (filters, later pages) and article pages.
+   from this process: searches (one word, two words or a phrase, a quarter with a topic
+   and a quarter with a feed filter; words drawn by how many articles contain them: rare,
+   medium, common, and stop words shown apart), alert list pages (filters, later pages)
+   and article pages, over the API and the HTML pages.
 3. Prints p50/p95 per kind beside its target, the web process's peak RSS, and ``uptime``.
 
     eval "$(scripts/postgres.sh start)"
@@ -137,6 +139,25 @@ def alerts(engine: object, now: datetime, rng: random.Random, count: int = 20_00
             conn.execute(tables.alert_sends.insert(), sends[part:part + CHUNK])
 
 
+def word_classes() -> dict[str, list[str]]:
+    """The generator's words by the share of articles that contain them.
+
+    Word r of the vocabulary has token probability (1/r)/H; an article has ~170 tokens,
+    so its share of articles is 1 - (1 - p)^170. Queries are drawn per class, so the
+    figures say what a rare, a middling and a common word cost; words in more than a
+    tenth of all articles are stop words, measured and shown but outside the target.
+    """
+    words = vocabulary(random.Random(7))
+    harmonic = sum(1.0 / (rank + 1) for rank in range(len(words)))
+    classes: dict[str, list[str]] = {"rare": [], "medium": [], "common": [], "stop": []}
+    for rank, word in enumerate(words):
+        share = 1 - (1 - (1.0 / (rank + 1)) / harmonic) ** 170
+        name = ("stop" if share > 0.1 else "common" if share > 0.01
+                else "medium" if share > 0.001 else "rare")
+        classes[name].append(word)
+    return classes
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -162,14 +183,9 @@ def drive(url: str, engine_url: str, requests: int) -> int:
     token = create_token(engine, "bench", "bench", who="bench")
     with engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(tables.articles)).scalar_one()
-        sample_titles = [r[0] for r in conn.execute(
-            text("SELECT title FROM articles WHERE id IN :ids").bindparams(
-                __import__("sqlalchemy").bindparam("ids", expanding=True)),
-            {"ids": [f"{i:032x}" for i in range(0, total, max(1, total // 200))]})]
     engine.dispose()
     rng = random.Random(3)
-    # Words from real titles, skipping the commonest (like a person's query would).
-    words = [w.lower() for t in sample_titles for w in t.split()]
+    classes = word_classes()
     port = free_port()
     env = {**os.environ, "NEWSWATCH_DATABASE_URL": engine_url, "NEWSWATCH_WEB_PORT": str(port),
            "NEWSWATCH_LOG_LEVEL": "WARNING"}
@@ -189,30 +205,36 @@ def drive(url: str, engine_url: str, requests: int) -> int:
             assert time.monotonic() < deadline, "web did not start"
             time.sleep(0.2)
         kinds: dict[str, list[float]] = {k: [] for k in TARGETS_MS}
+        by_class: dict[str, list[float]] = {name: [] for name in classes}
 
-        def timed(kind: str, path: str, params: dict[str, str | int]) -> None:
+        def timed(kind: str, path: str, params: dict[str, str | int]) -> float:
             started = time.perf_counter()
             answer = client.get(path, params=params)
-            kinds[kind].append((time.perf_counter() - started) * 1000)
+            elapsed = (time.perf_counter() - started) * 1000
             assert answer.status_code == 200, (path, params, answer.status_code)
+            if not (kind == "search" and params.get("class") == "stop"):
+                kinds[kind].append(elapsed)
+            return elapsed
 
         for i in range(requests):
-            first, second = rng.choice(words), rng.choice(words)
-            query = [first, f"{first} {second}", f'"{first}"'][i % 3]
-            params: dict[str, str | int] = {"q": query}
+            name = list(classes)[i % len(classes)]
+            first, second = rng.choice(classes[name]), rng.choice(classes[name])
+            query = [first, f"{first} {second}", f'"{first}"'][i // len(classes) % 3]
+            params: dict[str, str | int] = {"q": query, "class": name}
             if i % 4 == 1:
                 params["topic"] = TOPICS[i % 3]
             if i % 4 == 2:
                 params["feed"] = f"feed-{i % 50}"
-            timed("search", "/api/v1/articles", params)
+            by_class[name].append(timed("search", "/api/v1/articles", params))
             alert_params: dict[str, str | int] = [
                 {}, {"state": "new"}, {"rule": "rule-is_threat"}, {"page": 5},
                 {"topic": "recognition", "state": "new"}][i % 5]
             timed("alerts", "/api/v1/alerts", alert_params)
             timed("article", f"/api/v1/articles/{rng.randrange(total):032x}", {})
         # The HTML pages too (the same queries plus rendering).
-        for _ in range(max(10, requests // 10)):
-            timed("search", "/search", {"q": rng.choice(words)})
+        for i in range(max(10, requests // 10)):
+            name = ("rare", "medium", "common")[i % 3]
+            timed("search", "/search", {"q": rng.choice(classes[name])})
             timed("alerts", "/alerts", {})
             timed("article", f"/articles/{rng.randrange(total):032x}", {})
         rss = peak_rss_mb(server.pid)
@@ -229,6 +251,11 @@ def drive(url: str, engine_url: str, requests: int) -> int:
         failed += not ok
         print(f"  {kind:8} p50 {p(values, 0.5):7.1f} ms  p95 {p95:7.1f} ms  "
               f"(target p95 <= {TARGETS_MS[kind]:.0f} ms: {'ok' if ok else 'MISSED'})")
+    for name, values in by_class.items():
+        share = {"rare": "< 0.1%", "medium": "0.1-1%", "common": "1-10%",
+                 "stop": "> 10%, not in the target"}[name]
+        print(f"    search words in {share:>24} of articles: p50 {p(values, 0.5):7.1f} ms  "
+              f"p95 {p(values, 0.95):7.1f} ms ({len(values)} queries)")
     print(f"  web peak RSS {rss:.0f} MB (target <= {TARGET_RSS_MB:.0f} MB: "
           f"{'ok' if rss <= TARGET_RSS_MB else 'MISSED'})")
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())

@@ -7,7 +7,8 @@ above text). The same query language works on both: words (all must appear), "qu
 phrases", ``OR`` between words, and ``-word`` to exclude. Snippets are computed for the
 page's rows only. Pages are found with one row of look-ahead instead of a count, which
 would read every match. Ranking covers the newest `RANK_WINDOW` matches (after the
-filters), which keeps a query for a common word as fast as one for a rare word.
+filters; on SQLite among the newest `SCAN_LIMIT` text matches unless dates are given),
+which keeps a query for a common word about as fast as one for a rare word.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from sqlalchemy import (
     Engine,
     Select,
+    and_,
     bindparam,
     column,
     exists,
@@ -38,13 +40,20 @@ from schemas import tables
 A, H = tables.articles.c, tables.topic_hits.c
 E, AE = tables.entities.c, tables.article_entities.c
 FTS = table("articles_fts", column("rowid"), column("article_id"))
+# The FTS5 row shares its article's rowid (the triggers of migration 0007): joining on it
+# is a direct row lookup, three times faster than the text primary key; comparing the
+# ids too keeps the join exact even if a VACUUM renumbered the articles.
+_SAME_ROW = and_(literal_column("articles.rowid") == FTS.c.rowid, A.id == FTS.c.article_id)
 _TOKEN = re.compile(r'(-?)"([^"]*)"|(\S+)')
 _WORDISH = re.compile(r"\w", re.UNICODE)
 MAX_QUERY = 500
 # Results are ranked among this many of the newest matching articles (after filters):
 # a word found in half a million articles would otherwise be scored half a million
 # times. Narrow with filters or dates to reach older matches.
-RANK_WINDOW = 2000
+RANK_WINDOW = 1000
+# ...looked for among this many of the newest articles containing the words (SQLite;
+# PostgreSQL's planner picks its own way), unless a date range is given.
+SCAN_LIMIT = 20_000
 
 
 @dataclass(frozen=True)
@@ -144,6 +153,10 @@ def _filters(query: Select[Any], q: SearchQuery) -> Select[Any]:
     return query
 
 
+def _filtered(q: SearchQuery) -> bool:
+    return any((q.feed, q.language, q.since, q.until, q.topic, q.entity))
+
+
 def search_articles(engine: Engine, q: SearchQuery) -> SearchPage:
     """One page of articles matching ``q``: best match first (newest first without text)."""
     page = max(1, q.page)
@@ -172,17 +185,28 @@ def search_articles(engine: Engine, q: SearchQuery) -> SearchPage:
             if match is None:
                 return SearchPage([], page, False)
             matching = literal_column("articles_fts").op("MATCH")(bindparam("q", match))
-            # FTS5 walks matches in rowid (storage) order cheaply; bm25 scores every row
-            # it ranks. The rowid of the RANK_WINDOW-th newest match bounds the ranking.
-            bound = conn.execute(
-                _filters(select(FTS.c.rowid).select_from(FTS)
-                         .join(tables.articles, A.id == FTS.c.article_id).where(matching), q)
-                .order_by(FTS.c.rowid.desc()).limit(1).offset(RANK_WINDOW - 1),
-                {"q": match}).scalar()
+            # FTS5 walks matches in rowid (storage, so arrival) order cheaply; bm25 scores
+            # every row it ranks. Ranking covers the RANK_WINDOW newest matches that pass
+            # the filters, looked for among the SCAN_LIMIT newest text matches (all of
+            # them when a date range is given: that is how to reach further back).
+            scan_bound = None
+            if q.since is None and q.until is None:
+                scan_bound = conn.execute(
+                    select(FTS.c.rowid).where(matching).order_by(FTS.c.rowid.desc())
+                    .limit(1).offset(SCAN_LIMIT - 1), {"q": match}).scalar()
+            text_matches: Select[Any] = select(FTS.c.rowid).select_from(FTS).where(matching)
+            if _filtered(q):  # the join only when a filter needs the article
+                text_matches = _filters(text_matches.join(tables.articles, _SAME_ROW), q)
+            if scan_bound is not None:
+                text_matches = text_matches.where(FTS.c.rowid >= scan_bound)
+            bound = conn.execute(text_matches.order_by(FTS.c.rowid.desc()).limit(1)
+                                 .offset(RANK_WINDOW - 1), {"q": match}).scalar()
+            if bound is None:
+                bound = scan_bound
             rank = func.bm25(literal_column("articles_fts"), 0.0, 4.0, 1.0)
             query = _filters(
                 select(*columns, rank.label("rank"), FTS.c.rowid.label("fts_rowid"))
-                .select_from(FTS).join(tables.articles, A.id == FTS.c.article_id)
+                .select_from(FTS).join(tables.articles, _SAME_ROW)
                 .where(matching), q).order_by(rank, A.published.desc())
             if bound is not None:
                 query = query.where(FTS.c.rowid >= bound)
