@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "consumers.store.feedback_cli",
     "consumers.alert.cli",
     "consumers.stories.cli",
+    "consumers.web.cli",
 )
 
 Handler = Callable[[argparse.Namespace, Settings], int]

@@ -65,9 +65,17 @@ class BrokerUnavailableError(ServiceUnavailableError):
     """Kafka did not acknowledge (or could not be asked); nothing was recorded as sent."""
 
 
+class NotFoundError(NewswatchError):
+    """What was asked for (an alert, an article, a user, a silence) does not exist."""
+
+
+class PermissionDeniedError(NewswatchError):
+    """The signed-in user's role may not do this (e.g. a viewer acknowledging)."""
+
+
 class FeedbackError(NewswatchError, ValueError):
     """An analyst's verdict cannot be recorded: an invalid verdict, topic or name."""
 
 
-class ArticleNotFoundError(FeedbackError, LookupError):
+class ArticleNotFoundError(FeedbackError, NotFoundError, LookupError):
     """The article a verdict is about is not in the database."""

@@ -35,6 +35,17 @@ ALERTS_DELIVERED = Counter("newswatch_alerts_delivered_total", "Alert deliveries
                            ["channel"])
 ALERTS_FAILED = Counter("newswatch_alerts_failed_total", "Alerts that failed for good",
                         ["channel"])
+ALERTS_SILENCED = Counter("newswatch_alerts_silenced_total",
+                          "Groups that matched while silenced: nothing was decided", ["rule"])
+WEB_REQUESTS = Counter("newswatch_web_requests_total", "Requests the web console answered",
+                       ["route", "status"])
+WEB_REQUEST_SECONDS = Histogram("newswatch_web_request_seconds", "Time to answer a request",
+                                ["route"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                    1, 2.5, 5))
+WEB_LOGIN_FAILURES = Counter("newswatch_web_login_failures_total",
+                             "Refused sign-ins", ["reason"])
+WEB_CHANGES = Counter("newswatch_web_changes_total",
+                      "Changes made in the console or API (audited)", ["action"])
 CONSUMER_LAG = Gauge("newswatch_consumer_lag", "Messages behind the log end", ["stage"])
 BATCH_SECONDS = Histogram("newswatch_batch_seconds", "Time to process one batch", ["stage"],
                           buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))

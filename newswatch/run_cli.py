@@ -1,8 +1,10 @@
 """``newswatch run``: the whole pipeline in one command, on embedded defaults.
 
 Starts the local Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS is set), migrates the
-database, then runs producer, enrich, store, alert and stories as supervised child
-processes, shows live progress, and on Ctrl+C stops them cleanly and prints a summary. With no
+database, then runs producer, enrich, store, alert, stories and the web console as
+supervised child processes (the console's URL is printed, and with no account yet an
+``admin`` is created: NEWSWATCH_WEB_ADMIN_PASSWORD, else a random password printed once),
+shows live progress, and on Ctrl+C stops them cleanly and prints a summary. With no
 configuration it polls the bundled demo feeds and sends alerts to a JSON-lines file and
 the terminal.
 """
@@ -17,6 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from consumers.web.cli import ensure_first_admin
 from newswatch.daemon import StopFlag, install_signal_handlers
 from newswatch.db import make_engine
 from newswatch.kafka_admin import ensure_topics
@@ -27,7 +30,7 @@ from newswatch.settings import Settings
 from newswatch.supervisor import ChildSpec, Supervisor
 from schemas import tables
 
-STAGES = ("producer", "enrich", "store", "alert", "stories")
+STAGES = ("producer", "enrich", "store", "alert", "stories", "web")
 # A stage whose daemon is a subcommand of its own command group.
 _STAGE_ARGV = {"stories": ["stories", "run"]}
 
@@ -46,7 +49,7 @@ def register(subparsers: Any) -> None:
 
 
 def child_specs(settings: Settings, base_port: int, poll_interval: float) -> list[ChildSpec]:
-    """The daemons, each with its own metrics port and log file."""
+    """The six daemons, each with its own metrics port and log file."""
     logs = settings.state_dir / "logs"
     specs = []
     for offset, stage in enumerate(STAGES):
@@ -89,6 +92,9 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     revision = upgrade(engine)
     print(f"Database: {engine.url.render_as_string(hide_password=True)} at revision {revision}")
     engine.dispose()
+    first_user = ensure_first_admin(settings)
+    print(f"Console: {settings.web_url()}"
+          + (f"\n{first_user}" if first_user else " (sign in with your account)"))
     print(f"Feeds: {settings.feeds_path()}\nRules: {settings.rules_path()}\n"
           f"Alerts also go to: {settings.alerts_file()}\n"
           f"Daemon logs: {settings.state_dir / 'logs'}/\nPress Ctrl+C to stop.\n")

@@ -160,6 +160,23 @@ class Settings(BaseSettings):
     @property
     def story_quiet(self) -> timedelta:
         return timedelta(hours=self.story_quiet_hours)
+    # Web console and HTTP API (consumers/web/).
+    web_host: str = Field(default="127.0.0.1", description="Address the console binds")
+    web_port: int = Field(default=8080, ge=0, le=65535, description="Port of the console")
+    web_public_url: str | None = Field(
+        default=None, description="URL people use to reach the console (links, printed URL)")
+    web_secure_cookies: Literal["auto", "always", "never"] = Field(
+        default="auto", description="Secure session cookies: auto = when served over https")
+    web_session_hours: float = Field(default=12.0, gt=0, le=24 * 30,
+                                     description="Sessions expire this long after sign-in")
+    web_login_attempts: int = Field(
+        default=5, ge=1, le=1000,
+        description="Failed sign-ins allowed per address and per account in 15 minutes")
+    web_admin_password: SecretStr | None = Field(
+        default=None,
+        description="`newswatch run` creates the account 'admin' with this password when "
+                    "there is no account yet; unset: a random one, printed once")
+    web_page_size: int = Field(default=25, ge=5, le=200, description="Rows per page")
 
     def sqlalchemy_url(self) -> str:
         """The database URL to connect to (SQLite in the state folder by default)."""
@@ -207,6 +224,12 @@ class Settings(BaseSettings):
         if self.topics_file is not None:
             return self.topics_file
         return Path(__file__).resolve().parent.parent / "consumers" / "enrich" / "topics.yaml"
+    def web_url(self) -> str:
+        """Where the console is reached: ``web_public_url``, else its bind address."""
+        if self.web_public_url:
+            return self.web_public_url.rstrip("/")
+        host = "127.0.0.1" if self.web_host in {"0.0.0.0", "::"} else self.web_host  # noqa: S104
+        return f"http://{host}:{self.web_port}"
 
     def redacted(self) -> dict[str, Any]:
         """The settings in force as plain data, for ``--print-config``.

@@ -338,3 +338,94 @@ story_state = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     comment="A lease: one stories stage places articles at a time; others stand by",
 )
+
+# --- The web console (consumers/web): accounts, sessions, triage and its audit trail. ---
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("role", String(16), nullable=False, comment="viewer, analyst or admin"),
+    Column("password_hash", Text, nullable=False, comment="argon2id; never the password"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("disabled_at", DateTime(timezone=True), comment="Set: the account cannot sign in"),
+    UniqueConstraint("name", name="uq_users_name"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", BigId, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(128), nullable=False, server_default=""),
+    Column("token_hash", String(64), nullable=False,
+           comment="SHA-256 of the token; the token itself is shown once, when created"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True,
+           comment="SHA-256 of the session cookie: a database dump signs nobody in"),
+    Column("user_id", BigId, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False, comment="Every form of the session"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_web_sessions_expires_at", "expires_at"),
+)
+
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("rule", String(64), nullable=False),
+    Column("group_key", String(255), comment="NULL: every group of the rule"),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True), nullable=False,
+           comment="Moved to the expiry time when someone ends the silence early"),
+    Column("comment", Text, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_silences_rule_ends_at", "rule", "ends_at"),
+    comment="While a silence holds, the alert daemon decides nothing for its rule or group",
+)
+
+alert_acks = Table(
+    "alert_acks",
+    metadata,
+    Column("alert_id", BigId, ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True),
+    Column("acknowledged_by", String(128), nullable=False),
+    Column("acknowledged_at", DateTime(timezone=True), nullable=False),
+    Column("comment", Text, nullable=False, server_default=""),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("who", String(128), nullable=False),
+    Column("action", String(32), nullable=False,
+           comment="e.g. acknowledge, silence, unsilence, feedback, resend, user.add"),
+    Column("target", String(255), nullable=False, comment="e.g. alert:12, rule:x|topic=y"),
+    Column("detail", JSON, nullable=False),
+    Index("ix_audit_log_at", "at"),
+    comment="Every change made through the console, the API or the CLI: who and when",
+)
+
+# Full-text search over articles (title, summary, content) is built by migration 0007 in
+# each database's own way and is not a SQLAlchemy table: on PostgreSQL the generated
+# tsvector column `articles.search_document` with its GIN index, on SQLite the FTS5
+# virtual table `articles_fts` (plus the shadow tables FTS5 keeps) filled by triggers.
+# `newswatch.migrate.schema_differences` leaves exactly these names out of its comparison;
+# tests/test_migrations.py checks they exist and that a search finds an article.
+SEARCH_COLUMNS = {"postgresql": {("articles", "search_document")}}
+SEARCH_INDEXES = {"postgresql": {"ix_articles_search_document"}}
+SEARCH_TABLES = {"sqlite": {"articles_fts", "articles_fts_data", "articles_fts_idx",
+                            "articles_fts_content", "articles_fts_docsize",
+                            "articles_fts_config"}}

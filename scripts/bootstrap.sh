@@ -25,3 +25,15 @@ if ! ls .cache/kafka/lib/kafka_2.13-*.jar >/dev/null 2>&1; then
   mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies \
       -DoutputDirectory="$PWD/.cache/kafka/lib"
 fi
+
+# The console's browser tests drive Debian's chromium through Playwright (Playwright's own
+# browser download is never used). Installed when missing and we may (root, as in CI).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: installing Debian's chromium for the browser tests" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+      >/dev/null
+  else
+    echo "bootstrap: chromium is missing: the browser tests will be skipped (apt-get install chromium)" >&2
+  fi
+fi

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-DAEMONS = ("producer", "enrich", "store", "alert")
+DAEMONS = ("producer", "enrich", "store", "alert", "web")
 
 
 def _services() -> dict[str, Any]:

@@ -17,8 +17,50 @@ from schemas import tables
 def test_migrations_produce_exactly_the_declared_tables(engine: Engine) -> None:
     # What `alembic check` does: compare the migrated database with the metadata.
     assert migrate.schema_differences(engine) == []
+    # The full-text search tables (SQLite's FTS5 table and its shadow tables) are the only
+    # ones that are not SQLAlchemy tables; the comparison leaves them out by name.
+    search = tables.SEARCH_TABLES.get(engine.dialect.name, set())
     assert set(inspect(engine).get_table_names()) == set(tables.metadata.tables) | {
-        "alembic_version"}
+        "alembic_version"} | search
+
+
+def test_the_full_text_search_objects_exist_and_follow_the_articles(engine: Engine) -> None:
+    # What the comparison leaves out is checked here instead: it exists and it searches.
+    dialect = engine.dialect.name
+    inspector = inspect(engine)
+    if dialect == "postgresql":
+        columns = {c["name"] for c in inspector.get_columns("articles")}
+        assert {name for _, name in tables.SEARCH_COLUMNS["postgresql"]} <= columns
+        indexes = {i["name"] for i in inspector.get_indexes("articles")}
+        assert tables.SEARCH_INDEXES["postgresql"] <= indexes
+        find = text("SELECT id FROM articles WHERE search_document @@ "
+                    "websearch_to_tsquery('english', :q)")
+    else:
+        assert tables.SEARCH_TABLES["sqlite"] <= set(inspector.get_table_names())
+        find = text("SELECT article_id FROM articles_fts WHERE articles_fts MATCH :q")
+    row = {"id": "a1", "title": "Taliban seek recognition", "summary": "", "content": "Talks.",
+           "published": "2021-10-21 12:00:00", "fetched_at": "2021-10-21 12:00:00",
+           "feed_id": "f", "authors": "[]", "tags": "[]",
+           "enriched_at": "2021-10-21 12:00:00", "stored_at": "2021-10-21 12:00:00"}
+    insert = text(f"INSERT INTO articles ({', '.join(row)}) "
+                  f"VALUES ({', '.join(':' + k for k in row)})")
+    with engine.begin() as conn:
+        conn.execute(insert, row)
+        assert [r[0] for r in conn.execute(find, {"q": "talk"})] == ["a1"]
+        conn.execute(text("UPDATE articles SET title = 'Moscow talks' WHERE id = 'a1'"))
+        assert list(conn.execute(find, {"q": "recognition"})) == []
+        assert [r[0] for r in conn.execute(find, {"q": "moscow"})] == ["a1"]
+        conn.execute(text("DELETE FROM articles WHERE id = 'a1'"))
+        assert list(conn.execute(find, {"q": "moscow"})) == []
+
+
+def test_only_the_search_objects_are_left_out_of_the_comparison(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE articles_fts_extra (id INTEGER PRIMARY KEY)"))
+        conn.execute(text("ALTER TABLE articles ADD COLUMN search_extra TEXT"))
+    differences = [str(d) for d in migrate.schema_differences(engine)]
+    assert any("articles_fts_extra" in d for d in differences)
+    assert any("search_extra" in d for d in differences)
 
 
 def test_a_table_missing_an_index_is_reported(engine: Engine) -> None:

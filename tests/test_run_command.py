@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -49,9 +50,28 @@ def _seed_rules(alerts_file: Path) -> set[str]:
     return fired
 
 
+def _sign_in_and_see_the_seed_alerts(printed: str, web_port: int) -> None:
+    """The demo path: `newswatch run` prints the console's URL and a first account."""
+    url = f"http://127.0.0.1:{web_port}"
+    assert f"Console: {url}" in printed, printed[-3000:]
+    found = re.search(r"Console account: admin, password (\S+) \(shown once", printed)
+    assert found is not None, printed[-3000:]
+    with httpx.Client(base_url=url, timeout=10) as client:
+        form = client.get("/login").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert token is not None
+        signed = client.post("/login", data={"username": "admin", "password": found.group(1),
+                                             "csrf_token": token.group(1)})
+        assert signed.status_code == 303
+        alerts = client.get("/alerts").text
+        assert all(f'data-rule="{rule}"' in alerts for rule in RULES), alerts[-2000:]
+        assert SEED_TITLE in client.get("/search", params={"q": "Taliban recognition"}).text
+
+
 def test_run_fires_seed_alerts_serves_health_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    base = _free_port_block(4)
+    base = _free_port_block(5)
+    web_port = free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in {"KAFKA_BOOTSTRAP_SERVERS", "NEWSWATCH_DATABASE_URL"}}
     env.update({
@@ -59,6 +79,7 @@ def test_run_fires_seed_alerts_serves_health_and_stops_on_ctrl_c(tmp_path: Path)
         "NEWSWATCH_KAFKA_PORT": str(free_port()),
         "NEWSWATCH_KAFKA_CONTROLLER_PORT": str(free_port()),
         "NEWSWATCH_KAFKA_HEAP": "384m",
+        "NEWSWATCH_WEB_PORT": str(web_port),
     })
     stdout = (tmp_path / "run.out").open("wb")
     process = subprocess.Popen(
@@ -73,12 +94,13 @@ def test_run_fires_seed_alerts_serves_health_and_stops_on_ctrl_c(tmp_path: Path)
             time.sleep(1)
         assert _seed_rules(state / "alerts.jsonl") == RULES, output.read_text()[-3000:]
 
-        for port in range(base, base + 4):
+        for port in range(base, base + 5):
             assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
         metrics = "".join(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-                          for port in range(base, base + 4))
+                          for port in range(base, base + 5))
         assert "newswatch_articles_published_total" in metrics
         assert "newswatch_articles_stored_total" in metrics
+        _sign_in_and_see_the_seed_alerts(output.read_text(), web_port)
 
         process.send_signal(signal.SIGINT)
         code = process.wait(timeout=90)
@@ -90,7 +112,7 @@ def test_run_fires_seed_alerts_serves_health_and_stops_on_ctrl_c(tmp_path: Path)
     text = output.read_text()
     assert code == 0, text[-3000:]
     assert "Summary:" in text
-    for stage in ("producer", "enrich", "store", "alert", "stories"):
+    for stage in ("producer", "enrich", "store", "alert", "stories", "web"):
         assert f"{stage}: exit 0" in text, text[-3000:]
     assert LocalKafka(state / "kafka").pid() is None, "the broker run started was left running"
     print(text[text.index("Summary:"):])

@@ -47,6 +47,7 @@ from consumers.alert.payload import (
     load_story,
 )
 from consumers.alert.rule_index import match_batch
+from consumers.alert.silence import Silence, drop_silenced
 from schemas import tables
 from schemas.alert_payload import AlertPayload
 from schemas.rules_file import Rule, format_duration
@@ -149,12 +150,13 @@ def next_batch(conn: Connection, cursor: Cursor, now: datetime,
 
 
 def evaluate(conn: Connection, rules: Sequence[CompiledRule], store: StateStore,
-             now: datetime, batch: HitBatch | None, window_end: datetime | None = None
-             ) -> Evaluation:
+             now: datetime, batch: HitBatch | None, window_end: datetime | None = None,
+             silences: Sequence[Silence] = ()) -> Evaluation:
     """Evaluate ``rules`` on ``batch`` at time ``now`` and record the decisions in ``store``.
 
     ``window_end`` bounds count and spike windows (the backtest's clock); None means
-    open-ended, so an article stamped a little in the future still counts.
+    open-ended, so an article stamped a little in the future still counts. Groups covered
+    by one of ``silences`` decide nothing (`silence.drop_silenced`); the backtest passes none.
     """
     result = Evaluation(hits=batch.count if batch else 0, more=bool(batch and batch.full))
     by_name = {rule.name: rule for rule in rules}
@@ -191,6 +193,7 @@ def evaluate(conn: Connection, rules: Sequence[CompiledRule], store: StateStore,
     # 5. throttle / digest
     rule_models = {rule.name: rule.rule for rule in rules}
     states = store.load_groups(grouped.keys(), rule_models, now)
+    triggers, states = drop_silenced(triggers, states, silences)
     decisions = decide(now, rule_models, triggers, states)
 
     # 6. record

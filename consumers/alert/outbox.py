@@ -25,8 +25,10 @@ from consumers.alert.compile import CompiledRule
 from consumers.alert.evaluate import Cursor, Evaluation, evaluate, next_batch
 from consumers.alert.group import DIGEST_KEY, ArticleRef, Decisions, GroupState
 from consumers.alert.payload import as_utc
+from consumers.alert.silence import active_silences
+from consumers.store.audit import record_audit
 from newswatch.db_errors import unavailable_as_retryable
-from newswatch.errors import NewswatchError
+from newswatch.errors import NewswatchError, NotFoundError
 from schemas import tables
 from schemas.alert_payload import AlertPayload
 from schemas.rules_file import Rule
@@ -52,9 +54,41 @@ def run_tick(engine: Engine, rules: Sequence[CompiledRule], now: datetime) -> Ev
     with unavailable_as_retryable(), engine.begin() as conn:
         cursor = load_cursor(conn, lock=True)
         batch, advanced = next_batch(conn, cursor, now)
-        result = evaluate(conn, rules, SqlStore(conn), now, batch)
+        result = evaluate(conn, rules, SqlStore(conn), now, batch,
+                          silences=active_silences(conn, now))
         save_cursor(conn, cursor, advanced, now)
     return result
+
+
+def resend_alert(engine: Engine, alert_id: int, *, who: str) -> int:
+    """Send an alert again: re-queue its failed sends; returns how many were re-queued.
+
+    The alert keeps its id and dedup key (receivers that dedup on it see the same alert);
+    each failed channel starts a fresh series of attempts now, under the delivery policy
+    of the rules file (an alert past its delivery deadline gets one attempt). Sends that
+    succeeded are not repeated. Recorded in the audit log with ``who``. Serves the
+    console's "send again" and ``newswatch alerts resend``. Raises `NotFoundError`.
+    """
+    now = datetime.now(UTC)
+    with unavailable_as_retryable(), engine.begin() as conn:
+        # The same row lock the deliverer takes when it finishes a send of this alert.
+        alert = conn.execute(select(T_ALERTS.c.id, T_ALERTS.c.dedup_key)
+                             .where(T_ALERTS.c.id == alert_id).with_for_update()).first()
+        if alert is None:
+            raise NotFoundError(f"no alert {alert_id}")
+        channels = sorted(conn.execute(select(T_SENDS.c.channel).where(
+            T_SENDS.c.alert_id == alert_id, T_SENDS.c.status == "failed")).scalars())
+        if channels:
+            conn.execute(update(T_SENDS)
+                         .where(T_SENDS.c.alert_id == alert_id, T_SENDS.c.status == "failed")
+                         .values(status="pending", attempts=0, next_attempt_at=now,
+                                 updated_at=now))
+            conn.execute(update(T_ALERTS).where(T_ALERTS.c.id == alert_id)
+                         .values(status="pending", finished_at=None))
+        record_audit(conn, who=who, action="resend", target=f"alert:{alert_id}",
+                     detail={"channels": channels, "dedup_key": alert.dedup_key}, at=now)
+    log.info("alert re-queued", extra={"alert_id": alert_id, "channels": channels, "who": who})
+    return len(channels)
 
 
 def load_cursor(conn: Connection, lock: bool = False) -> Cursor:

@@ -15,6 +15,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from newswatch.db import make_engine
+from newswatch.migrate import search_objects_left_out
 from newswatch.settings import load_settings
 from schemas.tables import metadata
 
@@ -25,11 +26,15 @@ def _database_url() -> str:
 
 
 def _run(connection: Connection) -> None:
+    # The full-text search objects are not SQLAlchemy tables: never drop them.
+    left_out = search_objects_left_out(connection.dialect.name)
     context.configure(
         connection=connection,
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=left_out["include_name"],
+        include_object=left_out["include_object"],
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -1,0 +1,1 @@
+"""The stages that read Kafka or SQL: enrich, store, alert."""

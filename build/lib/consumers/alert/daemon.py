@@ -1,0 +1,114 @@
+"""``newswatch alert``: evaluate rules on new topic hits, deliver from the outbox, repeat.
+
+Two loops share a `StopFlag`:
+
+- the evaluator (this thread): every ``alert_poll_interval_s`` (at once while hits are
+  waiting) one `outbox.run_tick` decides alerts and advances the watermark in one
+  transaction, then wakes the deliverer;
+- the deliverer (a thread): sends due outbox rows (`deliver.Deliverer`), sleeping until
+  the next row is due or it is woken.
+
+SIGHUP reloads the rules file, keeping the rules in force when the new file is invalid.
+SIGTERM/SIGINT finish the evaluation and the sends in hand, then return; whatever was
+decided and not yet sent is in the outbox for the next start. A database that goes away
+is waited for with backoff, logged once per outage.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+
+from consumers.alert.deliver import Deliverer
+from consumers.alert.outbox import ConcurrentEvaluationError, run_tick, skip_history
+from consumers.alert.ruleset import RulesHolder
+from newswatch.consumer_loop import Backoff
+from newswatch.daemon import StopFlag
+from newswatch.errors import ServiceUnavailableError
+from newswatch.metrics import ALERTS_FIRED
+
+log = logging.getLogger(__name__)
+
+IDLE_DELIVERY_WAIT_S = 1.0
+
+
+class AlertDaemon:
+    """The evaluator and deliverer loops; `run` returns when ``stop`` is set."""
+
+    def __init__(self, engine: Engine, holder: RulesHolder, stop: StopFlag, *,
+                 interval_s: float = 0.2, deliverer: Deliverer | None = None) -> None:
+        self.engine = engine
+        self.holder = holder
+        self.stop = stop
+        self.interval_s = interval_s
+        self.deliverer = deliverer or Deliverer(engine, holder.channels)
+        self.healthy = False
+        self._wake = threading.Event()
+
+    def run(self, *, from_now: bool = False) -> None:
+        """Run until stopped. ``from_now`` skips hits stored before the first start."""
+        if from_now:
+            log.info("starting after the newest stored hit",
+                     extra={"watermark": skip_history(self.engine, datetime.now(UTC))})
+        sender = threading.Thread(target=self._deliver_loop, name="alert-deliver")
+        sender.start()
+        try:
+            self._evaluate_loop()
+        finally:
+            self._wake.set()
+            sender.join()
+            self.deliverer.close()
+
+    def _evaluate_loop(self) -> None:
+        backoff, failures = Backoff(), 0
+        rules = self.holder.current.rules
+        log.info("evaluating alert rules", extra={"rules": len(rules),
+                                                  "rules_file": str(self.holder.current.path)})
+        while not self.stop.stopping:
+            if self.stop.take_reload():
+                self.holder.reload()
+            try:
+                result = run_tick(self.engine, self.holder.current.rules, datetime.now(UTC))
+            except (ServiceUnavailableError, ConcurrentEvaluationError) as exc:
+                if failures == 0:
+                    log.error("evaluation failed; retrying with backoff: %s", exc)
+                self.healthy = False
+                self.stop.wait(backoff.delay(failures))
+                failures += 1
+                continue
+            if failures:
+                log.warning("evaluation works again", extra={"failures": failures})
+            failures, self.healthy = 0, True
+            for alert_id, rule in result.alerts:
+                ALERTS_FIRED.labels(rule).inc()
+                log.info("alert decided", extra={"alert_id": alert_id, "rule": rule})
+            if result.alerts:
+                self._wake.set()
+            if not result.more:
+                self.stop.wait(self.interval_s)
+
+    def _deliver_loop(self) -> None:
+        backoff, failures = Backoff(), 0
+        while not self.stop.stopping:
+            try:
+                stats = self.deliverer.run_once()
+                due = self.deliverer.next_due() if not stats.attempts else None
+            except ServiceUnavailableError as exc:
+                if failures == 0:
+                    log.error("delivery paused: %s", exc)
+                self._wake.wait(backoff.delay(failures))
+                self._wake.clear()
+                failures += 1
+                continue
+            failures = 0
+            if stats.attempts:
+                continue
+            wait = IDLE_DELIVERY_WAIT_S
+            if due is not None:
+                wait = min(wait, max(0.01, (due - datetime.now(UTC)).total_seconds()))
+            self._wake.wait(wait)
+            self._wake.clear()
+

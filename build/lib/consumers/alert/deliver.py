@@ -1,0 +1,244 @@
+"""Delivery from the outbox: the one retry loop, with exponential backoff, jitter and a deadline.
+
+Each `Deliverer.run_once` takes the outbox rows (``alert_sends``) that are due, claims
+each one, asks its channel to send, and records the attempt in ``deliveries`` (time,
+status, latency, error) together with the row's new state, in one transaction:
+
+- delivered -> ``sent``;
+- retryable (429, 5xx, timeout, connection error, SMTP 4xx) -> due again after
+  ``backoff * 2**(attempt-1)`` (capped at ``max_backoff``, at least the server's
+  Retry-After), jittered to between half and all of that;
+- final, or ``max_attempts`` reached, or the next try would be past ``deadline`` after
+  the alert was decided -> ``failed`` (listed by ``newswatch alerts --failed``).
+
+Claiming pushes the row's due time ahead by a lease, so two deliverers never send one row
+at the same time; a deliverer that dies mid-send leaves the row to be retried when the
+lease ends. The state is all in SQL, so a restart goes on where the last run stopped:
+an alert decided before a crash is sent after it, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from consumers.alert.channels.base import Notifier, SendResult, retryable
+from consumers.alert.payload import as_utc
+from newswatch.db_errors import unavailable_as_retryable
+from newswatch.errors import ServiceUnavailableError
+from newswatch.metrics import ALERTS_DELIVERED, ALERTS_FAILED
+from schemas import tables
+from schemas.alert_payload import AlertPayload
+from schemas.rules_file import Delivery
+
+log = logging.getLogger(__name__)
+
+T_ALERTS, T_SENDS, T_DELIVERIES = tables.alerts, tables.alert_sends, tables.deliveries
+LEASE = timedelta(minutes=2)
+BATCH = 50
+RECORD_RETRIES = 6
+
+ChannelSource = Callable[[], tuple[Mapping[str, Notifier], Delivery]]
+
+
+def backoff_delay(policy: Delivery, attempt: int, rng: random.Random,
+                  retry_after: float | None = None) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+    cap = policy.max_backoff.total_seconds()
+    ceiling = min(cap, policy.backoff.total_seconds() * 2 ** (attempt - 1))
+    delay: float = ceiling / 2 + rng.uniform(0, ceiling / 2)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, cap))
+    return delay
+
+
+@dataclass
+class DeliveryStats:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+    @property
+    def attempts(self) -> int:
+        return self.sent + self.retried + self.failed
+
+
+@dataclass(frozen=True)
+class _Due:
+    alert_id: int
+    channel: str
+    attempts: int
+
+
+class Deliverer:
+    """Sends due outbox rows. ``channels`` returns the notifiers and policy in force."""
+
+    def __init__(self, engine: Engine, channels: ChannelSource, *,
+                 rng: random.Random | None = None, workers: int = 4,
+                 lease: timedelta = LEASE, batch: int = BATCH) -> None:
+        self._engine = engine
+        self._channels = channels
+        self._rng = rng or random.Random()
+        self._lease = lease
+        self._batch = batch
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver")
+
+    def close(self) -> None:
+        """Wait for sends in flight, then release the threads. Idempotent."""
+        self._pool.shutdown(wait=True)
+
+    def run_once(self, now: datetime | None = None) -> DeliveryStats:
+        """Attempt every due row once (in parallel across rows); returns what happened."""
+        moment = now or datetime.now(UTC)
+        claimed = self._claim(moment)
+        stats = DeliveryStats()
+        if not claimed:
+            return stats
+        channels, policy = self._channels()
+        results = self._pool.map(lambda due: self._attempt(due, channels, policy, moment),
+                                 claimed)
+        for outcome in results:
+            if outcome == "sent":
+                stats.sent += 1
+            elif outcome == "retry":
+                stats.retried += 1
+            else:
+                stats.failed += 1
+        return stats
+
+    def next_due(self) -> datetime | None:
+        """When the earliest pending row is due (None when nothing is pending)."""
+        with unavailable_as_retryable(), self._engine.connect() as conn:
+            value = conn.execute(
+                select(T_SENDS.c.next_attempt_at).where(T_SENDS.c.status == "pending")
+                .order_by(T_SENDS.c.next_attempt_at).limit(1)
+            ).scalar()
+        return None if value is None else as_utc(value)
+
+    def _claim(self, now: datetime) -> list[_Due]:
+        with unavailable_as_retryable(), self._engine.begin() as conn:
+            rows = conn.execute(
+                select(T_SENDS.c.alert_id, T_SENDS.c.channel, T_SENDS.c.attempts)
+                .where(T_SENDS.c.status == "pending", T_SENDS.c.next_attempt_at <= now)
+                .order_by(T_SENDS.c.next_attempt_at, T_SENDS.c.alert_id)
+                .limit(self._batch)
+            ).all()
+            claimed = []
+            for row in rows:
+                done = conn.execute(
+                    update(T_SENDS)
+                    .where(T_SENDS.c.alert_id == row.alert_id, T_SENDS.c.channel == row.channel,
+                           T_SENDS.c.status == "pending", T_SENDS.c.next_attempt_at <= now)
+                    .values(next_attempt_at=now + self._lease)
+                )
+                if done.rowcount == 1:
+                    claimed.append(_Due(int(row.alert_id), row.channel, int(row.attempts)))
+        return claimed
+
+    def _attempt(self, due: _Due, channels: Mapping[str, Notifier], policy: Delivery,
+                 now: datetime) -> str:
+        with unavailable_as_retryable(), self._engine.connect() as conn:
+            alert = conn.execute(
+                select(T_ALERTS.c.payload, T_ALERTS.c.created_at, T_ALERTS.c.rule)
+                .where(T_ALERTS.c.id == due.alert_id)
+            ).one()
+        payload = AlertPayload.model_validate({**alert.payload, "alert_id": due.alert_id})
+        notifier = channels.get(due.channel)
+        started = time.perf_counter()
+        if notifier is None:
+            result = retryable("config", f"channel '{due.channel}' is not in the rules file")
+        else:
+            try:
+                result = notifier.send(payload)
+            except Exception as exc:  # a notifier bug must not stop the other deliveries
+                log.exception("channel raised", extra={"channel": due.channel})
+                result = retryable("error", f"{type(exc).__name__}: {exc}")
+        latency_ms = (time.perf_counter() - started) * 1000
+        attempt = due.attempts + 1
+        outcome, next_at, error = self._next(result, attempt, policy, now, latency_ms,
+                                             as_utc(alert.created_at))
+        self._record_surely(due, attempt, now, result, outcome, next_at, error, latency_ms)
+        fields = {"alert_id": due.alert_id, "channel": due.channel, "attempt": attempt,
+                  "status": result.status, "latency_ms": round(latency_ms, 1)}
+        if outcome == "sent":
+            ALERTS_DELIVERED.labels(due.channel).inc()
+            log.info("alert delivered", extra=fields)
+        elif outcome == "retry":
+            log.warning("alert delivery failed; will retry",
+                        extra={**fields, "error": error, "next_attempt_at": next_at})
+        else:
+            ALERTS_FAILED.labels(due.channel).inc()
+            log.error("alert delivery failed for good", extra={**fields, "error": error})
+        return outcome
+
+    def _next(self, result: SendResult, attempt: int, policy: Delivery, now: datetime,
+              latency_ms: float, created_at: datetime
+              ) -> tuple[str, datetime | None, str | None]:
+        if result.ok:
+            return "sent", None, None
+        if not result.retry:
+            return "failed", None, result.error
+        if attempt >= policy.max_attempts:
+            return "failed", None, f"{result.error} (gave up after {attempt} attempts)"
+        delay = backoff_delay(policy, attempt, self._rng, result.retry_after)
+        next_at = now + timedelta(milliseconds=latency_ms, seconds=delay)
+        if next_at > created_at + policy.deadline:
+            return "failed", None, f"{result.error} (deadline passed after {attempt} attempts)"
+        return "retry", next_at, result.error
+
+    def _record_surely(self, *args: Any) -> None:
+        """`_record`, retried while the database is briefly away: the send is done, and a
+        lost record would make the row be sent again when its lease ends."""
+        for retry in range(RECORD_RETRIES):
+            try:
+                self._record(*args)
+                return
+            except ServiceUnavailableError:
+                if retry == RECORD_RETRIES - 1:
+                    raise
+                log.warning("recording a delivery failed; retrying", exc_info=True)
+                time.sleep(0.2 * 2 ** retry)
+
+    def _record(self, due: _Due, attempt: int, now: datetime, result: SendResult,
+                outcome: str, next_at: datetime | None, error: str | None,
+                latency_ms: float) -> None:
+        status = {"sent": "sent", "retry": "pending", "failed": "failed"}[outcome]
+        finished = now + timedelta(milliseconds=latency_ms)
+        with unavailable_as_retryable(), self._engine.begin() as conn:
+            # Lock the alert row first. Two channels of one alert finish in parallel
+            # threads; without the lock each transaction still saw the other's row as
+            # pending (READ COMMITTED) and neither marked the alert sent, so it stayed
+            # 'pending' forever (found by tests/e2e/test_faults.py). SQLite serialises
+            # writers anyway and has no FOR UPDATE; SQLAlchemy leaves it out there.
+            conn.execute(select(T_ALERTS.c.id).where(T_ALERTS.c.id == due.alert_id)
+                         .with_for_update())
+            conn.execute(T_DELIVERIES.insert().values(
+                alert_id=due.alert_id, channel=due.channel, attempt=attempt, attempted_at=now,
+                outcome=outcome, status=result.status[:64], latency_ms=latency_ms,
+                error=error,
+            ))
+            conn.execute(
+                update(T_SENDS)
+                .where(T_SENDS.c.alert_id == due.alert_id, T_SENDS.c.channel == due.channel)
+                .values(status=status, attempts=attempt, next_attempt_at=next_at,
+                        last_error=error, updated_at=finished)
+            )
+            if status == "pending":
+                return
+            states = set(conn.execute(
+                select(T_SENDS.c.status).where(T_SENDS.c.alert_id == due.alert_id)
+            ).scalars())
+            if "pending" in states:
+                return
+            conn.execute(
+                update(T_ALERTS).where(T_ALERTS.c.id == due.alert_id)
+                .values(status="failed" if "failed" in states else "sent", finished_at=finished)
+            )

@@ -1,0 +1,325 @@
+"""Incremental rule evaluation: new topic hits -> matches -> triggers -> decisions.
+
+`evaluate` tells one evaluation's story top to bottom:
+
+1. match: the articles with new topic hits are checked against every rule whose topics
+   they touch, in SQL (`compile.match_query`);
+2. dedup: (rule, article) pairs already alerted or held are dropped;
+3. group: each article falls in one group of the rule (`payload.group_of`);
+4. condition: for ``count`` and ``spike`` rules, the group's window is counted in SQL;
+5. throttle/digest: `group.decide` turns triggers and group states into decisions;
+6. record: the `StateStore` writes the decisions (the outbox) with their payloads.
+
+The live store (`outbox.SqlStore`) does all of it in the caller's transaction, together
+with the watermark advance, so a crash at any point leaves either the whole decision or
+none of it. The backtest runs the same function with an in-memory store.
+
+New hits are found with a watermark on ``topic_hits.id`` (`next_batch`). On PostgreSQL
+two transactions may commit ids out of order, so ids skipped below the watermark are
+remembered as *gaps* and read again until they appear or `GAP_TTL` passes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import Connection, select
+
+from consumers.alert.compile import (
+    CompiledRule,
+    CompiledRules,
+    published_query,
+    window_articles_query,
+    window_query,
+)
+from consumers.alert.group import ArticleRef, Decisions, GroupState, Trigger, decide
+from consumers.alert.payload import (
+    MAX_ARTICLES,
+    ArticleView,
+    as_utc,
+    build_payload,
+    group_of,
+    load_articles,
+)
+from consumers.alert.silence import Silence, drop_silenced
+from schemas import tables
+from schemas.alert_payload import AlertPayload
+from schemas.rules_file import Rule, format_duration
+
+log = logging.getLogger(__name__)
+
+H = tables.topic_hits
+BATCH_LIMIT = 2000
+GAP_TTL = timedelta(minutes=2)
+MAX_GAPS = 10_000
+
+
+class StateStore(Protocol):
+    """Where decisions and group memory live: SQL for the daemon, memory for backtests."""
+
+    def seen(self, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The (rule, article id) pairs already held or alerted."""
+        ...
+
+    def load_groups(self, keys: Iterable[tuple[str, str]], rules: Mapping[str, Rule],
+                    now: datetime) -> dict[tuple[str, str], GroupState]:
+        """States of ``keys``, of groups due by ``now`` and of the rules' digest groups."""
+        ...
+
+    def apply(self, decisions: Decisions, payloads: Mapping[str, AlertPayload],
+              rules: Mapping[str, Rule], now: datetime) -> list[int]:
+        """Write the decisions; payloads are keyed by dedup key. Returns new alert ids."""
+        ...
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """How far evaluation got: the highest hit id seen and the ids skipped below it."""
+
+    watermark: int = 0
+    gaps: Mapping[int, datetime] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HitBatch:
+    """New hits: ids in ``(low, high]`` plus ``late_ids`` (gaps that appeared)."""
+
+    low: int
+    high: int
+    late_ids: tuple[int, ...] = ()
+    count: int = 0
+    topics: frozenset[str] = frozenset()
+    full: bool = False
+
+
+@dataclass
+class Evaluation:
+    """What one evaluation did."""
+
+    hits: int = 0
+    rules_checked: int = 0
+    matches: int = 0
+    alerts: list[tuple[int, str]] = field(default_factory=list)  # (alert id, rule)
+    more: bool = False
+
+
+def next_batch(conn: Connection, cursor: Cursor, now: datetime,
+               limit: int = BATCH_LIMIT) -> tuple[HitBatch, Cursor]:
+    """The next hits to evaluate and the cursor to store once they are evaluated."""
+    rows = conn.execute(
+        select(H.c.id, H.c.topic).where(H.c.id > cursor.watermark).order_by(H.c.id).limit(limit)
+    ).all()
+    late: list[tuple[int, str]] = []
+    gap_ids = sorted(cursor.gaps)
+    for start in range(0, len(gap_ids), 500):
+        part = gap_ids[start:start + 500]
+        late.extend((r.id, r.topic) for r in conn.execute(
+            select(H.c.id, H.c.topic).where(H.c.id.in_(part))
+        ))
+    high = rows[-1].id if rows else cursor.watermark
+    late_ids = {hit_id for hit_id, _ in late}
+    gaps = {hit_id: seen for hit_id, seen in cursor.gaps.items()
+            if hit_id not in late_ids and seen > now - GAP_TTL}
+    present = {r.id for r in rows}
+    skipped = (high - cursor.watermark) - len(rows)
+    if skipped > 0:
+        if skipped > MAX_GAPS:
+            log.warning("many topic_hits ids skipped; tracking the newest only",
+                        extra={"skipped": skipped, "tracked": MAX_GAPS})
+        hit_id = high - 1
+        while hit_id > cursor.watermark and len(gaps) < MAX_GAPS * 2:
+            if hit_id not in present:
+                gaps.setdefault(hit_id, now)
+            hit_id -= 1
+    if len(gaps) > MAX_GAPS:
+        gaps = dict(sorted(gaps.items())[-MAX_GAPS:])
+    batch = HitBatch(
+        low=cursor.watermark, high=high, late_ids=tuple(sorted(late_ids)),
+        count=len(rows) + len(late), full=len(rows) >= limit,
+        topics=frozenset(r.topic for r in rows) | frozenset(t for _, t in late),
+    )
+    return batch, Cursor(watermark=high, gaps=gaps)
+
+
+def evaluate(conn: Connection, rules: Sequence[CompiledRule], store: StateStore,
+             now: datetime, batch: HitBatch | None, window_end: datetime | None = None,
+             silences: Sequence[Silence] = ()) -> Evaluation:
+    """Evaluate ``rules`` on ``batch`` at time ``now`` and record the decisions in ``store``.
+
+    ``window_end`` bounds count and spike windows (the backtest's clock); None means
+    open-ended, so an article stamped a little in the future still counts. Groups covered
+    by one of ``silences`` decide nothing (`silence.drop_silenced`); the backtest passes none.
+    """
+    result = Evaluation(hits=batch.count if batch else 0, more=bool(batch and batch.full))
+    by_index = {rule.index: rule for rule in rules}
+    by_name = {rule.name: rule for rule in rules}
+
+    # 1. match
+    pairs: list[tuple[CompiledRule, str]] = []
+    if batch is not None and batch.count:
+        compiled = rules if isinstance(rules, CompiledRules) else CompiledRules(rules)
+        late = bool(batch.late_ids)
+        result.rules_checked, statements = compiled.statements(batch.topics, late)
+        params: dict[str, object] = {"low": batch.low, "high": batch.high}
+        if late:
+            params["late"] = list(batch.late_ids)
+        for statement in statements:
+            for index, article_id in conn.execute(statement, params):
+                pairs.append((by_index[index], article_id))
+
+    # 2. dedup
+    seen = store.seen([(rule.name, article_id) for rule, article_id in pairs])
+    fresh = [(rule, aid) for rule, aid in pairs if (rule.name, aid) not in seen]
+    result.matches = len(fresh)
+
+    # 3. group
+    views = load_articles(conn, {aid for _, aid in fresh})
+    grouped: dict[tuple[str, str], list[ArticleRef]] = {}
+    for rule, aid in fresh:
+        view = views.get(aid)
+        if view is None:
+            continue
+        key, labels = group_of(rule.rule, view)
+        grouped.setdefault((rule.name, key), []).append(
+            ArticleRef(article_id=aid, published=view.published, group_key=key, labels=labels)
+        )
+
+    # 4. condition (articles of count/spike windows not alerted yet join the trigger)
+    triggers = [
+        _trigger(conn, by_name[rule_name], refs, now, window_end)
+        for (rule_name, _), refs in grouped.items()
+    ]
+    triggers = _drop_seen(store, triggers, {(r.name, aid) for r, aid in fresh})
+
+    # 5. throttle / digest
+    rule_models = {rule.name: rule.rule for rule in rules}
+    states = store.load_groups(grouped.keys(), rule_models, now)
+    triggers, states = drop_silenced(triggers, states, silences)
+    decisions = decide(now, rule_models, triggers, states)
+
+    # 6. record
+    payloads = _payloads(conn, decisions, rule_models, views, now)
+    ids = store.apply(decisions, payloads, rule_models, now)
+    result.alerts = [(alert_id, fire.rule) for alert_id, fire in zip(ids, decisions.fires,
+                                                                      strict=True)]
+    return result
+
+
+def _drop_seen(store: StateStore, triggers: list[Trigger],
+               fresh: set[tuple[str, str]]) -> list[Trigger]:
+    """Window articles already held or alerted leave the triggers (one query for all)."""
+    extra = [(t.rule, ref.article_id) for t in triggers for ref in t.articles
+             if (t.rule, ref.article_id) not in fresh]
+    if not extra:
+        return triggers
+    seen = store.seen(extra)
+    return [
+        Trigger(t.rule, t.group_key, t.labels, t.holds, t.reason,
+                tuple(ref for ref in t.articles if (t.rule, ref.article_id) not in seen))
+        for t in triggers
+    ]
+
+
+def _trigger(conn: Connection, rule: CompiledRule, refs: list[ArticleRef], now: datetime,
+             window_end: datetime | None) -> Trigger:
+    labels = refs[0].labels
+    key = refs[0].group_key
+    model = rule.rule
+    if model.count is not None:
+        within = model.count.within
+    elif model.spike is not None:
+        within = model.spike.within
+    else:
+        return Trigger(rule.name, key, labels, True, _explain(model, len(refs)), tuple(refs))
+    start = now - within
+    count, feeds = conn.execute(window_query(rule, labels, start, window_end)).one()
+    if model.count is not None:
+        holds = count >= model.count.at_least and feeds >= model.count.distinct_feeds
+        reason = (f"{count} matching article(s) from {feeds} feed(s) within "
+                  f"{format_duration(within)} (the rule needs {model.count.at_least} from "
+                  f"{model.count.distinct_feeds})")
+    else:
+        assert model.spike is not None
+        holds, reason = _spike(conn, rule, labels, now, count)
+    if not holds:
+        return Trigger(rule.name, key, labels, False, reason, ())
+    window = [
+        ArticleRef(article_id=aid, published=as_utc(published), group_key=key, labels=labels)
+        for aid, published in conn.execute(
+            window_articles_query(rule, labels, start, window_end, MAX_ARTICLES)
+        )
+    ]
+    known = {ref.article_id for ref in refs}
+    articles = refs + [ref for ref in window if ref.article_id not in known]
+    return Trigger(rule.name, key, labels, True, reason, tuple(articles))
+
+
+def _spike(conn: Connection, rule: CompiledRule, labels: Mapping[str, str], now: datetime,
+           current: int) -> tuple[bool, str]:
+    """Current window count against windows of the same length in the trailing baseline."""
+    spike = rule.rule.spike
+    assert spike is not None
+    windows = max(1, int(spike.baseline / spike.within))
+    end = now - spike.within
+    start = end - spike.within * windows
+    counts = [0] * windows
+    for (published,) in conn.execute(published_query(rule, labels, start, end)):
+        slot = int((end - as_utc(published)) / spike.within)
+        counts[min(max(slot, 0), windows - 1)] += 1
+    mean = sum(counts) / windows
+    std = math.sqrt(sum((c - mean) ** 2 for c in counts) / windows)
+    base = (f"{current} matching article(s) within {format_duration(spike.within)} against "
+            f"a baseline of {mean:.1f} ± {std:.1f} per {format_duration(spike.within)} over "
+            f"{format_duration(spike.baseline)}")
+    if current < spike.min_count:
+        return False, base
+    if spike.ratio is not None:
+        ratio = current / mean if mean > 0 else math.inf
+        return ratio >= spike.ratio, f"{base} (ratio {ratio:.1f}, the rule needs {spike.ratio:g})"
+    z = (current - mean) / max(std, 1.0)
+    return z >= (spike.z_score or 0.0), f"{base} (z {z:.1f}, the rule needs {spike.z_score:g})"
+
+
+def _explain(rule: Rule, articles: int) -> str:
+    """The plain-rule reason: which conditions the article(s) met."""
+    match = rule.match
+    parts: list[str] = []
+    if match.topics is not None and match.topics.any:
+        parts.append("topic " + " or ".join(match.topics.any))
+    if match.topics is not None and match.topics.all:
+        parts.append("topics " + " and ".join(match.topics.all))
+    if match.min_score > 0:
+        parts.append(f"score ≥ {match.min_score:g}")
+    if match.entities is not None and (match.entities.any or match.entities.all):
+        names = [e.name for e in match.entities.any] + [e.name for e in match.entities.all]
+        parts.append("entities " + ", ".join(names))
+    if match.feeds:
+        parts.append("feeds " + ", ".join(match.feeds))
+    if match.tags:
+        parts.append("tags " + ", ".join(match.tags))
+    if match.title_keywords:
+        parts.append("title has " + " or ".join(repr(k) for k in match.title_keywords))
+    if match.languages:
+        parts.append("language " + " or ".join(match.languages))
+    return f"{articles} article(s) matched {rule.name}: " + "; ".join(parts)
+
+
+def _payloads(conn: Connection, decisions: Decisions, rules: Mapping[str, Rule],
+              views: dict[str, ArticleView], now: datetime) -> dict[str, AlertPayload]:
+    missing = {ref.article_id for fire in decisions.fires for ref in fire.articles} - set(views)
+    if missing:
+        views.update(load_articles(conn, missing))
+    payloads: dict[str, AlertPayload] = {}
+    for fire in decisions.fires:
+        payloads[fire.dedup_key] = build_payload(
+            rule=rules[fire.rule], kind=fire.kind, labels=fire.labels,
+            dedup_key=fire.dedup_key, reason=fire.reason, created_at=now,
+            articles=[(views[ref.article_id], ref.labels) for ref in fire.articles
+                      if ref.article_id in views],
+        )
+    return payloads

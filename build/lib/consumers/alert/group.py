@@ -1,0 +1,215 @@
+"""Group, throttle and digest: from matches to alert decisions. Pure: no SQL, no clock.
+
+Per rule, each matching article falls in one group (`payload.group_of`). For each group:
+
+- dedup: an article is alerted at most once per rule (the caller drops pairs it has seen);
+- throttle: the first alert of a group goes out at once; later articles are *held* and
+  go out together when ``throttle`` has passed since the last alert, so a group sends at
+  most one alert per interval, and a repeat only when the group grew;
+- spike: fires once per episode; an episode lasts while the spike condition keeps
+  holding, with gaps no longer than the spike's window;
+- digest: instead of one alert per group, released articles wait in the rule's digest
+  group (key ``*``) and go out as one alert when ``digest`` has passed since the first.
+
+`decide` mutates the `GroupState` objects it is given and returns what to write; the
+caller writes it in the same transaction as the watermark (the outbox).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from schemas.rules_file import Rule, format_duration
+
+DIGEST_KEY = "*"
+
+
+@dataclass(frozen=True)
+class ArticleRef:
+    """An article in a rule's group."""
+
+    article_id: str
+    published: datetime
+    group_key: str
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """What matching found for one group in this evaluation.
+
+    ``holds`` says whether the rule's count or spike condition holds (always True for a
+    rule without one); ``articles`` are the group's matching articles not alerted yet.
+    """
+
+    rule: str
+    group_key: str
+    labels: Mapping[str, str]
+    holds: bool
+    reason: str
+    articles: tuple[ArticleRef, ...]
+
+
+@dataclass
+class GroupState:
+    """A group's memory between evaluations (one row of ``alert_groups``)."""
+
+    rule: str
+    key: str
+    labels: dict[str, str]
+    sequence: int = 0
+    last_alert_at: datetime | None = None
+    release_at: datetime | None = None
+    last_true_at: datetime | None = None
+    last_reason: str = ""
+    held: list[ArticleRef] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Fire:
+    """A decided alert: written to ``alerts`` with one outbox row per channel."""
+
+    rule: str
+    group_key: str
+    labels: Mapping[str, str]
+    kind: str
+    sequence: int
+    dedup_key: str
+    reason: str
+    articles: tuple[ArticleRef, ...]
+
+
+@dataclass
+class Decisions:
+    """Everything one evaluation decided, to be written in one transaction."""
+
+    holds: list[tuple[str, ArticleRef]] = field(default_factory=list)
+    to_digest: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    fires: list[Fire] = field(default_factory=list)
+    changed: dict[tuple[str, str], GroupState] = field(default_factory=dict)
+
+    def touch(self, state: GroupState) -> None:
+        self.changed[(state.rule, state.key)] = state
+
+
+def dedup_key(rule: str, group_key: str, article_ids: Iterable[str]) -> str:
+    """``rule:<hash of group and articles>``: the same alert always gets the same key.
+
+    An article goes into at most one alert per rule, so two different alerts of a rule
+    never share a key, and replaying a decision can only hit the unique constraint.
+    """
+    digest = hashlib.sha256(
+        "\n".join([group_key, *sorted(article_ids)]).encode("utf-8")
+    ).hexdigest()[:40]
+    return f"{rule}:{digest}"
+
+
+def decide(now: datetime, rules: Mapping[str, Rule], triggers: Sequence[Trigger],
+           states: dict[tuple[str, str], GroupState]) -> Decisions:
+    """Apply triggers to group states at time ``now``, then release what is due.
+
+    ``states`` must hold the state of every triggered group, of every group whose
+    ``release_at`` is due, and of the digest group of each rule with a digest, when they
+    exist; missing ones are created.
+    """
+    out = Decisions()
+    for trigger in triggers:
+        rule = rules.get(trigger.rule)
+        if rule is None or not trigger.holds:
+            continue
+        state = _state(states, trigger.rule, trigger.group_key, trigger.labels)
+        if rule.spike is not None:
+            in_episode = (state.last_true_at is not None
+                          and state.last_true_at > now - rule.spike.within)
+            state.last_true_at = now
+            out.touch(state)
+            if in_episode:
+                continue
+        held = {ref.article_id for ref in state.held}
+        for ref in trigger.articles:
+            if ref.article_id not in held:
+                held.add(ref.article_id)
+                state.held.append(ref)
+                out.holds.append((rule.name, ref))
+        if not state.held:
+            continue
+        state.last_reason = trigger.reason
+        out.touch(state)
+        if state.last_alert_at is None or now >= state.last_alert_at + rule.throttle:
+            _release(now, rule, state, states, out)
+        elif state.release_at is None:
+            state.release_at = state.last_alert_at + rule.throttle
+
+    for state in list(states.values()):
+        rule = rules.get(state.rule)
+        if rule is None or state.release_at is None or state.release_at > now:
+            continue
+        if state.key == DIGEST_KEY:
+            _fire_digest(now, rule, state, out)
+        elif state.held:
+            _release(now, rule, state, states, out)
+        else:
+            state.release_at = None
+            out.touch(state)
+    return out
+
+
+def _state(states: dict[tuple[str, str], GroupState], rule: str, key: str,
+           labels: Mapping[str, str]) -> GroupState:
+    state = states.get((rule, key))
+    if state is None:
+        state = GroupState(rule=rule, key=key, labels=dict(labels))
+        states[(rule, key)] = state
+    return state
+
+
+def _release(now: datetime, rule: Rule, state: GroupState,
+             states: dict[tuple[str, str], GroupState], out: Decisions) -> None:
+    """The group's held articles go out now: as an alert, or into the rule's digest."""
+    articles = tuple(state.held)
+    repeat = state.last_alert_at is not None
+    reason = state.last_reason
+    if repeat and state.last_alert_at is not None:
+        reason = (f"{len(articles)} new article(s) in the group since the last alert at "
+                  f"{state.last_alert_at:%Y-%m-%d %H:%M} UTC "
+                  f"(throttle {format_duration(rule.throttle)}); {reason}")
+    state.held = []
+    state.last_alert_at = now
+    state.release_at = None
+    state.sequence += 1
+    out.touch(state)
+    if rule.digest is not None:
+        digest = _state(states, rule.name, DIGEST_KEY, {"rule": rule.name})
+        digest.held.extend(articles)
+        if digest.release_at is None:
+            digest.release_at = now + rule.digest
+        out.to_digest.append((rule.name, tuple(ref.article_id for ref in articles)))
+        out.touch(digest)
+        return
+    out.fires.append(Fire(
+        rule=rule.name, group_key=state.key, labels=dict(state.labels), kind="alert",
+        sequence=state.sequence, reason=reason, articles=articles,
+        dedup_key=dedup_key(rule.name, state.key, (ref.article_id for ref in articles)),
+    ))
+
+
+def _fire_digest(now: datetime, rule: Rule, state: GroupState, out: Decisions) -> None:
+    articles = tuple(state.held)
+    state.held = []
+    state.release_at = None
+    out.touch(state)
+    if not articles:
+        return
+    state.sequence += 1
+    state.last_alert_at = now
+    groups = len({ref.group_key for ref in articles})
+    period = format_duration(rule.digest) if rule.digest is not None else "?"
+    out.fires.append(Fire(
+        rule=rule.name, group_key=DIGEST_KEY, labels=dict(state.labels), kind="digest",
+        sequence=state.sequence, articles=articles,
+        reason=f"digest of {len(articles)} article(s) in {groups} group(s) over {period}",
+        dedup_key=dedup_key(rule.name, DIGEST_KEY, (ref.article_id for ref in articles)),
+    ))

@@ -1,0 +1,286 @@
+"""The outbox: alert decisions, group memory and the watermark, in one SQL transaction.
+
+`run_tick` is one live evaluation: it reads the cursor, evaluates the new hits, writes the
+alerts (each with its dedup key and one ``alert_sends`` row per channel) and advances the
+watermark, all in a single transaction. A crash before the commit leaves no trace, so the
+same hits are evaluated again; a crash after it leaves pending outbox rows, which the
+deliverer sends. So an alert is decided once and sent once.
+
+Two evaluators on one database take turns: the cursor row is locked (PostgreSQL) and its
+update checks the watermark it read, so the second one rolls back instead of deciding the
+same alerts twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from consumers.alert.compile import CompiledRule
+from consumers.alert.evaluate import Cursor, Evaluation, evaluate, next_batch
+from consumers.alert.group import DIGEST_KEY, ArticleRef, Decisions, GroupState
+from consumers.alert.payload import as_utc
+from consumers.alert.silence import active_silences
+from consumers.store.audit import record_audit
+from newswatch.db_errors import unavailable_as_retryable
+from newswatch.errors import NewswatchError, NotFoundError
+from schemas import tables
+from schemas.alert_payload import AlertPayload
+from schemas.rules_file import Rule
+
+log = logging.getLogger(__name__)
+
+CURSOR_NAME = "topic_hits"
+CHUNK = 400
+T_STATE, T_GROUPS, T_ALERTS = tables.alert_state, tables.alert_groups, tables.alerts
+T_ARTICLES, T_SENDS = tables.alert_articles, tables.alert_sends
+
+
+class ConcurrentEvaluationError(NewswatchError):
+    """Another evaluator advanced the watermark first; this evaluation was rolled back."""
+
+    retryable = True
+
+
+def run_tick(engine: Engine, rules: Sequence[CompiledRule], now: datetime) -> Evaluation:
+    """Evaluate the hits committed since the last tick; commit decisions and watermark."""
+    with unavailable_as_retryable(), engine.begin() as conn:
+        cursor = load_cursor(conn, lock=True)
+        batch, advanced = next_batch(conn, cursor, now)
+        result = evaluate(conn, rules, SqlStore(conn), now, batch,
+                          silences=active_silences(conn, now))
+        save_cursor(conn, cursor, advanced, now)
+    return result
+
+
+def resend_alert(engine: Engine, alert_id: int, *, who: str) -> int:
+    """Send an alert again: re-queue its failed sends; returns how many were re-queued.
+
+    The alert keeps its id and dedup key (receivers that dedup on it see the same alert);
+    each failed channel starts a fresh series of attempts now, under the delivery policy
+    of the rules file (an alert past its delivery deadline gets one attempt). Sends that
+    succeeded are not repeated. Recorded in the audit log with ``who``. Serves the
+    console's "send again" and ``newswatch alerts resend``. Raises `NotFoundError`.
+    """
+    now = datetime.now(UTC)
+    with unavailable_as_retryable(), engine.begin() as conn:
+        # The same row lock the deliverer takes when it finishes a send of this alert.
+        alert = conn.execute(select(T_ALERTS.c.id, T_ALERTS.c.dedup_key)
+                             .where(T_ALERTS.c.id == alert_id).with_for_update()).first()
+        if alert is None:
+            raise NotFoundError(f"no alert {alert_id}")
+        channels = sorted(conn.execute(select(T_SENDS.c.channel).where(
+            T_SENDS.c.alert_id == alert_id, T_SENDS.c.status == "failed")).scalars())
+        if channels:
+            conn.execute(update(T_SENDS)
+                         .where(T_SENDS.c.alert_id == alert_id, T_SENDS.c.status == "failed")
+                         .values(status="pending", attempts=0, next_attempt_at=now,
+                                 updated_at=now))
+            conn.execute(update(T_ALERTS).where(T_ALERTS.c.id == alert_id)
+                         .values(status="pending", finished_at=None))
+        record_audit(conn, who=who, action="resend", target=f"alert:{alert_id}",
+                     detail={"channels": channels, "dedup_key": alert.dedup_key}, at=now)
+    log.info("alert re-queued", extra={"alert_id": alert_id, "channels": channels, "who": who})
+    return len(channels)
+
+
+def load_cursor(conn: Connection, lock: bool = False) -> Cursor:
+    """The stored cursor; a database never evaluated starts from the first hit."""
+    query = select(T_STATE.c.watermark, T_STATE.c.gaps).where(T_STATE.c.name == CURSOR_NAME)
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        return Cursor()
+    gaps = {int(hit_id): as_utc(datetime.fromisoformat(seen)) for hit_id, seen in row.gaps}
+    return Cursor(watermark=int(row.watermark), gaps=gaps)
+
+
+def save_cursor(conn: Connection, old: Cursor, new: Cursor, now: datetime) -> None:
+    """Store ``new`` if it moved; raises `ConcurrentEvaluationError` if ``old`` is stale."""
+    if new.watermark == old.watermark and dict(new.gaps) == dict(old.gaps):
+        return
+    gaps = [[hit_id, seen.isoformat()] for hit_id, seen in sorted(new.gaps.items())]
+    values = {"watermark": new.watermark, "gaps": gaps, "updated_at": now}
+    exists = conn.execute(
+        select(T_STATE.c.watermark).where(T_STATE.c.name == CURSOR_NAME)
+    ).first()
+    if exists is None:
+        conn.execute(T_STATE.insert().values(name=CURSOR_NAME, **values))
+        return
+    done = conn.execute(
+        update(T_STATE)
+        .where(T_STATE.c.name == CURSOR_NAME, T_STATE.c.watermark == old.watermark)
+        .values(**values)
+    )
+    if done.rowcount != 1:
+        raise ConcurrentEvaluationError("another evaluator advanced the watermark; retrying")
+
+
+def skip_history(engine: Engine, now: datetime) -> int:
+    """Start a never-evaluated database at its newest hit (no alerts for the past)."""
+    with engine.begin() as conn:
+        cursor = load_cursor(conn, lock=True)
+        if cursor.watermark:
+            return cursor.watermark
+        high = conn.execute(select(tables.topic_hits.c.id).order_by(
+            tables.topic_hits.c.id.desc()).limit(1)).scalar()
+        if high:
+            save_cursor(conn, cursor, Cursor(watermark=int(high)), now)
+        return int(high or 0)
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class SqlStore:
+    """`evaluate.StateStore` on the caller's connection and transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def seen(self, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
+        unique = sorted(set(pairs))
+        for part in _chunks(unique):
+            found.update(
+                (row.rule, row.article_id) for row in self.conn.execute(
+                    select(T_ARTICLES.c.rule, T_ARTICLES.c.article_id).where(
+                        tuple_(T_ARTICLES.c.rule, T_ARTICLES.c.article_id).in_(part)
+                    )
+                )
+            )
+        return found
+
+    def load_groups(self, keys: Iterable[tuple[str, str]], rules: Mapping[str, Rule],
+                    now: datetime) -> dict[tuple[str, str], GroupState]:
+        wanted = sorted(set(keys) | {(name, DIGEST_KEY) for name, rule in rules.items()
+                                     if rule.digest is not None})
+        conditions = [and_(T_GROUPS.c.release_at <= now, T_GROUPS.c.rule.in_(sorted(rules)))]
+        rows = list(self.conn.execute(select(T_GROUPS).where(or_(*conditions))))
+        for part in _chunks(wanted):
+            rows.extend(self.conn.execute(select(T_GROUPS).where(
+                tuple_(T_GROUPS.c.rule, T_GROUPS.c.group_key).in_(part)
+            )))
+        states: dict[tuple[str, str], GroupState] = {}
+        for row in rows:
+            states[(row.rule, row.group_key)] = GroupState(
+                rule=row.rule, key=row.group_key, labels=dict(row.labels),
+                sequence=row.sequence,
+                last_alert_at=_utc(row.last_alert_at), release_at=_utc(row.release_at),
+                last_true_at=_utc(row.last_true_at),
+                last_reason=row.last_reason,
+            )
+        self._load_held(states)
+        return states
+
+    def _load_held(self, states: dict[tuple[str, str], GroupState]) -> None:
+        """Attach held articles to their groups, and digest articles to digest groups."""
+        columns = (T_ARTICLES.c.rule, T_ARTICLES.c.article_id, T_ARTICLES.c.group_key,
+                   T_ARTICLES.c.state, T_ARTICLES.c.published)
+        order = (T_ARTICLES.c.decided_at, T_ARTICLES.c.article_id)
+        groups = sorted(key for key in states if key[1] != DIGEST_KEY)
+        digests = sorted(rule for rule, key in states if key == DIGEST_KEY)
+        rows: list[Any] = []
+        for part in _chunks(groups):
+            rows.extend(self.conn.execute(select(*columns).where(
+                T_ARTICLES.c.state == "held",
+                tuple_(T_ARTICLES.c.rule, T_ARTICLES.c.group_key).in_(part),
+            ).order_by(*order)))
+        if digests:
+            rows.extend(self.conn.execute(select(*columns).where(
+                T_ARTICLES.c.state == "digest", T_ARTICLES.c.rule.in_(digests),
+            ).order_by(*order)))
+        for row in rows:
+            key = DIGEST_KEY if row.state == "digest" else row.group_key
+            state = states.get((row.rule, key))
+            if state is None:
+                continue
+            own = states.get((row.rule, row.group_key))
+            state.held.append(ArticleRef(
+                article_id=row.article_id, published=as_utc(row.published),
+                group_key=row.group_key,
+                labels=own.labels if own is not None else labels_of(row.group_key),
+            ))
+
+    def apply(self, decisions: Decisions, payloads: Mapping[str, AlertPayload],
+              rules: Mapping[str, Rule], now: datetime) -> list[int]:
+        """Write everything with a few multi-row statements (executemany)."""
+        conn = self.conn
+        if decisions.holds:
+            conn.execute(T_ARTICLES.insert(), [
+                {"rule": rule, "article_id": ref.article_id, "group_key": ref.group_key,
+                 "state": "held", "alert_id": None, "published": ref.published,
+                 "decided_at": now}
+                for rule, ref in decisions.holds
+            ])
+        moved: list[dict[str, Any]] = [
+            {"r": rule, "a": article_id, "s": "digest", "i": None}
+            for rule, article_ids in decisions.to_digest for article_id in article_ids
+        ]
+        ids: list[int] = []
+        if decisions.fires:
+            inserted = conn.execute(
+                T_ALERTS.insert().returning(T_ALERTS.c.id, sort_by_parameter_order=True),
+                [{"dedup_key": fire.dedup_key, "rule": fire.rule, "group_key": fire.group_key,
+                  "kind": fire.kind, "status": "pending", "reason": fire.reason,
+                  "payload": payloads[fire.dedup_key].model_dump(mode="json",
+                                                                 exclude={"alert_id"}),
+                  "created_at": now}
+                 for fire in decisions.fires],
+            )
+            ids = [int(alert_id) for alert_id in inserted.scalars()]
+            sends: list[dict[str, Any]] = []
+            for alert_id, fire in zip(ids, decisions.fires, strict=True):
+                moved.extend({"r": fire.rule, "a": ref.article_id, "s": "alerted", "i": alert_id}
+                             for ref in fire.articles)
+                sends.extend({"alert_id": alert_id, "channel": channel, "status": "pending",
+                              "attempts": 0, "next_attempt_at": now, "updated_at": now}
+                             for channel in rules[fire.rule].channels)
+            if sends:
+                conn.execute(T_SENDS.insert(), sends)
+        if moved:
+            conn.execute(
+                update(T_ARTICLES)
+                .where(T_ARTICLES.c.rule == bindparam("r"),
+                       T_ARTICLES.c.article_id == bindparam("a"))
+                .values(state=bindparam("s"), alert_id=bindparam("i")),
+                moved,
+            )
+        if decisions.changed:
+            self._save_groups(list(decisions.changed.values()))
+        return ids
+
+    def _save_groups(self, states: Sequence[GroupState]) -> None:
+        insert_of = postgresql.insert if self.conn.dialect.name == "postgresql" else sqlite.insert
+        statement = insert_of(T_GROUPS)
+        columns = ("labels", "sequence", "last_alert_at", "release_at", "last_true_at",
+                   "last_reason")
+        self.conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[T_GROUPS.c.rule, T_GROUPS.c.group_key],
+                set_={name: statement.excluded[name] for name in columns},
+            ),
+            [{"rule": state.rule, "group_key": state.key, "labels": state.labels,
+              "sequence": state.sequence, "last_alert_at": state.last_alert_at,
+              "release_at": state.release_at, "last_true_at": state.last_true_at,
+              "last_reason": state.last_reason[:2000]} for state in states],
+        )
+
+
+def labels_of(group_key: str) -> dict[str, str]:
+    """The labels a group key was made from (`payload.group_key`), when it can tell."""
+    if "#" in group_key or "=" not in group_key:
+        return {"group": group_key}
+    return dict(part.split("=", 1) for part in group_key.split("|") if "=" in part)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else as_utc(moment)

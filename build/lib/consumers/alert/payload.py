@@ -1,0 +1,193 @@
+"""Articles as the alert path sees them, their group in a rule, and the alert payload.
+
+`load_articles` reads articles with their topic hits (and evidence) and entities in a
+few statements. `group_of` says which group of a rule an article falls in. `build_payload`
+makes the `schemas.alert_payload.AlertPayload` that is stored with the alert, so what is
+sent never depends on rows that may change or be pruned later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, select
+
+from consumers.alert.compile import NO_VALUE
+from schemas import tables
+from schemas.alert_payload import (
+    AlertPayload,
+    ArticleItem,
+    EvidenceItem,
+    RuleItem,
+    TopicItem,
+)
+from schemas.rules_file import Rule
+
+# Bounds that keep a message readable and a payload small.
+MAX_ARTICLES = 50
+MAX_EVIDENCE_PER_TOPIC = 3
+MAX_SENTENCE_CHARS = 600
+MAX_GROUP_KEY = 255
+CHUNK = 500
+A, H, AE, E = tables.articles, tables.topic_hits, tables.article_entities, tables.entities
+
+T = TypeVar("T")
+
+
+def as_utc(moment: datetime) -> datetime:
+    """An aware UTC datetime; SQLite gives naive values back, which are UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class HitView:
+    topic: str
+    score: float
+    evidence: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class ArticleView:
+    """One article with its hits (best first) and entities (most named first)."""
+
+    id: str
+    title: str
+    url: str | None
+    feed_id: str
+    feed_name: str
+    published: datetime
+    language: str | None
+    hits: tuple[HitView, ...] = ()
+    entities: tuple[tuple[str, str, int], ...] = field(default=())
+
+
+def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def load_articles(conn: Connection, ids: Iterable[str]) -> dict[str, ArticleView]:
+    """Articles by id with hits and entities; ids that no longer exist are left out."""
+    wanted = sorted(set(ids))
+    rows: dict[str, Any] = {}
+    hits: dict[str, list[HitView]] = {}
+    ents: dict[str, list[tuple[str, str, int]]] = {}
+    for part in _chunks(wanted):
+        for row in conn.execute(
+            select(A.c.id, A.c.title, A.c.url, A.c.feed_id, A.c.feed_name, A.c.published,
+                   A.c.language).where(A.c.id.in_(part))
+        ):
+            rows[row.id] = row
+        for hit in conn.execute(
+            select(H.c.article_id, H.c.topic, H.c.score, H.c.evidence)
+            .where(H.c.article_id.in_(part))
+        ):
+            hits.setdefault(hit.article_id, []).append(
+                HitView(hit.topic, float(hit.score), tuple(hit.evidence or ()))
+            )
+        for ent in conn.execute(
+            select(AE.c.article_id, E.c.name, E.c.label, AE.c.count.label("mentions"))
+            .select_from(AE.join(E, AE.c.entity_id == E.c.id))
+            .where(AE.c.article_id.in_(part))
+        ):
+            ents.setdefault(ent.article_id, []).append((ent.name, ent.label, int(ent.mentions)))
+    return {
+        article_id: ArticleView(
+            id=article_id, title=row.title or "", url=row.url, feed_id=row.feed_id,
+            feed_name=row.feed_name or row.feed_id, published=as_utc(row.published),
+            language=row.language,
+            hits=tuple(sorted(hits.get(article_id, []), key=lambda h: (-h.score, h.topic))),
+            entities=tuple(sorted(ents.get(article_id, []), key=lambda e: (-e[2], e[0]))),
+        )
+        for article_id, row in rows.items()
+    }
+
+
+def group_of(rule: Rule, view: ArticleView) -> tuple[str, dict[str, str]]:
+    """The group key and labels of ``view`` in ``rule``; one article is in one group.
+
+    ``topic`` is the article's best-scoring topic among the rule's (any topic when the
+    rule names none); ``entity:LABEL`` is its most-named entity with that label; ``-``
+    stands for none.
+    """
+    labels: dict[str, str] = {}
+    rule_topics = rule.match.topics.names() if rule.match.topics is not None else set()
+    for key in rule.group_by:
+        if key == "rule":
+            labels["rule"] = rule.name
+        elif key == "feed":
+            labels["feed"] = view.feed_id
+        elif key == "topic":
+            best = next((h.topic for h in view.hits
+                         if (not rule_topics or h.topic in rule_topics)
+                         and h.score >= rule.match.min_score), NO_VALUE)
+            labels["topic"] = best
+        elif key.startswith("entity:"):
+            label = key.removeprefix("entity:")
+            labels[key] = next((name for name, lab, _ in view.entities if lab == label),
+                               NO_VALUE)
+    return group_key(labels), labels
+
+
+def group_key(labels: Mapping[str, str]) -> str:
+    """``topic=is_threat|feed=bbc``; long keys end in a hash so they fit the column."""
+    key = "|".join(f"{k}={v}" for k, v in labels.items()) or "rule"
+    if len(key) > MAX_GROUP_KEY:
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+        key = key[:MAX_GROUP_KEY - 17] + "#" + digest
+    return key
+
+
+def _evidence(hit: HitView) -> list[EvidenceItem]:
+    seen: set[str] = set()
+    items: list[EvidenceItem] = []
+    for span in hit.evidence:
+        sentence = str(span.get("sentence", "")).strip()[:MAX_SENTENCE_CHARS]
+        if sentence in seen:
+            continue
+        seen.add(sentence)
+        items.append(EvidenceItem(phrase=str(span.get("phrase", "")), sentence=sentence))
+        if len(items) >= MAX_EVIDENCE_PER_TOPIC:
+            break
+    return items
+
+
+def article_item(view: ArticleView, labels: Mapping[str, str],
+                 first: frozenset[str] = frozenset()) -> ArticleItem:
+    """The article as sent; the topics in ``first`` (the rule's) lead, then by score."""
+    hits = sorted(view.hits, key=lambda h: (h.topic not in first, -h.score, h.topic))
+    return ArticleItem(
+        id=view.id, title=view.title, url=view.url, source=view.feed_name,
+        feed_id=view.feed_id, published=view.published, language=view.language,
+        group=dict(labels),
+        topics=[TopicItem(topic=h.topic, score=round(min(max(h.score, 0.0), 1.0), 4),
+                          evidence=_evidence(h)) for h in hits],
+    )
+
+
+def build_payload(*, rule: Rule, kind: str, labels: Mapping[str, str], dedup_key: str,
+                  reason: str, created_at: datetime,
+                  articles: Sequence[tuple[ArticleView, Mapping[str, str]]]) -> AlertPayload:
+    """The alert as it will be sent (``alert_id`` is filled in at delivery).
+
+    Articles are newest first and capped at `MAX_ARTICLES`; ``articles_total`` says how
+    many there were.
+    """
+    ordered = sorted(articles, key=lambda pair: (pair[0].published, pair[0].id), reverse=True)
+    first = frozenset(rule.match.topics.names()) if rule.match.topics is not None else frozenset()
+    return AlertPayload(
+        dedup_key=dedup_key,
+        kind="digest" if kind == "digest" else "alert",
+        rule=RuleItem(name=rule.name, description=rule.description),
+        group=dict(labels),
+        reason=reason,
+        created_at=as_utc(created_at),
+        articles=[article_item(view, lab, first) for view, lab in ordered[:MAX_ARTICLES]],
+        articles_total=len(ordered),
+    )

@@ -1,0 +1,130 @@
+"""Loading ``rules.yaml``: YAML -> `schemas.rules_file.RulesFile`, with errors a user can act on.
+
+Every problem becomes one `ConfigError` whose message names the file, the rule (by its
+name, not its position) or channel, and the field, e.g.::
+
+    rules.yaml: rule 'is-threat': match.min_score: Input should be less than or equal to 1
+
+Checks that span the file (unique rule names, channels that exist) are made here too.
+Environment variables named by channels are read later, when channels are built, so
+`rules check` can validate a file on a machine without the secrets.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from newswatch.errors import ConfigError
+from schemas.rules_file import (
+    AppriseChannel,
+    EmailChannel,
+    RulesFile,
+    WebhookChannel,
+)
+
+DEFAULT_RULES = "rules.yaml"
+
+
+def default_rules_path() -> Path:
+    """The demo rules shipped in this package (one rule per default topic)."""
+    return Path(str(resources.files("consumers.alert").joinpath(DEFAULT_RULES)))
+
+
+def load_rules(path: Path) -> RulesFile:
+    """Read and validate a rules file. Raises `ConfigError` (naming rule and field)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read rules file: {exc.strerror or exc}") from exc
+    return parse_rules(text, source=str(path))
+
+
+def parse_rules(text: str, source: str = "rules.yaml") -> RulesFile:
+    """Validate rules given as YAML text; ``source`` names it in error messages."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping with 'rules' and 'channels'")
+    try:
+        parsed = RulesFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: " + "; ".join(
+            _describe(error, raw) for error in exc.errors()
+        )) from exc
+    _check_references(parsed, source)
+    return parsed
+
+
+def missing_environment(rules: RulesFile) -> list[str]:
+    """Environment variables the channels name that are not set (no values are read out)."""
+    missing = []
+    for name, channel in rules.channels.items():
+        for var in _env_names(channel):
+            if not os.environ.get(var):
+                missing.append(f"channel '{name}': {var} is not set")
+    return missing
+
+
+def _env_names(channel: object) -> list[str]:
+    names: list[str | None] = []
+    if isinstance(channel, EmailChannel):
+        names = [channel.username_env, channel.password_env]
+    elif isinstance(channel, WebhookChannel):
+        names = [channel.url_env, channel.secret_env]
+    elif isinstance(channel, AppriseChannel):
+        names = [channel.url_env]
+    return [n for n in names if n]
+
+
+def _check_references(parsed: RulesFile, source: str) -> None:
+    problems: list[str] = []
+    seen: set[str] = set()
+    for rule in parsed.rules:
+        if rule.name in seen:
+            problems.append(f"rule '{rule.name}': name: used by two rules")
+        seen.add(rule.name)
+        for channel in rule.channels:
+            if channel not in parsed.channels:
+                known = ", ".join(sorted(parsed.channels)) or "none defined"
+                problems.append(
+                    f"rule '{rule.name}': channels: unknown channel '{channel}' "
+                    f"(channels: {known})"
+                )
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
+
+
+def _describe(error: Any, raw: dict[str, Any]) -> str:
+    """'rule NAME: field.path: message' for one pydantic error."""
+    loc = list(error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    where = ""
+    if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+        rules = raw.get("rules")
+        name = None
+        if isinstance(rules, list) and loc[1] < len(rules) and isinstance(rules[loc[1]], dict):
+            name = rules[loc[1]].get("name")
+        where = f"rule '{name}'" if name else f"rule #{loc[1] + 1}"
+        loc = loc[2:]
+    elif len(loc) >= 2 and loc[0] == "channels":
+        where = f"channel '{loc[1]}'"
+        loc = loc[2:]
+        # A discriminated union puts the channel type in the path: drop it.
+        if loc and loc[0] in {"email", "webhook", "apprise", "jsonl", "terminal"}:
+            loc = loc[1:]
+    field = ".".join(str(part) for part in loc if not str(part).startswith("function-"))
+    parts = [p for p in (where, field) if p]
+    return ": ".join([*parts, message])

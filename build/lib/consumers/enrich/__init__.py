@@ -1,0 +1,1 @@
+"""Enrichment: spaCy entities and explainable topic hits, defined in YAML."""

@@ -1,0 +1,288 @@
+"""Topic definitions compiled to matchers, and the scoring of one document.
+
+How a document is scored for a topic:
+
+1. Every rule, constraint and exclusion finds its spans: phrases (all word forms, on
+   lower-case tokens), token patterns, alias-table entities and NER labels.
+2. An exclusion with ``scope: overlap`` removes the rule and constraint spans it
+   overlaps ("facial recognition" removes "recognition"; "like ISIS" removes that
+   mention of the Islamic State as an actor); with ``scope: sentence`` it removes every
+   span in its sentence ("drug test", "honours list").
+3. A rule's span counts only if each constraint it ``requires`` has a span within reach:
+   the same sentence, the same document, or n tokens either side in the same sentence.
+4. Of overlapping evidence ("drug dealers" found by two rules) only the heaviest counts.
+5. The score is a noisy-OR of the evidence: ``1 - prod(1 - w)``, where ``w`` is the
+   rule's weight, multiplied by the topic's ``title_weight`` for evidence in the title
+   (capped at 0.99), and halved for each further match of the same rule (w, w/2, w/4,
+   ...), so a phrase repeated does not add up like independent evidence and a long
+   article with one passing mention scores like a short one.
+
+A topic is hit when its score reaches its threshold. The same inputs always give the same
+score: nothing here is learned or random.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from spacy.language import Language
+from spacy.matcher import Matcher, PhraseMatcher
+from spacy.tokens import Doc, Span
+from spacy.util import filter_spans
+
+from consumers.enrich.entities import Mention
+from consumers.enrich.forms import phrase_forms
+from newswatch.errors import ConfigError
+from schemas.messages import EvidenceSpan, TopicHit
+from schemas.topics_file import Finder, LoadedTopics, Rule, Topic, describe_problem
+
+DEFAULT_TOPICS_PATH = Path(__file__).resolve().parent / "topics.yaml"
+MAX_EVIDENCE = 12
+MAX_SENTENCE_CHARS = 600
+MAX_WEIGHT = 0.99
+
+
+@dataclass(frozen=True)
+class _Part:
+    """Where a compiled finder belongs: topic, kind (rule/constraint/exclusion), name."""
+
+    topic: str
+    kind: str
+    name: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.topic}\x1f{self.kind}\x1f{self.name}"
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A topic's score for one document, its evidence, and whether it is a hit."""
+
+    topic: str
+    score: float
+    hit: bool
+    evidence: tuple[EvidenceSpan, ...]
+
+    def as_hit(self) -> TopicHit:
+        return TopicHit(topic=self.topic, score=self.score, evidence=self.evidence)
+
+
+class TopicMatcher:
+    """All topics of a topics file, compiled into one phrase matcher and two Matchers.
+
+    Compiling validates every token pattern with spaCy and raises `ConfigError` naming
+    the topic and field of a bad one. ``score(doc, mentions, title_end)`` is then a pure
+    function of its arguments.
+
+    Exclusion patterns run only on the sentences where a topic has candidate evidence:
+    elsewhere they cannot cancel anything, and token patterns (unlike phrases) cost time
+    on every token they are run over.
+    """
+
+    def __init__(self, nlp: Language, loaded: LoadedTopics) -> None:
+        self.version = loaded.version
+        self.topics: dict[str, Topic] = dict(loaded.topics.topics)
+        self._phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
+        self._patterns = Matcher(nlp.vocab, validate=True)
+        self._exclusion_patterns: dict[str, Matcher] = {
+            name: Matcher(nlp.vocab, validate=True) for name in self.topics}
+        self._finders: dict[str, tuple[_Part, Finder]] = {}
+        for name, topic in self.topics.items():
+            for i, rule in enumerate(topic.rules):
+                self._compile(nlp, _Part(name, "rules", rule.name), rule,
+                              ("topics", name, "rules", i), loaded.path)
+            for cname, constraint in topic.constraints.items():
+                self._compile(nlp, _Part(name, "constraints", cname), constraint,
+                              ("topics", name, "constraints", cname), loaded.path)
+            for i, exclusion in enumerate(topic.exclusions):
+                self._compile(nlp, _Part(name, "exclusions", str(i)), exclusion,
+                              ("topics", name, "exclusions", i), loaded.path)
+
+    def _compile(self, nlp: Language, part: _Part, finder: Finder,
+                 loc: tuple[int | str, ...], path: Path) -> None:
+        self._finders[part.key] = (part, finder)
+        forms = sorted({form for phrase in finder.phrases
+                        for form in phrase_forms(phrase, finder.inflect)})
+        if forms:
+            self._phrases.add(part.key, [nlp.make_doc(form) for form in forms])
+        matcher = (self._exclusion_patterns[part.topic] if part.kind == "exclusions"
+                   else self._patterns)
+        for i, pattern in enumerate(finder.patterns):
+            try:
+                matcher.add(part.key, [pattern], greedy="LONGEST")
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ConfigError(describe_problem(
+                    path, (*loc, "patterns", i),
+                    f"not a valid spaCy token pattern: {_first_line(exc)}")) from exc
+
+    def score(self, doc: Doc, mentions: Sequence[Mention], title_end: int = 0
+              ) -> list[Scored]:
+        """Score every topic on ``doc``; ``title_end`` is the character where the title ends.
+
+        ``mentions`` are the doc's entity mentions (`EntityFinder.mentions`).
+        """
+        sentences = list(doc.sents)
+        sentence_of = _sentence_index(doc, sentences)
+        found = self._find(doc, mentions, sentences, sentence_of)
+        return [
+            self._score_topic(name, topic, doc, found, sentence_of, title_end)
+            for name, topic in self.topics.items()
+        ]
+
+    def _find(self, doc: Doc, mentions: Sequence[Mention], sentences: Sequence[Span],
+              sentence_of: list[int]) -> dict[str, list[Span]]:
+        spans: dict[str, list[Span]] = defaultdict(list)
+        for span in self._phrases(doc, as_spans=True):
+            spans[span.label_].append(span)
+        if len(self._patterns):
+            for span in self._patterns(doc, as_spans=True):
+                spans[span.label_].append(span)
+        for key, (_, finder) in self._finders.items():
+            if finder.entities or finder.labels:
+                for mention in mentions:
+                    if mention.name in finder.entities or mention.label in finder.labels:
+                        spans[key].append(doc[mention.start:mention.end])
+        for topic, sentence_indexes in self._candidate_sentences(spans, sentence_of).items():
+            matcher = self._exclusion_patterns[topic]
+            if len(matcher):
+                for index in sorted(sentence_indexes):
+                    for span in matcher(sentences[index], as_spans=True):
+                        spans[span.label_].append(span)
+        return {key: filter_spans(found) for key, found in spans.items()}
+
+    def _candidate_sentences(self, spans: dict[str, list[Span]], sentence_of: list[int]
+                             ) -> dict[str, set[int]]:
+        """Per topic with a live rule span: the sentences where an exclusion could matter.
+
+        A rule span is live when every constraint its rule requires was found somewhere.
+        The sentences hold live rule spans, or spans of document-wide constraints; a
+        sentence- or window-scoped constraint only counts beside a rule span anyway.
+        """
+        by_topic: dict[str, set[int]] = defaultdict(set)
+        wide: dict[str, set[int]] = defaultdict(set)
+        for key, found in spans.items():
+            part, finder = self._finders[key]
+            if part.kind == "rules" and isinstance(finder, Rule) and all(
+                    spans.get(_Part(part.topic, "constraints", needed).key)
+                    for needed in finder.requires):
+                by_topic[part.topic].update(sentence_of[span.start] for span in found)
+            elif part.kind == "constraints" and (
+                    self.topics[part.topic].constraints[part.name].within == "document"):
+                wide[part.topic].update(sentence_of[span.start] for span in found)
+        return {topic: indexes | wide[topic] for topic, indexes in by_topic.items() if indexes}
+
+    def _score_topic(self, name: str, topic: Topic, doc: Doc, found: dict[str, list[Span]],
+                     sentence_of: list[int], title_end: int) -> Scored:
+        def spans_of(kind: str, part: str) -> list[Span]:
+            return found.get(_Part(name, kind, part).key, [])
+
+        blocked_tokens: set[int] = set()
+        blocked_sentences: set[int] = set()
+        for i, exclusion in enumerate(topic.exclusions):
+            for span in spans_of("exclusions", str(i)):
+                if exclusion.scope == "overlap":
+                    blocked_tokens.update(range(span.start, span.end))
+                else:
+                    blocked_sentences.add(sentence_of[span.start])
+
+        def allowed(span: Span) -> bool:
+            return (sentence_of[span.start] not in blocked_sentences
+                    and not blocked_tokens.intersection(range(span.start, span.end)))
+
+        constraint_spans = {
+            cname: [span for span in spans_of("constraints", cname) if allowed(span)]
+            for cname in topic.constraints
+        }
+        evidence: list[tuple[Span, str, float]] = []
+        for rule in topic.rules:
+            for span in spans_of("rules", rule.name):
+                if not allowed(span):
+                    continue
+                if all(_within(span, constraint_spans[needed],
+                               topic.constraints[needed].within, sentence_of)
+                       for needed in rule.requires):
+                    weight = rule.weight
+                    if span.start_char < title_end:
+                        weight = min(MAX_WEIGHT, weight * topic.title_weight)
+                    evidence.append((span, rule.name, weight))
+        evidence = _strongest_without_overlap(evidence)
+        score = _noisy_or(evidence)
+        spans = tuple(_evidence_span(span, rule, doc) for span, rule, _ in evidence)
+        return Scored(topic=name, score=score, hit=score >= topic.threshold,
+                      evidence=spans[:MAX_EVIDENCE])
+
+
+def _strongest_without_overlap(evidence: list[tuple[Span, str, float]]
+                               ) -> list[tuple[Span, str, float]]:
+    """Evidence in text order, where of overlapping spans only the heaviest counts.
+
+    "drug dealers" found by two rules is one piece of evidence, not two.
+    """
+    kept: list[tuple[Span, str, float]] = []
+    taken: set[int] = set()
+    for item in sorted(evidence, key=lambda item: (-item[2], item[0].start)):
+        tokens = range(item[0].start, item[0].end)
+        if not taken.intersection(tokens):
+            kept.append(item)
+            taken.update(tokens)
+    return sorted(kept, key=lambda item: (item[0].start, item[0].end))
+
+
+def _noisy_or(evidence: Sequence[tuple[Span, str, float]]) -> float:
+    """1 - prod(1 - w); the n-th match of the same rule counts w / 2**(n-1)."""
+    seen: dict[str, int] = defaultdict(int)
+    remaining = 1.0
+    for _, rule, weight in sorted(evidence, key=lambda item: -item[2]):
+        remaining *= 1.0 - weight / (2 ** seen[rule])
+        seen[rule] += 1
+    return round(min(1.0, max(0.0, 1.0 - remaining)), 4)
+
+
+def _within(span: Span, candidates: Sequence[Span], within: str | int,
+            sentence_of: list[int]) -> bool:
+    if within == "document":
+        return bool(candidates)
+    if within == "sentence":
+        sentence = sentence_of[span.start]
+        return any(sentence_of[other.start] == sentence for other in candidates)
+    reach, sentence = int(within), sentence_of[span.start]
+    return any(other.start < span.end + reach and span.start < other.end + reach
+               and sentence_of[other.start] == sentence for other in candidates)
+
+
+def _sentence_index(doc: Doc, sentences: Sequence[Span]) -> list[int]:
+    index = [0] * len(doc)
+    for number, sentence in enumerate(sentences):
+        for i in range(sentence.start, sentence.end):
+            index[i] = number
+    return index
+
+
+def _evidence_span(span: Span, rule: str, doc: Doc) -> EvidenceSpan:
+    return EvidenceSpan(phrase=span.text, start=span.start_char, end=span.end_char,
+                        sentence=_sentence_around(span), rule=rule)
+
+
+def _sentence_around(span: Span) -> str:
+    """The span's sentence; of a run-on 'sentence' only a window around the phrase."""
+    sentence = span.sent
+    text = sentence.text.strip()
+    if len(text) <= MAX_SENTENCE_CHARS:
+        return text
+    middle = (span.start_char + span.end_char) // 2 - sentence.start_char
+    start = max(0, middle - MAX_SENTENCE_CHARS // 2)
+    window = sentence.text[start:start + MAX_SENTENCE_CHARS].strip()
+    return ("…" if start > 0 else "") + window + "…"
+
+
+def _first_line(exc: Exception) -> str:
+    """spaCy's message without its banner and rule key, on one line."""
+    lines = [line.strip(" -") for line in str(exc).splitlines() if line.strip()]
+    details = [line for line in lines
+               if not line.startswith(("Invalid token patterns", "Pattern "))]
+    return "; ".join(details)[:300] or type(exc).__name__
+

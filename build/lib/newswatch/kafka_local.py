@@ -1,0 +1,319 @@
+"""A real single-node Apache Kafka (KRaft) broker for local runs and tests.
+
+The jars come from Maven Central through ``deploy/kafka/pom.xml`` and are cached in a
+git-ignored folder; the broker runs with ``java`` on 127.0.0.1 as a detached process whose
+pid is kept in its state folder, so ``newswatch kafka stop`` works from another shell.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from newswatch.errors import KafkaStartError, MissingToolError
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+POM_PATH = PROJECT_ROOT / "deploy" / "kafka" / "pom.xml"
+DEFAULT_LIB_DIR = PROJECT_ROOT / ".cache" / "kafka" / "lib"
+KAFKA_MAIN = "kafka.Kafka"
+STORAGE_TOOL = "kafka.tools.StorageTool"
+
+_NO_JAVA = (
+    "java was not found: install a Java 17+ runtime "
+    "(Debian: apt-get install openjdk-17-jre-headless), or point Newswatch at an existing "
+    "cluster with KAFKA_BOOTSTRAP_SERVERS=host:port"
+)
+_NO_MVN = (
+    "mvn was not found and the Kafka jars are not cached yet: install Maven "
+    "(Debian: apt-get install maven), or point Newswatch at an existing cluster with "
+    "KAFKA_BOOTSTRAP_SERVERS=host:port"
+)
+
+
+def resolve_jars(lib_dir: Path = DEFAULT_LIB_DIR, pom: Path = POM_PATH) -> Path:
+    """Make sure the broker's jars are in ``lib_dir``, fetching them with Maven if not.
+
+    Idempotent: returns at once when the Kafka server jar is already there.
+    """
+    if any(lib_dir.glob("kafka_2.13-*.jar")):
+        return lib_dir
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise MissingToolError(_NO_MVN)
+    lib_dir.mkdir(parents=True, exist_ok=True)
+    command = [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+               f"-DoutputDirectory={lib_dir}"]
+    log.info("resolving Kafka jars with Maven lib_dir=%s", lib_dir)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0 or not any(lib_dir.glob("kafka_2.13-*.jar")):
+        raise KafkaStartError(
+            f"mvn could not resolve the Kafka jars (exit {result.returncode}): "
+            f"{(result.stdout + result.stderr).strip()[-2000:]}"
+        )
+    return lib_dir
+
+
+def _log4j_config(log_dir: Path) -> str:
+    # A rolling file keeps the broker's own log bounded when it runs for months.
+    return "\n".join([
+        "status = error",
+        "appender.file.type = RollingFile",
+        "appender.file.name = FILE",
+        f"appender.file.fileName = {log_dir / 'server.log'}",
+        f"appender.file.filePattern = {log_dir / 'server.log.%i'}",
+        "appender.file.layout.type = PatternLayout",
+        "appender.file.layout.pattern = [%d] %p %m (%c)%n",
+        "appender.file.policies.type = Policies",
+        "appender.file.policies.size.type = SizeBasedTriggeringPolicy",
+        "appender.file.policies.size.size = 20MB",
+        "appender.file.strategy.type = DefaultRolloverStrategy",
+        "appender.file.strategy.max = 3",
+        "rootLogger.level = INFO",
+        "rootLogger.appenderRef.file.ref = FILE",
+        "logger.kafka.name = kafka",
+        "logger.kafka.level = WARN",
+        "logger.apache.name = org.apache.kafka",
+        "logger.apache.level = WARN",
+        "",
+    ])
+
+
+@dataclass(frozen=True)
+class LocalKafka:
+    """One local broker+controller: its ports, heap, jar cache and state folder."""
+
+    state_dir: Path
+    port: int = 9092
+    controller_port: int = 9093
+    heap: str = "512m"
+    lib_dir: Path = DEFAULT_LIB_DIR
+    partitions: int = 1
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.state_dir / "data"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "kafka.pid"
+
+    def server_properties(self) -> str:
+        """The broker configuration: one KRaft node on loopback, replication factor 1."""
+        return "\n".join([
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"log.dirs={self.data_dir}",
+            f"num.partitions={self.partitions}",
+            "auto.create.topics.enable=true",
+            "offsets.topic.replication.factor=1",
+            # Few offset partitions: a single node needs no spread and starts groups faster.
+            "offsets.topic.num.partitions=5",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "log.retention.hours=168",
+            "",
+        ])
+
+    def pid(self) -> int | None:
+        """The broker's pid when its process is alive, else None."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        # A pid can be reused by an unrelated process after a reboot; check it is ours.
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return pid
+        return pid if KAFKA_MAIN.encode() in cmdline else None
+
+    def is_ready(self, timeout_s: float = 3.0) -> bool:
+        """True when the broker answers a metadata request from kafka-python."""
+        return broker_answers(self.bootstrap, timeout_s)
+
+    def start(self, timeout_s: float = 90.0) -> str:
+        """Start the broker unless it already runs; return the bootstrap address when ready.
+
+        Formats KRaft storage on first use. Raises `MissingToolError` without java (or
+        without mvn when the jars are not cached) and `KafkaStartError` with the tail of
+        the broker's log when it exits or stays silent past ``timeout_s``.
+        """
+        if self.pid() is not None and self.is_ready():
+            return self.bootstrap
+        java = shutil.which("java")
+        if java is None:
+            raise MissingToolError(_NO_JAVA)
+        resolve_jars(self.lib_dir)
+        for folder in (self.data_dir, self.log_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        config = self.state_dir / "server.properties"
+        config.write_text(self.server_properties())
+        log4j = self.state_dir / "log4j2.properties"
+        log4j.write_text(_log4j_config(self.log_dir))
+        classpath = f"{self.lib_dir}/*"
+        if not (self.data_dir / "meta.properties").exists():
+            self._format(java, classpath, config)
+        command = [
+            java, f"-Xms{self.heap}", f"-Xmx{self.heap}", "-XX:+UseG1GC",
+            "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}",
+            f"-Dkafka.logs.dir={self.log_dir}", "-cp", classpath, KAFKA_MAIN, str(config),
+        ]
+        console = (self.log_dir / "console.log").open("ab")
+        # A session of its own: Ctrl+C in the terminal that started it does not kill it.
+        process = subprocess.Popen(command, stdout=console, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        console.close()
+        self.pid_file.write_text(str(process.pid))
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise KafkaStartError(
+                    f"the Kafka broker exited with code {process.returncode}: {self._log_tail()}"
+                )
+            if self.is_ready(timeout_s=2.0):
+                return self.bootstrap
+            time.sleep(0.3)
+        self.stop()
+        raise KafkaStartError(f"the Kafka broker was not ready after {timeout_s:.0f}s: "
+                              f"{self._log_tail()}")
+
+    def _format(self, java: str, classpath: str, config: Path) -> None:
+        cluster_id = _cluster_id()
+        result = subprocess.run(
+            [java, "-cp", classpath, STORAGE_TOOL, "format", "-t", cluster_id, "-c", str(config)],
+            capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0:
+            raise KafkaStartError(f"formatting KRaft storage failed: {result.stderr.strip()}")
+
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """Stop the broker with SIGTERM (SIGKILL after ``timeout_s``); False if none ran.
+
+        Idempotent: stopping a stopped broker is not an error.
+        """
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                break
+            time.sleep(0.2)
+        else:
+            log.warning("Kafka broker did not stop within %.0fs, killing pid=%d", timeout_s, pid)
+            os.kill(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def _log_tail(self, lines: int = 20) -> str:
+        text = ""
+        for name in ("console.log", "server.log"):
+            path = self.log_dir / name
+            if path.exists():
+                text += "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) + "\n"
+        return text.strip() or "(no log output)"
+
+
+def _cluster_id() -> str:
+    """A random KRaft cluster id: URL-safe base64 of 16 bytes, as Kafka's own tool makes.
+
+    Ids starting with '-' are drawn again: the storage tool's argument parser would read
+    one as an option (Kafka's Uuid.randomUuid avoids them for the same reason).
+    """
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
+
+
+def _alive(pid: int) -> bool:
+    # Reap it if it is our child, so it does not linger as a zombie.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "zombie" not in _proc_state(pid)
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("State:"):
+                return line.lower()
+    except OSError:
+        return ""
+    return ""
+
+
+def broker_answers(bootstrap: str, timeout_s: float = 3.0, **client_config: Any) -> bool:
+    """True when a broker at ``bootstrap`` answers a metadata request.
+
+    ``client_config`` carries security settings (TLS, SASL) for production clusters.
+    """
+    # kafka-python logs every refused connection at ERROR; while polling for readiness
+    # those are expected, so they are muted for the duration of the probe.
+    kafka_logger = logging.getLogger("kafka")
+    previous = kafka_logger.level
+    kafka_logger.setLevel(logging.CRITICAL)
+    try:
+        return _metadata_request(bootstrap, timeout_s, client_config)
+    finally:
+        kafka_logger.setLevel(previous)
+
+
+def _metadata_request(bootstrap: str, timeout_s: float, client_config: dict[str, Any]) -> bool:
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+
+    try:
+        consumer = KafkaConsumer(**{**client_config, "bootstrap_servers": bootstrap.split(",")},
+                                 request_timeout_ms=int(timeout_s * 1000) + 1000,
+                                 bootstrap_timeout_ms=int(timeout_s * 1000))
+    except (KafkaError, OSError, ValueError):
+        return False
+    try:
+        consumer.topics()
+        return True
+    except (KafkaError, OSError):
+        return False
+    finally:
+        consumer.close()

@@ -1,0 +1,111 @@
+"""``newswatch run``: the whole pipeline in one command, on embedded defaults.
+
+Starts the local Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS is set), migrates the
+database, then runs producer, enrich, store, alert and the web console as supervised
+child processes (the console's URL is printed, and with no account yet an ``admin`` is
+created: NEWSWATCH_WEB_ADMIN_PASSWORD, else a random password printed once),
+shows live progress, and on Ctrl+C stops them cleanly and prints a summary. With no
+configuration it polls the bundled demo feeds and sends alerts to a JSON-lines file and
+the terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from consumers.web.cli import ensure_first_admin
+from newswatch.daemon import StopFlag, install_signal_handlers
+from newswatch.db import make_engine
+from newswatch.kafka_admin import ensure_topics
+from newswatch.kafka_cli import local_kafka
+from newswatch.migrate import upgrade
+from newswatch.progress import render, scrape
+from newswatch.settings import Settings
+from newswatch.supervisor import ChildSpec, Supervisor
+
+STAGES = ("producer", "enrich", "store", "alert", "web")
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "run", help="run the whole pipeline (local Kafka unless KAFKA_BOOTSTRAP_SERVERS is set)"
+    )
+    parser.add_argument("--metrics-base-port", type=int, default=9400,
+                        help="children serve /metrics on this port and the next four")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="stop by itself after this many seconds (demos, tests)")
+    parser.add_argument("--poll-interval", type=float, default=300.0,
+                        help="seconds between polls of each feed (default 300)")
+    parser.set_defaults(handler=handle)
+
+
+def child_specs(settings: Settings, base_port: int, poll_interval: float) -> list[ChildSpec]:
+    """The five daemons, each with its own metrics port and log file."""
+    logs = settings.state_dir / "logs"
+    specs = []
+    for offset, stage in enumerate(STAGES):
+        argv = [sys.executable, "-m", "newswatch.cli", stage]
+        if stage == "producer":
+            argv += ["--default-interval", str(poll_interval)]
+        specs.append(ChildSpec(
+            name=stage, argv=argv, log_path=logs / f"{stage}.log",
+            env={"NEWSWATCH_METRICS_PORT": str(base_port + offset),
+                 "NEWSWATCH_LOG_FORMAT": "json"},
+        ))
+    return specs
+
+
+def handle(args: argparse.Namespace, settings: Settings) -> int:
+    started_kafka = False
+    if settings.kafka_bootstrap_servers:
+        print(f"Kafka: {settings.kafka_bootstrap_servers}")
+    else:
+        kafka = local_kafka(settings)
+        started_kafka = kafka.pid() is None
+        print(f"Kafka: local broker at {kafka.start()} (data in {kafka.data_dir})")
+    names = ensure_topics(settings)
+    print(f"Topics: {names.articles} -> {names.enriched}; poison -> {names.dlq}")
+    engine = make_engine(settings.sqlalchemy_url())
+    revision = upgrade(engine)
+    print(f"Database: {engine.url.render_as_string(hide_password=True)} at revision {revision}")
+    engine.dispose()
+    first_user = ensure_first_admin(settings)
+    print(f"Console: {settings.web_url()}"
+          + (f"\n{first_user}" if first_user else " (sign in with your account)"))
+    print(f"Feeds: {settings.feeds_path()}\nRules: {settings.rules_path()}\n"
+          f"Alerts also go to: {settings.alerts_file()}\n"
+          f"Daemon logs: {settings.state_dir / 'logs'}/\nPress Ctrl+C to stop.\n")
+
+    stop = StopFlag()
+    install_signal_handlers(stop)
+    specs = child_specs(settings, args.metrics_base_port, args.poll_interval)
+    supervisor = Supervisor(specs)
+    supervisor.start_all()
+    ports = [int(spec.env["NEWSWATCH_METRICS_PORT"]) for spec in specs]
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    last_line = ""
+    totals: dict[str, float] = {}
+    while not stop.stopping and (deadline is None or time.monotonic() < deadline):
+        for report in supervisor.check():
+            print(f"! {report}", flush=True)
+        totals = scrape(ports) or totals
+        line = render(totals)
+        if line != last_line:
+            print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
+            last_line = line
+        stop.wait(2.0)
+
+    print("\nStopping the daemons (they finish their batch and commit)...", flush=True)
+    totals = scrape(ports) or totals
+    codes = supervisor.stop_all()
+    if started_kafka:
+        local_kafka(settings).stop()
+    print("Summary:", render(totals))
+    for child in supervisor.children:
+        print(f"  {child.spec.name}: exit {codes.get(child.spec.name)}, "
+              f"restarts {child.restarts}")
+    print(f"Alerts written to {settings.alerts_file()}")
+    return 0

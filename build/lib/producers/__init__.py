@@ -1,0 +1,1 @@
+"""Feed polling and publishing to ``news.articles``."""

@@ -1,0 +1,283 @@
+"""The format of ``feeds.yaml``: which feeds the producer polls, and how.
+
+```yaml
+feeds:
+  - id: guardian-us            # the feed's key: letters, digits, '.', '_', '-'
+    url: https://www.theguardian.com/us/rss   # http(s)://, file:// or a local path
+    name: The Guardian (US)
+    poll_interval: 10m         # seconds, or 90s / 15m / 2h / 1h30m; default from settings
+    tags: [world, us]          # added to every article of the feed
+    language: en               # BCP 47; overrides what the feed says
+    enabled: true
+    full_text: false           # fetch each article page and extract its text
+    base_url: https://www.theguardian.com/   # resolve relative links (local copies)
+    encoding: windows-1251     # only for feeds that neither declare nor use UTF-8
+```
+
+Local paths are relative to the folder of the feeds file and become ``file://`` URLs when
+loaded. `load_feeds_file` raises `ConfigError` naming the file, the line and the field of
+every problem, so an operator can fix the file without reading a traceback.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from newswatch.errors import ConfigError
+
+FEED_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$"
+_DURATION = re.compile(r"^\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
+
+
+def parse_duration(value: Any) -> Any:
+    """``90``, ``"90s"``, ``"15m"``, ``"2h"``, ``"1h30m"`` -> timedelta; others unchanged."""
+    if isinstance(value, bool):
+        return value  # let pydantic reject it: `poll_interval: yes` is a typo, not 1 second
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match and any(match.groups()):
+            hours, minutes, seconds = (int(part or 0) for part in match.groups())
+            return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+    return value
+
+
+class FeedConfig(BaseModel):
+    """One feed of ``feeds.yaml``. Frozen: a reload builds new objects."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    id: str = Field(validation_alias=AliasChoices("id", "key"), pattern=FEED_ID_PATTERN)
+    url: str = Field(min_length=1)
+    name: str = ""
+    poll_interval: timedelta | None = Field(default=None, ge=timedelta(seconds=10),
+                                            le=timedelta(days=7))
+    tags: tuple[str, ...] = ()
+    language: str | None = Field(default=None, pattern=LANGUAGE_PATTERN)
+    enabled: bool = True
+    full_text: bool = False
+    base_url: str | None = None
+    encoding: str | None = None
+
+    @field_validator("poll_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        value = value.strip()
+        scheme = urlsplit(value).scheme.lower()
+        if scheme in ("http", "https"):
+            if not urlsplit(value).hostname:
+                raise ValueError("an http(s) URL needs a host")
+        elif scheme not in ("", "file") and len(scheme) > 1:  # len 1: a Windows drive
+            raise ValueError(f"unsupported scheme {scheme!r}: use http, https, file or a path")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("base_url must be an absolute http(s) URL")
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return codecs.lookup(value).name
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r}") from None
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = tuple(dict.fromkeys(tag.strip() for tag in value if tag.strip()))
+        return cleaned
+
+    @property
+    def is_local(self) -> bool:
+        """True for ``file://`` URLs (what local paths become when the file is loaded)."""
+        return urlsplit(self.url).scheme.lower() == "file"
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+class FeedsFile(BaseModel):
+    """The whole file: a list of feeds with unique ids."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    feeds: tuple[FeedConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> FeedsFile:
+        seen: set[str] = set()
+        for feed in self.feeds:
+            if feed.id in seen:
+                raise ValueError(f"feed id {feed.id!r} is used twice")
+            seen.add(feed.id)
+        return self
+
+    def enabled(self) -> tuple[FeedConfig, ...]:
+        return tuple(feed for feed in self.feeds if feed.enabled)
+
+    def get(self, feed_id: str) -> FeedConfig | None:
+        return next((feed for feed in self.feeds if feed.id == feed_id), None)
+
+
+# --- Loading with line numbers --------------------------------------------------------
+
+
+class _Mapping(dict[Any, Any]):
+    """A YAML mapping that remembers the line of itself and of each key (1-based)."""
+
+    line: int = 0
+    key_lines: dict[Any, int]
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader whose mappings carry line numbers and reject duplicate keys."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Mapping:
+    loader.flatten_mapping(node)
+    mapping = _Mapping()
+    mapping.line = node.start_mark.line + 1
+    mapping.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if key in mapping:
+            raise ConfigError(f"line {line}: key {key!r} appears twice in one mapping")
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.key_lines[key] = line
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _line_of(data: Any, loc: tuple[int | str, ...]) -> int | None:
+    """The line of the deepest YAML node that ``loc`` (a pydantic error location) reaches."""
+    line: int | None = data.line if isinstance(data, _Mapping) else None
+    node = data
+    for part in loc:
+        if isinstance(node, _Mapping) and part in node:
+            line = node.key_lines.get(part, line)
+            node = node[part]
+            if isinstance(node, _Mapping):
+                line = node.line
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            if isinstance(node, _Mapping):
+                line = node.line
+        else:
+            break
+    return line
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(file)"
+
+
+def _resolve_url(feed: FeedConfig, folder: Path) -> FeedConfig:
+    parts = urlsplit(feed.url)
+    if parts.scheme.lower() in ("http", "https", "file"):
+        return feed
+    path = Path(feed.url).expanduser()
+    if not path.is_absolute():
+        path = folder / path
+    return feed.model_copy(update={"url": path.resolve().as_uri()})
+
+
+def _check_unique_ids(data: dict[Any, Any], source: str) -> None:
+    first_line: dict[str, int] = {}
+    items = data.get("feeds")
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        if not isinstance(item, _Mapping):
+            continue
+        key = "id" if "id" in item else "key"
+        feed_id = item.get(key)
+        if not isinstance(feed_id, str):
+            continue
+        line = item.key_lines.get(key, item.line)
+        if feed_id in first_line:
+            raise ConfigError(f"{source}:{line}: feeds[{index}].{key}: feed id {feed_id!r} "
+                              f"is already used on line {first_line[feed_id]}")
+        first_line[feed_id] = line
+
+
+def parse_feeds_yaml(text: str, source: str = "feeds.yaml", folder: Path | None = None
+                     ) -> FeedsFile:
+    """Validate feeds.yaml ``text``; relative local paths are resolved against ``folder``.
+
+    Raises `ConfigError` listing every problem as ``source:line: field: message``.
+    """
+    try:
+        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+    if data is None:
+        data = _Mapping()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}:1: the file must be a mapping with a 'feeds' list")
+    _check_unique_ids(data, source)
+    try:
+        parsed = FeedsFile.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            line = _line_of(data, loc)
+            where = f"{source}:{line}" if line is not None else source
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {_field_name(loc)}: {message}")
+        raise ConfigError("invalid feeds file:\n  " + "\n  ".join(problems)) from None
+    folder = folder or Path.cwd()
+    return parsed.model_copy(
+        update={"feeds": tuple(_resolve_url(feed, folder) for feed in parsed.feeds)}
+    )
+
+
+def load_feeds_file(path: Path) -> FeedsFile:
+    """Read and validate ``path``; `ConfigError` names the file, line and field."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: feeds file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the feeds file: {exc}") from None
+    return parse_feeds_yaml(text, source=str(path), folder=path.resolve().parent)

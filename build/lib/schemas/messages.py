@@ -1,0 +1,115 @@
+"""Kafka message types: frozen, versioned, JSON on the wire.
+
+Each topic carries one type. ``schema_version`` is checked at every consumer's edge: a
+message with a version the consumer does not know goes to the dead-letter topic. A change
+that readers would notice bumps the version; `schemas/jsonschema/*.json` are generated
+from these classes (``newswatch schemas write``) and a test checks they are current.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ARTICLE_VERSION: Literal[1] = 1
+ENRICHED_VERSION: Literal[1] = 1
+DEAD_LETTER_VERSION: Literal[1] = 1
+# No message a Newswatch stage writes comes near this: the producer bounds every field of
+# an article (well under 1 MB), enrichment adds bounded evidence. Consumers refuse larger
+# messages at their edge, as poison, instead of relaying what no topic would accept.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    def to_bytes(self) -> bytes:
+        """The message as UTF-8 JSON, as it goes on the wire."""
+        return self.model_dump_json().encode("utf-8")
+
+
+class Article(_Message):
+    """A normalised feed item on ``news.articles``; key = ``id``."""
+
+    schema_version: Literal[1] = ARTICLE_VERSION
+    id: str = Field(min_length=1, max_length=64, description="schemas.ids.article_id")
+    url: str | None = Field(description="Canonical URL, tracking parameters removed")
+    guid: str | None = None
+    title: str = ""
+    summary: str = Field(default="", description="Plain text, HTML stripped")
+    content: str = Field(default="", description="Plain text of the full body, when known")
+    published: datetime = Field(description="UTC; the fetch time when missing or absurd")
+    published_estimated: bool = Field(
+        default=False, description="True when `published` is the fetch time, not the feed's"
+    )
+    updated: datetime | None = None
+    fetched_at: datetime
+    authors: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    feed_id: str
+    feed_name: str = ""
+    language: str | None = None
+    revision: int = Field(default=0, ge=0, description="0 first seen; n for the n-th change")
+    content_hash: str = Field(default="", description="Hash of title+summary+content")
+
+
+class EvidenceSpan(_Message):
+    """One matched phrase, its character offsets in the document text and its sentence."""
+
+    phrase: str
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    sentence: str
+    rule: str = Field(default="", description="Which phrase or pattern of the topic matched")
+
+
+class TopicHit(_Message):
+    """A topic found in an article, with a score in [0, 1] and the evidence for it."""
+
+    topic: str
+    score: float = Field(ge=0.0, le=1.0)
+    evidence: tuple[EvidenceSpan, ...] = ()
+
+
+class EntityCount(_Message):
+    """A named entity after alias normalisation, with how often the article names it."""
+
+    name: str = Field(description="Canonical name, e.g. 'Islamic State' for ISIS or Daesh")
+    label: str = Field(description="spaCy label: PERSON, ORG, GPE, LOC, NORP, EVENT")
+    count: int = Field(ge=1)
+    texts: tuple[str, ...] = Field(default=(), description="Surface forms seen")
+
+
+class EnrichedArticle(_Message):
+    """An article with its entities and topic hits on ``news.enriched``; key = article id."""
+
+    schema_version: Literal[1] = ENRICHED_VERSION
+    article: Article
+    entities: tuple[EntityCount, ...] = ()
+    topic_hits: tuple[TopicHit, ...] = ()
+    topics_version: str = Field(description="Hash of the topics file used")
+    enriched_at: datetime
+
+
+class DeadLetter(_Message):
+    """What a stage could not process on ``news.dlq``, with the error and original bytes."""
+
+    schema_version: Literal[1] = DEAD_LETTER_VERSION
+    stage: str = Field(description="producer, enrich, store or alert")
+    source_topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    key_b64: str | None = None
+    value_b64: str = Field(description="The original bytes, base64")
+    error_type: str
+    error: str
+    failed_at: datetime
+
+
+MESSAGE_TYPES: dict[str, type[_Message]] = {
+    "article": Article,
+    "enriched_article": EnrichedArticle,
+    "dead_letter": DeadLetter,
+}

@@ -1,0 +1,400 @@
+"""The formats of ``topics.yaml`` and of the entity alias table it points to.
+
+A topics file is data that people write, so it is validated strictly (unknown keys are
+errors) and a mistake is reported as one `ConfigError` naming the file, the line, the
+topic and the field, e.g.::
+
+    topics.yaml, line 14: topic 'recognition', field 'rules[1].weight':
+    Input should be less than or equal to 1
+
+Layout of a topics file::
+
+    aliases: entity_aliases.yaml     # alias table, relative to the topics file
+    topics:
+      <name>:                        # lower_snake_case
+        description: ...
+        threshold: 0.5               # hits scoring below are not reported
+        constraints:                 # named conditions that rules may require
+          <name>: {entities: [...], labels: [...], phrases: [...], patterns: [...],
+                   within: sentence | document | <n tokens>}
+        rules:                       # what counts as evidence, and how much
+          - {name: ..., weight: 0.6, phrases: [...], patterns: [...], entities: [...],
+             labels: [...], requires: [<constraint>, ...]}
+        exclusions:                  # what cancels evidence
+          - {phrases: [...], patterns: [...], scope: overlap | sentence}
+
+Everything that finds text shares one shape (`Finder`): ``phrases`` (matched on lower-case
+text, in all their inflected forms unless ``inflect`` says otherwise), ``patterns``
+(spaCy ``Matcher`` token patterns), ``entities`` (canonical names from the alias table,
+found under any alias) and ``labels`` (spaCy NER labels such as GPE).
+
+The topics version is a hash of the bytes of the topics file and of its alias table, so
+any change to either gives a new version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from yaml.nodes import MappingNode, Node, SequenceNode
+
+from newswatch.errors import ConfigError
+
+TOPIC_NAME = r"^[a-z][a-z0-9_]*$"
+NER_LABELS = frozenset({
+    "PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW",
+    "LANGUAGE", "DATE", "TIME", "PERCENT", "MONEY", "QUANTITY", "ORDINAL", "CARDINAL",
+})
+
+TokenPattern = list[dict[str, Any]]
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Finder(_Strict):
+    """What to look for in a document; a span found by any of the four kinds counts."""
+
+    phrases: tuple[str, ...] = Field(
+        default=(), description="Matched on lower-case tokens, in their inflected forms"
+    )
+    patterns: tuple[TokenPattern, ...] = Field(
+        default=(), description="spaCy Matcher token patterns, longest match wins"
+    )
+    entities: tuple[str, ...] = Field(
+        default=(), description="Canonical names from the alias table, under any alias"
+    )
+    labels: tuple[str, ...] = Field(default=(), description="spaCy NER labels, e.g. GPE")
+    inflect: Literal["all", "nouns", "none"] = Field(
+        default="all",
+        description="all: plurals, -s, -ed, -ing and -ise/-ize forms; nouns: plurals and "
+        "spelling variants only; none: exactly as written",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Finder:
+        for phrase in self.phrases:
+            if not phrase:
+                raise ValueError("a phrase is empty")
+        for pattern in self.patterns:
+            if not pattern:
+                raise ValueError("a pattern has no tokens")
+        for label in self.labels:
+            if label not in NER_LABELS:
+                raise ValueError(f"unknown NER label {label!r} (one of {sorted(NER_LABELS)})")
+        return self
+
+    def is_empty(self) -> bool:
+        return not (self.phrases or self.patterns or self.entities or self.labels)
+
+
+class Constraint(Finder):
+    """A condition a rule's match must meet: something found ``within`` reach of it."""
+
+    description: str = ""
+    within: str | int = Field(
+        default="sentence",
+        description="sentence, document, or a number of tokens either side of the match "
+        "in its sentence",
+    )
+
+    @field_validator("within", mode="before")
+    @classmethod
+    def _check_within(cls, value: Any) -> Any:
+        if value in ("sentence", "document"):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 100:
+            return value
+        raise ValueError("within must be 'sentence', 'document' or 1..100 tokens")
+
+    @model_validator(mode="after")
+    def _check_constraint(self) -> Constraint:
+        if self.is_empty():
+            raise ValueError("a constraint needs phrases, patterns, entities or labels")
+        return self
+
+
+class Rule(Finder):
+    """One kind of evidence; each match adds ``weight`` to the topic's score."""
+
+    name: str = Field(pattern=TOPIC_NAME)
+    weight: float = Field(gt=0.0, le=1.0)
+    requires: tuple[str, ...] = Field(
+        default=(), description="Constraints every match of this rule must meet"
+    )
+
+    @model_validator(mode="after")
+    def _check_rule(self) -> Rule:
+        if self.is_empty():
+            raise ValueError("a rule needs phrases, patterns, entities or labels")
+        return self
+
+
+class Exclusion(Finder):
+    """Text that cancels evidence: matches it overlaps, or all matches in its sentence."""
+
+    name: str = ""
+    scope: Literal["overlap", "sentence"] = "sentence"
+
+    @model_validator(mode="after")
+    def _check_exclusion(self) -> Exclusion:
+        if self.is_empty():
+            raise ValueError("an exclusion needs phrases, patterns, entities or labels")
+        return self
+
+
+class Topic(_Strict):
+    """One topic: its rules, the constraints they require, exclusions and threshold."""
+
+    description: str = Field(min_length=1)
+    threshold: float = Field(default=0.5, gt=0.0, le=1.0)
+    title_weight: float = Field(
+        default=1.25, ge=1.0, le=3.0,
+        description="Multiplier for evidence found in the title (capped at 0.99)",
+    )
+    constraints: dict[str, Constraint] = Field(default_factory=dict)
+    rules: tuple[Rule, ...] = Field(min_length=1)
+    exclusions: tuple[Exclusion, ...] = ()
+
+    @model_validator(mode="after")
+    def _check_names(self) -> Topic:
+        for name in self.constraints:
+            if not re.match(TOPIC_NAME, name):
+                raise ValueError(f"constraint name {name!r} must be lower_snake_case")
+        return self
+
+
+class TopicsFile(_Strict):
+    """The whole ``topics.yaml``."""
+
+    aliases: str | None = Field(
+        default=None, description="Alias table, a path relative to the topics file"
+    )
+    topics: dict[str, Topic] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_topic_names(self) -> TopicsFile:
+        for name in self.topics:
+            if not re.match(TOPIC_NAME, name):
+                raise ValueError(f"topic name {name!r} must be lower_snake_case")
+        return self
+
+
+class AliasEntity(_Strict):
+    """One canonical entity and the names it goes by."""
+
+    name: str = Field(min_length=1, description="Canonical name, e.g. 'Islamic State'")
+    label: str = Field(description="NER label reported for it, e.g. ORG")
+    aliases: tuple[str, ...] = Field(
+        default=(), description="Other names, matched case-insensitively"
+    )
+    exact: tuple[str, ...] = Field(
+        default=(),
+        description="Names matched only exactly as written (e.g. 'IS', never the verb 'is')",
+    )
+
+    @model_validator(mode="after")
+    def _check_label(self) -> AliasEntity:
+        if self.label not in NER_LABELS:
+            raise ValueError(f"unknown NER label {self.label!r}")
+        return self
+
+
+class AliasFile(_Strict):
+    """The entity alias table: ``entities: [{name, label, aliases, exact}, ...]``."""
+
+    entities: tuple[AliasEntity, ...] = ()
+
+    @model_validator(mode="after")
+    def _check_unique(self) -> AliasFile:
+        owner: dict[str, str] = {}
+        for entity in self.entities:
+            for alias in (entity.name, *entity.aliases):
+                key = normalise_alias(alias)
+                if key in owner and owner[key] != entity.name:
+                    raise ValueError(
+                        f"alias {alias!r} belongs to both {owner[key]!r} and {entity.name!r}"
+                    )
+                owner[key] = entity.name
+        return self
+
+    def names(self) -> frozenset[str]:
+        return frozenset(entity.name for entity in self.entities)
+
+
+def normalise_alias(text: str) -> str:
+    """The key an alias is looked up by: lower case, no leading 'the', single spaces."""
+    key = " ".join(text.replace("’", "'").split()).lower()
+    key = re.sub(r"^the ", "", key)
+    return re.sub(r"'s$", "", key)
+
+
+@dataclass(frozen=True)
+class LoadedTopics:
+    """A validated topics file with its alias table, paths and version."""
+
+    path: Path
+    topics: TopicsFile
+    aliases: AliasFile
+    alias_path: Path | None
+    version: str
+
+
+def load_topics(path: Path) -> LoadedTopics:
+    """Read and validate a topics file and the alias table it names.
+
+    Raises `ConfigError` naming the file, line, topic and field of the first problems. The
+    version is the first 16 hex digits of SHA-256 over both files' bytes.
+    """
+    raw = _read(path)
+    topics = _validate(TopicsFile, raw, path)
+    alias_path: Path | None = None
+    aliases = AliasFile()
+    digest = hashlib.sha256(raw)
+    if topics.aliases is not None:
+        alias_path = (path.parent / topics.aliases).resolve()
+        alias_raw = _read(alias_path)
+        aliases = _validate(AliasFile, alias_raw, alias_path)
+        digest.update(b"\0")
+        digest.update(alias_raw)
+    _check_references(topics, aliases, path, raw)
+    return LoadedTopics(path=path, topics=topics, aliases=aliases, alias_path=alias_path,
+                        version=digest.hexdigest()[:16])
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+
+
+def _parse(raw: bytes, path: Path) -> tuple[Any, Node | None]:
+    try:
+        text = raw.decode("utf-8")
+        return yaml.safe_load(text), yaml.compose(text, Loader=yaml.SafeLoader)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8: {exc}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}{where}: invalid YAML: {problem}") from exc
+
+
+def _validate(model: type[M], raw: bytes, path: Path) -> M:
+    data, root = _parse(raw, path)
+    if data is None:
+        data = {}
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe(error["loc"], error["msg"], root, path)
+                    for error in exc.errors()[:5]]
+        more = len(exc.errors()) - len(problems)
+        if more > 0:
+            problems.append(f"... and {more} more")
+        raise ConfigError("\n".join(problems)) from exc
+
+
+def describe_problem(path: Path, loc: tuple[int | str, ...], msg: str) -> str:
+    """A problem found after loading, located like a validation error (file, line, topic,
+    field), e.g. a token pattern that spaCy rejects when the topics are compiled."""
+    try:
+        _, root = _parse(path.read_bytes(), path)
+    except (OSError, ConfigError):
+        root = None
+    return _describe(loc, msg, root, path)
+
+
+def _describe(loc: tuple[int | str, ...], msg: str, root: Node | None, path: Path) -> str:
+    """One problem as 'file, line N: topic 't', field 'rules[1].weight': message'."""
+    msg = msg.removeprefix("Value error, ")
+    line = _line_of(root, loc)
+    where = f"{path}" + (f", line {line}" if line else "")
+    if len(loc) >= 2 and loc[0] == "topics":
+        topic, rest = loc[1], loc[2:]
+        field = _field_path(rest) or "(the topic itself)"
+        return f"{where}: topic {topic!r}, field {field!r}: {msg}"
+    field = _field_path(loc) or "(top level)"
+    return f"{where}: field {field!r}: {msg}"
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def _line_of(root: Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line of the deepest YAML node the error location reaches."""
+    node = root
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        child: Node | None = None
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                if key.value == part:
+                    child = value
+                    break
+        elif isinstance(node, SequenceNode) and isinstance(part, int) and (
+                0 <= part < len(node.value)):
+            child = node.value[part]
+        if child is None:
+            break
+        node = child
+        line = node.start_mark.line + 1
+    return line
+
+
+def _check_references(topics: TopicsFile, aliases: AliasFile, path: Path,
+                      raw: bytes) -> None:
+    """What one part names must exist: constraints a rule requires, rule names unique,
+    entities in the alias table. Checked after validation so errors point at the field."""
+    known = aliases.names()
+    problems: list[tuple[tuple[int | str, ...], str]] = []
+    for topic_name, topic in topics.topics.items():
+        at: tuple[int | str, ...] = ("topics", topic_name)
+        seen: set[str] = set()
+        for i, rule in enumerate(topic.rules):
+            if rule.name in seen:
+                problems.append(((*at, "rules", i, "name"),
+                                 f"rule name {rule.name!r} is used twice"))
+            seen.add(rule.name)
+            for j, needed in enumerate(rule.requires):
+                if needed not in topic.constraints:
+                    problems.append(((*at, "rules", i, "requires", j),
+                                     f"unknown constraint {needed!r} (defined: "
+                                     f"{sorted(topic.constraints) or 'none'})"))
+        finders: list[tuple[tuple[int | str, ...], Finder]] = []
+        finders += [(("rules", i), rule) for i, rule in enumerate(topic.rules)]
+        finders += [(("constraints", name), c) for name, c in topic.constraints.items()]
+        finders += [(("exclusions", i), e) for i, e in enumerate(topic.exclusions)]
+        for loc, finder in finders:
+            for j, entity in enumerate(finder.entities):
+                if entity not in known:
+                    problems.append(((*at, *loc, "entities", j),
+                                     f"entity {entity!r} is not a canonical name in the "
+                                     f"alias table (known: {sorted(known) or 'none'})"))
+    if problems:
+        _, root = _parse(raw, path)
+        raise ConfigError("\n".join(_describe(loc, msg, root, path) for loc, msg in problems[:5]))

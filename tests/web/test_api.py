@@ -1,0 +1,147 @@
+"""The JSON API over HTTP on both databases: tokens, roles, CSRF, and each resource."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from consumers.store.feedback import export_feedback
+from schemas import tables
+from tests.web.conftest import PASSWORD, Console
+
+pytestmark = pytest.mark.integration
+
+
+def test_nothing_without_a_token_and_a_bad_token_is_refused(console: Console) -> None:
+    with console.api() as anonymous:
+        for path in ("/api/v1/alerts", "/api/v1/articles", "/api/v1/openapi.json",
+                     f"/api/v1/articles/{console.seed_id}", "/api/v1/feedback"):
+            assert anonymous.get(path).status_code == 401, path
+        assert anonymous.get("/healthz").text == "ok\n"
+        assert anonymous.get("/readyz").status_code == 200
+        assert "newswatch_web_requests_total" in anonymous.get("/metrics").text
+    with console.api("nw_not-a-token") as wrong:
+        assert wrong.get("/api/v1/alerts").status_code == 401
+
+
+def test_openapi_document_lists_the_resources(console: Console) -> None:
+    with console.api(console.viewer_token) as api:
+        document = api.get("/api/v1/openapi.json").json()
+    paths = set(document["paths"])
+    assert {"/api/v1/articles", "/api/v1/articles/{article_id}", "/api/v1/alerts",
+            "/api/v1/alerts/{alert_id}/ack", "/api/v1/silences", "/api/v1/topics",
+            "/api/v1/entities/{entity_id}", "/api/v1/feeds", "/api/v1/feedback"} <= paths
+    assert not any(p.startswith(("/alerts", "/login")) for p in paths)  # HTML is not API
+
+
+def test_search_article_topics_entities_and_feeds(console: Console) -> None:
+    with console.api(console.viewer_token) as api:
+        found = api.get("/api/v1/articles", params={"q": "Taliban recognition"}).json()
+        assert found["articles"][0]["id"] == console.seed_id
+        assert found["articles"][0]["highlights"]
+        assert api.get("/api/v1/articles", params={"q": "Taliban", "topic": "is_threat"}
+                       ).json()["articles"][0]["id"] == console.seed_id
+        assert api.get("/api/v1/articles", params={"q": "Taliban", "feed": "nope"}
+                       ).json()["articles"] == []
+        assert api.get("/api/v1/articles", params={"q": '"Moscow meeting" -Kabul',
+                                                   "entity": "taliban"}
+                       ).json()["articles"][0]["id"] == console.seed_id
+        # Operators in the query are words, never syntax errors or injections.
+        assert api.get("/api/v1/articles", params={"q": 'NEAR( "" * ) \' OR 1=1 --'}
+                       ).status_code == 200
+        article = api.get(f"/api/v1/articles/{console.seed_id}").json()
+        assert sorted(t["topic"] for t in article["topics"]) == [
+            "drug_trafficking", "is_threat", "recognition"]
+        assert all(t["probability"] is None for t in article["topics"])  # not invented
+        assert api.get("/api/v1/articles/nope").status_code == 404
+        topics = {t["topic"]: t["total"] for t in api.get("/api/v1/topics").json()["topics"]}
+        assert topics["recognition"] == 1
+        taliban = api.get("/api/v1/entities", params={"name": "Taliban"}).json()["entities"]
+        detail = api.get(f"/api/v1/entities/{taliban[0]['id']}").json()
+        assert detail["latest"][0]["id"] in {console.seed_id, console.hostile_id}
+        assert any(e["name"] == "Afghanistan" for e in detail["co_occurring"])
+        assert api.get("/api/v1/feeds").status_code == 200
+
+
+def test_alerts_ack_silence_and_roles(console: Console) -> None:
+    with console.api(console.viewer_token) as viewer:
+        alerts = viewer.get("/api/v1/alerts").json()["alerts"]
+        assert len(alerts) == 3
+        assert {a["state"] for a in alerts} == {"new"}
+        first = alerts[0]["id"]
+        assert viewer.post(f"/api/v1/alerts/{first}/ack").status_code == 403
+        assert viewer.post("/api/v1/silences", json={
+            "rule": "drug-trafficking", "duration": "1h", "comment": "x"}).status_code == 403
+    with console.api(console.admin_token) as analyst:
+        assert analyst.post(f"/api/v1/alerts/{first}/ack",
+                            json={"comment": "seen"}).json() == {"acknowledged": 1}
+        assert analyst.post(f"/api/v1/alerts/{first}/ack").json() == {"acknowledged": 0}
+        assert analyst.post("/api/v1/silences", json={
+            "rule": "drug-trafficking", "duration": "forever", "comment": "x"}
+        ).status_code == 400
+        made = analyst.post("/api/v1/silences", json={
+            "rule": "drug-trafficking", "duration": "2h", "comment": "noisy"})
+        assert made.status_code == 201
+        states = {a["rule"]: a["state"] for a in analyst.get("/api/v1/alerts").json()["alerts"]}
+        assert states["drug-trafficking"] == "silenced"
+        assert analyst.get("/api/v1/alerts", params={"state": "acknowledged"}
+                           ).json()["alerts"][0]["id"] == first
+        silenced = analyst.get("/api/v1/alerts", params={"state": "silenced"}).json()["alerts"]
+        assert [a["rule"] for a in silenced] == ["drug-trafficking"]
+        assert analyst.delete(f"/api/v1/silences/{made.json()['id']}").status_code == 200
+        assert analyst.get("/api/v1/silences").json()["silences"] == []
+        detail = analyst.get("/api/v1/alerts", params={"rule": "islamic-state-threat"}
+                             ).json()["alerts"][0]
+        failed = [s for s in detail["sends"] if s["status"] == "failed"]
+        assert [s["channel"] for s in failed] == ["partner-hook"]
+        assert analyst.post(f"/api/v1/alerts/{detail['id']}/resend").json() == {"requeued": 1}
+        assert analyst.post(f"/api/v1/alerts/{detail['id']}/resend").json() == {"requeued": 0}
+    with console.engine.connect() as conn:
+        audit = [(r.who, r.action) for r in conn.execute(
+            select(tables.audit_log.c.who, tables.audit_log.c.action)
+            .where(tables.audit_log.c.who == "ana").order_by(tables.audit_log.c.id))]
+    assert [a for _, a in audit if a != "token.create"] == [
+        "acknowledge", "silence", "unsilence", "resend", "resend"]
+
+
+def test_feedback_is_stored_and_exported(console: Console) -> None:
+    with console.api(console.admin_token) as analyst:
+        body = {"article_id": console.seed_id, "topic": "recognition",
+                "verdict": "not_relevant", "note": "about talks"}
+        assert analyst.post("/api/v1/feedback", json=body).status_code == 201
+        assert analyst.post("/api/v1/feedback", json={**body, "verdict": "maybe"}
+                            ).status_code == 422
+        assert analyst.post("/api/v1/feedback", json={**body, "article_id": "nope"}
+                            ).status_code == 400
+        lines = analyst.get("/api/v1/feedback").text.splitlines()
+        article = analyst.get(f"/api/v1/articles/{console.seed_id}").json()
+    assert [json.loads(line)["verdict"] for line in lines] == ["not_relevant"]
+    assert {t["topic"]: t["verdict"] for t in article["topics"]}["recognition"] == "not_relevant"
+    assert [r["who"] for r in export_feedback(console.engine)] == ["ana"]
+    with console.api(console.viewer_token) as viewer:
+        assert viewer.post("/api/v1/feedback", json=body).status_code == 403
+
+
+def test_a_browser_session_needs_the_csrf_header_for_api_changes(console: Console) -> None:
+    with httpx.Client(base_url=console.url, timeout=30) as browser:
+        form = browser.get("/login").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert token is not None
+        signed = browser.post("/login", data={"username": "ana", "password": PASSWORD,
+                                              "csrf_token": token.group(1)})
+        assert signed.status_code == 303
+        cookie = signed.headers["set-cookie"]
+        assert "HttpOnly" in cookie
+        assert "SameSite=lax" in cookie
+        assert "Secure" not in cookie
+        assert browser.get("/api/v1/alerts").status_code == 200
+        assert browser.post("/api/v1/alerts/1/ack").status_code == 403
+        page = browser.get("/alerts/1").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert csrf is not None
+        assert browser.post("/api/v1/alerts/1/ack",
+                            headers={"X-CSRF-Token": csrf.group(1)}).status_code == 200
