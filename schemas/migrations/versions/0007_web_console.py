@@ -7,7 +7,7 @@ FTS5 table kept in step with articles by triggers, filled here from the rows alr
 stored. Neither is a SQLAlchemy table (see ``schemas.tables.SEARCH_*``).
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-01
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | Sequence[str] | None = "0004"
+down_revision: str | Sequence[str] | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
