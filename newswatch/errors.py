@@ -65,7 +65,7 @@ class BrokerUnavailableError(ServiceUnavailableError):
     """Kafka did not acknowledge (or could not be asked); nothing was recorded as sent."""
 
 
-class NotFoundError(NewswatchError):
+class NotFoundError(NewswatchError, LookupError):
     """What was asked for (an alert, an article, a user, a silence) does not exist."""
 
 

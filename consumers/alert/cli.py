@@ -26,7 +26,7 @@ from consumers.alert.rules import load_rules, missing_environment
 from consumers.alert.ruleset import RulesHolder
 from newswatch.daemon import StopFlag, install_signal_handlers
 from newswatch.db import make_engine
-from newswatch.errors import ConfigError
+from newswatch.errors import ConfigError, NotFoundError
 from newswatch.health import start_health_server
 from newswatch.migrate import check_schema, wait_for_schema
 from newswatch.settings import Settings
@@ -200,7 +200,7 @@ def handle_resend(args: argparse.Namespace, settings: Settings) -> int:
         for alert_id in ids:
             try:
                 queued.append((alert_id, resend_alert(engine, alert_id, who=who)))
-            except KeyError:
+            except NotFoundError:
                 print(f"newswatch alerts resend: no alert {alert_id}", file=sys.stderr)
                 return 1
     finally:

@@ -60,37 +60,6 @@ def run_tick(engine: Engine, rules: Sequence[CompiledRule], now: datetime) -> Ev
     return result
 
 
-def resend_alert(engine: Engine, alert_id: int, *, who: str) -> int:
-    """Send an alert again: re-queue its failed sends; returns how many were re-queued.
-
-    The alert keeps its id and dedup key (receivers that dedup on it see the same alert);
-    each failed channel starts a fresh series of attempts now, under the delivery policy
-    of the rules file (an alert past its delivery deadline gets one attempt). Sends that
-    succeeded are not repeated. Recorded in the audit log with ``who``. Serves the
-    console's "send again" and ``newswatch alerts resend``. Raises `NotFoundError`.
-    """
-    now = datetime.now(UTC)
-    with unavailable_as_retryable(), engine.begin() as conn:
-        # The same row lock the deliverer takes when it finishes a send of this alert.
-        alert = conn.execute(select(T_ALERTS.c.id, T_ALERTS.c.dedup_key)
-                             .where(T_ALERTS.c.id == alert_id).with_for_update()).first()
-        if alert is None:
-            raise NotFoundError(f"no alert {alert_id}")
-        channels = sorted(conn.execute(select(T_SENDS.c.channel).where(
-            T_SENDS.c.alert_id == alert_id, T_SENDS.c.status == "failed")).scalars())
-        if channels:
-            conn.execute(update(T_SENDS)
-                         .where(T_SENDS.c.alert_id == alert_id, T_SENDS.c.status == "failed")
-                         .values(status="pending", attempts=0, next_attempt_at=now,
-                                 updated_at=now))
-            conn.execute(update(T_ALERTS).where(T_ALERTS.c.id == alert_id)
-                         .values(status="pending", finished_at=None))
-        record_audit(conn, who=who, action="resend", target=f"alert:{alert_id}",
-                     detail={"channels": channels, "dedup_key": alert.dedup_key}, at=now)
-    log.info("alert re-queued", extra={"alert_id": alert_id, "channels": channels, "who": who})
-    return len(channels)
-
-
 def load_cursor(conn: Connection, lock: bool = False) -> Cursor:
     """The stored cursor; a database never evaluated starts from the first hit."""
     query = select(T_STATE.c.watermark, T_STATE.c.gaps).where(T_STATE.c.name == CURSOR_NAME)
@@ -297,7 +266,8 @@ def resend_alert(engine: Engine, alert_id: int, *, who: str) -> int:
     pending, due now, with a fresh retry budget (attempts from 0; the delivery deadline
     counts from the resend), and the deliverer sends and records it like any send. The
     resend itself is a ``deliveries`` row (outcome ``requeued``, status ``resend by
-    <who>``), so the log shows who sent it again and when. Raises KeyError for an
+    <who>``) and an audit-log entry, so both show who sent it again and when. Serves the
+    console's "send again" and ``newswatch alerts resend``. Raises `NotFoundError` for an
     unknown id.
     """
     now = datetime.now(UTC)
@@ -306,7 +276,7 @@ def resend_alert(engine: Engine, alert_id: int, *, who: str) -> int:
         status = conn.execute(select(T_ALERTS.c.status).where(T_ALERTS.c.id == alert_id)
                               .with_for_update()).scalar()
         if status is None:
-            raise KeyError(alert_id)
+            raise NotFoundError(f"no alert {alert_id}")
         channels = list(conn.execute(
             select(T_SENDS.c.channel, T_SENDS.c.attempts)
             .where(T_SENDS.c.alert_id == alert_id, T_SENDS.c.status == "failed")
@@ -326,6 +296,8 @@ def resend_alert(engine: Engine, alert_id: int, *, who: str) -> int:
         )
         conn.execute(update(T_ALERTS).where(T_ALERTS.c.id == alert_id)
                      .values(status="pending", finished_at=None))
+        record_audit(conn, who=who, action="resend", target=f"alert:{alert_id}",
+                     detail={"channels": [channel for channel, _ in channels]}, at=now)
     log.info("alert queued to be sent again", extra={
         "alert_id": alert_id, "channels": [channel for channel, _ in channels], "who": who})
     return len(channels)

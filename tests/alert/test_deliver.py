@@ -22,6 +22,7 @@ from consumers.alert.deliver import Deliverer, backoff_delay
 from consumers.alert.outbox import failed_alert_ids, resend_alert, run_tick
 from consumers.alert.rules import parse_rules
 from newswatch.cli import main
+from newswatch.errors import NotFoundError
 from schemas import tables
 from schemas.rules_file import Delivery
 from tests.alert.conftest import NOW, insert_seed, later
@@ -243,6 +244,6 @@ def test_a_resent_alert_gets_a_fresh_retry_budget_and_keeps_its_dedup_key(
     keys = {r.headers["x-newswatch-dedup-key"] for r in script.requests}
     assert len(keys) == 1  # the same alert every time
     assert _send_state(engine) == ("sent", 2, "sent")
-    with pytest.raises(KeyError):
+    with pytest.raises(NotFoundError):
         resend_alert(engine, 99, who="analyst")
     deliverer.close()
