@@ -24,7 +24,6 @@ COMMAND_MODULES = (
     "producers.cli",
     "consumers.store_cli",
     "consumers.enrich.cli",
-    "consumers.enrich.train_cli",
     "consumers.store.feedback_cli",
     "consumers.alert.cli",
     "consumers.stories.cli",

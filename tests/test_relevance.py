@@ -165,8 +165,8 @@ def _topics_naming(tmp_path: Path, model_name: str) -> Path:
     text = DEFAULT_TOPICS_PATH.read_text().replace(
         "relevance: relevance-model.json", f"relevance: {model_name}")
     assert f"relevance: {model_name}" in text
-    (tmp_path / "entity_aliases.yaml").write_bytes(
-        (DEFAULT_TOPICS_PATH.parent / "entity_aliases.yaml").read_bytes())
+    for name in ("entity_aliases.yaml", "country_aliases.yaml"):
+        (tmp_path / name).write_bytes((DEFAULT_TOPICS_PATH.parent / name).read_bytes())
     path = tmp_path / "topics.yaml"
     path.write_text(text)
     return path

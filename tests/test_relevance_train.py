@@ -80,8 +80,8 @@ def test_a_topic_without_examples_falls_back_to_its_rules(tmp_path: Path,
         "\n  volcano:\n    description: Volcanic eruptions.\n    threshold: 0.5\n"
         "    rules:\n      - name: eruption\n        weight: 0.8\n"
         "        phrases: [volcanic eruption, volcano erupts]\n")
-    (tmp_path / "entity_aliases.yaml").write_bytes(
-        (DEFAULT_TOPICS_PATH.parent / "entity_aliases.yaml").read_bytes())
+    for name in ("entity_aliases.yaml", "country_aliases.yaml"):
+        (tmp_path / name).write_bytes((DEFAULT_TOPICS_PATH.parent / name).read_bytes())
     topics_path = tmp_path / "topics.yaml"
     topics_path.write_text(DEFAULT_TOPICS_PATH.read_text().replace(
         "relevance: relevance-model.json\n", "relevance: model.json\n") + extra_topic)

@@ -40,6 +40,7 @@ from consumers.enrich.language import primary_subtag
 from consumers.enrich.nlp import DEFAULT_MODEL
 from consumers.enrich.pipelines import DEFAULT_MODELS, configured_languages
 from consumers.enrich.topics import DEFAULT_TOPICS_PATH, TopicMatcher
+from consumers.enrich.train_cli import add_train_parser
 from newswatch.errors import ConfigError
 from newswatch.settings import Settings
 from schemas.topics_file import LoadedTopics, load_topics
@@ -93,7 +94,8 @@ def register(subparsers: Any) -> None:
     evaluate.set_defaults(handler=handle_eval)
 
     topics: argparse.ArgumentParser = subparsers.add_parser(
-        "topics", help="check a topics file: valid, and which languages lack phrases")
+        "topics", help="check a topics file (languages lacking phrases); train the "
+                       "relevance layer from labelled items")
     topic_actions = topics.add_subparsers(dest="topics_action", metavar="ACTION",
                                           required=True)
     check = topic_actions.add_parser(
@@ -104,7 +106,8 @@ def register(subparsers: Any) -> None:
                             "topics.yaml)")
     check.add_argument("--strict", action="store_true",
                        help="exit 1 when a topic has no phrases in a configured language")
-    topics.set_defaults(handler=handle_topics)
+    check.set_defaults(handler=handle_topics)
+    add_train_parser(topic_actions)
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:

@@ -34,10 +34,8 @@ from newswatch.errors import ConfigError
 from newswatch.settings import Settings
 
 
-def register(subparsers: Any) -> None:
-    topics: argparse.ArgumentParser = subparsers.add_parser(
-        "topics", help="train the topics' relevance layer from labelled items")
-    actions = topics.add_subparsers(dest="action", metavar="ACTION", required=True)
+def add_train_parser(actions: Any) -> None:
+    """``newswatch topics train``, added to the ``topics`` group of `consumers.enrich.cli`."""
     fit = actions.add_parser("train", help="fit the relevance model, print cross-validated "
                                            "P/R/F1 per topic, write the model file")
     fit.add_argument("files", nargs="+", type=Path, metavar="LABELLED.jsonl",
