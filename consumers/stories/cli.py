@@ -13,13 +13,18 @@ import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from consumers.stories.bcubed import Scores, bcubed, worst
-from consumers.stories.cluster import ClusterConfig, StoryClusterer
-from consumers.stories.jsonl import LabelledInput, placement_line, read_lines
 from newswatch.errors import ConfigError
 from newswatch.settings import Settings
+
+if TYPE_CHECKING:
+    from consumers.stories.bcubed import Scores
+    from consumers.stories.cluster import ClusterConfig
+    from consumers.stories.jsonl import LabelledInput
+
+# The clusterer's modules load wordfreq (~0.5 s): imported where a subcommand needs them,
+# so that every other daemon's start (which builds this parser too) does not pay for it.
 
 
 def register(subparsers: Any) -> None:
@@ -68,6 +73,9 @@ def _open(path: Path | None) -> IO[str]:
 
 
 def _handle_cluster(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.stories.cluster import StoryClusterer
+    from consumers.stories.jsonl import placement_line, read_lines
+
     clusterer = StoryClusterer(cluster_config(settings))
     stream = _open(args.input)
     try:
@@ -82,6 +90,8 @@ def _handle_cluster(args: argparse.Namespace, settings: Settings) -> int:
 
 def cluster_config(settings: Settings) -> ClusterConfig:
     """The clusterer's configuration from the settings (the quiet time is one)."""
+    from consumers.stories.cluster import ClusterConfig
+
     return ClusterConfig(quiet=settings.story_quiet)
 
 
@@ -89,6 +99,9 @@ def evaluate_items(items: Sequence[LabelledInput], config: ClusterConfig
                    ) -> tuple[Scores, dict[str, str], dict[str, str]]:
     """Cluster ``items`` in order; score against their labels. Returns (scores,
     predicted, gold)."""
+    from consumers.stories.bcubed import bcubed
+    from consumers.stories.cluster import StoryClusterer
+
     clusterer = StoryClusterer(config)
     predicted = {item.article.id: clusterer.place(item.article).story for item in items}
     gold = {item.article.id: item.story for item in items if item.story is not None}
@@ -96,6 +109,9 @@ def evaluate_items(items: Sequence[LabelledInput], config: ClusterConfig
 
 
 def _handle_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.stories.bcubed import worst
+    from consumers.stories.jsonl import read_lines
+
     with _open(args.file) as stream:
         items = list(read_lines(stream))
     if not any(item.story is not None for item in items):
@@ -157,6 +173,7 @@ def _handle_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def _handle_cv(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.stories.crossval import cross_validate
+    from consumers.stories.jsonl import read_lines
 
     with _open(args.file) as stream:
         items = list(read_lines(stream))

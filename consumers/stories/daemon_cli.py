@@ -7,8 +7,6 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from consumers.store.daemon import tune_gc_for_batches
-from consumers.stories.daemon import DEFAULT_BATCH, DEFAULT_GROUP, run_stories
 from newswatch.daemon import StopFlag, install_signal_handlers
 from newswatch.db import make_engine
 from newswatch.health import start_health_server
@@ -18,12 +16,16 @@ from newswatch.settings import Settings
 def register_run(commands: Any) -> None:
     run: argparse.ArgumentParser = commands.add_parser(
         "run", help="the stories stage: place news.enriched articles in stories (daemon)")
-    run.add_argument("--group", default=DEFAULT_GROUP, help="Kafka consumer group")
-    run.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
+    # Defaults as in consumers.stories.daemon, which is imported only to run.
+    run.add_argument("--group", default="newswatch-stories", help="Kafka consumer group")
+    run.add_argument("--batch-size", type=int, default=500)
     run.set_defaults(handler=handle_run)
 
 
 def handle_run(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.store.daemon import tune_gc_for_batches
+    from consumers.stories.daemon import run_stories
+
     stop = StopFlag()
     install_signal_handlers(stop)
     # The open stories are millions of long-lived objects: the default collector would
