@@ -1,1 +1,0 @@
-"""The stages that read Kafka or SQL: enrich, store, alert."""

@@ -1,1 +1,0 @@
-"""Enrichment: spaCy entities and explainable topic hits, defined in YAML."""

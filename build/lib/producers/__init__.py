@@ -1,1 +1,0 @@
-"""Feed polling and publishing to ``news.articles``."""

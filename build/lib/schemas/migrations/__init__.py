@@ -1,1 +1,0 @@
-"""Alembic migrations of the SQL tables in `schemas.tables`; run them with `newswatch db`."""
