@@ -74,7 +74,7 @@ def articles(request: Request, who: Who, q: str = "", topic: str = "", entity: s
 def article(request: Request, who: Who, article_id: str) -> dict[str, Any]:
     web = state_of(request)
     detail = queries.article_detail(web.engine, article_id,
-                                    latest_verdicts(web.engine, article_id), web.caps)
+                                    latest_verdicts(web.engine, article_id))
     return detail.to_json()
 
 

@@ -25,7 +25,6 @@ from sqlalchemy import Engine, text
 
 from consumers.alert.rules import load_rules
 from consumers.web.auth import LoginLimiter, Session, User, session_of, token_user
-from consumers.web.queries import Capabilities
 from newswatch.errors import (
     ConfigError,
     NotFoundError,
@@ -76,14 +75,7 @@ class WebState:
         self.limiter = LoginLimiter(settings.web_login_attempts)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.filters["when"] = _when
-        self._caps: Capabilities | None = None
         self._rules: tuple[int, RulesFile] | None = None
-
-    @property
-    def caps(self) -> Capabilities:
-        if self._caps is None:
-            self._caps = Capabilities.of(self.engine)
-        return self._caps
 
     def rules(self) -> RulesFile:
         """The rules file in force, read again whenever it changed on disk."""

@@ -53,7 +53,7 @@ def _page(request: Request, template: str, who: Principal | None, status: int = 
     return web.templates.TemplateResponse(
         request, template, {"user": who.user if who else None,
                             "csrf": who.csrf_token if who else None,
-                            "nav": template.split(".")[0], "caps": web.caps, **context},
+                            "nav": template.split(".")[0], **context},
         status_code=status)
 
 
@@ -240,7 +240,7 @@ def unsilence(request: Request, who: Who, silence_id: int, csrf: Csrf = "",
 def article_page(request: Request, who: Who, article_id: str) -> Response:
     web = state_of(request)
     verdicts = latest_verdicts(web.engine, article_id)
-    detail = queries.article_detail(web.engine, article_id, verdicts, web.caps)
+    detail = queries.article_detail(web.engine, article_id, verdicts)
     return _page(request, "article.html", who, a=detail)
 
 

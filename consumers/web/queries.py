@@ -3,9 +3,6 @@
 Route handlers call these functions and render what they return; no SQL lives in routes
 or templates. Each function opens its own connection (or transaction, for changes) and
 returns plain dataclasses. Changes are written with their audit row in one transaction.
-
-Columns that other issues add (a topic's probability, an article's story) are shown when
-the database has them (`Capabilities`), and never made up when it does not.
 """
 
 from __future__ import annotations
@@ -22,8 +19,6 @@ from sqlalchemy import (
     cast,
     exists,
     func,
-    inspect,
-    literal_column,
     not_,
     or_,
     select,
@@ -57,22 +52,6 @@ def _day(conn: Any, column: Any) -> Any:
 
 def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """Optional columns other issues add; the console shows them once they exist."""
-
-    probability: bool = False
-    story: bool = False
-
-    @classmethod
-    def of(cls, engine: Engine) -> Capabilities:
-        with unavailable_as_retryable():
-            inspector = inspect(engine)
-            hits = {c["name"] for c in inspector.get_columns("topic_hits")}
-            articles = {c["name"] for c in inspector.get_columns("articles")}
-        return cls(probability="probability" in hits, story="story_id" in articles)
 
 
 # --- Alerts ------------------------------------------------------------------------------
@@ -362,13 +341,11 @@ class ArticleDetail:
         }
 
 
-def article_detail(engine: Engine, article_id: str, verdicts: Mapping[str, str],
-                   caps: Capabilities = Capabilities()) -> ArticleDetail:
-    """One article: text cut at its evidence, topics with scores, entities (and, when the
-    columns exist, probabilities and the other articles of its story)."""
-    hit_columns: list[Any] = [H.topic, H.score, H.evidence]
-    if caps.probability:
-        hit_columns.append(literal_column("topic_hits.probability").label("probability"))
+def article_detail(engine: Engine, article_id: str, verdicts: Mapping[str, str]
+                   ) -> ArticleDetail:
+    """One article: text cut at its evidence, topics with rule scores and probabilities,
+    entities, and the other articles of its story."""
+    hit_columns: list[Any] = [H.topic, H.score, H.probability, H.evidence]
     with unavailable_as_retryable(), engine.connect() as conn:
         row = conn.execute(select(tables.articles).where(A.id == article_id)).first()
         if row is None:
@@ -378,11 +355,10 @@ def article_detail(engine: Engine, article_id: str, verdicts: Mapping[str, str],
         entities = [EntityView(int(e.id), e.name, e.label, int(e[3])) for e in conn.execute(
             select(E.id, E.name, E.label, AE.count).join(tables.entities, E.id == AE.entity_id)
             .where(AE.article_id == article_id).order_by(AE.count.desc(), E.name).limit(60))]
-        story = _story(conn, row) if caps.story else None
+        story = _story(conn, row)
     evidence = {hit.topic: list(hit.evidence or []) for hit in hits}
     topics = [TopicView(hit.topic, float(hit.score),
-                        float(hit.probability) if caps.probability and
-                        hit.probability is not None else None,
+                        None if hit.probability is None else float(hit.probability),
                         list(hit.evidence or []), verdicts.get(hit.topic)) for hit in hits]
     title = " ".join(row.title.split())
     return ArticleDetail(
@@ -403,12 +379,12 @@ def web_link(url: str | None) -> str | None:
 
 
 def _story(conn: Any, row: Any) -> list[dict[str, Any]]:
-    story_id = getattr(row, "story_id", None)
+    story_id = row.story_id
     if story_id is None:
         return []
     others = conn.execute(
         select(A.id, A.title, A.feed_name, A.published)
-        .where(literal_column("articles.story_id") == story_id, A.id != row.id)
+        .where(A.story_id == story_id, A.id != row.id)
         .order_by(A.published.desc()).limit(20))
     return [{"id": o.id, "title": o.title, "feed_name": o.feed_name,
              "published": _utc(o.published)} for o in others]

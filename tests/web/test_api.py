@@ -56,7 +56,9 @@ def test_search_article_topics_entities_and_feeds(console: Console) -> None:
         article = api.get(f"/api/v1/articles/{console.seed_id}").json()
         assert sorted(t["topic"] for t in article["topics"]) == [
             "drug_trafficking", "is_threat", "recognition"]
-        assert all(t["probability"] is None for t in article["topics"])  # not invented
+        # The shipped relevance model judged each topic; the hit keeps its rule score too.
+        assert all(0.0 <= t["probability"] <= 1.0 and t["score"] > 0
+                   for t in article["topics"])
         assert api.get("/api/v1/articles/nope").status_code == 404
         topics = {t["topic"]: t["total"] for t in api.get("/api/v1/topics").json()["topics"]}
         assert topics["recognition"] == 1
@@ -105,7 +107,7 @@ def test_alerts_ack_silence_and_roles(console: Console) -> None:
             select(tables.audit_log.c.who, tables.audit_log.c.action)
             .where(tables.audit_log.c.who == "ana").order_by(tables.audit_log.c.id))]
     assert [a for _, a in audit if a != "token.create"] == [
-        "acknowledge", "silence", "unsilence", "resend", "resend"]
+        "acknowledge", "silence", "unsilence", "resend"]  # the second resend changed nothing
 
 
 def test_feedback_is_stored_and_exported(console: Console) -> None:
@@ -116,12 +118,15 @@ def test_feedback_is_stored_and_exported(console: Console) -> None:
         assert analyst.post("/api/v1/feedback", json={**body, "verdict": "maybe"}
                             ).status_code == 422
         assert analyst.post("/api/v1/feedback", json={**body, "article_id": "nope"}
-                            ).status_code == 400
+                            ).status_code == 404
         lines = analyst.get("/api/v1/feedback").text.splitlines()
         article = analyst.get(f"/api/v1/articles/{console.seed_id}").json()
-    assert [json.loads(line)["verdict"] for line in lines] == ["not_relevant"]
+    exported = [json.loads(line) for line in lines]
+    assert [(r["id"], r["judged"], r["labels"]) for r in exported] == [
+        (console.seed_id, ["recognition"], [])]
     assert {t["topic"]: t["verdict"] for t in article["topics"]}["recognition"] == "not_relevant"
-    assert [r["who"] for r in export_feedback(console.engine)] == ["ana"]
+    assert [[v["who"] for v in r["verdicts"]] for r in export_feedback(console.engine)] == [
+        ["ana"]]
     with console.api(console.viewer_token) as viewer:
         assert viewer.post("/api/v1/feedback", json=body).status_code == 403
 

@@ -180,8 +180,10 @@ def test_feedback_and_send_again(browser: Any, sqlite_console: Console, shots: S
     assert "not about this" in page.locator(
         ".topic[data-topic=drug_trafficking] .verdict").inner_text()
     exported = list(export_feedback(console.engine))
-    assert [(r["article_id"], r["topic"], r["verdict"], r["who"]) for r in exported] == [
-        (console.seed_id, "drug_trafficking", "not_relevant", "ana")]
+    assert [(r["id"], r["judged"], r["labels"]) for r in exported] == [
+        (console.seed_id, ["drug_trafficking"], [])]
+    assert [(v["verdict"], v["who"]) for v in exported[0]["verdicts"]] == [
+        ("not_relevant", "ana")]
 
     # The webhook of the threat rule points at a closed port: its delivery failed.
     page.goto(f"{console.url}/alerts?rule=islamic-state-threat")
