@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+from spacy.attrs import SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
 
@@ -283,9 +285,11 @@ def _candidate_features(featuriser: Featuriser, doc: Doc, document: Document,
     """Relevance features of each scored topic; the text's own features computed once."""
     if not scored:
         return {}
-    text = doc.text
+    text = document.text  # what the doc was made from (doc.text rebuilds it token by token)
     text_features = featuriser.text_features(text, document.title_end)
-    starts = [sentence.start_char for sentence in doc.sents]
+    # From the sentence-start flags, not `doc.sents` (which walks every token in Python).
+    flags = doc.to_array([SENT_START])
+    starts = [doc[int(i)].idx for i in np.flatnonzero(flags == 1)] or [0]
     entities = [EntitySpan(mention.name, mention.label, doc[mention.start].idx,
                            doc[mention.end - 1].idx + len(doc[mention.end - 1].text))
                 for mention in mentions]
