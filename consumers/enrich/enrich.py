@@ -175,6 +175,17 @@ class Enricher:
             log.info("relevance model loaded",
                      extra={"path": str(path), "topics": sorted(relevance.topics),
                             "digest": relevance.digest})
+            unknown = sorted(set(relevance.topics) - set(topics.topics.topics))
+            if unknown:
+                log.warning("the relevance model has topics the topics file does not: "
+                            "they are ignored", extra={"path": str(path), "topics": unknown})
+            trained = relevance.trained_on.get("topics_version")
+            if trained and trained != topics.version:
+                # Features include rule names and scores: retrain after changing the rules.
+                log.warning("the relevance model was trained with another version of the "
+                            "topics file; retrain it with `newswatch topics train`",
+                            extra={"path": str(path), "trained_with": trained,
+                                   "topics_version": topics.version})
         nlp = load_pipeline(model)
         return cls(nlp, topics, relevance=relevance, batch_size=batch_size,
                    max_chars=max_chars)
