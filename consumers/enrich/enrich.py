@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+from spacy.attrs import SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
 
@@ -197,6 +199,17 @@ class Enricher:
             log.info("relevance model loaded",
                      extra={"path": str(path), "topics": sorted(relevance.topics),
                             "digest": relevance.digest})
+            unknown = sorted(set(relevance.topics) - set(topics.topics.topics))
+            if unknown:
+                log.warning("the relevance model has topics the topics file does not: "
+                            "they are ignored", extra={"path": str(path), "topics": unknown})
+            trained = relevance.trained_on.get("topics_version")
+            if trained and trained != topics.version:
+                # Features include rule names and scores: retrain after changing the rules.
+                log.warning("the relevance model was trained with another version of the "
+                            "topics file; retrain it with `newswatch topics train`",
+                            extra={"path": str(path), "trained_with": trained,
+                                   "topics_version": topics.version})
         nlp = load_pipeline(model)
         return cls(nlp, topics, relevance=relevance, batch_size=batch_size,
                    max_chars=max_chars, language_models=language_models, reuse=reuse)
@@ -341,9 +354,11 @@ def _candidate_features(featuriser: Featuriser, doc: Doc, document: Document,
     """Relevance features of each scored topic; the text's own features computed once."""
     if not scored:
         return {}
-    text = doc.text
+    text = document.text  # what the doc was made from (doc.text rebuilds it token by token)
     text_features = featuriser.text_features(text, document.title_end)
-    starts = [sentence.start_char for sentence in doc.sents]
+    # From the sentence-start flags, not `doc.sents` (which walks every token in Python).
+    flags = doc.to_array([SENT_START])
+    starts = [doc[int(i)].idx for i in np.flatnonzero(flags == 1)] or [0]
     entities = [EntitySpan(mention.name, mention.label, doc[mention.start].idx,
                            doc[mention.end - 1].idx + len(doc[mention.end - 1].text))
                 for mention in mentions]

@@ -12,7 +12,8 @@ Features, one sparse vector per (document, topic), of three kinds:
   of the text (sentences) it covers, how much of it is inside quotation marks, the length
   of the document, one count per rule that matched, and the entities (canonical names and
   labels) in the title and in the evidence sentences;
-* words: hashed word unigrams and bigrams of the title and the lead;
+* words: hashed word unigrams and bigrams of the title and the lead (its first
+  ``lead_chars`` characters), and of the evidence sentences;
 * characters: hashed character 3-5-grams within words of the title and the lead, which
   work in any script and language (no tokenizer, no stemmer).
 
@@ -60,6 +61,7 @@ STRONG = 0.5  # a match of a rule at least this heavy is strong evidence on its 
 _WORD = re.compile(r"\w+")
 _QUOTED = re.compile(r"[\"“”«»„‘’]")
 LEAD_SENTENCES = 2  # sentences after the title that count as the lead
+SLOT_CACHE = 200_000  # n-grams whose slot is remembered (~25 MB at most)
 
 
 class FeatureSpec(BaseModel):
@@ -121,11 +123,32 @@ class Featuriser:
         self.spec = spec
         self._mask = spec.size - 1
         self._first_hashed = len(ABOUTNESS)
+        self._slots: dict[str, int] = {}  # n-grams recur across documents: hash each once
+        self._grams: dict[str, tuple[int, ...]] = {}  # word -> its character n-gram slots
 
     def _slot(self, key: str) -> int:
-        slot = zlib.crc32(key.encode("utf-8")) & self._mask
-        # Hashed features never land on a named slot: fold them into the hashed range.
-        return slot if slot >= self._first_hashed else self._first_hashed + slot
+        slot = self._slots.get(key)
+        if slot is None:
+            if len(self._slots) >= SLOT_CACHE:  # bounded: a stream of new words cannot grow it
+                self._slots.clear()
+            slot = zlib.crc32(key.encode("utf-8")) & self._mask
+            # Hashed features never land on a named slot: fold them into the hashed range.
+            slot = slot if slot >= self._first_hashed else self._first_hashed + slot
+            self._slots[key] = slot
+        return slot
+
+    def _char_grams(self, token: str) -> tuple[int, ...]:
+        """The slots of a word's character n-grams (remembered: words recur)."""
+        grams = self._grams.get(token)
+        if grams is None:
+            if len(self._grams) >= SLOT_CACHE:
+                self._grams.clear()
+            low, high = self.spec.char_ngrams
+            padded = f" {token} "
+            grams = tuple(self._slot(f"c:{padded[i:i + n]}") for n in range(low, high + 1)
+                          for i in range(len(padded) - n + 1))
+            self._grams[token] = grams
+        return grams
 
     def text_features(self, text: str, title_end: int) -> Sparse:
         """Word and character n-grams of the title and the lead, each kind L2-normalised."""
@@ -133,7 +156,6 @@ class Featuriser:
         lead = text[title_end:title_end + self.spec.lead_chars].lower()
         words: Counter[int] = Counter()
         chars: Counter[int] = Counter()
-        low, high = self.spec.char_ngrams
         for prefix, part in (("t", title), ("b", lead)):
             tokens = _WORD.findall(part)
             for n in range(1, self.spec.word_ngrams + 1):
@@ -143,10 +165,7 @@ class Featuriser:
                     if prefix == "t":
                         words[self._slot(f"tw:{gram}")] += 1
             for token in tokens:
-                padded = f" {token} "
-                for n in range(low, high + 1):
-                    for i in range(len(padded) - n + 1):
-                        chars[self._slot(f"c:{padded[i:i + n]}")] += 1
+                chars.update(self._char_grams(token))
         out: Sparse = {}
         _add_normalised(out, words, self.spec.word_weight)
         _add_normalised(out, chars, self.spec.char_weight)
