@@ -92,7 +92,8 @@ def compare_languages(enricher: Enricher, english: list[Article], english_rate: 
         cpu, _ = interleaved(rounds, {language: lambda a=articles: enricher.enrich_many(a)}
                              )[language]
         pipeline = enricher.pipelines.get(language).pipeline
-        kind = ("NER " + "+".join(pipeline.nlp.pipe_names) if pipeline.has_ner
+        meta = pipeline.nlp.meta
+        kind = (f"NER {meta['lang']}_{meta['name']}" if pipeline.has_ner
                 else f"blank:{pipeline.language} + gazetteer")
         rate = words / cpu
         print(f"{language:<9} {kind[:22]:<22} {len(articles):>5} {words:>7} {rate:>9,.0f} "
