@@ -132,7 +132,7 @@ def load_articles() -> list[Article]:
         for entry in parsed.entries:
             content = entry.get("content", [{}])[0].get("value", "") if entry.get(
                 "content") else ""
-            articles.append(Article(id=f"b{len(articles)}", url=None,
+            articles.append(Article(id=f"b{len(articles)}", url=None, language="en",
                                     title=entry.get("title", ""),
                                     summary=_plain(entry.get("summary", "")),
                                     content=_plain(content), published=now, fetched_at=now,

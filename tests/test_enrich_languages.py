@@ -77,15 +77,6 @@ def test_clear_text_overrides_a_wrong_declared_language(identify: LanguageIdenti
     assert identify.guess(LONG["pt"], declared="pt-BR").language == "pt-BR"
 
 
-def test_function_words_confirm_a_declared_language_without_the_model(
-        identify: LanguageIdentifier) -> None:
-    guess = identify.guess(LONG["de"], declared="de")
-    assert (guess.language, guess.source) == ("de", "declared")
-    assert guess.confidence >= 0.25  # the share of German function words
-    # Russian text in a feed declared German is not confirmed: the model decides.
-    assert identify.guess(LONG["ru"], declared="de").language == "ru"
-
-
 def test_text_without_letters_has_no_language(identify: LanguageIdentifier) -> None:
     assert identify.guess("12:30 — 4:2 (3:1)").language is None
     assert identify.guess("", declared="fr").language == "fr"
@@ -105,8 +96,8 @@ def test_a_mixed_feed_gets_a_language_and_pipeline_per_article(
     repairs: Counter[str] = Counter()
     enriched = enricher.enrich_many(articles, repairs)
     assert [item.article.language for item in enriched] == ["de", "fr", "ru", "ar", "en"]
-    # German confirmed by its function words; the others detected against the hint.
-    assert [item.language_source for item in enriched] == ["declared"] + ["detected"] * 4
+    # py3langid agrees with the German hint; the others are detected against it.
+    assert {item.language_source for item in enriched} == {"detected"}
     assert [item.article.id for item in enriched] == [a.id for a in articles]  # order kept
     assert "recognition" in {hit.topic for hit in enriched[-1].topic_hits}
     assert repairs == Counter()

@@ -22,11 +22,9 @@ When the detected language is the declared one, the declared tag is kept with it
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import Literal
 
-import spacy.util
 from py3langid.langid import MODEL_FILE
 from py3langid.langid import LanguageIdentifier as _Py3LangId
 
@@ -53,14 +51,6 @@ MIN_DETECT_CHARS = 12  # fewer letters than this say nothing about a language
 # bytes in Python (~1 µs a byte). Measured on the 262 non-English labelled items: right on
 # all of them from 200 characters as from 2,000, at 0.19 ms instead of 0.29 ms a document.
 MAX_DETECT_CHARS = 300
-
-# A declared language is taken without running the model when at least this share of the
-# text's first words are its function words ("der", "und", "nicht"...): German prose runs
-# at 30-45%, English wire copy in a German feed at under 10%. That check costs ~10 µs
-# where the model costs ~200 µs, which matters beside a pipeline without NER (~1 ms).
-CONFIRMED_SHARE = 0.25
-MIN_CONFIRM_WORDS = 12
-_WORD = re.compile(r"[^\W\d_]+")
 
 Source = Literal["detected", "declared", "none"]
 
@@ -96,7 +86,6 @@ class LanguageIdentifier:
         known = set(self._model.labels)
         self._model.set_languages(sorted(languages & known))
         self.languages = frozenset(languages & known)
-        self._stop_words: dict[str, frozenset[str]] = {}
 
     def detect(self, text: str) -> tuple[str | None, float]:
         """The most likely language of ``text`` and its probability; (None, 0.0) when the
@@ -110,10 +99,6 @@ class LanguageIdentifier:
     def guess(self, text: str, declared: str | None = None) -> Guess:
         """Decide the language of ``text`` given the ``declared`` tag (see the module doc)."""
         hint = primary_subtag(declared)
-        if hint is not None:
-            share = self._function_word_share(text, hint)
-            if share >= CONFIRMED_SHARE:
-                return Guess(declared, "declared", share)
         detected, confidence = self.detect(text)
         if detected is None:
             return Guess(declared, "declared") if hint else Guess(None, "none")
@@ -124,21 +109,3 @@ class LanguageIdentifier:
         if not hint and confidence < UNSURE:
             return Guess(None, "none", confidence)
         return Guess(detected, "detected", confidence)
-
-    def _function_word_share(self, text: str, language: str) -> float:
-        """The share of the first words of ``text`` that are function words of
-        ``language`` (spaCy's stop words for it); 0.0 when too few words or no list."""
-        words = _WORD.findall(text[:MAX_DETECT_CHARS].lower())
-        if len(words) < MIN_CONFIRM_WORDS:
-            return 0.0
-        if language not in self._stop_words:
-            self._stop_words[language] = _stop_words(language)
-        stops = self._stop_words[language]
-        return sum(word in stops for word in words) / len(words) if stops else 0.0
-
-
-def _stop_words(language: str) -> frozenset[str]:
-    try:
-        return frozenset(spacy.util.get_lang_class(language).Defaults.stop_words)
-    except (ImportError, AttributeError):
-        return frozenset()
