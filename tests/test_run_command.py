@@ -49,6 +49,18 @@ def _seed_rules(alerts_file: Path) -> set[str]:
     return fired
 
 
+def _other_language_alerts(alerts_file: Path) -> set[str]:
+    """The languages of the articles alerted by the demo rule for other languages."""
+    if not alerts_file.exists():
+        return set()
+    found: set[str] = set()
+    for line in alerts_file.read_text().splitlines():
+        alert = json.loads(line)
+        if alert["rule"]["name"] == "other-languages":
+            found |= {str(a.get("language")) for a in alert.get("articles", [])}
+    return found
+
+
 def test_run_fires_seed_alerts_serves_health_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     state = tmp_path / "state"
     base = _free_port_block(4)
@@ -72,6 +84,15 @@ def test_run_fires_seed_alerts_serves_health_and_stops_on_ctrl_c(tmp_path: Path)
             assert process.poll() is None, output.read_text()[-3000:]
             time.sleep(1)
         assert _seed_rules(state / "alerts.jsonl") == RULES, output.read_text()[-3000:]
+        # The demo feed's Portuguese, Arabic, Polish, French and Spanish items (declared
+        # English by the feed, detected from their text) fire the other-languages rule.
+        while not _other_language_alerts(state / "alerts.jsonl") and (
+                time.monotonic() < deadline + 60):
+            time.sleep(1)
+        languages = _other_language_alerts(state / "alerts.jsonl")
+        assert languages, output.read_text()[-3000:]
+        assert "en" not in languages
+        assert languages <= {"pt", "ar", "pl", "fr", "es"}
 
         for port in range(base, base + 4):
             assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
