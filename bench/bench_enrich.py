@@ -101,7 +101,8 @@ def compare_languages(enricher: Enricher, english: list[Article], english_rate: 
         cpu, _ = interleaved(rounds, {language: lambda a=articles: enricher.enrich_many(a)}
                              )[language]
         pipeline = enricher.pipelines.get(language).pipeline
-        kind = ("NER " + "+".join(pipeline.nlp.pipe_names) if pipeline.has_ner
+        meta = pipeline.nlp.meta
+        kind = (f"NER {meta['lang']}_{meta['name']}" if pipeline.has_ner
                 else f"blank:{pipeline.language} + gazetteer")
         rate = words / cpu
         print(f"{language:<9} {kind[:22]:<22} {len(articles):>5} {words:>7} {rate:>9,.0f} "
@@ -140,7 +141,7 @@ def load_articles() -> list[Article]:
         for entry in parsed.entries:
             content = entry.get("content", [{}])[0].get("value", "") if entry.get(
                 "content") else ""
-            articles.append(Article(id=f"b{len(articles)}", url=None,
+            articles.append(Article(id=f"b{len(articles)}", url=None, language="en",
                                     title=entry.get("title", ""),
                                     summary=_plain(entry.get("summary", "")),
                                     content=_plain(content), published=now, fetched_at=now,

@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
         "run", help="run the whole pipeline (local Kafka unless KAFKA_BOOTSTRAP_SERVERS is set)"
     )
     parser.add_argument("--metrics-base-port", type=int, default=9400,
-                        help="children serve /metrics on this port and the next four")
+                        help="children serve /metrics on this port and the next ones, one each")
     parser.add_argument("--duration", type=float, default=None,
                         help="stop by itself after this many seconds (demos, tests)")
     parser.add_argument("--poll-interval", type=float, default=300.0,

@@ -424,13 +424,27 @@ def _parse(raw: bytes, path: Path) -> tuple[Any, Node | None]:
         raise ConfigError(f"{path}{where}: invalid YAML: {problem}") from exc
 
 
+# libyaml's safe loader where PyYAML was built with it: the generated country table
+# (5,000 lines) loads in a tenth of the time, which counts at every daemon start.
+_FAST_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _load_data(raw: bytes, path: Path) -> Any:
+    """The YAML document as data (safe loader only); errors as `_parse` reports them."""
+    try:
+        return yaml.load(raw.decode("utf-8"), Loader=_FAST_SAFE_LOADER)  # noqa: S506 (safe)
+    except (UnicodeDecodeError, yaml.YAMLError):
+        return _parse(raw, path)[0]  # raises the located ConfigError
+
+
 def _validate(model: type[M], raw: bytes, path: Path) -> M:
-    data, root = _parse(raw, path)
+    data = _load_data(raw, path)
     if data is None:
         data = {}
     try:
         return model.model_validate(data)
     except ValidationError as exc:
+        _, root = _parse(raw, path)  # the node tree only to say where the problems are
         problems = [_describe(error["loc"], error["msg"], root, path)
                     for error in exc.errors()[:5]]
         more = len(exc.errors()) - len(problems)

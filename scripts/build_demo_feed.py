@@ -2,7 +2,7 @@
 
 The items are the seed article, every item of the labelled development set
 (tests/data/labelled/articles.jsonl: real news text, each with its outlet and URL), and
-the first on-topic item of each language in the multilingual development set
+the first dated on-topic item of each language in the multilingual development set
 (tests/data/labelled/multilingual-dev.jsonl: Portuguese, Arabic, Polish, Russian, French,
 Spanish and German news, each with its outlet, URL where known, and source), so a demo
 run has articles that should fire alerts, in English and in other languages, and hard
@@ -64,7 +64,7 @@ def build() -> str:
     languages: set[str] = set()
     for line in MULTILINGUAL.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
-        if row["labels"] and row["lang"] not in languages:
+        if row["labels"] and row.get("published") and row["lang"] not in languages:
             languages.add(row["lang"])
             items.append(_item(row["title"], row["text"], row.get("url"),
                                f"multilingual-{row['id']}", _date(row.get("published")),

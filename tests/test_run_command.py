@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from newswatch.kafka_local import LocalKafka
+from newswatch.run_cli import STAGES
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -66,11 +67,21 @@ def _sign_in_and_see_the_seed_alerts(printed: str, web_port: int) -> None:
         alerts = client.get("/alerts").text
         assert all(f'data-rule="{rule}"' in alerts for rule in RULES), alerts[-2000:]
         assert SEED_TITLE in client.get("/search", params={"q": "Taliban recognition"}).text
+def _other_language_alerts(alerts_file: Path) -> set[str]:
+    """The languages of the articles alerted by the demo rule for other languages."""
+    if not alerts_file.exists():
+        return set()
+    found: set[str] = set()
+    for line in alerts_file.read_text().splitlines():
+        alert = json.loads(line)
+        if alert["rule"]["name"] == "other-languages":
+            found |= {str(a.get("language")) for a in alert.get("articles", [])}
+    return found
 
 
 def test_run_fires_seed_alerts_serves_health_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    base = _free_port_block(5)
+    base = _free_port_block(len(STAGES))
     web_port = free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in {"KAFKA_BOOTSTRAP_SERVERS", "NEWSWATCH_DATABASE_URL"}}
@@ -93,11 +104,20 @@ def test_run_fires_seed_alerts_serves_health_and_stops_on_ctrl_c(tmp_path: Path)
             assert process.poll() is None, output.read_text()[-3000:]
             time.sleep(1)
         assert _seed_rules(state / "alerts.jsonl") == RULES, output.read_text()[-3000:]
+        # The demo feed's Portuguese, Arabic, Polish, French and Spanish items (declared
+        # English by the feed, detected from their text) fire the other-languages rule.
+        while not _other_language_alerts(state / "alerts.jsonl") and (
+                time.monotonic() < deadline + 60):
+            time.sleep(1)
+        languages = _other_language_alerts(state / "alerts.jsonl")
+        assert languages, output.read_text()[-3000:]
+        assert "en" not in languages
+        assert languages <= {"pt", "ar", "pl", "fr", "es"}
 
-        for port in range(base, base + 5):
+        for port in range(base, base + len(STAGES)):
             assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
         metrics = "".join(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-                          for port in range(base, base + 5))
+                          for port in range(base, base + len(STAGES)))
         assert "newswatch_articles_published_total" in metrics
         assert "newswatch_articles_stored_total" in metrics
         _sign_in_and_see_the_seed_alerts(output.read_text(), web_port)
@@ -112,7 +132,7 @@ def test_run_fires_seed_alerts_serves_health_and_stops_on_ctrl_c(tmp_path: Path)
     text = output.read_text()
     assert code == 0, text[-3000:]
     assert "Summary:" in text
-    for stage in ("producer", "enrich", "store", "alert", "stories", "web"):
+    for stage in STAGES:
         assert f"{stage}: exit 0" in text, text[-3000:]
     assert LocalKafka(state / "kafka").pid() is None, "the broker run started was left running"
     print(text[text.index("Summary:"):])

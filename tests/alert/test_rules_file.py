@@ -26,10 +26,14 @@ def _rule(body: str) -> str:
 def test_the_demo_rules_load_one_rule_per_default_topic() -> None:
     rules = load_rules(default_rules_path())
     topics = [sorted(rule.match.topics.names()) for rule in rules.rules if rule.match.topics]
-    assert topics == [["is_threat"], ["drug_trafficking"], ["recognition"]]
+    assert topics == [["is_threat"], ["drug_trafficking"], ["recognition"],
+                      ["drug_trafficking", "is_threat", "recognition"]]
+    # The fourth: any default topic in an article in another language.
+    assert "de" in rules.rules[3].match.languages
+    assert "en" not in rules.rules[3].match.languages
     assert {c.type for c in rules.channels.values()} == {"jsonl", "terminal"}
     assert all(rule.channels == ["alerts-file", "terminal"] for rule in rules.rules)
-    assert len(compile_rules(rules.rules, "sqlite")) == 3
+    assert len(compile_rules(rules.rules, "sqlite")) == 4
 
 
 def test_a_full_rule_parses() -> None:
