@@ -14,6 +14,10 @@ from kafka import KafkaConsumer, KafkaProducer
 from newswatch import kafka_inflate
 from newswatch.settings import Settings
 
+# kafka-python waits up to 30 s between reconnects by default: a broker back after a
+# restart went unnoticed for ~33 s (issue 16). Two seconds keeps recovery within 10 s.
+RECONNECT_BACKOFF_MAX_MS = 2_000
+
 
 def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     """A producer whose acknowledged sends are on every in-sync replica."""
@@ -26,6 +30,7 @@ def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         "compression_type": "gzip",
         "linger_ms": 5,
         "max_request_size": 8 * 1024 * 1024,
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
     }
     config.update(overrides)
     return KafkaProducer(**config)
@@ -45,6 +50,7 @@ def make_consumer(settings: Settings, topic: str, group_id: str, **overrides: An
         "heartbeat_interval_ms": 2_000,
         "max_poll_records": 256,
         "max_poll_interval_ms": 300_000,
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
     }
     if settings.kafka_group_instance_id is not None:
         # Static membership: a restarted daemon rejoins with its old assignment at once.
