@@ -15,14 +15,20 @@ from schemas.topics import TopicNames
 log = logging.getLogger(__name__)
 
 
-def ensure_topics(settings: Settings, partitions: int = 3, replication: int = 1) -> TopicNames:
-    """Create news.articles, news.enriched and news.dlq if missing; idempotent."""
+def ensure_topics(settings: Settings, partitions: int = 3, replication: int | None = None
+                  ) -> TopicNames:
+    """Create news.articles, news.enriched and news.dlq if missing; idempotent. Replicated
+    ``kafka_replication_factor`` times with ``min.insync.replicas`` from the settings."""
+    replication = replication or settings.kafka_replication_factor
+    configs = {"min.insync.replicas": str(min(settings.kafka_min_insync_replicas,
+                                              replication))}
     names = TopicNames.with_prefix(settings.kafka_topic_prefix)
     admin = KafkaAdminClient(**settings.kafka_client_config())
     try:
         existing = set(admin.list_topics())
         wanted = [
-            NewTopic(name, num_partitions=partitions, replication_factor=replication)
+            NewTopic(name, num_partitions=partitions, replication_factor=replication,
+                     topic_configs=configs)
             for name in (names.articles, names.enriched, names.dlq)
             if name not in existing
         ]

@@ -27,7 +27,7 @@ from tests.conftest import free_port
 from tests.test_consumer_loop import Collector, _run
 from tests.waiting import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
 
 @pytest.fixture
