@@ -8,7 +8,9 @@ Guarantees:
   messages were acknowledged on the dead-letter topic. A crash replays, never loses.
 - A handler that raises a retryable error (`ServiceUnavailableError`: database or broker
   gone) makes the loop rewind to the batch start, wait with exponential backoff and try
-  again, logging once per state change, so an outage loses nothing and floods no log.
+  again, logging once per state change, so an outage loses nothing and floods no log. The
+  backoff is capped at 5 s, and kafka-python's reconnects at 2 s, so the stage is back
+  within seconds of the broker or database (issue 16: ~33 s after a broker restart).
 - Dead-lettering is bounded (`DlqLimit`): when too large a share of recent messages is
   poison, the loop stops with `DeadLetterLimitError` instead of dead-lettering a stream
   that a bad deploy broke. The limit counts from the dead-letter topic's point of view:
@@ -217,7 +219,7 @@ def run_consumer(
     max_batch: int = 256,
     poll_timeout_ms: int = 500,
     dlq_limit: DlqLimit = DlqLimit(),
-    backoff: Backoff = Backoff(),
+    backoff: Backoff = Backoff(max_s=5.0),
     on_idle: Callable[[], None] | None = None,
 ) -> LoopStats:
     """Consume until ``stop`` is set, then finish the batch in hand, commit and return.

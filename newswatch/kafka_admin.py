@@ -15,15 +15,19 @@ from schemas.topics import TopicNames
 log = logging.getLogger(__name__)
 
 
-def ensure_topics(settings: Settings, partitions: int | None = None, replication: int = 1
-                  ) -> TopicNames:
+def ensure_topics(settings: Settings, partitions: int | None = None,
+                  replication: int | None = None) -> TopicNames:
     """Create news.articles, news.enriched and news.dlq if missing, with ``partitions``
-    (default ``settings.kafka_partitions``); idempotent.
+    (default ``settings.kafka_partitions``), replicated ``kafka_replication_factor`` times
+    with ``min.insync.replicas`` from the settings; idempotent.
 
     An existing topic keeps its partitions: adding some moves keys to other partitions,
     which an operator should decide. One with fewer than wanted is logged as a warning.
     """
     partitions = settings.kafka_partitions if partitions is None else partitions
+    replication = replication or settings.kafka_replication_factor
+    configs = {"min.insync.replicas": str(min(settings.kafka_min_insync_replicas,
+                                              replication))}
     names = TopicNames.with_prefix(settings.kafka_topic_prefix)
     admin = KafkaAdminClient(**settings.kafka_client_config())
     try:
@@ -31,7 +35,8 @@ def ensure_topics(settings: Settings, partitions: int | None = None, replication
         _warn_if_fewer(admin, [n for n in (names.articles, names.enriched) if n in existing],
                        partitions)
         wanted = [
-            NewTopic(name, num_partitions=partitions, replication_factor=replication)
+            NewTopic(name, num_partitions=partitions, replication_factor=replication,
+                     topic_configs=configs)
             for name in (names.articles, names.enriched, names.dlq)
             if name not in existing
         ]

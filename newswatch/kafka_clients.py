@@ -25,6 +25,10 @@ from newswatch.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# kafka-python waits up to 30 s between reconnects by default: a broker back after a
+# restart went unnoticed for ~33 s (issue 16). Two seconds keeps recovery within 10 s.
+RECONNECT_BACKOFF_MAX_MS = 2_000
+
 
 def client_id(role: str) -> str:
     """``newswatch-<role>-<host>-<pid>``: one per daemon and process."""
@@ -44,6 +48,7 @@ def make_producer(settings: Settings, *, role: str = "producer", **overrides: An
         "compression_type": "gzip",
         "linger_ms": 5,
         "max_request_size": 8 * 1024 * 1024,
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
     }
     config.update(overrides)
     return KafkaProducer(**config)
@@ -66,6 +71,7 @@ def make_consumer(settings: Settings, topic: str, group_id: str, *, role: str | 
         "heartbeat_interval_ms": 2_000,
         "max_poll_records": 256,
         "max_poll_interval_ms": 300_000,
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
     }
     if settings.kafka_group_instance_id is not None:
         # Static membership: a restarted daemon rejoins with its old assignment at once.

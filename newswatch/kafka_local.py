@@ -100,6 +100,12 @@ class LocalKafka:
     heap: str = "512m"
     lib_dir: Path = DEFAULT_LIB_DIR
     partitions: int = 1
+    # Cluster membership (`LocalKafkaCluster`); the defaults are the single node.
+    node_id: int = 1
+    voters: str | None = None
+    cluster_id: str | None = None
+    replication: int = 1
+    min_insync: int = 1
 
     @property
     def bootstrap(self) -> str:
@@ -118,11 +124,14 @@ class LocalKafka:
         return self.state_dir / "kafka.pid"
 
     def server_properties(self) -> str:
-        """The broker configuration: one KRaft node on loopback, replication factor 1."""
+        """The broker configuration: one KRaft node on loopback (replication factor 1), or
+        one member of a `LocalKafkaCluster`."""
+        voters = self.voters or f"{self.node_id}@127.0.0.1:{self.controller_port}"
+        rf, isr = self.replication, self.min_insync
         return "\n".join([
             "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+            f"node.id={self.node_id}",
+            f"controller.quorum.voters={voters}",
             f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
             f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
             "controller.listener.names=CONTROLLER",
@@ -131,13 +140,17 @@ class LocalKafka:
             f"log.dirs={self.data_dir}",
             f"num.partitions={self.partitions}",
             "auto.create.topics.enable=true",
-            "offsets.topic.replication.factor=1",
+            f"offsets.topic.replication.factor={rf}",
             # Few offset partitions: a single node needs no spread and starts groups faster.
             "offsets.topic.num.partitions=5",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
+            f"transaction.state.log.replication.factor={rf}",
+            f"transaction.state.log.min.isr={isr}",
+            f"share.coordinator.state.topic.replication.factor={rf}",
+            f"share.coordinator.state.topic.min.isr={isr}",
+            f"default.replication.factor={rf}",
+            f"min.insync.replicas={isr}",
+            # A replica that fell behind must never become leader: no acknowledged loss.
+            "unclean.leader.election.enable=false",
             "group.initial.rebalance.delay.ms=0",
             "log.retention.hours=168",
             "",
@@ -166,15 +179,11 @@ class LocalKafka:
         """True when the broker answers a metadata request from kafka-python."""
         return broker_answers(self.bootstrap, timeout_s)
 
-    def start(self, timeout_s: float = 90.0) -> str:
-        """Start the broker unless it already runs; return the bootstrap address when ready.
-
-        Formats KRaft storage on first use. Raises `MissingToolError` without java (or
-        without mvn when the jars are not cached) and `KafkaStartError` with the tail of
-        the broker's log when it exits or stays silent past ``timeout_s``.
-        """
-        if self.pid() is not None and self.is_ready():
-            return self.bootstrap
+    def launch(self) -> subprocess.Popen[bytes] | None:
+        """Start the process without waiting for it to answer (a cluster member cannot
+        answer before a quorum of its peers runs); None when it already runs."""
+        if self.pid() is not None:
+            return None
         java = shutil.which("java")
         if java is None:
             raise MissingToolError(_NO_JAVA)
@@ -194,14 +203,34 @@ class LocalKafka:
             f"-Dkafka.logs.dir={self.log_dir}", "-cp", classpath, KAFKA_MAIN, str(config),
         ]
         console = (self.log_dir / "console.log").open("ab")
-        # A session of its own: Ctrl+C in the terminal that started it does not kill it.
         process = subprocess.Popen(command, stdout=console, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
         console.close()
         self.pid_file.write_text(str(process.pid))
+        return process
+
+    def kill(self) -> None:
+        """SIGKILL the process (a crash, for fault tests). Idempotent."""
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+
+    def start(self, timeout_s: float = 90.0) -> str:
+        """Start the broker unless it already runs; return the bootstrap address when ready.
+
+        Formats KRaft storage on first use. Raises `MissingToolError` without java (or
+        without mvn when the jars are not cached) and `KafkaStartError` with the tail of
+        the broker's log when it exits or stays silent past ``timeout_s``.
+        """
+        if self.pid() is not None and self.is_ready():
+            return self.bootstrap
+        process = self.launch()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if process.poll() is not None:
+            if process is not None and process.poll() is not None:
                 raise KafkaStartError(
                     f"the Kafka broker exited with code {process.returncode}: {self._log_tail()}"
                 )
@@ -213,7 +242,7 @@ class LocalKafka:
                               f"{self._log_tail()}")
 
     def _format(self, java: str, classpath: str, config: Path) -> None:
-        cluster_id = _cluster_id()
+        cluster_id = self.cluster_id or _cluster_id()
         result = subprocess.run(
             [java, "-cp", classpath, STORAGE_TOOL, "format", "-t", cluster_id, "-c", str(config)],
             capture_output=True, text=True, check=False,
@@ -249,6 +278,52 @@ class LocalKafka:
             if path.exists():
                 text += "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) + "\n"
         return text.strip() or "(no log output)"
+
+
+@dataclass(frozen=True)
+class LocalKafkaCluster:
+    """Three (or ``size``) KRaft nodes on loopback, each broker and controller, topics
+    replicated ``replication`` times with ``min_insync`` in-sync replicas: what the
+    high-availability fault tests kill -9 pieces of."""
+
+    nodes: tuple[LocalKafka, ...]
+
+    @staticmethod
+    def create(state_dir: Path, ports: list[int], controller_ports: list[int], *,
+               heap: str = "320m", min_insync: int = 2) -> LocalKafkaCluster:
+        voters = ",".join(f"{i + 1}@127.0.0.1:{port}" for i, port in enumerate(controller_ports))
+        cluster_id = _cluster_id()
+        return LocalKafkaCluster(tuple(
+            LocalKafka(state_dir=state_dir / f"node{i + 1}", port=port,
+                       controller_port=controller_ports[i], heap=heap, partitions=3,
+                       node_id=i + 1, voters=voters, cluster_id=cluster_id,
+                       replication=len(ports), min_insync=min_insync)
+            for i, port in enumerate(ports)))
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    def start(self, timeout_s: float = 120.0) -> str:
+        """Start every node, then wait until each answers."""
+        for node in self.nodes:
+            node.launch()
+        deadline = time.monotonic() + timeout_s
+        for node in self.nodes:
+            while not node.is_ready(timeout_s=2.0):
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise KafkaStartError(f"cluster node {node.node_id} not ready after "
+                                          f"{timeout_s:.0f}s: {node._log_tail()}")
+                time.sleep(0.3)
+        return self.bootstrap
+
+    def node(self, node_id: int) -> LocalKafka:
+        return next(node for node in self.nodes if node.node_id == node_id)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
 
 
 def _cluster_id() -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,12 +50,42 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class RepeatFilter(logging.Filter):
+    """Lets through one record per kafka-python message template per ``every_s``.
+
+    A broker restart made kafka-python log ~170 ERROR lines per consumer (one per
+    reconnect try, issue 16); our own loop logs the outage once when it starts and once
+    when it ends. The first line of each kind still shows, with how many were held back.
+    """
+
+    def __init__(self, every_s: float = 60.0, prefix: str = "kafka") -> None:
+        super().__init__()
+        self._every_s = every_s
+        self._prefix = prefix
+        self._last: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self._prefix):
+            return True
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        last, held = self._last.get(key, (-self._every_s, 0))
+        if now - last < self._every_s:
+            self._last[key] = (last, held + 1)
+            return False
+        self._last[key] = (now, 0)
+        if held:
+            record.msg = f"{record.msg} (and {held} more like it in {self._every_s:.0f}s)"
+        return True
+
+
 def setup_logging(fmt: str = "auto", level: str = "INFO") -> None:
     """Send logs to stderr as JSON lines, or as text when ``fmt`` is text or auto on a tty."""
     use_text = fmt == "text" or (fmt == "auto" and sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(TextFormatter() if use_text else JsonFormatter())
     root = logging.getLogger()
+    handler.addFilter(RepeatFilter())
     root.handlers[:] = [handler]
     root.setLevel(level)
     # kafka-python reports every reconnect at INFO or ERROR; our own code logs what matters.

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
         description="Existing cluster to use; when unset the local broker is used.",
     )
     kafka_topic_prefix: str = ""
+    kafka_replication_factor: int = Field(
+        default=1, ge=1, le=16, description="Replicas of each pipeline topic (production: 3)")
+    kafka_min_insync_replicas: int = Field(
+        default=1, ge=1, le=16, description="In-sync replicas an acks=all write needs "
+        "(production: 2, so one broker may be down without losing an acknowledged write)")
     kafka_port: int = Field(default=9092, ge=1, le=65535)
     kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
     kafka_heap: str = Field(default="512m", pattern=r"^\d+[kmg]$")

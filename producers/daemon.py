@@ -54,6 +54,7 @@ from schemas.topics import TopicNames
 log = logging.getLogger(__name__)
 
 SCAN_EVERY_S = 0.5
+_NEVER = datetime.min.replace(tzinfo=UTC)
 STAGE = "producer"
 
 
@@ -215,16 +216,23 @@ def _submit_due(pool: ThreadPoolExecutor, ctx: Context, store: Store, loop: Loop
     clock = time.monotonic()
     hosts = {feed.id: host_of(feed.url) for feed in loop.config.enabled()}
     busy = Counter(hosts.get(feed_id) for feed_id in loop.running)
+    due = []
     for feed in loop.config.enabled():
         if (feed.id in loop.running or feed.id in skip
                 or loop.feed_retry_at.get(feed.id, 0.0) > clock):
             continue
-        if busy[hosts[feed.id]] >= ctx.settings.producer_per_host_concurrency:
-            continue  # stays due: handed out when one of its host's refreshes ends
         state = states.get(feed.id)
         if state is None or state.is_due(now):
-            loop.running[feed.id] = pool.submit(refresh, feed, ctx)
-            busy[hosts[feed.id]] += 1
+            waited_since = state.next_check_at if state is not None else None
+            due.append((waited_since or _NEVER, feed))
+    # The longest-waiting first: with a host at its limit, the feeds polled most often
+    # would otherwise always take its slots and starve the rest of the list.
+    for _, feed in sorted(due, key=lambda item: item[0]):
+        host = hosts[feed.id]
+        if host != "file://" and busy[host] >= ctx.settings.producer_per_host_concurrency:
+            continue  # stays due: handed out when one of its host's refreshes ends
+        loop.running[feed.id] = pool.submit(refresh, feed, ctx)
+        busy[hosts[feed.id]] += 1
 
 
 def _collect(loop: LoopState) -> None:

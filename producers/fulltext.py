@@ -4,7 +4,10 @@ Off by default; on per feed with ``full_text: true`` in feeds.yaml. Bounded thre
 at most ``producer_fulltext_max_items`` pages per refresh (the rest keep their summary),
 ``producer_fulltext_concurrency`` pages at once, and ``producer_fulltext_max_bytes`` per
 page, with the fetcher's timeouts and per-host limit. Any failure (HTTP error, timeout,
-nothing extractable) leaves the article as the feed gave it: the summary stands.
+nothing extractable) leaves the article as the feed gave it: the summary stands. Links
+come from feed content, so pages are fetched under the egress policy
+(`producers.egress`): http(s) only, public addresses unless ``producer_fulltext_allow``
+lists them; a refused link is logged as a warning and counted (``kind="egress"``).
 
 The extracted text replaces ``content`` but not ``content_hash``, which stays the hash of
 what the feed itself said: pages change (ads, comment counts) without the story changing,

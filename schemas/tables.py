@@ -156,8 +156,12 @@ topic_hits = Table(
     Column("topics_version", String(64), nullable=False),
     Column("published", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("evaluated", Boolean, nullable=False, server_default=false(),
+           comment="Set by the alert evaluator in the transaction that evaluated the hit"),
     UniqueConstraint("article_id", "topic", name="uq_topic_hits_article_topic"),
     Index("ix_topic_hits_topic_published", "topic", "published"),
+    # The evaluator reads unevaluated hits in id order (issue 16: no watermark to skip).
+    Index("ix_topic_hits_evaluated_id", "evaluated", "id"),
     # Without AUTOINCREMENT SQLite hands out max(id) + 1, so hits that replace the newest
     # ones (a re-enrichment) would get their ids back, below the alert watermark.
     sqlite_autoincrement=True,

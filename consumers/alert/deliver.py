@@ -15,12 +15,19 @@ Claiming pushes the row's due time ahead by a lease, so two deliverers never sen
 at the same time; a deliverer that dies mid-send leaves the row to be retried when the
 lease ends. The state is all in SQL, so a restart goes on where the last run stopped:
 an alert decided before a crash is sent after it, once.
+
+A send whose record cannot be written (the database went away after the receiver
+answered) retries the record, never the send: with backoff, for as long as it takes, so
+the row never comes back pending for its lease to send again (issue 16: 217 POSTs for
+209 alerts after a 15 s PostgreSQL outage). Only `close` (shutdown) ends that wait; the
+row then is sent again after its lease, logged with its alert id.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -44,7 +51,7 @@ log = logging.getLogger(__name__)
 T_ALERTS, T_SENDS, T_DELIVERIES = tables.alerts, tables.alert_sends, tables.deliveries
 LEASE = timedelta(minutes=2)
 BATCH = 50
-RECORD_RETRIES = 6
+RECORD_BACKOFF = (0.2, 2.0)  # first and longest wait between tries to record a send
 
 ChannelSource = Callable[[], tuple[Mapping[str, Notifier], Delivery]]
 
@@ -90,9 +97,12 @@ class Deliverer:
         self._lease = lease
         self._batch = batch
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver")
+        self._closing = threading.Event()
 
     def close(self) -> None:
-        """Wait for sends in flight, then release the threads. Idempotent."""
+        """Wait for sends in flight, then release the threads. Idempotent. Sends waiting
+        to be recorded give up (see the module docstring)."""
+        self._closing.set()
         self._pool.shutdown(wait=True)
 
     def run_once(self, now: datetime | None = None) -> DeliveryStats:
@@ -200,18 +210,32 @@ class Deliverer:
             return "failed", None, f"{result.error} (deadline passed after {attempt} attempts)"
         return "retry", next_at, result.error
 
-    def _record_surely(self, *args: Any) -> None:
-        """`_record`, retried while the database is briefly away: the send is done, and a
-        lost record would make the row be sent again when its lease ends."""
-        for retry in range(RECORD_RETRIES):
+    def _record_surely(self, due: _Due, *args: Any) -> None:
+        """`_record`, retried until the database answers: the send is done, and a lost
+        record would make the row be sent again when its lease ends."""
+        first, longest = RECORD_BACKOFF
+        tries = 0
+        while True:
             try:
-                self._record(*args)
-                return
-            except ServiceUnavailableError:
-                if retry == RECORD_RETRIES - 1:
+                self._record(due, *args)
+            except ServiceUnavailableError as exc:
+                if self._closing.is_set():
+                    log.error("shutting down with a delivery done but not recorded; it "
+                              "will be sent again after its lease",
+                              extra={"alert_id": due.alert_id, "channel": due.channel})
                     raise
-                log.warning("recording a delivery failed; retrying", exc_info=True)
-                time.sleep(0.2 * 2 ** retry)
+                if tries == 0:  # one line per outage, not per try
+                    log.warning("recording a delivery failed; retrying the record (not "
+                                "the send) until the database answers: %s", exc,
+                                extra={"alert_id": due.alert_id, "channel": due.channel})
+                self._closing.wait(min(longest, first * 2 ** min(tries, 8)))
+                tries += 1
+                continue
+            if tries:
+                log.warning("delivery recorded after the database came back",
+                            extra={"alert_id": due.alert_id, "channel": due.channel,
+                                   "tries": tries + 1})
+            return
 
     def _record(self, due: _Due, attempt: int, now: datetime, result: SendResult,
                 outcome: str, next_at: datetime | None, error: str | None,

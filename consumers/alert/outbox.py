@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, tuple_,
 from sqlalchemy.dialects import postgresql, sqlite
 
 from consumers.alert.compile import CompiledRule
-from consumers.alert.evaluate import Cursor, Evaluation, evaluate, next_batch
+from consumers.alert.evaluate import Cursor, Evaluation, evaluate, mark_evaluated, next_batch
 from consumers.alert.group import DIGEST_KEY, ArticleRef, Decisions, GroupState
 from consumers.alert.payload import as_utc
 from consumers.alert.silence import active_silences
@@ -56,6 +56,7 @@ def run_tick(engine: Engine, rules: Sequence[CompiledRule], now: datetime) -> Ev
         batch, advanced = next_batch(conn, cursor, now)
         result = evaluate(conn, rules, SqlStore(conn), now, batch,
                           silences=active_silences(conn, now))
+        mark_evaluated(conn, batch)
         save_cursor(conn, cursor, advanced, now)
     return result
 
@@ -102,6 +103,10 @@ def skip_history(engine: Engine, now: datetime) -> int:
         high = conn.execute(select(tables.topic_hits.c.id).order_by(
             tables.topic_hits.c.id.desc()).limit(1)).scalar()
         if high:
+            conn.execute(update(tables.topic_hits)
+                         .where(tables.topic_hits.c.evaluated.is_(False),
+                                tables.topic_hits.c.id <= high)
+                         .values(evaluated=True))
             save_cursor(conn, cursor, Cursor(watermark=int(high)), now)
         return int(high or 0)
 

@@ -234,7 +234,7 @@ def run_store(
     own_engine = engine is None
     db = engine if engine is not None else make_engine(settings.sqlalchemy_url())
     try:
-        backoff = backoff or Backoff()
+        backoff = backoff or Backoff(max_s=5.0)  # back within seconds of an outage's end
         wait_for_schema(db, stop, backoff)
         if stop.stopping:
             return LoopStats()

@@ -283,12 +283,12 @@ def alert_rows(engine: Engine) -> dict[int, tuple[str, str]]:
 
 
 def evaluator_caught_up(engine: Engine) -> bool:
-    """True when the alert evaluator's watermark reached the newest stored topic hit."""
-    hits, state = tables.topic_hits, tables.alert_state
+    """True when the alert evaluator evaluated every stored topic hit."""
+    hits = tables.topic_hits
     with engine.connect() as conn:
-        top = conn.execute(select(func.max(hits.c.id))).scalar()
-        mark = conn.execute(select(state.c.watermark)).scalar()
-    return top is None or (mark is not None and mark >= top)
+        waiting = conn.execute(select(func.count()).select_from(hits)
+                               .where(hits.c.evaluated.is_(False))).scalar()
+    return not waiting
 
 
 def pending_sends(engine: Engine) -> int:
