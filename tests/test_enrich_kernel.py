@@ -129,7 +129,7 @@ def test_entities_and_topic_hits_identical_both_ways(corpus: list[tuple[str, str
 
 def test_enricher_from_settings_uses_the_forced_kernel_and_logs_it(
         caplog: pytest.LogCaptureFixture) -> None:
-    args = argparse.Namespace(topics=None, model=None)
+    args = argparse.Namespace(topics=None, model=None, relevance=None, rules_only=False)
     with caplog.at_level(logging.INFO, logger="consumers.enrich.kernel"):
         enricher = enricher_from(args, Settings(enrich_kernel="numpy"))
     assert isinstance(enricher.nlp.get_pipe("ner").model.ops, OpenBlasOps)

@@ -98,7 +98,7 @@ def test_reused_enrichment_equals_fresh_enrichment(enricher: Enricher) -> None:
             pending.append(original.model_copy(update={"id": f"c{n:015d}", "feed_id": "wire"}))
     stream += pending
     copies = len(stream) - len(originals)
-    reusing = Enricher(enricher.nlp, enricher.topics, reuse=1000)
+    reusing = Enricher(enricher.nlp, enricher.topics, relevance=enricher.relevance, reuse=1000)
     before = metrics.ANALYSES_REUSED._value.get()
     reused = reusing.enrich_many(stream[:40]) + reusing.enrich_many(stream[40:])
     fresh = enricher.enrich_many(stream)
@@ -115,7 +115,7 @@ def test_reused_enrichment_equals_fresh_enrichment(enricher: Enricher) -> None:
 
 
 def test_the_setting_sizes_the_enricher_cache() -> None:
-    args = argparse.Namespace(topics=None, model=None)
+    args = argparse.Namespace(topics=None, model=None, relevance=None, rules_only=False)
     assert Settings().enrich_reuse == 10_000
     built = enricher_from(args, Settings(enrich_reuse=123, enrich_kernel="blis"))
     assert built.reuse is not None

@@ -309,7 +309,8 @@ class Enricher:
                      ) -> Analysis:
         mentions = pipeline.entities.mentions(doc)
         scored: list[Scored] = pipeline.matcher.score(doc, mentions, document.title_end)
-        models = self.relevance.topics if self.relevance is not None else {}
+        models = (self.relevance.topics if self.relevance is not None
+                  and pipeline.language in self.relevance.languages else {})
         judged = [item for item in scored if item.evidence and item.topic in models]
         probabilities: dict[str, float] = {}
         if judged and self._featuriser is not None:

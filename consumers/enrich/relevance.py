@@ -346,6 +346,13 @@ class RelevanceModel:
     def featuriser(self) -> Featuriser:
         return Featuriser(self.spec)
 
+    @property
+    def languages(self) -> frozenset[str]:
+        """The pipelines' languages its training items were read in ("en" for a model
+        file that does not say): elsewhere the topics' rules decide alone, since a model
+        that never saw a language's words judges its articles by the wrong ones."""
+        return frozenset(self.trained_on.get("languages") or ["en"])
+
     def to_bytes(self) -> bytes:
         """The model file's bytes: sorted keys, no timestamps, so equal models are equal
         files."""

@@ -86,6 +86,7 @@ class Example:
     item: LabelledItem
     candidates: dict[str, Candidate]
     scores: dict[str, float]
+    language: str = "en"  # the pipeline that read it (`Analysis.analysed_as`)
 
 
 @dataclass
@@ -124,7 +125,7 @@ def featurise(enricher: Enricher, items: Sequence[LabelledItem], spec: FeatureSp
               ) -> list[Example]:
     """Run the rules and the featuriser over ``items`` (the spaCy pass: the slow part)."""
     analyses = enricher.analyse_many((item.document() for item in items), features=spec)
-    return [Example(item, analysis.candidates, analysis.scores)
+    return [Example(item, analysis.candidates, analysis.scores, analysis.analysed_as)
             for item, analysis in zip(items, analyses, strict=True)]
 
 

@@ -65,9 +65,11 @@ def handle_train(args: argparse.Namespace, settings: Settings) -> int:
     spec = FeatureSpec()
     examples = featurise(enricher, items, spec)
     topics = dict(enricher.topics.topics.topics)
+    # The model judges only the languages it learned from (`RelevanceModel.languages`).
     trained_on = {"files": [path.name for path in args.files], "items": len(items),
                   "folds": args.folds, "seed": args.seed,
-                  "topics_version": enricher.topics.version}
+                  "topics_version": enricher.topics.version,
+                  "languages": sorted({example.language for example in examples})}
     model, reports = train(examples, topics, spec, folds=args.folds, seed=args.seed,
                            regularisation=args.regularisation, trained_on=trained_on)
     print(f"{len(items)} labelled items from {len(args.files)} files; "

@@ -39,8 +39,9 @@ def _article(title: str, minutes: int, outlet: str) -> EnrichedArticle:
 
 
 def _pipeline(engine: Engine, items: list[EnrichedArticle]) -> None:
-    """What store and the stories stage do with these articles."""
-    store_batch(engine, items)
+    """What store and the stories stage do with these articles (stored as they are
+    published, so that a spike's baseline sees the history they make)."""
+    store_batch(engine, items, now=max(item.article.published for item in items))
     with engine.begin() as connection:
         take_lease(connection, "test:1", datetime.now(UTC), LEASE)
     handler = StoriesHandler(engine, rebuild(engine, ClusterConfig()), "test:1", LEASE)
@@ -94,7 +95,8 @@ def test_a_story_alert_fires_once_names_the_story_and_updates(engine: Engine) ->
 
 def test_a_spike_fires_on_a_storys_growth(engine: Engine) -> None:
     rules = _rules(engine, "    group_by: [rule, story]\n"
-                           "    spike: {within: 1h, baseline: 6h, ratio: 3, min_count: 3}\n")
+                           "    spike: {within: 1h, baseline: 6h, ratio: 3, min_count: 3,"
+                           " min_history: 4h}\n")
     _pipeline(engine, [_article(SHRINK[0], -300, "ap")])  # the story starts, quietly
     assert run_tick(engine, rules, T0 - timedelta(minutes=290)).alerts == []
     # Breaking: three more outlets within the hour.
