@@ -116,7 +116,7 @@ def last_poll(state: FeedState) -> str:
 
 def _print_table(feeds: tuple[FeedConfig, ...], states: dict[str, FeedState]) -> None:
     header = ("ID", "ON", "LAST SUCCESS", "LAST POLL", "NEXT CHECK", "ERRORS", "ITEMS",
-              "LAST ERROR")
+              "LAST ERROR / WARNING")
     rows = [header]
     for feed in feeds:
         state = states.get(feed.id)
@@ -128,6 +128,8 @@ def _print_table(feeds: tuple[FeedConfig, ...], states: dict[str, FeedState]) ->
         error = state.disabled_reason or state.last_error or "-"
         if state.last_error and state.last_error_at:
             error = f"{_when(state.last_error_at)} {error}"
+        if state.last_warning and not state.error_count:
+            error = f"warning: {state.last_warning}"  # read fine, but something was repaired
         rows.append((feed.id, on, _when(state.last_success_at), last_poll(state),
                      _when(state.next_check_at), str(state.error_count), str(state.items_seen),
                      error[:70]))

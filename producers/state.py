@@ -68,6 +68,8 @@ class FeedState:
     publishing_since: datetime | None = None
     last_outcome: str | None = None
     last_changed_at: datetime | None = None
+    last_warning: str | None = None
+    last_warning_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> FeedState:
@@ -79,6 +81,7 @@ class FeedState:
             next_check_at=as_utc(row.next_check_at), disabled_reason=row.disabled_reason,
             items_seen=row.items_seen, publishing_since=as_utc(row.publishing_since),
             last_outcome=row.last_outcome, last_changed_at=as_utc(row.last_changed_at),
+            last_warning=row.last_warning, last_warning_at=as_utc(row.last_warning_at),
         )
 
     def is_due(self, now: datetime) -> bool:
@@ -203,6 +206,9 @@ class Store:
 
         A poll that got a body (not a 304) stamps ``last_changed_at`` with ``now``, the
         time its listed items' seen rows get: a row older than that has left the feed.
+        It also replaces the feed's warning with its own (``None`` clears it): a warning
+        describes the body last read, so a 304 keeps the one it had. Warnings are not
+        errors: ``last_error`` keeps the last failure.
         """
         feeds = tables.feeds
         new_count = sum(1 for article in published if article.revision == 0)
@@ -214,9 +220,8 @@ class Store:
                              else "published" if published else "unchanged"),
         }
         if not not_modified:
-            values["last_changed_at"] = now
-        if warning is not None:
-            values.update(last_error=warning[:2000], last_error_at=now)
+            values.update(last_changed_at=now, last_warning=warning[:2000] if warning else None,
+                          last_warning_at=now if warning else None)
         with self.engine.begin() as conn:
             _upsert_seen(conn, [_seen_row(article, now) for article in published])
             for chunk in _chunks(list(unchanged_ids)):

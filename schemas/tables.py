@@ -64,6 +64,10 @@ feeds = Table(
     Column("last_changed_at", DateTime(timezone=True),
            comment="Last poll that got a body (not a 304): the seen rows it listed carry "
                    "this time, so older ones have left the feed (prune)"),
+    Column("last_warning", Text,
+           comment="What the last poll that got a body had to repair (an encoding guessed, "
+                   "bytes replaced, a recoverable XML error), '; '-separated; NULL if none"),
+    Column("last_warning_at", DateTime(timezone=True)),
 )
 
 seen_items = Table(

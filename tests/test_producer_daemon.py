@@ -228,7 +228,8 @@ def test_feeds_list_and_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     store.sync_feeds([FeedConfig(id="good", url=good.as_uri()),
                       FeedConfig(id="bad", url=(tmp_path / "missing.xml").as_uri())])
     store.record_success("good", published=[], unchanged_ids=[], etag=None, last_modified=None,
-                         next_check_at=now + timedelta(minutes=5), now=now)
+                         next_check_at=now + timedelta(minutes=5), now=now,
+                         warning="no encoding declared and the bytes are not UTF-8")
     store.record_failure("bad", "no such file", next_check_at=now + timedelta(hours=1), now=now)
     store.sync_feeds([FeedConfig(id="quiet", url=good.as_uri())])
     store.record_success("quiet", published=[], unchanged_ids=[], etag='"v1"',
@@ -246,8 +247,9 @@ def test_feeds_list_and_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     quiet = next(line for line in listing.splitlines() if line.startswith("quiet"))
     changed = (now - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M")
     assert f"304 not modified (changed {changed})" in quiet
-    assert "200, nothing new" in next(line for line in listing.splitlines()
-                                      if line.startswith("good"))
+    good_line = next(line for line in listing.splitlines() if line.startswith("good"))
+    assert "200, nothing new" in good_line
+    assert "warning: no encoding declared" in good_line
 
     assert main(["feeds", "check", "--feeds", str(feeds_file), "--fetch"]) == 1
     checked = capsys.readouterr().out

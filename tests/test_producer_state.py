@@ -111,7 +111,9 @@ def test_failures_count_and_success_resets(store: Store) -> None:
     _succeed(store, "a", [], warning="recoverable feed error: x")
     state = store.load("a")
     assert state.error_count == 0
-    assert state.last_error == "recoverable feed error: x"
+    assert state.last_error == "HTTP 500"  # the last failure stays what it was
+    assert state.last_warning == "recoverable feed error: x"
+    assert state.last_warning_at == NOW
     assert state.last_success_at == NOW
     assert state.next_check_at == NOW + timedelta(hours=1)
     assert state.is_due(NOW + timedelta(hours=2))

@@ -549,8 +549,8 @@ class FeedHealth:
 def feeds_health(engine: Engine) -> list[FeedHealth]:
     """Every feed's polling health, failing (and disabled) feeds first.
 
-    Warnings are what the producer recorded in the feed's last error that did not stop
-    it (an encoding it had to guess); the producer keeps no other warning in SQL.
+    Warnings are what the last poll that got a body had to repair (an encoding guessed,
+    bytes replaced, a recoverable XML error): ``feeds.last_warning``, one entry each.
     """
     failing = or_(FD.error_count > 0, FD.disabled_reason.is_not(None))
     with unavailable_as_retryable(), engine.connect() as conn:
@@ -558,9 +558,7 @@ def feeds_health(engine: Engine) -> list[FeedHealth]:
             failing.desc(), FD.error_count.desc(), FD.id)).all()
     out = []
     for r in rows:
-        error = r.last_error or ""
-        warnings = ["encoding: " + error] if "encoding" in error.lower() and not r.error_count \
-            else []
+        warnings = [w for w in (r.last_warning or "").split("; ") if w]
         out.append(FeedHealth(
             id=r.id, name=r.name or r.id, url=r.url,
             failing=bool(r.error_count or r.disabled_reason), error_count=int(r.error_count),

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from sqlalchemy import select
 
 from consumers.store.feedback import export_feedback
+from producers.state import Store
 from schemas import tables
+from schemas.feeds_file import FeedConfig
 from tests.web.conftest import PASSWORD, Console
 
 pytestmark = pytest.mark.integration
@@ -150,3 +153,35 @@ def test_a_browser_session_needs_the_csrf_header_for_api_changes(console: Consol
         assert csrf is not None
         assert browser.post("/api/v1/alerts/1/ack",
                             headers={"X-CSRF-Token": csrf.group(1)}).status_code == 200
+
+
+def test_feeds_show_warnings_apart_from_errors_failing_first(console: Console) -> None:
+    store = Store(console.engine)
+    store.sync_feeds([FeedConfig(id=name, url=f"https://{name}.example.org/rss")
+                      for name in ("clean", "guessed", "broken")])
+    now = datetime.now(UTC)
+    warning = ("no encoding declared and the bytes are not UTF-8; read as cp1251 "
+               "(guessed); 3 bytes invalid in UTF-8 replaced by U+FFFD <b>x</b>")
+    for feed_id, note in (("clean", None), ("guessed", warning)):
+        store.record_success(feed_id, published=[], unchanged_ids=[], etag=None,
+                             last_modified=None, next_check_at=now, now=now, warning=note)
+    store.record_failure("broken", "HTTP 500", next_check_at=now, now=now)
+    with console.api(console.viewer_token) as api:
+        feeds = {f["id"]: f for f in api.get("/api/v1/feeds").json()["feeds"]}
+        order = [f["id"] for f in api.get("/api/v1/feeds").json()["feeds"]]
+    assert order[0] == "broken"
+    assert feeds["broken"]["failing"]
+    assert feeds["broken"]["last_error"] == "HTTP 500"
+    assert feeds["guessed"]["warnings"] == [
+        "no encoding declared and the bytes are not UTF-8", "read as cp1251 (guessed)",
+        "3 bytes invalid in UTF-8 replaced by U+FFFD <b>x</b>"]
+    assert not feeds["guessed"]["failing"]
+    assert feeds["guessed"]["last_error"] is None
+    assert feeds["clean"]["warnings"] == []
+    # A later clean read clears the warning; a 304 keeps what the last body had.
+    store.record_success("guessed", published=[], unchanged_ids=[], etag=None,
+                         last_modified=None, next_check_at=now, now=now, not_modified=True)
+    assert store.load("guessed").last_warning == warning
+    store.record_success("guessed", published=[], unchanged_ids=[], etag=None,
+                         last_modified=None, next_check_at=now, now=now)
+    assert store.load("guessed").last_warning is None
