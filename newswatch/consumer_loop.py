@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -43,6 +42,7 @@ from newswatch.errors import (
     ServiceUnavailableError,
     UndecodableBatchError,
 )
+from newswatch.retry import RetryPolicy
 from schemas.messages import MAX_MESSAGE_BYTES, DeadLetter
 
 log = logging.getLogger(__name__)
@@ -79,16 +79,10 @@ class DlqLimit:
     min_messages: int = 20
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with full jitter, capped."""
-
-    initial_s: float = 0.5
-    max_s: float = 30.0
-
-    def delay(self, attempt: int) -> float:
-        ceiling: float = min(self.max_s, self.initial_s * (2 ** min(attempt, 16)))
-        return float(random.uniform(ceiling / 2, ceiling))
+# The loop's backoff is the project's one retry policy; the old name stays for callers.
+Backoff = RetryPolicy
+# Capped at 5 s: the stage is back within seconds of its broker or database.
+OUTAGE_BACKOFF = RetryPolicy(max_s=5.0)
 
 
 @dataclass
@@ -219,7 +213,7 @@ def run_consumer(
     max_batch: int = 256,
     poll_timeout_ms: int = 500,
     dlq_limit: DlqLimit = DlqLimit(),
-    backoff: Backoff = Backoff(max_s=5.0),
+    backoff: RetryPolicy = OUTAGE_BACKOFF,
     on_idle: Callable[[], None] | None = None,
 ) -> LoopStats:
     """Consume until ``stop`` is set, then finish the batch in hand, commit and return.
@@ -319,7 +313,8 @@ class _Outage:
     """Waiting out an unavailable input (the broker) or output (database, broker): one
     log line when it starts and one when it ends, exponential backoff in between."""
 
-    def __init__(self, stage: str, stop: StopFlag, backoff: Backoff, stats: LoopStats) -> None:
+    def __init__(self, stage: str, stop: StopFlag, backoff: RetryPolicy, stats: LoopStats
+                 ) -> None:
         self._stage = stage
         self._stop = stop
         self._backoff = backoff
@@ -335,6 +330,7 @@ class _Outage:
                       extra={"stage": self._stage})
         metrics.DEPENDENCY_UP.labels(self._stage).set(0)
         self._stats.retries += 1
+        metrics.RETRIES.labels(f"{self._stage} {what}").inc()
         self._stop.wait(self._backoff.delay(self._attempt))
         self._attempt += 1
 

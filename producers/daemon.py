@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -34,13 +33,13 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from newswatch import metrics
-from newswatch.consumer_loop import Backoff
 from newswatch.daemon import StopFlag
 from newswatch.db import make_engine
 from newswatch.db_errors import is_unavailable, short_reason
 from newswatch.errors import BrokerUnavailableError, ConfigError, ServiceUnavailableError
 from newswatch.health import start_health_server
 from newswatch.migrate import wait_for_schema
+from newswatch.retry import RetryPolicy
 from newswatch.settings import Settings
 from producers.fetch import Fetcher, host_of
 from producers.fulltext import FullText
@@ -56,6 +55,10 @@ log = logging.getLogger(__name__)
 SCAN_EVERY_S = 0.5
 _NEVER = datetime.min.replace(tzinfo=UTC)
 STAGE = "producer"
+# Kafka or the database away: stop starting refreshes for this long (newswatch.retry).
+OUTAGE_PAUSE = RetryPolicy(initial_s=1.0, max_s=60.0)
+# One feed's refresh raised unexpectedly (a bug): that feed alone waits, lengthening.
+FEED_BUG_PAUSE = RetryPolicy(initial_s=5.0, max_s=3600.0, jitter=(1.0, 1.25))
 
 
 @dataclass
@@ -259,7 +262,7 @@ def _collect(loop: LoopState) -> None:
         else:
             failures = loop.feed_failures.get(feed_id, 0) + 1
             loop.feed_failures[feed_id] = failures
-            delay = min(3600.0, 5.0 * 2 ** (failures - 1)) * random.uniform(1.0, 1.25)
+            delay = FEED_BUG_PAUSE.delay(failures - 1)
             loop.feed_retry_at[feed_id] = time.monotonic() + delay
             log.error("refresh failed unexpectedly; retrying this feed in %.0fs", delay,
                       exc_info=error, extra={"feed": feed_id, "attempt": failures})
@@ -270,7 +273,7 @@ def _pause(loop: LoopState, error: BaseException, feed_id: str | None) -> None:
     if time.monotonic() < loop.paused_until:
         return
     loop.broker_failures += 1
-    delay = Backoff(initial_s=1.0, max_s=60.0).delay(loop.broker_failures - 1)
+    delay = OUTAGE_PAUSE.delay(loop.broker_failures - 1)
     loop.paused_until = time.monotonic() + delay
     metrics.DEPENDENCY_UP.labels(STAGE).set(0)
     log.error("%s unavailable; pausing %.1fs before trying again: %s",
