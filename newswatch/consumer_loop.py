@@ -25,7 +25,7 @@ import base64
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -35,15 +35,18 @@ from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from newswatch import kafka_inflate, metrics
-from newswatch.daemon import StopFlag
+from newswatch.daemon import StopFlag, connect
 from newswatch.errors import (
     NewswatchError,
     OversizedMessageError,
     ServiceUnavailableError,
     UndecodableBatchError,
 )
+from newswatch.kafka_clients import make_consumer, make_producer
 from newswatch.retry import RetryPolicy
+from newswatch.settings import Settings
 from schemas.messages import MAX_MESSAGE_BYTES, DeadLetter
+from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 
@@ -358,3 +361,43 @@ def _commit(consumer: KafkaConsumer, records: Sequence[Any], stats: LoopStats, s
         log.warning("offset commit failed, records will be redelivered: %s", exc,
                     extra={"stage": stage, "offsets": {f"{tp.topic}/{tp.partition}": o.offset
                                                        for tp, o in offsets.items()}})
+
+
+def run_stage(
+    settings: Settings,
+    stop: StopFlag,
+    handler: BatchHandler,
+    *,
+    stage: str,
+    topic: str,
+    group_id: str,
+    role: str | None = None,
+    consumer_config: Mapping[str, Any] | None = None,
+    **loop_options: Any,
+) -> LoopStats:
+    """A Kafka consumer stage from end to end: connect its source (a group consumer on
+    ``topic``) and its dead-letter sink, waiting for the broker while it is not there yet
+    (`newswatch.daemon.connect`: readiness red, stop still works), run ``handler`` in
+    `run_consumer` until ``stop``, close both. ``loop_options`` go to `run_consumer`.
+
+    Returns empty stats when stopped before the broker answered.
+    """
+    dlq_topic = TopicNames.with_prefix(settings.kafka_topic_prefix).dlq
+    consumer = connect("Kafka", lambda: make_consumer(
+        settings, topic, group_id, role=role, **(consumer_config or {})), stop, stage=stage)
+    if consumer is None:
+        return LoopStats()
+    try:
+        producer = connect("Kafka", lambda: make_producer(
+            settings, role=f"{role or stage}-dlq"), stop, stage=stage)
+        if producer is None:
+            return LoopStats()
+        try:
+            log.info("consuming", extra={"stage": stage, "topic": topic, "group": group_id})
+            return run_consumer(consumer, handler, DeadLetterPublisher(producer, dlq_topic, stage),
+                                stop, stage=stage, **loop_options)
+        finally:
+            producer.flush()
+            producer.close()
+    finally:
+        consumer.close()

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 
-from newswatch.daemon import StopFlag, install_signal_handlers
+from newswatch.daemon import Daemon
 from newswatch.db import make_engine
 from newswatch.errors import FeedError
 from newswatch.settings import Settings
@@ -57,10 +57,9 @@ def _path(args: argparse.Namespace, settings: Settings) -> Path:
 
 
 def handle_producer(args: argparse.Namespace, settings: Settings) -> int:
-    stop = StopFlag()
-    install_signal_handlers(stop)
-    return run(settings, _path(args, settings), stop, once=args.once,
-               default_interval_s=args.default_interval)
+    shell = Daemon("producer", settings)
+    return shell.run(lambda: run(settings, _path(args, settings), shell, once=args.once,
+                                 default_interval_s=args.default_interval))
 
 
 def handle_feeds(args: argparse.Namespace, settings: Settings) -> int:

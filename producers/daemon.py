@@ -33,11 +33,10 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from newswatch import metrics
-from newswatch.daemon import StopFlag
+from newswatch.daemon import Daemon, StopFlag
 from newswatch.db import make_engine
 from newswatch.db_errors import is_unavailable, short_reason
 from newswatch.errors import BrokerUnavailableError, ConfigError, ServiceUnavailableError
-from newswatch.health import start_health_server
 from newswatch.migrate import wait_for_schema
 from newswatch.retry import RetryPolicy
 from newswatch.settings import Settings
@@ -114,14 +113,16 @@ def reload_config(path: Path, current: FeedsFile, store: Store) -> FeedsFile:
     return fresh
 
 
-def run(settings: Settings, feeds_path: Path, stop: StopFlag, *, once: bool = False,
+def run(settings: Settings, feeds_path: Path, shell: Daemon, *, once: bool = False,
         default_interval_s: float | None = None, broker_wait_s: float = 120.0) -> int:
-    """Run the producer until ``stop`` (or one pass with ``once``). Returns an exit code:
-    0, or 1 when ``once`` could not publish some feeds because Kafka was unavailable.
+    """Run the producer in ``shell`` until its stop flag (or one pass with ``once``); ready
+    while no outage pauses it. Returns an exit code: 0, or 1 when ``once`` could not
+    publish some feeds because Kafka was unavailable.
 
     Raises `ConfigError` when feeds.yaml is invalid at start-up, `SchemaVersionError`
     when the database is not migrated to this code's schema (``newswatch db upgrade``).
     """
+    stop = shell.stop
     config = load_feeds_file(feeds_path)
     engine = make_engine(settings.sqlalchemy_url())
     if wait_for_schema(engine, stop) is None:
@@ -131,9 +132,7 @@ def run(settings: Settings, feeds_path: Path, stop: StopFlag, *, once: bool = Fa
     store.sync_feeds(config.feeds)
     ctx = build_context(settings, store, stop, default_interval_s)
     loop = LoopState(config=config)
-    health = start_health_server(settings.metrics_port,
-                                 lambda: time.monotonic() >= loop.paused_until,
-                                 settings.metrics_host)
+    shell.ready_when(lambda: time.monotonic() >= loop.paused_until)
     log.info("producer started", extra={
         "feeds_file": str(feeds_path), "feeds": len(config.enabled()), "once": once,
         "topic": ctx.publisher.topic, "compression": ctx.publisher.compression})
@@ -146,8 +145,6 @@ def run(settings: Settings, feeds_path: Path, stop: StopFlag, *, once: bool = Fa
         _drain(loop)
         close_context(ctx)
         engine.dispose()
-        if health is not None:
-            health.stop()
         log.info("producer stopped", extra={"refreshes": loop.outcomes})
 
 

@@ -24,10 +24,9 @@ from consumers.alert.outbox import failed_alert_ids, resend_alert
 from consumers.alert.payload import as_utc
 from consumers.alert.rules import load_rules, missing_environment
 from consumers.alert.ruleset import RulesHolder
-from newswatch.daemon import StopFlag, install_signal_handlers
+from newswatch.daemon import Daemon
 from newswatch.db import make_engine
 from newswatch.errors import ConfigError, NotFoundError
-from newswatch.health import start_health_server
 from newswatch.migrate import check_schema, wait_for_schema
 from newswatch.settings import Settings
 from schemas import tables, yaml_load
@@ -92,30 +91,29 @@ def register(subparsers: Any) -> None:
 
 
 def handle_alert(args: argparse.Namespace, settings: Settings) -> int:
+    """The alert daemon in the daemon shell: ready while it evaluates, alive while both
+    its threads (evaluator, deliverer) run."""
+    shell = Daemon("alert", settings)
     engine = make_engine(settings.sqlalchemy_url())
-    stop = StopFlag()
-    install_signal_handlers(stop)
-    holder: RulesHolder | None = None
-    health = None
-    try:
-        if wait_for_schema(engine, stop) is None:
-            return 0
+    shell.close_at_exit(engine.dispose)
+    running: list[AlertDaemon] = []
+    shell.ready_when(lambda: bool(running) and running[0].healthy)
+    shell.alive_when(lambda: not running or running[0].alive())
+
+    def body() -> None:
+        if wait_for_schema(engine, shell.stop) is None:
+            return
         holder = RulesHolder(args.rules or settings.rules_path(),
                              dialect=engine.dialect.name, state_dir=settings.state_dir)
+        shell.close_at_exit(holder.close)
         deliverer = Deliverer(engine, holder.channels,
                               lease=timedelta(seconds=settings.alert_delivery_lease_s))
-        daemon = AlertDaemon(engine, holder, stop, interval_s=settings.alert_poll_interval_s,
-                             deliverer=deliverer)
-        health = start_health_server(settings.metrics_port, lambda: daemon.healthy,
-                                     settings.metrics_host, alive=daemon.alive)
-        daemon.run(from_now=args.skip_history)
-        return 0
-    finally:
-        if health is not None:
-            health.stop()
-        if holder is not None:
-            holder.close()
-        engine.dispose()
+        running.append(AlertDaemon(engine, holder, shell.stop,
+                                   interval_s=settings.alert_poll_interval_s,
+                                   deliverer=deliverer))
+        running[0].run(from_now=args.skip_history)
+
+    return shell.run(body)
 
 
 # --- newswatch alerts ------------------------------------------------------------------
