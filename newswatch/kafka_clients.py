@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaConnectionError, NoBrokersAvailable
+from kafka.errors import KafkaError
 
 from newswatch import kafka_inflate
 from newswatch.errors import BrokerUnavailableError
@@ -90,11 +90,15 @@ def make_consumer(settings: Settings, topic: str, group_id: str, *, role: str | 
 @contextlib.contextmanager
 def _broker_needed() -> Iterator[None]:
     """A client that cannot reach any broker while it is made (it asks one for its API
-    version) raises `BrokerUnavailableError`: retryable, so a daemon starting before its
-    broker waits for it (`newswatch.daemon.connect`) instead of exiting."""
+    version; kafka-python raises a retriable `KafkaTimeoutError` "Unable to bootstrap")
+    raises `BrokerUnavailableError`: retryable, so a daemon starting before its broker
+    waits for it (`newswatch.daemon.connect`) instead of exiting. Other errors (bad
+    settings) propagate as they are."""
     try:
         yield
-    except (NoBrokersAvailable, KafkaConnectionError) as exc:
+    except KafkaError as exc:
+        if not getattr(exc, "retriable", False):
+            raise
         raise BrokerUnavailableError(f"no Kafka broker answers: {exc}") from exc
 
 
