@@ -59,12 +59,16 @@ class StopFlag:
         return False
 
 
-def install_signal_handlers(flag: StopFlag, on_stop: Callable[[], None] | None = None) -> None:
-    """SIGINT/SIGTERM set ``flag`` (twice: exit now); SIGHUP requests a reload."""
+def install_signal_handlers(flag: StopFlag, on_stop: Callable[[], None] | None = None,
+                            on_exit_now: Callable[[], None] | None = None) -> None:
+    """SIGINT/SIGTERM set ``flag`` (twice: exit now, after ``on_exit_now``); SIGHUP requests
+    a reload."""
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         if flag.stopping:
             log.warning("second stop signal: exiting at once", extra={"signal": signum})
+            if on_exit_now is not None:
+                on_exit_now()
             os._exit(130)
         log.info("stop requested; finishing the work in hand", extra={"signal": signum})
         flag.stop()

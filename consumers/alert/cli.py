@@ -32,8 +32,6 @@ from newswatch.settings import Settings
 from schemas import tables, yaml_load
 from schemas.rules_file import RulesFile, parse_duration
 
-DEFAULT_TOPICS = Path(__file__).resolve().parent.parent / "enrich" / "topics.yaml"
-
 
 def _duration(text: str) -> timedelta:
     try:
@@ -73,9 +71,15 @@ def register(subparsers: Any) -> None:
     rules = subparsers.add_parser("rules", help="check or backtest a rules file")
     actions = rules.add_subparsers(dest="rules_action", metavar="ACTION", required=True)
     check = actions.add_parser("check", help="validate a rules file (exit 2 when invalid)")
-    check.add_argument("file", type=Path)
-    check.add_argument("--topics", type=Path, default=DEFAULT_TOPICS,
-                       help="topics.yaml whose topic names the rules may use")
+    # The file is taken as `feeds check` takes its own: FILE or --rules FILE, default from
+    # the settings (what `newswatch alert` would run).
+    check.add_argument("file", type=Path, nargs="?", default=None, metavar="FILE",
+                       help="rules.yaml (default: NEWSWATCH_RULES_FILE or the demo rules)")
+    check.add_argument("--rules", type=Path, default=None, metavar="FILE",
+                       help="the same as FILE")
+    check.add_argument("--topics", type=Path, default=None,
+                       help="topics.yaml whose topic names the rules may use (default: "
+                            "NEWSWATCH_TOPICS_FILE, else the shipped topics)")
     check.set_defaults(handler=handle_rules_check)
     test = actions.add_parser(
         "test", help="backtest a rules file on stored history; sends nothing")
@@ -248,13 +252,14 @@ def check_warnings(parsed: RulesFile, topics_file: Path | None) -> list[str]:
 
 
 def handle_rules_check(args: argparse.Namespace, settings: Settings) -> int:
-    parsed = load_rules(args.file)
+    path = args.file or args.rules or settings.rules_path()
+    parsed = load_rules(path)
     compile_rules(parsed.rules, "sqlite")
     compile_rules(parsed.rules, "postgresql")
-    for warning in check_warnings(parsed, args.topics):
+    for warning in check_warnings(parsed, args.topics or settings.topics_path()):
         print(f"warning: {warning}")
     enabled = sum(1 for rule in parsed.rules if rule.enabled)
-    print(f"{args.file}: ok: {len(parsed.rules)} rule(s) ({enabled} enabled), "
+    print(f"{path}: ok: {len(parsed.rules)} rule(s) ({enabled} enabled), "
           f"{len(parsed.channels)} channel(s)")
     return 0
 
