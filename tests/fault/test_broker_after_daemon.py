@@ -34,7 +34,7 @@ from tests.conftest import free_port
 from tests.factories import realistic_batch
 from tests.waiting import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
 ROOT = Path(__file__).resolve().parents[2]
 WAITS = 'newswatch_startup_waits_total{dependency="Kafka",stage="store"}'
