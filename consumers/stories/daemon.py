@@ -62,7 +62,7 @@ from newswatch.db import make_engine
 from newswatch.db_errors import unavailable_as_retryable
 from newswatch.errors import ServiceUnavailableError
 from newswatch.migrate import wait_for_schema
-from newswatch.retry import RetryPolicy
+from newswatch.retry import Attempts, RetryPolicy
 from newswatch.settings import Settings
 from schemas.messages import EnrichedArticle
 from schemas.topics import TopicNames
@@ -211,14 +211,20 @@ def rebuild(engine: Engine, config: ClusterConfig) -> StoryClusterer:
 
 def _wait_for_lease(engine: Engine, owner: str, lease: timedelta, stop: StopFlag) -> bool:
     announced = False
+    # The standby polls at a third of the lease; a database away meanwhile is waited out
+    # with backoff and logged once per outage (`newswatch.retry`), not at every poll.
+    outage = Attempts(RetryPolicy(max_s=5.0), "taking the stories lease", wait=stop.wait,
+                      logger=log, context={"stage": STAGE})
     while not stop.stopping:
         try:
             with unavailable_as_retryable(), engine.begin() as connection:
-                if take_lease(connection, owner, datetime.now(UTC), lease):
-                    return True
+                taken = take_lease(connection, owner, datetime.now(UTC), lease)
         except ServiceUnavailableError as error:
-            log.warning("database unavailable while taking the lease: %s", error,
-                        extra={"stage": STAGE})
+            outage.failed(error, "database unavailable while taking the lease")
+            continue
+        outage.succeeded()
+        if taken:
+            return True
         if not announced:
             log.info("another stories stage holds the lease; standing by",
                      extra={"stage": STAGE, "owner": owner})
