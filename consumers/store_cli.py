@@ -14,21 +14,19 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from consumers.store.daemon import (
     DEFAULT_BATCH,
     DEFAULT_GROUP,
+    run_sql_stage,
     run_store,
-    tune_gc_for_batches,
 )
 from consumers.store.prune import DEFAULT_BATCH as PRUNE_BATCH
 from consumers.store.prune import PruneResult, Retention, preview, prune
 from consumers.store.query import ArticleMatch, recent_articles
 from newswatch import migrate
-from newswatch.daemon import StopFlag, install_signal_handlers
 from newswatch.db import make_engine
-from newswatch.health import start_health_server
 from newswatch.settings import Settings
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -108,27 +106,8 @@ def register(subparsers: Any) -> None:
 
 
 def handle_store(args: argparse.Namespace, settings: Settings) -> int:
-    stop = StopFlag()
-    install_signal_handlers(stop)
-    tune_gc_for_batches()
-    engine = make_engine(settings.sqlalchemy_url())
-    # Ready while the database answers: "alive but waiting for the database" shows.
-    health = start_health_server(settings.metrics_port, lambda: _answers(engine),
-                                 settings.metrics_host)
-    try:
-        run_store(settings, stop, engine=engine, group_id=args.group,
-                  batch_size=args.batch_size)
-    finally:
-        if health is not None:
-            health.stop()
-        engine.dispose()
-    return 0
-
-
-def _answers(engine: Engine) -> bool:
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
-    return True
+    return run_sql_stage("store", settings, lambda stop, engine: run_store(
+        settings, stop, engine=engine, group_id=args.group, batch_size=args.batch_size))
 
 
 def handle_db(args: argparse.Namespace, settings: Settings) -> int:

@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import base64
 import logging
-import random
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -36,14 +35,18 @@ from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from newswatch import kafka_inflate, metrics
-from newswatch.daemon import StopFlag
+from newswatch.daemon import StopFlag, connect
 from newswatch.errors import (
     NewswatchError,
     OversizedMessageError,
     ServiceUnavailableError,
     UndecodableBatchError,
 )
+from newswatch.kafka_clients import make_consumer, make_producer
+from newswatch.retry import RetryPolicy
+from newswatch.settings import Settings
 from schemas.messages import MAX_MESSAGE_BYTES, DeadLetter
+from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +82,10 @@ class DlqLimit:
     min_messages: int = 20
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with full jitter, capped."""
-
-    initial_s: float = 0.5
-    max_s: float = 30.0
-
-    def delay(self, attempt: int) -> float:
-        ceiling: float = min(self.max_s, self.initial_s * (2 ** min(attempt, 16)))
-        return float(random.uniform(ceiling / 2, ceiling))
+# The loop's backoff is the project's one retry policy; the old name stays for callers.
+Backoff = RetryPolicy
+# Capped at 5 s: the stage is back within seconds of its broker or database.
+OUTAGE_BACKOFF = RetryPolicy(max_s=5.0)
 
 
 @dataclass
@@ -219,7 +216,7 @@ def run_consumer(
     max_batch: int = 256,
     poll_timeout_ms: int = 500,
     dlq_limit: DlqLimit = DlqLimit(),
-    backoff: Backoff = Backoff(max_s=5.0),
+    backoff: RetryPolicy = OUTAGE_BACKOFF,
     on_idle: Callable[[], None] | None = None,
 ) -> LoopStats:
     """Consume until ``stop`` is set, then finish the batch in hand, commit and return.
@@ -319,7 +316,8 @@ class _Outage:
     """Waiting out an unavailable input (the broker) or output (database, broker): one
     log line when it starts and one when it ends, exponential backoff in between."""
 
-    def __init__(self, stage: str, stop: StopFlag, backoff: Backoff, stats: LoopStats) -> None:
+    def __init__(self, stage: str, stop: StopFlag, backoff: RetryPolicy, stats: LoopStats
+                 ) -> None:
         self._stage = stage
         self._stop = stop
         self._backoff = backoff
@@ -335,6 +333,7 @@ class _Outage:
                       extra={"stage": self._stage})
         metrics.DEPENDENCY_UP.labels(self._stage).set(0)
         self._stats.retries += 1
+        metrics.RETRIES.labels(f"{self._stage} {what}").inc()
         self._stop.wait(self._backoff.delay(self._attempt))
         self._attempt += 1
 
@@ -362,3 +361,43 @@ def _commit(consumer: KafkaConsumer, records: Sequence[Any], stats: LoopStats, s
         log.warning("offset commit failed, records will be redelivered: %s", exc,
                     extra={"stage": stage, "offsets": {f"{tp.topic}/{tp.partition}": o.offset
                                                        for tp, o in offsets.items()}})
+
+
+def run_stage(
+    settings: Settings,
+    stop: StopFlag,
+    handler: BatchHandler,
+    *,
+    stage: str,
+    topic: str,
+    group_id: str,
+    role: str | None = None,
+    consumer_config: Mapping[str, Any] | None = None,
+    **loop_options: Any,
+) -> LoopStats:
+    """A Kafka consumer stage from end to end: connect its source (a group consumer on
+    ``topic``) and its dead-letter sink, waiting for the broker while it is not there yet
+    (`newswatch.daemon.connect`: readiness red, stop still works), run ``handler`` in
+    `run_consumer` until ``stop``, close both. ``loop_options`` go to `run_consumer`.
+
+    Returns empty stats when stopped before the broker answered.
+    """
+    dlq_topic = TopicNames.with_prefix(settings.kafka_topic_prefix).dlq
+    consumer = connect("Kafka", lambda: make_consumer(
+        settings, topic, group_id, role=role, **(consumer_config or {})), stop, stage=stage)
+    if consumer is None:
+        return LoopStats()
+    try:
+        producer = connect("Kafka", lambda: make_producer(
+            settings, role=f"{role or stage}-dlq"), stop, stage=stage)
+        if producer is None:
+            return LoopStats()
+        try:
+            log.info("consuming", extra={"stage": stage, "topic": topic, "group": group_id})
+            return run_consumer(consumer, handler, DeadLetterPublisher(producer, dlq_topic, stage),
+                                stop, stage=stage, **loop_options)
+        finally:
+            producer.flush()
+            producer.close()
+    finally:
+        consumer.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 
@@ -40,3 +40,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+def database_answers(engine: Engine) -> bool:
+    """True when the database answers a trivial query: a daemon's readiness probe. Raises
+    the driver's error when it does not (the health server counts that as "not ready")."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    return True

@@ -44,10 +44,10 @@ class HealthServer:
                 if self.path == "/metrics":
                     self._send(200, generate_latest(), CONTENT_TYPE_LATEST)
                 elif self.path == "/healthz":
-                    ok = alive is None or _safe(alive)
+                    ok = alive is None or safe_check(alive)
                     self._send(200 if ok else 503, b"ok\n" if ok else b"worker thread died\n")
                 elif self.path == "/readyz":
-                    ok = (alive is None or _safe(alive)) and _safe(ready)
+                    ok = (alive is None or safe_check(alive)) and safe_check(ready)
                     self._send(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
                 else:
                     self._send(404, b"not found\n")
@@ -79,7 +79,7 @@ class HealthServer:
         self._server.server_close()
 
 
-def _safe(check: Callable[[], bool]) -> bool:
+def safe_check(check: Callable[[], bool]) -> bool:
     try:
         return bool(check())
     except Exception:  # a failing probe means "not ready", never a crashed endpoint

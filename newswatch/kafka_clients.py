@@ -12,15 +12,18 @@ a rebalance, and when it leaves.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
 
 from newswatch import kafka_inflate
+from newswatch.errors import BrokerUnavailableError
 from newswatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,7 +54,8 @@ def make_producer(settings: Settings, *, role: str = "producer", **overrides: An
         "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
     }
     config.update(overrides)
-    return KafkaProducer(**config)
+    with _broker_needed():
+        return KafkaProducer(**config)
 
 
 def make_consumer(settings: Settings, topic: str, group_id: str, *, role: str | None = None,
@@ -77,9 +81,25 @@ def make_consumer(settings: Settings, topic: str, group_id: str, *, role: str | 
         # Static membership: a restarted daemon rejoins with its old assignment at once.
         config["group_instance_id"] = settings.kafka_group_instance_id
     config.update(overrides)
-    consumer = GroupConsumer(**config)
+    with _broker_needed():
+        consumer = GroupConsumer(**config)
     consumer.subscribe([topic], listener=MembershipLog(group_id, str(config["client_id"])))
     return consumer
+
+
+@contextlib.contextmanager
+def _broker_needed() -> Iterator[None]:
+    """A client that cannot reach any broker while it is made (it asks one for its API
+    version; kafka-python raises a retriable `KafkaTimeoutError` "Unable to bootstrap")
+    raises `BrokerUnavailableError`: retryable, so a daemon starting before its broker
+    waits for it (`newswatch.daemon.connect`) instead of exiting. Other errors (bad
+    settings) propagate as they are."""
+    try:
+        yield
+    except KafkaError as exc:
+        if not getattr(exc, "retriable", False):
+            raise
+        raise BrokerUnavailableError(f"no Kafka broker answers: {exc}") from exc
 
 
 def partition_names(partitions: Iterable[Any]) -> list[str]:

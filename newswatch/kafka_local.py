@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -184,6 +185,7 @@ class LocalKafka:
         answer before a quorum of its peers runs); None when it already runs."""
         if self.pid() is not None:
             return None
+        self._check_ports()
         java = shutil.which("java")
         if java is None:
             raise MissingToolError(_NO_JAVA)
@@ -231,15 +233,31 @@ class LocalKafka:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if process is not None and process.poll() is not None:
+                tail = self._log_tail()
+                if "Address already in use" in tail:  # taken between the check and Java
+                    raise KafkaStartError(self._port_clash(self.port, self.controller_port))
                 raise KafkaStartError(
-                    f"the Kafka broker exited with code {process.returncode}: {self._log_tail()}"
-                )
+                    f"the Kafka broker exited with code {process.returncode}: {tail}")
             if self.is_ready(timeout_s=2.0):
                 return self.bootstrap
             time.sleep(0.3)
         self.stop()
         raise KafkaStartError(f"the Kafka broker was not ready after {timeout_s:.0f}s: "
                               f"{self._log_tail()}")
+
+    def _check_ports(self) -> None:
+        """Refuse, in one line, to start on a port another program holds: Java would die
+        with a stack trace, or worse, another broker on it would pass for ours."""
+        for port in (self.port, self.controller_port):
+            if port_taken(port):
+                raise KafkaStartError(self._port_clash(port))
+
+    def _port_clash(self, *ports: int) -> str:
+        names = " or ".join(str(port) for port in ports)
+        return (f"cannot start the local Kafka broker: port {names} on 127.0.0.1 is in use "
+                "by another program; stop it, or choose free ports with NEWSWATCH_KAFKA_PORT "
+                "and NEWSWATCH_KAFKA_CONTROLLER_PORT, or use a running broker with "
+                "KAFKA_BOOTSTRAP_SERVERS")
 
     def _format(self, java: str, classpath: str, config: Path) -> None:
         cluster_id = self.cluster_id or _cluster_id()
@@ -249,6 +267,12 @@ class LocalKafka:
         )
         if result.returncode != 0:
             raise KafkaStartError(f"formatting KRaft storage failed: {result.stderr.strip()}")
+
+    def signal_stop(self) -> None:
+        """SIGTERM the broker without waiting: it shuts down cleanly by itself."""
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Stop the broker with SIGTERM (SIGKILL after ``timeout_s``); False if none ran.
@@ -324,6 +348,18 @@ class LocalKafkaCluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+
+def port_taken(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something listens on ``host:port`` (we cannot bind it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # SO_REUSEADDR: a port in TIME_WAIT after our own broker stopped is free to Java.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 def _cluster_id() -> str:

@@ -51,6 +51,12 @@ BATCH_SECONDS = Histogram("newswatch_batch_seconds", "Time to process one batch"
                           buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 DEPENDENCY_UP = Gauge("newswatch_dependency_up",
                       "1 when the stage's output (database, broker) answers", ["stage"])
+RETRIES = Counter("newswatch_retries_total",
+                  "Retryable failures waited out (newswatch.retry), by what was retried",
+                  ["what"])
+STARTUP_WAITS = Counter("newswatch_startup_waits_total",
+                        "Failed tries to reach a dependency while a daemon starts",
+                        ["stage", "dependency"])
 
 
 def serve_metrics(port: int | None, addr: str = "127.0.0.1") -> None:

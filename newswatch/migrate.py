@@ -21,11 +21,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 
-from newswatch.consumer_loop import Backoff
 from newswatch.daemon import StopFlag
 from newswatch.db import make_engine
 from newswatch.db_errors import unavailable_as_retryable
-from newswatch.errors import ConfigError, SchemaVersionError, ServiceUnavailableError
+from newswatch.errors import ConfigError, SchemaVersionError
+from newswatch.retry import RetryPolicy, retry_call
 from schemas.tables import SEARCH_COLUMNS, SEARCH_INDEXES, SEARCH_TABLES, metadata
 
 log = logging.getLogger(__name__)
@@ -118,30 +118,18 @@ def check_schema(engine: Engine) -> str:
     )
 
 
-def wait_for_schema(engine: Engine, stop: StopFlag, backoff: Backoff | None = None
+def wait_for_schema(engine: Engine, stop: StopFlag, backoff: RetryPolicy | None = None
                     ) -> str | None:
     """`check_schema`, waiting with backoff while the database cannot be reached.
 
-    For daemons at start: a database that is still starting is waited for (logged once),
-    a database at the wrong revision raises `SchemaVersionError` at once. Returns None
-    when ``stop`` was set while waiting.
+    For daemons at start: a database that is still starting is waited for (logged once,
+    `newswatch.retry`), a database at the wrong revision raises `SchemaVersionError` at
+    once. Returns None when ``stop`` was set while waiting.
     """
-    backoff = backoff or Backoff()
-    attempt = 0
-    while not stop.stopping:
-        try:
-            revision = check_schema(engine)
-        except ServiceUnavailableError as error:
-            if attempt == 0:
-                log.error("database unavailable at start, waiting for it: %s", error)
-            stop.wait(backoff.delay(attempt))
-            attempt += 1
-            continue
-        if attempt:
-            log.warning("database available, schema is current",
-                        extra={"revision": revision, "attempts": attempt + 1})
-        return revision
-    return None
+    if stop.stopping:
+        return None
+    return retry_call(lambda: check_schema(engine), backoff or RetryPolicy(),
+                      "database schema check", wait=stop.wait, logger=log)
 
 
 def schema_differences(engine: Engine) -> list[Any]:

@@ -1,8 +1,13 @@
-"""Live progress of a pipeline run, read from each child daemon's /metrics endpoint."""
+"""Live progress of a pipeline run, read from each child daemon's /metrics endpoint, and
+the run's console output (`RunOutput`)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from collections.abc import Iterable
+from typing import TextIO
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -55,3 +60,67 @@ def failed_summary(failed_alerts: int) -> str | None:
     if not failed_alerts:
         return None
     return f"{failed_alerts} alert(s) failed for good: {FAILED_HINT}"
+
+
+class RunOutput:
+    """What ``newswatch run`` prints: messages, and a status line that a terminal shows
+    updated in place (one line, carriage return) and a pipe or file gets as one line per
+    change.
+
+    A closed pipe is not an error: ``newswatch run | tee log`` then Ctrl+C kills tee too,
+    and the run must still stop its daemons and the broker instead of dying on
+    BrokenPipeError with them orphaned. After the first failed write the output is
+    dropped (the stream's descriptor then points at /dev/null, so a later print or the
+    interpreter's last flush cannot fail either).
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, terminal: bool | None = None) -> None:
+        self._stream = stream if stream is not None else sys.stdout
+        self.terminal = _isatty(self._stream) if terminal is None else terminal
+        self.closed = False
+        self._status_open = False
+
+    def say(self, text: str = "") -> None:
+        """A message of its own line(s); a status line in place is ended first."""
+        self._end_status()
+        self._write(text + "\n")
+
+    def status(self, text: str) -> None:
+        """Show the status line: in place on a terminal (cut to its width), else a line."""
+        if not self.terminal:
+            self._write(text + "\n")
+            return
+        width = max(20, shutil.get_terminal_size().columns - 1)
+        line = text if len(text) <= width else text[:width - 1] + "…"
+        self._write("\r" + line + "\x1b[K")  # ESC[K: clear what a longer line left
+        self._status_open = True
+
+    def _end_status(self) -> None:
+        if self._status_open:
+            self._status_open = False
+            self._write("\n")
+
+    def _write(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            self._stream.write(text)
+            self._stream.flush()
+        except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
+            self._drop()
+
+    def _drop(self) -> None:
+        self.closed = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # no descriptor: nothing to redirect
+            pass
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (ValueError, AttributeError):
+        return False

@@ -12,6 +12,7 @@ the terminal.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from typing import Any
@@ -24,8 +25,9 @@ from newswatch.daemon import StopFlag, install_signal_handlers
 from newswatch.db import make_engine
 from newswatch.kafka_admin import ensure_topics
 from newswatch.kafka_cli import local_kafka
+from newswatch.kafka_local import LocalKafka
 from newswatch.migrate import upgrade
-from newswatch.progress import failed_summary, render, scrape
+from newswatch.progress import RunOutput, failed_summary, render, scrape
 from newswatch.settings import Settings
 from newswatch.supervisor import ChildSpec, Supervisor
 from schemas import tables
@@ -79,56 +81,74 @@ def _failed_alerts(settings: Settings) -> int:
 
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
-    started_kafka = False
-    if settings.kafka_bootstrap_servers:
-        print(f"Kafka: {settings.kafka_bootstrap_servers}")
-    else:
-        kafka = local_kafka(settings)
-        started_kafka = kafka.pid() is None
-        print(f"Kafka: local broker at {kafka.start()} (data in {kafka.data_dir})")
+    out = RunOutput()
+    broker: LocalKafka | None = None
+    with contextlib.ExitStack() as cleanup:
+        if settings.kafka_bootstrap_servers:
+            out.say(f"Kafka: {settings.kafka_bootstrap_servers}")
+        else:
+            kafka = local_kafka(settings)
+            if kafka.pid() is None:
+                # Whatever happens next (Ctrl+C while it starts, a failed migration, a
+                # closed stdout), the broker this run starts stops with it: no orphan.
+                cleanup.callback(kafka.stop)
+                broker = kafka
+            bootstrap = kafka.start()  # KafkaStartError (a port clash...): one line, exit 2
+            out.say(f"Kafka: local broker at {bootstrap} (data in {kafka.data_dir})")
+        _prepare(settings, out)
+        return _supervise(args, settings, out, broker)
+
+
+def _prepare(settings: Settings, out: RunOutput) -> None:
     names = ensure_topics(settings)
-    print(f"Topics: {names.articles} -> {names.enriched}; poison -> {names.dlq}")
+    out.say(f"Topics: {names.articles} -> {names.enriched}; poison -> {names.dlq}")
     engine = make_engine(settings.sqlalchemy_url())
     revision = upgrade(engine)
-    print(f"Database: {engine.url.render_as_string(hide_password=True)} at revision {revision}")
+    out.say(f"Database: {engine.url.render_as_string(hide_password=True)} at revision "
+            f"{revision}")
     engine.dispose()
     first_user = ensure_first_admin(settings)
-    print(f"Console: {settings.web_url()}"
-          + (f"\n{first_user}" if first_user else " (sign in with your account)"))
-    print(f"Feeds: {settings.feeds_path()}\nRules: {settings.rules_path()}\n"
-          f"Alerts also go to: {settings.alerts_file()}\n"
-          f"Daemon logs: {settings.state_dir / 'logs'}/\nPress Ctrl+C to stop.\n")
+    out.say(f"Console: {settings.web_url()}"
+            + (f"\n{first_user}" if first_user else " (sign in with your account)"))
+    out.say(f"Feeds: {settings.feeds_path()}\nRules: {settings.rules_path()}\n"
+            f"Alerts also go to: {settings.alerts_file()}\n"
+            f"Daemon logs: {settings.state_dir / 'logs'}/\nPress Ctrl+C to stop.\n")
 
+
+def _supervise(args: argparse.Namespace, settings: Settings, out: RunOutput,
+               broker: LocalKafka | None) -> int:
+    """Run the daemons until Ctrl+C (or ``--duration``), then stop them all, whatever
+    went wrong in between; print the summary. A second Ctrl+C exits at once: the
+    daemons already have their SIGTERM, the broker this run started gets its own."""
     stop = StopFlag()
-    install_signal_handlers(stop)
+    install_signal_handlers(stop, on_exit_now=broker.signal_stop if broker else None)
     specs = child_specs(settings, args.metrics_base_port, args.poll_interval)
     supervisor = Supervisor(specs)
-    supervisor.start_all()
     ports = [int(spec.env["NEWSWATCH_METRICS_PORT"]) for spec in specs]
     deadline = None if args.duration is None else time.monotonic() + args.duration
     last_line = ""
     totals: dict[str, float] = {}
-    while not stop.stopping and (deadline is None or time.monotonic() < deadline):
-        for report in supervisor.check():
-            print(f"! {report}", flush=True)
+    try:
+        supervisor.start_all()
+        while not stop.stopping and (deadline is None or time.monotonic() < deadline):
+            for report in supervisor.check():
+                out.say(f"! {report}")
+            totals = scrape(ports) or totals
+            line = render(totals)
+            if line != last_line:
+                out.status(f"[{time.strftime('%H:%M:%S')}] {line}")
+                last_line = line
+            stop.wait(2.0)
+        out.say("\nStopping the daemons (they finish their batch and commit)...")
         totals = scrape(ports) or totals
-        line = render(totals)
-        if line != last_line:
-            print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
-            last_line = line
-        stop.wait(2.0)
-
-    print("\nStopping the daemons (they finish their batch and commit)...", flush=True)
-    totals = scrape(ports) or totals
-    codes = supervisor.stop_all()
-    if started_kafka:
-        local_kafka(settings).stop()
-    print("Summary:", render(totals))
+    finally:
+        codes = supervisor.stop_all()
+    out.say("Summary: " + render(totals))
     for child in supervisor.children:
-        print(f"  {child.spec.name}: exit {codes.get(child.spec.name)}, "
-              f"restarts {child.restarts}")
+        out.say(f"  {child.spec.name}: exit {codes.get(child.spec.name)}, "
+                f"restarts {child.restarts}")
     failed = failed_summary(_failed_alerts(settings))
     if failed is not None:
-        print(f"  {failed}")
-    print(f"Alerts written to {settings.alerts_file()}")
+        out.say(f"  {failed}")
+    out.say(f"Alerts written to {settings.alerts_file()}")
     return 0

@@ -1,8 +1,9 @@
 """Supervise the pipeline's daemons as child processes: start, restart with backoff, stop.
 
-A crashed child is restarted after a growing delay (1 s doubling to 60 s; reset after it
-has run for a minute) and the crash is shown with the tail of its log. `stop_all` sends
-SIGTERM, waits for the children's own clean shutdown, and kills what outlives the bound.
+A crashed child is restarted after a growing delay (`RESTART_BACKOFF` of `newswatch.retry`:
+1 s doubling to 60 s, no jitter; reset after it has run for a minute) and the crash is
+shown with the tail of its log. `stop_all` sends SIGTERM, waits for the children's own
+clean shutdown, and kills what outlives the bound.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from newswatch.retry import RetryPolicy
+
 log = logging.getLogger(__name__)
 
 STABLE_AFTER_S = 60.0
+RESTART_BACKOFF = RetryPolicy(initial_s=1.0, max_s=60.0, jitter=(1.0, 1.0))
 
 
 @dataclass
@@ -38,7 +42,7 @@ class Child:
     started_at: float = 0.0
     restarts: int = 0
     next_start_at: float = 0.0
-    delay_s: float = 1.0
+    crashes_in_a_row: int = 0  # since it last ran for STABLE_AFTER_S: the backoff's attempt
     crashes: list[str] = field(default_factory=list)
 
 
@@ -84,20 +88,21 @@ class Supervisor:
             code = process.poll()
             if code is None:
                 if now - child.started_at > STABLE_AFTER_S:
-                    child.delay_s = 1.0
+                    child.crashes_in_a_row = 0
                 continue
             if self._stopping:
                 continue
             child.process = None
             child.restarts += 1
+            delay = RESTART_BACKOFF.delay(child.crashes_in_a_row)
+            child.crashes_in_a_row += 1
             report = (f"{child.spec.name} exited with code {code}; restarting in "
-                      f"{child.delay_s:.0f}s (restart {child.restarts})"
+                      f"{delay:.0f}s (restart {child.restarts})"
                       + _tail(child.spec.log_path))
             child.crashes.append(report)
             reports.append(report)
             log.error("child crashed", extra={"child": child.spec.name, "code": code})
-            child.next_start_at = now + child.delay_s
-            child.delay_s = min(child.delay_s * 2, 60.0)
+            child.next_start_at = now + delay
         return reports
 
     def stop_all(self, timeout_s: float = 30.0) -> dict[str, int | None]:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 
-from newswatch.daemon import StopFlag, install_signal_handlers
+from newswatch.daemon import Daemon
 from newswatch.db import make_engine
 from newswatch.errors import FeedError
 from newswatch.settings import Settings
@@ -40,6 +40,9 @@ def register(subparsers: Any) -> None:
     _feeds_option(listing)
     check = actions.add_parser(
         "check", help="validate feeds.yaml and report failing feeds (exit 1 if any)")
+    # As `rules check` takes its file: FILE or --feeds FILE, default from the settings.
+    check.add_argument("file", type=Path, nargs="?", default=None, metavar="FILE",
+                       help="feeds.yaml (default: NEWSWATCH_FEEDS_FILE, else the demo feeds)")
     _feeds_option(check)
     check.add_argument("--fetch", action="store_true",
                        help="also fetch and parse every enabled feed now (nothing is "
@@ -53,14 +56,14 @@ def _feeds_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _path(args: argparse.Namespace, settings: Settings) -> Path:
-    return args.feeds if args.feeds is not None else settings.feeds_path()
+    given: Path | None = getattr(args, "file", None) or args.feeds
+    return given if given is not None else settings.feeds_path()
 
 
 def handle_producer(args: argparse.Namespace, settings: Settings) -> int:
-    stop = StopFlag()
-    install_signal_handlers(stop)
-    return run(settings, _path(args, settings), stop, once=args.once,
-               default_interval_s=args.default_interval)
+    shell = Daemon("producer", settings)
+    return shell.run(lambda: run(settings, _path(args, settings), shell, once=args.once,
+                                 default_interval_s=args.default_interval))
 
 
 def handle_feeds(args: argparse.Namespace, settings: Settings) -> int:

@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -34,13 +33,12 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from newswatch import metrics
-from newswatch.consumer_loop import Backoff
-from newswatch.daemon import StopFlag
+from newswatch.daemon import Daemon, StopFlag
 from newswatch.db import make_engine
 from newswatch.db_errors import is_unavailable, short_reason
 from newswatch.errors import BrokerUnavailableError, ConfigError, ServiceUnavailableError
-from newswatch.health import start_health_server
 from newswatch.migrate import wait_for_schema
+from newswatch.retry import RetryPolicy
 from newswatch.settings import Settings
 from producers.fetch import Fetcher, host_of
 from producers.fulltext import FullText
@@ -56,6 +54,10 @@ log = logging.getLogger(__name__)
 SCAN_EVERY_S = 0.5
 _NEVER = datetime.min.replace(tzinfo=UTC)
 STAGE = "producer"
+# Kafka or the database away: stop starting refreshes for this long (newswatch.retry).
+OUTAGE_PAUSE = RetryPolicy(initial_s=1.0, max_s=60.0)
+# One feed's refresh raised unexpectedly (a bug): that feed alone waits, lengthening.
+FEED_BUG_PAUSE = RetryPolicy(initial_s=5.0, max_s=3600.0, jitter=(1.0, 1.25))
 
 
 @dataclass
@@ -111,14 +113,16 @@ def reload_config(path: Path, current: FeedsFile, store: Store) -> FeedsFile:
     return fresh
 
 
-def run(settings: Settings, feeds_path: Path, stop: StopFlag, *, once: bool = False,
+def run(settings: Settings, feeds_path: Path, shell: Daemon, *, once: bool = False,
         default_interval_s: float | None = None, broker_wait_s: float = 120.0) -> int:
-    """Run the producer until ``stop`` (or one pass with ``once``). Returns an exit code:
-    0, or 1 when ``once`` could not publish some feeds because Kafka was unavailable.
+    """Run the producer in ``shell`` until its stop flag (or one pass with ``once``); ready
+    while no outage pauses it. Returns an exit code: 0, or 1 when ``once`` could not
+    publish some feeds because Kafka was unavailable.
 
     Raises `ConfigError` when feeds.yaml is invalid at start-up, `SchemaVersionError`
     when the database is not migrated to this code's schema (``newswatch db upgrade``).
     """
+    stop = shell.stop
     config = load_feeds_file(feeds_path)
     engine = make_engine(settings.sqlalchemy_url())
     if wait_for_schema(engine, stop) is None:
@@ -128,9 +132,7 @@ def run(settings: Settings, feeds_path: Path, stop: StopFlag, *, once: bool = Fa
     store.sync_feeds(config.feeds)
     ctx = build_context(settings, store, stop, default_interval_s)
     loop = LoopState(config=config)
-    health = start_health_server(settings.metrics_port,
-                                 lambda: time.monotonic() >= loop.paused_until,
-                                 settings.metrics_host)
+    shell.ready_when(lambda: time.monotonic() >= loop.paused_until)
     log.info("producer started", extra={
         "feeds_file": str(feeds_path), "feeds": len(config.enabled()), "once": once,
         "topic": ctx.publisher.topic, "compression": ctx.publisher.compression})
@@ -143,8 +145,6 @@ def run(settings: Settings, feeds_path: Path, stop: StopFlag, *, once: bool = Fa
         _drain(loop)
         close_context(ctx)
         engine.dispose()
-        if health is not None:
-            health.stop()
         log.info("producer stopped", extra={"refreshes": loop.outcomes})
 
 
@@ -259,7 +259,7 @@ def _collect(loop: LoopState) -> None:
         else:
             failures = loop.feed_failures.get(feed_id, 0) + 1
             loop.feed_failures[feed_id] = failures
-            delay = min(3600.0, 5.0 * 2 ** (failures - 1)) * random.uniform(1.0, 1.25)
+            delay = FEED_BUG_PAUSE.delay(failures - 1)
             loop.feed_retry_at[feed_id] = time.monotonic() + delay
             log.error("refresh failed unexpectedly; retrying this feed in %.0fs", delay,
                       exc_info=error, extra={"feed": feed_id, "attempt": failures})
@@ -270,7 +270,7 @@ def _pause(loop: LoopState, error: BaseException, feed_id: str | None) -> None:
     if time.monotonic() < loop.paused_until:
         return
     loop.broker_failures += 1
-    delay = Backoff(initial_s=1.0, max_s=60.0).delay(loop.broker_failures - 1)
+    delay = OUTAGE_PAUSE.delay(loop.broker_failures - 1)
     loop.paused_until = time.monotonic() + delay
     metrics.DEPENDENCY_UP.labels(STAGE).set(0)
     log.error("%s unavailable; pausing %.1fs before trying again: %s",

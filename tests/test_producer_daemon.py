@@ -257,6 +257,13 @@ def test_feeds_list_and_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert "FETCH good: ok, rss20, 2 items, utf-8" in checked
     assert "FETCH bad: FAILED no such file" in checked
 
+    # The file as `rules check` takes its own: FILE, --feeds FILE, or NEWSWATCH_FEEDS_FILE.
+    assert main(["feeds", "check", str(feeds_file)]) == 1
+    assert f"{feeds_file}: 3 feeds" in capsys.readouterr().out
+    monkeypatch.setenv("NEWSWATCH_FEEDS_FILE", str(feeds_file))
+    assert main(["feeds", "check"]) == 1
+    assert f"{feeds_file}: 3 feeds" in capsys.readouterr().out
+
     feeds_file.write_text("feeds:\n  - id: x\n")
     assert main(["feeds", "check", "--feeds", str(feeds_file)]) == 2
     assert "feeds.yaml:2: feeds[0].url: Field required" in capsys.readouterr().err

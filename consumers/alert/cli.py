@@ -24,16 +24,13 @@ from consumers.alert.outbox import failed_alert_ids, resend_alert
 from consumers.alert.payload import as_utc
 from consumers.alert.rules import load_rules, missing_environment
 from consumers.alert.ruleset import RulesHolder
-from newswatch.daemon import StopFlag, install_signal_handlers
+from newswatch.daemon import Daemon
 from newswatch.db import make_engine
 from newswatch.errors import ConfigError, NotFoundError
-from newswatch.health import start_health_server
 from newswatch.migrate import check_schema, wait_for_schema
 from newswatch.settings import Settings
 from schemas import tables, yaml_load
 from schemas.rules_file import RulesFile, parse_duration
-
-DEFAULT_TOPICS = Path(__file__).resolve().parent.parent / "enrich" / "topics.yaml"
 
 
 def _duration(text: str) -> timedelta:
@@ -74,9 +71,15 @@ def register(subparsers: Any) -> None:
     rules = subparsers.add_parser("rules", help="check or backtest a rules file")
     actions = rules.add_subparsers(dest="rules_action", metavar="ACTION", required=True)
     check = actions.add_parser("check", help="validate a rules file (exit 2 when invalid)")
-    check.add_argument("file", type=Path)
-    check.add_argument("--topics", type=Path, default=DEFAULT_TOPICS,
-                       help="topics.yaml whose topic names the rules may use")
+    # The file is taken as `feeds check` takes its own: FILE or --rules FILE, default from
+    # the settings (what `newswatch alert` would run).
+    check.add_argument("file", type=Path, nargs="?", default=None, metavar="FILE",
+                       help="rules.yaml (default: NEWSWATCH_RULES_FILE or the demo rules)")
+    check.add_argument("--rules", type=Path, default=None, metavar="FILE",
+                       help="the same as FILE")
+    check.add_argument("--topics", type=Path, default=None,
+                       help="topics.yaml whose topic names the rules may use (default: "
+                            "NEWSWATCH_TOPICS_FILE, else the shipped topics)")
     check.set_defaults(handler=handle_rules_check)
     test = actions.add_parser(
         "test", help="backtest a rules file on stored history; sends nothing")
@@ -92,30 +95,29 @@ def register(subparsers: Any) -> None:
 
 
 def handle_alert(args: argparse.Namespace, settings: Settings) -> int:
+    """The alert daemon in the daemon shell: ready while it evaluates, alive while both
+    its threads (evaluator, deliverer) run."""
+    shell = Daemon("alert", settings)
     engine = make_engine(settings.sqlalchemy_url())
-    stop = StopFlag()
-    install_signal_handlers(stop)
-    holder: RulesHolder | None = None
-    health = None
-    try:
-        if wait_for_schema(engine, stop) is None:
-            return 0
+    shell.close_at_exit(engine.dispose)
+    running: list[AlertDaemon] = []
+    shell.ready_when(lambda: bool(running) and running[0].healthy)
+    shell.alive_when(lambda: not running or running[0].alive())
+
+    def body() -> None:
+        if wait_for_schema(engine, shell.stop) is None:
+            return
         holder = RulesHolder(args.rules or settings.rules_path(),
                              dialect=engine.dialect.name, state_dir=settings.state_dir)
+        shell.close_at_exit(holder.close)
         deliverer = Deliverer(engine, holder.channels,
                               lease=timedelta(seconds=settings.alert_delivery_lease_s))
-        daemon = AlertDaemon(engine, holder, stop, interval_s=settings.alert_poll_interval_s,
-                             deliverer=deliverer)
-        health = start_health_server(settings.metrics_port, lambda: daemon.healthy,
-                                     settings.metrics_host, alive=daemon.alive)
-        daemon.run(from_now=args.skip_history)
-        return 0
-    finally:
-        if health is not None:
-            health.stop()
-        if holder is not None:
-            holder.close()
-        engine.dispose()
+        running.append(AlertDaemon(engine, holder, shell.stop,
+                                   interval_s=settings.alert_poll_interval_s,
+                                   deliverer=deliverer))
+        running[0].run(from_now=args.skip_history)
+
+    return shell.run(body)
 
 
 # --- newswatch alerts ------------------------------------------------------------------
@@ -250,13 +252,14 @@ def check_warnings(parsed: RulesFile, topics_file: Path | None) -> list[str]:
 
 
 def handle_rules_check(args: argparse.Namespace, settings: Settings) -> int:
-    parsed = load_rules(args.file)
+    path = args.file or args.rules or settings.rules_path()
+    parsed = load_rules(path)
     compile_rules(parsed.rules, "sqlite")
     compile_rules(parsed.rules, "postgresql")
-    for warning in check_warnings(parsed, args.topics):
+    for warning in check_warnings(parsed, args.topics or settings.topics_path()):
         print(f"warning: {warning}")
     enabled = sum(1 for rule in parsed.rules if rule.enabled)
-    print(f"{args.file}: ok: {len(parsed.rules)} rule(s) ({enabled} enabled), "
+    print(f"{path}: ok: {len(parsed.rules)} rule(s) ({enabled} enabled), "
           f"{len(parsed.channels)} channel(s)")
     return 0
 

@@ -29,10 +29,10 @@ from sqlalchemy import Engine
 from consumers.alert.deliver import Deliverer
 from consumers.alert.outbox import ConcurrentEvaluationError, run_tick, skip_history
 from consumers.alert.ruleset import RulesHolder
-from newswatch.consumer_loop import Backoff
 from newswatch.daemon import StopFlag
 from newswatch.errors import ServiceUnavailableError
 from newswatch.metrics import ALERTS_FIRED
+from newswatch.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class AlertDaemon:
             self._wake.set()
 
     def _evaluate_loop(self) -> None:
-        backoff, failures = Backoff(), 0
+        backoff, failures = RetryPolicy(), 0
         rules = self.holder.current.rules
         log.info("evaluating alert rules", extra={"rules": len(rules),
                                                   "rules_file": str(self.holder.current.path)})
@@ -118,7 +118,7 @@ class AlertDaemon:
                 self.stop.wait(self.interval_s)
 
     def _deliver_loop(self) -> None:
-        backoff, failures = Backoff(), 0
+        backoff, failures = RetryPolicy(), 0
         while not self.stop.stopping:
             try:
                 stats = self.deliverer.run_once()

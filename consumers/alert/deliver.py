@@ -42,6 +42,7 @@ from consumers.alert.payload import as_utc
 from newswatch.db_errors import unavailable_as_retryable
 from newswatch.errors import ServiceUnavailableError
 from newswatch.metrics import ALERTS_DELIVERED, ALERTS_FAILED
+from newswatch.retry import Attempts, RetryPolicy
 from schemas import tables
 from schemas.alert_payload import AlertPayload
 from schemas.rules_file import Delivery
@@ -51,7 +52,8 @@ log = logging.getLogger(__name__)
 T_ALERTS, T_SENDS, T_DELIVERIES = tables.alerts, tables.alert_sends, tables.deliveries
 LEASE = timedelta(minutes=2)
 BATCH = 50
-RECORD_BACKOFF = (0.2, 2.0)  # first and longest wait between tries to record a send
+# Between tries to record a send: short, since the send is done and its row leased.
+RECORD_RETRY = RetryPolicy(initial_s=0.2, max_s=2.0, jitter=(1.0, 1.0))
 
 ChannelSource = Callable[[], tuple[Mapping[str, Notifier], Delivery]]
 
@@ -59,12 +61,9 @@ ChannelSource = Callable[[], tuple[Mapping[str, Notifier], Delivery]]
 def backoff_delay(policy: Delivery, attempt: int, rng: random.Random,
                   retry_after: float | None = None) -> float:
     """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-    cap = policy.max_backoff.total_seconds()
-    ceiling = min(cap, policy.backoff.total_seconds() * 2 ** (attempt - 1))
-    delay: float = ceiling / 2 + rng.uniform(0, ceiling / 2)
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, cap))
-    return delay
+    return RetryPolicy(initial_s=policy.backoff.total_seconds(),
+                       max_s=policy.max_backoff.total_seconds()
+                       ).delay(attempt - 1, rng=rng, at_least=retry_after)
 
 
 @dataclass
@@ -213,28 +212,22 @@ class Deliverer:
     def _record_surely(self, due: _Due, *args: Any) -> None:
         """`_record`, retried until the database answers: the send is done, and a lost
         record would make the row be sent again when its lease ends."""
-        first, longest = RECORD_BACKOFF
-        tries = 0
+        where = {"alert_id": due.alert_id, "channel": due.channel}
+        attempts = Attempts(RECORD_RETRY, "recording a delivery", wait=self._closing.wait,
+                            logger=log, context=where)
         while True:
             try:
                 self._record(due, *args)
             except ServiceUnavailableError as exc:
                 if self._closing.is_set():
                     log.error("shutting down with a delivery done but not recorded; it "
-                              "will be sent again after its lease",
-                              extra={"alert_id": due.alert_id, "channel": due.channel})
+                              "will be sent again after its lease", extra=where)
                     raise
-                if tries == 0:  # one line per outage, not per try
-                    log.warning("recording a delivery failed; retrying the record (not "
-                                "the send) until the database answers: %s", exc,
-                                extra={"alert_id": due.alert_id, "channel": due.channel})
-                self._closing.wait(min(longest, first * 2 ** min(tries, 8)))
-                tries += 1
+                # One line per outage, not per try; the wait ends early at `close`.
+                attempts.failed(exc, "recording a delivery failed; retrying the record "
+                                     "(not the send) until the database answers")
                 continue
-            if tries:
-                log.warning("delivery recorded after the database came back",
-                            extra={"alert_id": due.alert_id, "channel": due.channel,
-                                   "tries": tries + 1})
+            attempts.succeeded()
             return
 
     def _record(self, due: _Due, attempt: int, now: datetime, result: SendResult,

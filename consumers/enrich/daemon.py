@@ -21,15 +21,13 @@ from pydantic import ValidationError
 from newswatch import metrics
 from newswatch.consumer_loop import (
     BatchHandler,
-    DeadLetterPublisher,
     Poison,
     check_message_size,
-    run_consumer,
+    run_stage,
 )
-from newswatch.daemon import StopFlag, install_signal_handlers
+from newswatch.daemon import Daemon, StopFlag, connect
 from newswatch.errors import ServiceUnavailableError
-from newswatch.health import start_health_server
-from newswatch.kafka_clients import make_consumer, make_producer
+from newswatch.kafka_clients import make_producer
 from newswatch.kafka_local import broker_answers
 from newswatch.settings import Settings
 from schemas.messages import Article, EnrichedArticle
@@ -160,36 +158,30 @@ def make_handler(enricher: ArticleEnricher, output: Output, out_topic: str) -> B
 
 
 def run(settings: Settings, enricher: ArticleEnricher) -> int:
-    """Run the enrich daemon until SIGTERM/SIGINT; returns the exit code."""
-    stop = StopFlag()
-    install_signal_handlers(stop)
-    serve(settings, enricher, stop)
-    return 0
+    """Run the enrich daemon in the daemon shell until SIGTERM/SIGINT; the exit code.
+    Ready while the broker answers (its input and its output)."""
+    shell = Daemon(STAGE, settings)
+    client = settings.kafka_client_config()
+    bootstrap = ",".join(client.pop("bootstrap_servers"))
+    shell.ready_when(lambda: broker_answers(bootstrap, **client))
+    return shell.run(lambda: serve(settings, enricher, shell.stop))
 
 
 def serve(settings: Settings, enricher: ArticleEnricher, stop: StopFlag) -> None:
-    """Consume, enrich and produce until ``stop`` is set; then finish the batch and commit."""
+    """Consume, enrich and produce until ``stop`` is set; then finish the batch and commit.
+    A broker not there yet is waited for (`newswatch.daemon.connect`)."""
     batch = settings.enrich_batch_size
     names = TopicNames.with_prefix(settings.kafka_topic_prefix)
-    client = settings.kafka_client_config()
-    bootstrap = ",".join(client.pop("bootstrap_servers"))
-    health = start_health_server(settings.metrics_port, lambda: broker_answers(bootstrap, **client),
-                                 settings.metrics_host)
-    consumer = make_consumer(settings, names.articles, GROUP_ID, role=STAGE,
-                             max_poll_records=batch)
-    output = Output(lambda: make_producer(settings, role=STAGE))
-    producer = make_producer(settings, role=f"{STAGE}-dlq")  # the dead letters' own: see Output
+    output = connect("Kafka", lambda: Output(lambda: make_producer(settings, role=STAGE)),
+                     stop, stage=STAGE)
+    if output is None:
+        return
     log.info("enrich started", extra={"topic": names.articles, "group": GROUP_ID})
     try:
-        stats = run_consumer(consumer, make_handler(enricher, output, names.enriched),
-                             DeadLetterPublisher(producer, names.dlq, STAGE), stop,
-                             stage=STAGE, max_batch=batch)
+        stats = run_stage(settings, stop, make_handler(enricher, output, names.enriched),
+                          stage=STAGE, topic=names.articles, group_id=GROUP_ID, role=STAGE,
+                          consumer_config={"max_poll_records": batch}, max_batch=batch)
         log.info("enrich stopped", extra={"processed": stats.processed,
                                           "dead_lettered": stats.dead_lettered})
     finally:
         output.close()
-        producer.flush()
-        producer.close()
-        consumer.close()
-        if health is not None:
-            health.stop()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC
 from typing import Any
 
@@ -23,19 +23,18 @@ from sqlalchemy import exc as sa_exc
 from consumers.store.write import StoreResult, store_batch
 from newswatch import metrics
 from newswatch.consumer_loop import (
-    Backoff,
-    DeadLetterPublisher,
+    OUTAGE_BACKOFF,
     DlqLimit,
     LoopStats,
     Poison,
     check_message_size,
-    run_consumer,
+    run_stage,
 )
-from newswatch.daemon import StopFlag
-from newswatch.db import make_engine
+from newswatch.daemon import Daemon, StopFlag
+from newswatch.db import database_answers, make_engine
 from newswatch.db_errors import is_unavailable, short_reason, unavailable_as_retryable
-from newswatch.kafka_clients import make_consumer, make_producer
 from newswatch.migrate import wait_for_schema
+from newswatch.retry import RetryPolicy
 from newswatch.settings import Settings
 from schemas import tables
 from schemas.messages import EnrichedArticle
@@ -211,6 +210,23 @@ def tune_gc_for_batches() -> None:
     gc.set_threshold(20_000, 10, 10)
 
 
+def run_sql_stage(name: str, settings: Settings,
+                  work: Callable[[StopFlag, Engine], object]) -> int:
+    """Run a consumer stage that writes SQL (store, stories) in the daemon shell: the
+    collector tuned for big batches, one engine for the process, ready while the database
+    answers ("alive but waiting for the database" shows), disposed of at exit."""
+    tune_gc_for_batches()
+    shell = Daemon(name, settings)
+    engine = make_engine(settings.sqlalchemy_url())
+    shell.close_at_exit(engine.dispose)
+    shell.ready_when(lambda: database_answers(engine))
+
+    def body() -> None:
+        work(shell.stop, engine)
+
+    return shell.run(body)
+
+
 def run_store(
     settings: Settings,
     stop: StopFlag,
@@ -219,7 +235,7 @@ def run_store(
     group_id: str = DEFAULT_GROUP,
     batch_size: int = DEFAULT_BATCH,
     consumer_overrides: Mapping[str, Any] | None = None,
-    backoff: Backoff | None = None,
+    backoff: RetryPolicy | None = None,
     dlq_limit: DlqLimit | None = None,
 ) -> LoopStats:
     """Store ``news.enriched`` into the settings' database until ``stop`` is set.
@@ -234,25 +250,19 @@ def run_store(
     own_engine = engine is None
     db = engine if engine is not None else make_engine(settings.sqlalchemy_url())
     try:
-        backoff = backoff or Backoff(max_s=5.0)  # back within seconds of an outage's end
+        backoff = backoff or OUTAGE_BACKOFF  # back within seconds of an outage's end
         wait_for_schema(db, stop, backoff)
         if stop.stopping:
             return LoopStats()
-        consumer = make_consumer(settings, topics.enriched, group_id, role=STAGE, **{
-            **CONSUMER_CONFIG, "max_poll_records": batch_size, **(consumer_overrides or {})})
-        producer = make_producer(settings, role=f"{STAGE}-dlq")
         log.info("storing enriched articles", extra={
             "stage": STAGE, "topic": topics.enriched, "group": group_id,
             "database": db.url.render_as_string(hide_password=True)})
-        try:
-            stats = run_consumer(
-                consumer, StoreHandler(db), DeadLetterPublisher(producer, topics.dlq, STAGE),
-                stop, stage=STAGE, max_batch=batch_size, backoff=backoff,
-                dlq_limit=dlq_limit or DlqLimit(),
-            )
-        finally:
-            consumer.close()
-            producer.close()
+        stats = run_stage(
+            settings, stop, StoreHandler(db), stage=STAGE, topic=topics.enriched,
+            group_id=group_id, role=STAGE,
+            consumer_config={**CONSUMER_CONFIG, "max_poll_records": batch_size,
+                             **(consumer_overrides or {})},
+            max_batch=batch_size, backoff=backoff, dlq_limit=dlq_limit or DlqLimit())
         log.info("store stopped", extra={"stage": STAGE, "batches": stats.batches,
                                          "messages": stats.processed,
                                          "dead_lettered": stats.dead_lettered,

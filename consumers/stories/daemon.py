@@ -51,20 +51,18 @@ from consumers.stories.record import (
 from consumers.stories.text import first_words
 from newswatch import metrics
 from newswatch.consumer_loop import (
-    Backoff,
-    DeadLetterPublisher,
     DlqLimit,
     LoopStats,
     Poison,
     check_message_size,
-    run_consumer,
+    run_stage,
 )
 from newswatch.daemon import StopFlag
 from newswatch.db import make_engine
 from newswatch.db_errors import unavailable_as_retryable
 from newswatch.errors import ServiceUnavailableError
-from newswatch.kafka_clients import make_consumer, make_producer
 from newswatch.migrate import wait_for_schema
+from newswatch.retry import Attempts, RetryPolicy
 from newswatch.settings import Settings
 from schemas.messages import EnrichedArticle
 from schemas.topics import TopicNames
@@ -213,14 +211,20 @@ def rebuild(engine: Engine, config: ClusterConfig) -> StoryClusterer:
 
 def _wait_for_lease(engine: Engine, owner: str, lease: timedelta, stop: StopFlag) -> bool:
     announced = False
+    # The standby polls at a third of the lease; a database away meanwhile is waited out
+    # with backoff and logged once per outage (`newswatch.retry`), not at every poll.
+    outage = Attempts(RetryPolicy(max_s=5.0), "taking the stories lease", wait=stop.wait,
+                      logger=log, context={"stage": STAGE})
     while not stop.stopping:
         try:
             with unavailable_as_retryable(), engine.begin() as connection:
-                if take_lease(connection, owner, datetime.now(UTC), lease):
-                    return True
+                taken = take_lease(connection, owner, datetime.now(UTC), lease)
         except ServiceUnavailableError as error:
-            log.warning("database unavailable while taking the lease: %s", error,
-                        extra={"stage": STAGE})
+            outage.failed(error, "database unavailable while taking the lease")
+            continue
+        outage.succeeded()
+        if taken:
+            return True
         if not announced:
             log.info("another stories stage holds the lease; standing by",
                      extra={"stage": STAGE, "owner": owner})
@@ -238,7 +242,7 @@ def run_stories(
     batch_size: int = DEFAULT_BATCH,
     config: ClusterConfig | None = None,
     consumer_overrides: Mapping[str, Any] | None = None,
-    backoff: Backoff | None = None,
+    backoff: RetryPolicy | None = None,
     owner: str | None = None,
 ) -> LoopStats:
     """Place ``news.enriched`` articles in stories until ``stop`` is set.
@@ -254,25 +258,19 @@ def run_stories(
     owner = owner or f"{socket.gethostname()}:{os.getpid()}"
     lease = timedelta(seconds=settings.story_lease_s)
     try:
-        backoff = backoff or Backoff()
+        backoff = backoff or RetryPolicy()
         wait_for_schema(db, stop, backoff)
         if stop.stopping or not _wait_for_lease(db, owner, lease, stop):
             return LoopStats()
         clusterer = rebuild(db, config or ClusterConfig(quiet=settings.story_quiet))
         handler = StoriesHandler(db, clusterer, owner, lease)
-        consumer = make_consumer(settings, topics.enriched, group_id, **{
-            "max_poll_records": batch_size, **(consumer_overrides or {})})
-        producer = make_producer(settings)
         log.info("placing enriched articles in stories", extra={
             "stage": STAGE, "topic": topics.enriched, "group": group_id, "owner": owner})
-        try:
-            stats = run_consumer(
-                consumer, handler, DeadLetterPublisher(producer, topics.dlq, STAGE), stop,
-                stage=STAGE, max_batch=batch_size, backoff=backoff, dlq_limit=DlqLimit(),
-                on_idle=handler.on_idle)
-        finally:
-            consumer.close()
-            producer.close()
+        stats = run_stage(
+            settings, stop, handler, stage=STAGE, topic=topics.enriched, group_id=group_id,
+            consumer_config={"max_poll_records": batch_size, **(consumer_overrides or {})},
+            max_batch=batch_size, backoff=backoff, dlq_limit=DlqLimit(),
+            on_idle=handler.on_idle)
         try:
             with unavailable_as_retryable(), db.begin() as connection:
                 release_lease(connection, owner)

@@ -5,11 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from sqlalchemy import Engine, text
-
-from newswatch.daemon import StopFlag, install_signal_handlers
-from newswatch.db import make_engine
-from newswatch.health import start_health_server
 from newswatch.settings import Settings
 
 
@@ -23,28 +18,10 @@ def register_run(commands: Any) -> None:
 
 
 def handle_run(args: argparse.Namespace, settings: Settings) -> int:
-    from consumers.store.daemon import tune_gc_for_batches
+    from consumers.store.daemon import run_sql_stage
     from consumers.stories.daemon import run_stories
 
-    stop = StopFlag()
-    install_signal_handlers(stop)
-    # The open stories are millions of long-lived objects: the default collector would
-    # rescan them all every few thousand allocations (the store's tuning, measured there).
-    tune_gc_for_batches()
-    engine = make_engine(settings.sqlalchemy_url())
-    health = start_health_server(settings.metrics_port, lambda: _answers(engine),
-                                 settings.metrics_host)
-    try:
-        run_stories(settings, stop, engine=engine, group_id=args.group,
-                    batch_size=args.batch_size)
-    finally:
-        if health is not None:
-            health.stop()
-        engine.dispose()
-    return 0
-
-
-def _answers(engine: Engine) -> bool:
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
-    return True
+    # The store's shell: the open stories are millions of long-lived objects, so the
+    # collector is tuned as the store's is (measured there).
+    return run_sql_stage("stories", settings, lambda stop, engine: run_stories(
+        settings, stop, engine=engine, group_id=args.group, batch_size=args.batch_size))

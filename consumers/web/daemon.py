@@ -19,9 +19,8 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from consumers.web.app import WebState, create_app
-from newswatch.daemon import StopFlag, install_signal_handlers
+from newswatch.daemon import Daemon
 from newswatch.db import make_engine
-from newswatch.health import start_health_server
 from newswatch.migrate import wait_for_schema
 from newswatch.settings import Settings
 
@@ -29,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its own signal handlers; `run_web` installs the project's."""
+    """uvicorn without its own signal handlers; the daemon shell installs the project's."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -47,20 +46,19 @@ def build_server(settings: Settings) -> tuple[uvicorn.Server, Engine, FastAPI]:
 
 
 def run_web(settings: Settings) -> int:
-    """Serve until stopped; returns the exit code."""
+    """Serve in the daemon shell until stopped; returns the exit code. The first stop
+    signal makes uvicorn stop accepting and finish the requests in hand."""
     server, engine, app = build_server(settings)
-    stop = StopFlag()
-    install_signal_handlers(stop, on_stop=lambda: setattr(server, "should_exit", True))
-    health = None
-    try:
-        if wait_for_schema(engine, stop) is None:
-            return 0
-        web: WebState = app.state.web
-        health = start_health_server(settings.metrics_port, web.ready, settings.metrics_host)
+    shell = Daemon("web", settings)
+    shell.close_at_exit(engine.dispose)
+    shell.on_stop(lambda: setattr(server, "should_exit", True))
+    web: WebState = app.state.web
+    shell.ready_when(web.ready)
+
+    def body() -> None:
+        if wait_for_schema(engine, shell.stop) is None:
+            return
         log.info("web console serving", extra={"url": settings.web_url()})
         server.run()
-        return 0
-    finally:
-        if health is not None:
-            health.stop()
-        engine.dispose()
+
+    return shell.run(body)

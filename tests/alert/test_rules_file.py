@@ -18,6 +18,12 @@ GOOD_CHANNELS = """channels:
   hook: {type: webhook, url: "http://127.0.0.1:9/x", secret_env: HOOK_SECRET}
 """
 
+# Only the top-level ``topics`` names matter to `rules check`.
+TOPICS_WITH_FLOODS = """topics:
+  local_floods:
+    description: Floods in the region.
+"""
+
 
 def _rule(body: str) -> str:
     return GOOD_CHANNELS + "rules:\n  - name: r1\n" + body
@@ -147,3 +153,29 @@ def test_rules_check_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     assert main(["rules", "check", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "rule 'r1': match.min_score" in err
+
+
+def test_rules_check_reads_the_topics_and_rules_files_from_the_environment(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(_rule("    match: {topics: [local_floods]}\n    channels: [file]\n"))
+    monkeypatch.setenv("HOOK_SECRET", "s")
+    # The shipped topics do not define the operator's own topic: warned about.
+    assert main(["rules", "check", str(rules)]) == 0
+    assert "topic 'local_floods' is not defined" in capsys.readouterr().out
+    # With NEWSWATCH_TOPICS_FILE naming a topics file that defines it, no warning.
+    topics = tmp_path / "topics.yaml"
+    topics.write_text(TOPICS_WITH_FLOODS)
+    monkeypatch.setenv("NEWSWATCH_TOPICS_FILE", str(topics))
+    assert main(["rules", "check", str(rules)]) == 0
+    out = capsys.readouterr().out
+    assert "not defined" not in out
+    assert f"{rules}: ok: 1 rule(s)" in out
+    # The file is taken as `feeds check` takes its own: FILE, --rules FILE, or the
+    # settings' NEWSWATCH_RULES_FILE.
+    assert main(["rules", "check", "--rules", str(rules)]) == 0
+    assert f"{rules}: ok" in capsys.readouterr().out
+    monkeypatch.setenv("NEWSWATCH_RULES_FILE", str(rules))
+    assert main(["rules", "check"]) == 0
+    assert f"{rules}: ok" in capsys.readouterr().out

@@ -178,6 +178,22 @@ def _count(engine: Engine, condition: Any) -> int:
                                       .where(condition)).scalar_one())
 
 
+def _stage_command(bootstrap: str, prefix: str, db_url: str, state: Path, group: str,
+                   **extra_env: str) -> tuple[list[str], dict[str, str]]:
+    """``newswatch stories run`` in batches of 20, and its environment."""
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+           "NEWSWATCH_KAFKA_TOPIC_PREFIX": prefix, "NEWSWATCH_DATABASE_URL": db_url,
+           "NEWSWATCH_STATE_DIR": str(state), "NEWSWATCH_LOG_FORMAT": "json", **extra_env}
+    return [sys.executable, "-m", "newswatch.cli", "stories", "run", "--group", group,
+            "--batch-size", "20"], env
+
+
+def _placed(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(
+            select(func.count(tables.story_articles.c.id))).scalar_one())
+
+
 def test_kill_9_mid_stream_then_restart_gives_the_uninterrupted_answers(
         kafka_bootstrap: str, prefix: str, group: str, engine: Engine, db_url: str,
         tmp_path: Path) -> None:
@@ -185,17 +201,11 @@ def test_kill_9_mid_stream_then_restart_gives_the_uninterrupted_answers(
     names = ensure_topics(settings, partitions=1)  # one partition: a known arrival order
     items, _gold = _labelled("uci-dev", limit=900)
     _produce(settings, items)
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-           "NEWSWATCH_KAFKA_TOPIC_PREFIX": prefix, "NEWSWATCH_DATABASE_URL": db_url,
-           "NEWSWATCH_STATE_DIR": str(tmp_path), "NEWSWATCH_LOG_FORMAT": "json",
-           "NEWSWATCH_STORY_LEASE_S": "3"}
-    argv = [sys.executable, "-m", "newswatch.cli", "stories", "run", "--group",
-            f"{group}-kill", "--batch-size", "20"]
-    sa = tables.story_articles.c
+    argv, env = _stage_command(kafka_bootstrap, prefix, db_url, tmp_path, f"{group}-kill",
+                               NEWSWATCH_STORY_LEASE_S="3")
 
     def placed() -> int:
-        with engine.connect() as connection:
-            return int(connection.execute(select(func.count(sa.id))).scalar_one())
+        return _placed(engine)
 
     first = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
@@ -227,3 +237,34 @@ def test_kill_9_mid_stream_then_restart_gives_the_uninterrupted_answers(
     straight = cluster_all([story_input(item) for item in items])
     assert _placements(engine) == {p.id: (p.story, p.duplicate_of) for p in straight}
     assert "open stories rebuilt" in err
+
+
+def test_sigterm_mid_stream_finishes_the_batch_commits_and_exits_0(
+        kafka_bootstrap: str, prefix: str, group: str, engine: Engine, db_url: str,
+        tmp_path: Path) -> None:
+    settings = _settings(kafka_bootstrap, prefix)
+    names = ensure_topics(settings, partitions=1)
+    items, _gold = _labelled("uci-dev", limit=900)
+    _produce(settings, items)
+    argv, env = _stage_command(kafka_bootstrap, prefix, db_url, tmp_path, f"{group}-term")
+
+    def placed() -> int:
+        return _placed(engine)
+
+    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: process.poll() is not None or placed() >= 100, 120,
+                 "the stage to place its first batches")
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err[-3000:]
+    assert "stop requested" in err
+    stored = placed()
+    # Stopped mid-stream with every placed article's offset committed.
+    assert stored < len(items)
+    assert len(items) - lag(kafka_bootstrap, f"{group}-term", names.enriched) == stored
