@@ -39,7 +39,7 @@ from pydantic import (
     model_validator,
 )
 
-from newswatch.errors import ConfigError
+from schemas.errors import ConfigError
 from schemas.yaml_load import BoundedLoader
 
 FEED_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"

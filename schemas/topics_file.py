@@ -64,8 +64,8 @@ from pydantic import (
 )
 from yaml.nodes import MappingNode, Node, SequenceNode
 
-from newswatch.errors import ConfigError
 from schemas import yaml_load
+from schemas.errors import ConfigError
 from schemas.regex_safety import check_regex, regexes_in
 
 TOPIC_NAME = r"^[a-z][a-z0-9_]*$"

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, SequenceNode
 
-from newswatch.errors import ConfigError
+from schemas.errors import ConfigError
 
 # Far above any real file (the shipped topics.yaml has ~2,000 nodes), far below harm.
 MAX_EXPANDED_NODES = 200_000

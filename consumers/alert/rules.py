@@ -29,12 +29,11 @@ from schemas.rules_file import (
     WebhookChannel,
 )
 
-DEFAULT_RULES = "rules.yaml"
-
 
 def default_rules_path() -> Path:
-    """The demo rules shipped in this package (one rule per default topic)."""
-    return Path(str(resources.files("consumers.alert").joinpath(DEFAULT_RULES)))
+    """The demo rules shipped with the package (one rule per default topic), which run when
+    ``NEWSWATCH_RULES_FILE`` is unset: ``newswatch/demo/rules.yaml``, beside the demo feeds."""
+    return Path(str(resources.files("newswatch").joinpath("demo", "rules.yaml")))
 
 
 def load_rules(path: Path) -> RulesFile:

@@ -30,7 +30,7 @@ from newswatch.daemon import StopFlag, install_signal_handlers
 from newswatch.errors import ServiceUnavailableError
 from newswatch.health import start_health_server
 from newswatch.kafka_clients import make_consumer, make_producer
-from newswatch.kafka_local import broker_answers
+from newswatch.kafka_probe import broker_answers
 from newswatch.settings import Settings
 from schemas.messages import Article, EnrichedArticle
 from schemas.topics import TopicNames
