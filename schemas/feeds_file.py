@@ -22,7 +22,6 @@ every problem, so an operator can fix the file without reading a traceback.
 from __future__ import annotations
 
 import codecs
-import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -39,26 +38,12 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.duration import Duration
 from schemas.errors import ConfigError
 from schemas.yaml_load import BoundedLoader
 
 FEED_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$"
-_DURATION = re.compile(r"^\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
-
-
-def parse_duration(value: Any) -> Any:
-    """``90``, ``"90s"``, ``"15m"``, ``"2h"``, ``"1h30m"`` -> timedelta; others unchanged."""
-    if isinstance(value, bool):
-        return value  # let pydantic reject it: `poll_interval: yes` is a typo, not 1 second
-    if isinstance(value, int | float):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match and any(match.groups()):
-            hours, minutes, seconds = (int(part or 0) for part in match.groups())
-            return timedelta(hours=hours, minutes=minutes, seconds=seconds)
-    return value
 
 
 class FeedConfig(BaseModel):
@@ -69,19 +54,14 @@ class FeedConfig(BaseModel):
     id: str = Field(validation_alias=AliasChoices("id", "key"), pattern=FEED_ID_PATTERN)
     url: str = Field(min_length=1)
     name: str = ""
-    poll_interval: timedelta | None = Field(default=None, ge=timedelta(seconds=10),
-                                            le=timedelta(days=7))
+    poll_interval: Duration | None = Field(default=None, ge=timedelta(seconds=10),
+                                           le=timedelta(days=7))
     tags: tuple[str, ...] = ()
     language: str | None = Field(default=None, pattern=LANGUAGE_PATTERN)
     enabled: bool = True
     full_text: bool = False
     base_url: str | None = None
     encoding: str | None = None
-
-    @field_validator("poll_interval", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        return parse_duration(value)
 
     @field_validator("url")
     @classmethod

@@ -31,7 +31,8 @@ from newswatch.health import start_health_server
 from newswatch.migrate import check_schema, wait_for_schema
 from newswatch.settings import Settings
 from schemas import tables, yaml_load
-from schemas.rules_file import RulesFile, parse_duration
+from schemas.duration import parse_duration
+from schemas.rules_file import RulesFile
 
 DEFAULT_TOPICS = Path(__file__).resolve().parent.parent / "enrich" / "topics.yaml"
 

@@ -53,7 +53,8 @@ from consumers.alert.rule_index import match_batch
 from consumers.alert.silence import Silence, drop_silenced
 from schemas import tables
 from schemas.alert_payload import AlertPayload
-from schemas.rules_file import Rule, format_duration
+from schemas.duration import format_duration
+from schemas.rules_file import Rule
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from consumers.alert.compile import compile_rules
 from consumers.alert.rules import default_rules_path, load_rules, parse_rules
 from newswatch.cli import main
 from newswatch.errors import ConfigError
-from schemas.rules_file import format_duration, parse_duration
+from schemas.duration import format_duration, parse_duration
 
 GOOD_CHANNELS = """channels:
   file: {type: jsonl, path: alerts.jsonl}
@@ -68,7 +68,7 @@ def test_a_full_rule_parses() -> None:
     (_rule("    match: {topic: [is_threat]}\n    channels: [file]\n"),
      "rule 'r1': match.topic: Extra inputs are not permitted"),
     (_rule("    match: {topics: [x]}\n    throttle: soon\n    channels: [file]\n"),
-     "rule 'r1': throttle: 'soon' is not a duration such as 30s, 5m, 6h or 7d"),
+     "rule 'r1': throttle: 'soon' is not a duration such as 30s, 5m, 1h30m, 6h or 7d"),
     (_rule("    match: {topics: [x]}\n    spike: {within: 1h, baseline: 7d}\n"
            "    channels: [file]\n"),
      "rule 'r1': spike: give exactly one of ratio and z_score"),
