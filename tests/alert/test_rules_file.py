@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -60,6 +61,26 @@ def test_a_full_rule_parses() -> None:
     assert rule.digest == timedelta(days=1)
 
 
+def test_problems_name_the_line_of_the_field() -> None:
+    text = _rule("    match: {topics: [x]}\n    throttle: soon\n    channels: [nope]\n")
+    throttle_line = text.splitlines().index("    throttle: soon") + 1
+    with pytest.raises(ConfigError) as raised:
+        parse_rules(text, source="my-rules.yaml")
+    assert str(raised.value).startswith(f"my-rules.yaml:{throttle_line}: rule 'r1': throttle: ")
+    fixed = text.replace("throttle: soon", "throttle: 1h")
+    with pytest.raises(ConfigError, match=rf"my-rules\.yaml:{throttle_line + 1}: rule 'r1': "
+                                          "channels: unknown channel 'nope'"):
+        parse_rules(fixed, source="my-rules.yaml")
+
+
+def test_a_key_written_twice_is_refused_not_overwritten() -> None:
+    text = _rule("    match: {topics: [x]}\n    channels: [file]\n    channels: [hook]\n")
+    line = len(text.splitlines())
+    with pytest.raises(ConfigError, match=rf"my-rules\.yaml:{line}: key 'channels' appears "
+                                          "twice"):
+        parse_rules(text, source="my-rules.yaml")
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     (_rule("    match: {topics: [is_threat], min_score: 2}\n    channels: [file]\n"),
      "rule 'r1': match.min_score: Input should be less than or equal to 1"),
@@ -97,14 +118,15 @@ def test_a_full_rule_parses() -> None:
     ("channels:\n  x: {type: pager}\nrules: []\n", "channel 'x': Input tag 'pager'"),
     ("channels:\n  mail: {type: email, host: h, from: a@b.c, to: [d@e.f], port: 0}\n",
      "channel 'mail': port: Input should be greater than or equal to 1"),
-    ("rules:\n  - name: [unclosed\n", "not valid YAML (line"),
+    ("rules:\n  - name: [unclosed\n", "not valid YAML"),
     ("- just\n- a list\n", "expected a mapping"),
     ("rules:\n  - match: {topics: [x]}\n    channels: [a]\n", "rule #1: name: Field required"),
 ])
 def test_invalid_rules_name_the_rule_and_field(text: str, expected: str) -> None:
     with pytest.raises(ConfigError) as raised:
         parse_rules(text, source="my-rules.yaml")
-    assert str(raised.value).startswith("my-rules.yaml: ")
+    # Every problem names the file and, where the file has the field, its line.
+    assert re.match(r"my-rules\.yaml(:\d+)?: ", str(raised.value))
     assert expected in str(raised.value)
 
 
