@@ -73,6 +73,7 @@ from newswatch.migrate import upgrade  # noqa: E402
 from newswatch.settings import Settings  # noqa: E402
 from schemas import tables  # noqa: E402
 from schemas.ids import article_id, canonical_url  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 DEFAULT_JSON = ROOT / "bench" / "results_fulltext.json"
 TARGET_RATE = 40.0  # articles/s end to end on 2 cores (issue 17)
@@ -279,7 +280,7 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
             daemons.append(run_all.Daemon.start(stage, stage, env, folder / "logs"))
         metrics_ports = {}
         for n in range(processes):
-            metrics_ports[f"enrich-{n}"] = port = run_all.free_port()
+            metrics_ports[f"enrich-{n}"] = port = free_port()
             daemons.append(run_all.Daemon.start(f"enrich-{n}", "enrich", {
                 **enrich_env, "NEWSWATCH_METRICS_PORT": str(port)}, folder / "logs"))
         run_all.wait_for(lambda: _group_stable(admin, ENRICH_GROUP, processes)
@@ -460,8 +461,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         broker = None
         bootstrap = ""
         if not args.skip_pipeline:
-            broker = LocalKafka(state_dir=scratch / "kafka", port=run_all.free_port(),
-                                controller_port=run_all.free_port(), heap="512m")
+            broker = LocalKafka(state_dir=scratch / "kafka", port=free_port(),
+                                controller_port=free_port(), heap="512m")
             stack.callback(broker.stop)
             bootstrap = broker.start(timeout_s=120)
         for processes in counts:

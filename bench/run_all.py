@@ -39,7 +39,6 @@ import math
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -87,9 +86,9 @@ from producers.parse import parse  # noqa: E402
 from schemas.feeds_file import FeedConfig  # noqa: E402
 from schemas.ids import article_id, canonical_url  # noqa: E402
 from schemas.messages import Article, EnrichedArticle  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 DEFAULT_JSON = ROOT / "bench" / "results.json"
-RESERVED_PORTS = frozenset({9092, 9093})  # a developer's own broker may be there
 ENRICH_RATIO_TARGET = 0.85
 SCALING_TARGET = 1.7
 ENRICH_MEMORY_TARGET_MB = 600.0
@@ -123,14 +122,6 @@ QUICK = Sizes(producer_feeds=40, producer_items=50, enrich_repeat=1, enrich_roun
 def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port: int = sock.getsockname()[1]
-        if port not in RESERVED_PORTS:
-            return port
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,15 +21,9 @@ from sqlalchemy.engine import make_url
 
 from newswatch.db import make_engine
 from newswatch.kafka_local import LocalKafka
+from tests.support.ports import free_port
 
 POSTGRES_ENV = "NEWSWATCH_TEST_POSTGRES_URL"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="session")

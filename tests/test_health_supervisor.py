@@ -11,7 +11,7 @@ import httpx
 from newswatch import metrics as _metrics  # noqa: F401 - registers the counters
 from newswatch.health import HealthServer
 from newswatch.supervisor import ChildSpec, Supervisor
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 
 def test_health_endpoints_answer_and_readiness_follows_the_check() -> None:

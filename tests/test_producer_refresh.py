@@ -23,7 +23,6 @@ from producers.state import Store
 from schemas import tables
 from schemas.feeds_file import FeedConfig, FeedsFile
 from schemas.messages import Article
-from tests.conftest import free_port
 from tests.producer_fixtures import (
     FeedServer,
     Reply,
@@ -35,6 +34,7 @@ from tests.producer_fixtures import (
     rss,
     unique_prefix,
 )
+from tests.support.ports import free_port
 
 __all__ = ["feed_server"]
 pytestmark = pytest.mark.integration

@@ -44,7 +44,7 @@ from tests.alert.conftest import (
     rules_for,
     write_rules,
 )
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from aiosmtpd import smtp as aiosmtp
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope, Session
 
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,6 @@ from newswatch.kafka_local import LocalKafka
 from newswatch.migrate import upgrade
 from newswatch.settings import Settings
 from schemas.topics import TopicNames
-from tests.conftest import free_port
 from tests.e2e.feeds import DEFAULT_TOPICS, GrowingFeeds, rules_file
 from tests.e2e.harness import (
     STAGES,
@@ -57,6 +56,7 @@ from tests.e2e.harness import (
 from tests.e2e.servers import Accepted, SmtpServer, WebhookReceiver
 from tests.pg_server import PostgresServer
 from tests.producer_fixtures import FeedServer
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -23,7 +23,7 @@ from kafka import KafkaProducer
 from newswatch.daemon import StopFlag
 from newswatch.kafka_local import LocalKafka
 from newswatch.logs import JsonFormatter, RepeatFilter
-from tests.conftest import free_port
+from tests.support.ports import free_port
 from tests.test_consumer_loop import Collector, _run
 from tests.waiting import wait_for
 

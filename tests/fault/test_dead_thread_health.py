@@ -23,7 +23,7 @@ from consumers.alert.ruleset import RulesHolder
 from newswatch.daemon import StopFlag
 from newswatch.health import start_health_server
 from tests.alert.conftest import engine
-from tests.conftest import free_port
+from tests.support.ports import free_port
 from tests.waiting import wait_for
 
 __all__ = ["engine"]

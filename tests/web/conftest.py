@@ -27,8 +27,8 @@ from newswatch.migrate import upgrade
 from newswatch.settings import Settings
 from schemas.ids import article_id
 from schemas.messages import Article
-from tests.conftest import free_port
 from tests.enrich_fixtures import SEED_ARTICLE, enricher
+from tests.support.ports import free_port
 
 __all__ = ["enricher"]
 
