@@ -24,7 +24,7 @@ from newswatch.daemon import StopFlag
 from newswatch.health import start_health_server
 from tests.alert.conftest import engine
 from tests.support.ports import free_port
-from tests.waiting import wait_for
+from tests.support.waits import wait_for
 
 __all__ = ["engine"]
 

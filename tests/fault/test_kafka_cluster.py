@@ -28,7 +28,7 @@ from newswatch.kafka_clients import make_consumer, make_producer
 from newswatch.kafka_local import LocalKafkaCluster
 from newswatch.settings import Settings
 from tests.support.ports import free_port
-from tests.waiting import wait_for
+from tests.support.waits import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 MESSAGES = 600

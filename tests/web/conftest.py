@@ -5,7 +5,6 @@ on a free 127.0.0.1 port in a thread, as `newswatch web` serves it."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,6 +28,7 @@ from schemas.ids import article_id
 from schemas.messages import Article
 from tests.enrich_fixtures import SEED_ARTICLE, enricher
 from tests.support.ports import free_port
+from tests.support.waits import wait_for
 
 __all__ = ["enricher"]
 
@@ -124,10 +124,7 @@ def start_console(db_url: str, tmp_path: Path, enricher: Enricher) -> Iterator[C
     server, app_engine, _app = build_server(settings)
     thread = threading.Thread(target=server.run, name="web", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the console did not start"
-        time.sleep(0.05)
+    wait_for(lambda: bool(server.started), 20, "the console to start", interval_s=0.05)
     try:
         yield Console(url=settings.web_url(), engine=engine, settings=settings,
                       seed_id=seed.id, hostile_id=hostile.id,
