@@ -16,7 +16,6 @@ import shutil
 import signal
 import ssl
 import subprocess
-import sys
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -44,7 +43,9 @@ from tests.alert.conftest import (
     rules_for,
     write_rules,
 )
+from tests.support.daemons import DaemonProcess
 from tests.support.ports import free_port
+from tests.support.waits import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -97,6 +98,14 @@ def _deliver_all(engine: Engine, ruleset: Any, rounds: int = 50) -> Deliverer:
             break
         time.sleep(0.02)
     return deliverer
+
+
+def _failed_attempts(engine: Engine) -> int:
+    """Sends whose first attempt failed and was recorded (still pending, retry due)."""
+    query = select(func.count()).select_from(tables.alert_sends).where(
+        tables.alert_sends.c.attempts >= 1, tables.alert_sends.c.last_error.is_not(None))
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
 
 
 def _count(engine: Engine, table: Any, **where: Any) -> int:
@@ -446,53 +455,34 @@ def test_an_invalid_rules_file_is_refused_and_the_running_rules_stay(
 # --- the daemon as a process -----------------------------------------------------------
 
 
-class Daemon:
+def alert_daemon(db_url: str, rules: Path, state: Path) -> DaemonProcess:
     """``newswatch alert`` in a subprocess, logs to a file."""
-
-    def __init__(self, db_url: str, rules: Path, state: Path) -> None:
-        self.log = state / "alert.log"
-        env = {**os.environ, "NEWSWATCH_DATABASE_URL": db_url,
-               "NEWSWATCH_STATE_DIR": str(state), "NEWSWATCH_LOG_FORMAT": "json",
-               "NEWSWATCH_ALERT_POLL_INTERVAL_S": "0.05", "T_WEBHOOK_SECRET": "k"}
-        env.pop("NEWSWATCH_METRICS_PORT", None)
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "newswatch.cli", "alert", "--rules", str(rules)],
-                env=env, stdout=subprocess.DEVNULL, stderr=log)
-
-    def wait_log(self, text: str, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.log.read_text(errors="replace"):
-                return
-            assert self.process.poll() is None, self.log.read_text()
-            time.sleep(0.05)
-        raise AssertionError(f"{text!r} not logged:\n{self.log.read_text()}")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
-        self.process.send_signal(sig)
-        return self.process.wait(timeout)
+    env = {**os.environ, "NEWSWATCH_DATABASE_URL": db_url,
+           "NEWSWATCH_STATE_DIR": str(state), "NEWSWATCH_LOG_FORMAT": "json",
+           "NEWSWATCH_ALERT_POLL_INTERVAL_S": "0.05", "T_WEBHOOK_SECRET": "k"}
+    env.pop("NEWSWATCH_METRICS_PORT", None)
+    return DaemonProcess("alert", ("alert", "--rules", str(rules)), env,
+                         state / "alert.log").start()
 
 
 def test_the_daemon_reloads_on_sighup_keeps_good_rules_and_stops_on_sigterm(
         engine: Engine, db_url: str, tmp_path: Path, receiver: Receiver) -> None:
     path = _webhook_rules(tmp_path, receiver)
-    daemon = Daemon(db_url, path, tmp_path)
+    daemon = alert_daemon(db_url, path, tmp_path)
     try:
         daemon.wait_log("evaluating alert rules")
         insert_seed(engine)
         assert len(receiver.wait_for(3)) == 3
         path.write_text("rules:\n  - name: broken\n    match: {topics: [x]}\n"
                         "    channels: [nowhere]\n")
-        daemon.process.send_signal(signal.SIGHUP)
+        daemon.send(signal.SIGHUP)
         daemon.wait_log("rules reload refused")
-        assert "unknown channel 'nowhere'" in daemon.log.read_text()
+        assert "unknown channel 'nowhere'" in daemon.log_text()
         insert_article(engine, title="IS claims attack", topics={"is_threat": 0.9})
         assert len(receiver.wait_for(4)) == 4  # the old rules are still in force
         assert daemon.stop() == 0
     finally:
-        if daemon.process.poll() is None:
-            daemon.process.kill()
+        daemon.kill()
     assert len(receiver.accepted) == 4
 
 
@@ -500,31 +490,28 @@ def test_the_daemon_killed_before_sending_sends_once_after_restart(
         engine: Engine, db_url: str, tmp_path: Path, receiver: Receiver) -> None:
     path = _webhook_rules(tmp_path, receiver, backoff="3s", max_backoff="3s")
     receiver.default_status = 503
-    daemon = Daemon(db_url, path, tmp_path)
+    daemon = alert_daemon(db_url, path, tmp_path)
     try:
         daemon.wait_log("evaluating alert rules")
         insert_seed(engine)
-        deadline = time.monotonic() + 20
-        while len(receiver.requests) < 3 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.5)  # the failures are recorded; the retries wait 1.5-3 s
-        daemon.process.kill()
-        daemon.process.wait(10)
+        # Killed once every first attempt failed and was recorded (the retries wait 3 s).
+        wait_for(lambda: len(receiver.requests) >= 3, 20, "three refused deliveries")
+        wait_for(lambda: _failed_attempts(engine) >= 3, 20, "the failures recorded")
+        daemon.kill()
     finally:
-        if daemon.process.poll() is None:
-            daemon.process.kill()
+        daemon.kill()
     assert _count(engine, tables.alerts, status="pending") == 3
     assert receiver.accepted == []
 
     receiver.default_status = 200
-    restarted = Daemon(db_url, path, tmp_path)
+    restarted = alert_daemon(db_url, path, tmp_path)
     try:
         assert len(receiver.wait_for(3, timeout=30)) == 3
-        time.sleep(1.0)
+        wait_for(lambda: _count(engine, tables.alerts, status="sent") == 3, 20,
+                 "the three sends recorded")
         assert restarted.stop() == 0
     finally:
-        if restarted.process.poll() is None:
-            restarted.process.kill()
+        restarted.kill()
     assert len(receiver.accepted) == 3
     assert len({json.loads(r.body)["dedup_key"] for r in receiver.accepted}) == 3
     assert _count(engine, tables.alerts, status="sent") == 3
