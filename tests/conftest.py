@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from newswatch.db import make_engine
 from newswatch.kafka_local import LocalKafka
+from tests.support.feed_server import FeedServer
 from tests.support.ports import free_port
 
 POSTGRES_ENV = "NEWSWATCH_TEST_POSTGRES_URL"
@@ -137,3 +138,13 @@ def disposable_postgres() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.destroy()
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    """A real HTTP server on 127.0.0.1 whose routes the test sets (`FeedServer`)."""
+    server = FeedServer()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -31,10 +31,7 @@ from schemas import tables
 from schemas.feeds_file import FeedConfig
 from schemas.ids import article_id, canonical_url
 from tests.producer_fixtures import (
-    FeedServer,
-    Reply,
     articles_topic,
-    feed_server,
     migrated_sqlite,
     news_items,
     producer_settings,
@@ -42,8 +39,9 @@ from tests.producer_fixtures import (
     rss,
     unique_prefix,
 )
+from tests.support.feed_server import FeedServer, Reply
+from tests.support.waits import wait_for
 
-__all__ = ["feed_server"]
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,11 +69,11 @@ class Producer:
         return any(text in str(line.get("message", "")) for line in list(self.lines))
 
     def wait_for(self, text: str, timeout_s: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not self.saw(text):
+        def alive() -> None:
             assert self.process.poll() is None, f"exited early: {self.lines[-5:]}"
-            assert time.monotonic() < deadline, f"no {text!r} in {self.lines[-5:]}"
-            time.sleep(0.05)
+
+        wait_for(lambda: self.saw(text), timeout_s, f"{text!r} in the log", check=alive,
+                 detail=lambda: f"last lines: {self.lines[-5:]}", interval_s=0.05)
 
     def finish(self, timeout_s: float = 60.0) -> int:
         code = self.process.wait(timeout=timeout_s)

@@ -16,9 +16,8 @@ from newswatch.errors import FeedError
 from newswatch.settings import Settings
 from producers.fetch import Fetcher, Validators, parse_max_age, parse_retry_after
 from producers.parse import parse
-from tests.producer_fixtures import FeedServer, Reply, feed_server, news_items, rss
-
-__all__ = ["feed_server"]
+from tests.producer_fixtures import news_items, rss
+from tests.support.feed_server import FeedServer, Reply
 
 FEED = rss(news_items("f", 3))
 

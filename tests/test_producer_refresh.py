@@ -24,19 +24,16 @@ from schemas import tables
 from schemas.feeds_file import FeedConfig, FeedsFile
 from schemas.messages import Article
 from tests.producer_fixtures import (
-    FeedServer,
-    Reply,
     articles_topic,
-    feed_server,
     news_items,
     producer_settings,
     read_topic,
     rss,
     unique_prefix,
 )
+from tests.support.feed_server import FeedServer, Reply
 from tests.support.ports import free_port
 
-__all__ = ["feed_server"]
 pytestmark = pytest.mark.integration
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import postgres_schema
 from tests.e2e.servers import SmtpServer, WebhookReceiver
-from tests.producer_fixtures import FeedServer
+from tests.support.feed_server import FeedServer
 
 
 @pytest.fixture

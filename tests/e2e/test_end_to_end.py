@@ -42,7 +42,7 @@ from tests.e2e.harness import (
     wait_until,
 )
 from tests.e2e.servers import SmtpServer, WebhookReceiver
-from tests.producer_fixtures import FeedServer
+from tests.support.feed_server import FeedServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

@@ -55,7 +55,7 @@ from tests.e2e.harness import (
 )
 from tests.e2e.servers import Accepted, SmtpServer, WebhookReceiver
 from tests.pg_server import PostgresServer
-from tests.producer_fixtures import FeedServer
+from tests.support.feed_server import FeedServer
 from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

@@ -33,9 +33,9 @@ from tests.hostile.harness import (
     read_all,
     store_until_caught_up,
 )
-from tests.producer_fixtures import FeedServer, articles_topic, feed_server, producer_settings
+from tests.producer_fixtures import articles_topic, producer_settings
+from tests.support.feed_server import FeedServer
 
-__all__ = ["feed_server"]
 pytestmark = pytest.mark.integration
 
 SOURCES = [FEEDS / "script-tags.xml", FEEDS / "control-chars.xml", FEEDS / "absurd-dates.xml",
