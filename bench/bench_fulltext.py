@@ -56,7 +56,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import run_all  # noqa: E402
-from bench_alert import Receiver  # noqa: E402
 from fulltext_corpus import fulltext_articles  # noqa: E402
 from kafka import KafkaAdminClient  # noqa: E402
 from kafka.errors import KafkaError  # noqa: E402
@@ -76,6 +75,7 @@ from schemas.ids import article_id, canonical_url  # noqa: E402
 from tests.support.daemons import DaemonProcess, stop_all  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 from tests.support.waits import wait_for  # noqa: E402
+from tests.support.webhook import WebhookReceiver  # noqa: E402
 
 DEFAULT_JSON = ROOT / "bench" / "results_fulltext.json"
 TARGET_RATE = 40.0  # articles/s end to end on 2 cores (issue 17)
@@ -261,8 +261,8 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
 
     with contextlib.ExitStack() as cleanup:  # undone in reverse: daemons stop first
         cleanup.callback(engine.dispose)
-        receiver = Receiver()
-        cleanup.callback(receiver.server.shutdown)
+        receiver = WebhookReceiver()
+        cleanup.callback(receiver.close)
         server = StaticFeeds(articles, feeds, token)
         cleanup.callback(server.close)
         (folder / "feeds.yaml").write_text("feeds:\n" + "".join(
@@ -312,8 +312,7 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
                           .scalars())
 
         def arrived() -> int:
-            with receiver.lock:
-                return len(alerted & receiver.arrived.keys())
+            return len(alerted & receiver.article_arrivals().keys())
 
         with contextlib.suppress(TimeoutError):  # what is missing is reported
             wait_for(lambda: arrived() == len(alerted), 120, "every alert", check=check,
@@ -327,8 +326,8 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
         kernels = {d.name: _kernels(d) for d in daemons if d.name.startswith("enrich")}
         reused = {name: _metric(port, "newswatch_analyses_reused_total")
                   for name, port in metrics_ports.items()}
-        with receiver.lock:
-            alert_times = [receiver.arrived[a] for a in alerted if a in receiver.arrived]
+        arrivals = receiver.article_arrivals()
+        alert_times = [arrivals[a] for a in alerted if a in arrivals]
     first = server.first_request
     if first is None:
         raise RuntimeError("the producer never polled")

@@ -88,6 +88,7 @@ from tests.support.daemons import DaemonProcess, stop_all  # noqa: E402
 from tests.support.feed_server import FeedServer, Reply  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 from tests.support.waits import wait_for  # noqa: E402
+from tests.support.webhook import WebhookReceiver  # noqa: E402
 
 DEFAULT_JSON = ROOT / "bench" / "results.json"
 ENRICH_RATIO_TARGET = 0.85
@@ -662,7 +663,6 @@ def rules_yaml(webhook_url: str) -> str:
 
 def e2e_section(bootstrap: str, scratch: Path, enricher: Enricher, sizes: Sizes, token: str,
                 broker: LocalKafka, poll_interval_s: float) -> dict[str, Any]:
-    from bench_alert import Receiver  # the alert bench's webhook receiver
 
     stories = on_topic_stories(enricher)
     if not stories:
@@ -689,8 +689,8 @@ def e2e_section(bootstrap: str, scratch: Path, enricher: Enricher, sizes: Sizes,
         upgrade(engine)
         engine.dispose()
         ensure_topics(Settings(kafka_bootstrap_servers=bootstrap, kafka_topic_prefix=prefix))
-        receiver = Receiver()
-        cleanup.callback(receiver.server.shutdown)
+        receiver = WebhookReceiver()
+        cleanup.callback(receiver.close)
         server = serve_steady_feeds(feeds)
         cleanup.callback(server.close)
         (folder / "feeds.yaml").write_text("feeds:\n" + "".join(
@@ -704,8 +704,8 @@ def e2e_section(bootstrap: str, scratch: Path, enricher: Enricher, sizes: Sizes,
         cleanup.callback(stop_all, daemons)
 
         def arrived(items: range) -> int:
-            with receiver.lock:
-                return sum(1 for i in items if feeds.article_id(i) in receiver.arrived)
+            seen = receiver.article_arrivals()
+            return sum(1 for i in items if feeds.article_id(i) in seen)
 
         for stage in ("producer", "enrich", "store", "alert"):
             daemons.append(start_daemon(stage, stage, env, scratch / "logs"))
@@ -724,8 +724,7 @@ def e2e_section(bootstrap: str, scratch: Path, enricher: Enricher, sizes: Sizes,
         broker_pid = broker.pid()
         if broker_pid is not None:
             memory["kafka broker (JVM)"] = peak_rss_mb(broker_pid)
-    with receiver.lock:
-        received = dict(receiver.arrived)
+    received = receiver.article_arrivals()
     latency, fetch_wait, pipeline = [], [], []
     for item in everything:
         at = received.get(feeds.article_id(item))
