@@ -6,8 +6,6 @@ Every test runs on SQLite and PostgreSQL (``db_url``).
 
 from __future__ import annotations
 
-import email
-import email.policy
 import hashlib
 import hmac
 import json
@@ -20,13 +18,11 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd import smtp as aiosmtp
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from sqlalchemy import Engine, func, select
 
@@ -36,7 +32,6 @@ from consumers.alert.ruleset import RulesHolder, build_ruleset
 from newswatch.cli import main
 from schemas import tables
 from tests.alert.conftest import (
-    Receiver,
     insert_article,
     insert_seed,
     later,
@@ -44,8 +39,9 @@ from tests.alert.conftest import (
     write_rules,
 )
 from tests.support.daemons import DaemonProcess
-from tests.support.ports import free_port
+from tests.support.smtp import SmtpServer
 from tests.support.waits import wait_for
+from tests.support.webhook import WebhookReceiver
 
 pytestmark = pytest.mark.integration
 
@@ -58,31 +54,11 @@ def _now() -> datetime:
 SCRIPT_TITLE = "<script>alert('x')</script> Taliban & Russia hold talks"
 
 
-class Inbox:
-    """An aiosmtpd handler that keeps every message it accepts."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.envelopes: list[Envelope] = []
-
-    async def handle_DATA(self, server: aiosmtp.SMTP, session: Session,
-                          envelope: Envelope) -> str:
-        self.envelopes.append(envelope)
-        raw = envelope.original_content or envelope.content
-        assert isinstance(raw, bytes)
-        parsed = email.message_from_bytes(raw, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.messages.append(parsed)
-        return "250 OK"
-
-
 @pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    yield server
+    server.close()
 
 
 def _ruleset(path: Path, engine: Engine, tmp_path: Path, **env: str) -> Any:
@@ -120,8 +96,8 @@ def _count(engine: Engine, table: Any, **where: Any) -> int:
 
 
 def test_seed_article_by_email_one_per_rule_multipart_with_evidence_escaped(
-        engine: Engine, tmp_path: Path, smtp: tuple[Inbox, int]) -> None:
-    inbox, port = smtp
+        engine: Engine, tmp_path: Path, smtp: SmtpServer) -> None:
+    inbox, port = smtp, smtp.port
     channels = (f"  mail:\n    type: email\n    host: 127.0.0.1\n    port: {port}\n"
                 "    security: none\n    from: newswatch@example.org\n"
                 "    to: [analyst@example.org, desk@example.org]\n")
@@ -188,11 +164,9 @@ def test_email_over_starttls_with_login_from_the_environment(
         logins.append((data.login, data.password))
         return AuthResult(success=data.password == b"pa55word")
 
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=context,
-                            require_starttls=True, authenticator=authenticate,
-                            auth_require_tls=True)
-    controller.start()
+    inbox = SmtpServer(tls_context=context, require_starttls=True,
+                       authenticator=authenticate, auth_require_tls=True)
+    port = inbox.port
     try:
         channels = (f"  mail:\n    type: email\n    host: 127.0.0.1\n    port: {port}\n"
                     "    security: starttls\n    username_env: T_SMTP_USER\n"
@@ -208,22 +182,7 @@ def test_email_over_starttls_with_login_from_the_environment(
         assert set(logins) == {(b"alerts", b"pa55word")}
 
     finally:
-        controller.stop()
-
-
-class Refusing(Inbox):
-    """Refuses recipients with scripted SMTP replies, then accepts."""
-
-    def __init__(self, *replies: str) -> None:
-        super().__init__()
-        self.replies = deque(replies)
-
-    async def handle_RCPT(self, server: aiosmtp.SMTP, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:
-        if self.replies:
-            return self.replies.popleft()
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
+        inbox.close()
 
 
 @pytest.mark.parametrize(("replies", "outcomes", "delivered"), [
@@ -233,9 +192,9 @@ class Refusing(Inbox):
 def test_smtp_4xx_is_retried_and_5xx_is_final(
         engine: Engine, tmp_path: Path, replies: tuple[str, ...], outcomes: list[str],
         delivered: int) -> None:
-    inbox, port = Refusing(*replies), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
+    inbox = SmtpServer()
+    inbox.rcpt_replies.extend(replies)
+    port = inbox.port
     try:
         channels = (f"  mail:\n    type: email\n    host: 127.0.0.1\n    port: {port}\n"
                     "    security: none\n    from: newswatch@example.org\n"
@@ -247,7 +206,7 @@ def test_smtp_4xx_is_retried_and_5xx_is_final(
         assert len(run_tick(engine, ruleset.rules, _now()).alerts) == 1
         _deliver_all(engine, ruleset).close()
     finally:
-        controller.stop()
+        inbox.close()
     assert len(inbox.messages) == delivered
     with engine.connect() as conn:
         rows = conn.execute(select(tables.deliveries.c.outcome, tables.deliveries.c.status)
@@ -259,7 +218,7 @@ def test_smtp_4xx_is_retried_and_5xx_is_final(
 # --- webhook ---------------------------------------------------------------------------
 
 
-def _webhook_rules(tmp_path: Path, receiver: Receiver, throttle: str = "0s",
+def _webhook_rules(tmp_path: Path, receiver: WebhookReceiver, throttle: str = "0s",
                    backoff: str = "0.01s", max_backoff: str = "0.05s") -> Path:
     channels = (f"  hook:\n    type: webhook\n    url: {receiver.url}\n"
                 "    secret_env: T_WEBHOOK_SECRET\n    timeout: 5s\n")
@@ -270,7 +229,7 @@ def _webhook_rules(tmp_path: Path, receiver: Receiver, throttle: str = "0s",
 
 
 def test_a_webhook_answering_500_twice_then_200_receives_exactly_one_alert(
-        engine: Engine, tmp_path: Path, receiver: Receiver) -> None:
+        engine: Engine, tmp_path: Path, receiver: WebhookReceiver) -> None:
     ruleset = _ruleset(_webhook_rules(tmp_path, receiver), engine, tmp_path,
                        T_WEBHOOK_SECRET="k")
     receiver.statuses = deque([500, 500])
@@ -290,7 +249,7 @@ def test_a_webhook_answering_500_twice_then_200_receives_exactly_one_alert(
 
 
 def test_an_alert_refused_for_good_is_sent_again_with_the_same_dedup_key(
-        engine: Engine, db_url: str, tmp_path: Path, receiver: Receiver,
+        engine: Engine, db_url: str, tmp_path: Path, receiver: WebhookReceiver,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """Issue 18: `newswatch alerts resend ID|--failed` on a real receiver and database."""
     ruleset = _ruleset(_webhook_rules(tmp_path, receiver), engine, tmp_path,
@@ -339,7 +298,7 @@ def receiver_verifies(secret: bytes, headers: dict[str, str], body: bytes,
 
 
 def test_the_webhook_signature_verifies_and_the_payload_is_the_documented_one(
-        engine: Engine, tmp_path: Path, receiver: Receiver) -> None:
+        engine: Engine, tmp_path: Path, receiver: WebhookReceiver) -> None:
     ruleset = _ruleset(_webhook_rules(tmp_path, receiver), engine, tmp_path,
                        T_WEBHOOK_SECRET="a-long-shared-secret")
     insert_seed(engine)
@@ -366,7 +325,7 @@ def test_the_webhook_signature_verifies_and_the_payload_is_the_documented_one(
 
 
 def test_decided_but_not_sent_before_a_crash_is_sent_once_after_restart(
-        engine: Engine, db_url: str, tmp_path: Path, receiver: Receiver) -> None:
+        engine: Engine, db_url: str, tmp_path: Path, receiver: WebhookReceiver) -> None:
     path = _webhook_rules(tmp_path, receiver)
     ruleset = _ruleset(path, engine, tmp_path, T_WEBHOOK_SECRET="k")
     insert_seed(engine)
@@ -384,7 +343,7 @@ def test_decided_but_not_sent_before_a_crash_is_sent_once_after_restart(
 
 
 def test_a_throttled_group_sends_once_per_interval(engine: Engine, tmp_path: Path,
-                                                   receiver: Receiver) -> None:
+                                                   receiver: WebhookReceiver) -> None:
     ruleset = _ruleset(_webhook_rules(tmp_path, receiver, throttle="10m"), engine, tmp_path,
                        T_WEBHOOK_SECRET="k")
     for second in (0, 10, 20, 30):
@@ -411,7 +370,7 @@ def test_a_throttled_group_sends_once_per_interval(engine: Engine, tmp_path: Pat
 # --- apprise ---------------------------------------------------------------------------
 
 
-def test_an_apprise_url_delivers(engine: Engine, tmp_path: Path, receiver: Receiver) -> None:
+def test_an_apprise_url_delivers(engine: Engine, tmp_path: Path, receiver: WebhookReceiver) -> None:
     url = receiver.url.replace("http://", "json://")
     channels = "  chat:\n    type: apprise\n    url_env: T_APPRISE_URL\n"
     ruleset = _ruleset(write_rules(tmp_path, rules_for(channels, ["chat"])), engine,
@@ -466,7 +425,7 @@ def alert_daemon(db_url: str, rules: Path, state: Path) -> DaemonProcess:
 
 
 def test_the_daemon_reloads_on_sighup_keeps_good_rules_and_stops_on_sigterm(
-        engine: Engine, db_url: str, tmp_path: Path, receiver: Receiver) -> None:
+        engine: Engine, db_url: str, tmp_path: Path, receiver: WebhookReceiver) -> None:
     path = _webhook_rules(tmp_path, receiver)
     daemon = alert_daemon(db_url, path, tmp_path)
     try:
@@ -487,7 +446,7 @@ def test_the_daemon_reloads_on_sighup_keeps_good_rules_and_stops_on_sigterm(
 
 
 def test_the_daemon_killed_before_sending_sends_once_after_restart(
-        engine: Engine, db_url: str, tmp_path: Path, receiver: Receiver) -> None:
+        engine: Engine, db_url: str, tmp_path: Path, receiver: WebhookReceiver) -> None:
     path = _webhook_rules(tmp_path, receiver, backoff="3s", max_backoff="3s")
     receiver.default_status = 503
     daemon = alert_daemon(db_url, path, tmp_path)
