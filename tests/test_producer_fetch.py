@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -207,11 +206,11 @@ def test_error_statuses(feed_server: FeedServer, fetcher: Fetcher, reply: Reply,
 @pytest.mark.integration
 def test_slow_server_times_out(feed_server: FeedServer, fetcher: Fetcher) -> None:
     url = feed_server.add("/slow", Reply(200, FEED, delay_s=3.0))
-    began = time.monotonic()
     with pytest.raises(FeedError, match="timed out") as caught:
         fetcher.fetch(url)
     assert caught.value.retryable
-    assert time.monotonic() - began < 2.5
+    # The fetcher gave up while the server was still holding the answer back.
+    assert feed_server.active == 1
 
 
 @pytest.mark.integration
