@@ -26,6 +26,30 @@ from tests.support.ports import free_port
 
 POSTGRES_ENV = "NEWSWATCH_TEST_POSTGRES_URL"
 
+# Fixtures that start or reach a real service (Kafka, PostgreSQL, an HTTP, SMTP or web
+# server on 127.0.0.1). A test that uses one, directly or through another fixture, is an
+# integration test: `pytest_collection_modifyitems` marks it, so none is forgotten, and
+# ``-m "not integration"`` runs the unit tests alone.
+SERVICE_FIXTURES = frozenset({
+    "kafka_bootstrap", "disposable_postgres", "pg_engine", "pg_schema_url",
+    "feed_server", "feeds_http", "receiver", "webhook", "smtp", "smtp_server",
+    "console", "sqlite_console",
+})
+
+
+def needs_a_service(item: pytest.Item) -> bool:
+    """Whether a collected test uses a service fixture or runs on PostgreSQL."""
+    names = set(getattr(item, "fixturenames", ()))
+    callspec = getattr(item, "callspec", None)
+    on_postgres = callspec is not None and callspec.params.get("db_url") == "postgresql"
+    return on_postgres or bool(names & SERVICE_FIXTURES)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if needs_a_service(item) and item.get_closest_marker("integration") is None:
+            item.add_marker(pytest.mark.integration)
+
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -87,7 +111,7 @@ def postgres_schema(prefix: str) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database: a SQLite file, or a PostgreSQL schema of its own."""
     if request.param == "sqlite":
