@@ -14,13 +14,18 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from consumers.enrich.enrich import Enricher
 
 from newswatch.db import make_engine
 from newswatch.kafka_local import LocalKafka
+from tests.producer_fixtures import TopicWatch
 from tests.support.feed_server import FeedServer
 from tests.support.ports import free_port
 
@@ -121,7 +126,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-__all__ = ["create_engine", "free_port"]
 
 
 # --- Added by the store issue: a migrated database, and a PostgreSQL a test may stop. ---
@@ -172,3 +176,20 @@ def feed_server() -> Iterator[FeedServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def watch_factory() -> Iterator[list[TopicWatch]]:
+    """A list to put `TopicWatch` es in; each is closed after the test."""
+    watches: list[TopicWatch] = []
+    yield watches
+    for watch in watches:
+        watch.close()
+
+
+@pytest.fixture(scope="session")
+def enricher() -> Enricher:
+    """The shipped topics and alias table on the default model, loaded once (~1 s)."""
+    from consumers.enrich.enrich import Enricher
+
+    return Enricher.from_files()

@@ -20,7 +20,6 @@ from newswatch.daemon import StopFlag
 from newswatch.settings import Settings
 from schemas.messages import Article, DeadLetter, EnrichedArticle
 from schemas.topics import TopicNames
-from tests.enrich_fixtures import enricher  # noqa: F401 - fixture
 from tests.factories import make_article
 from tests.support.daemons import DaemonProcess
 from tests.support.waits import wait_for
@@ -81,7 +80,7 @@ def _committed(bootstrap: str, topic: str) -> int:
 
 
 def test_articles_round_trip_with_hits_and_poison_goes_to_dlq(
-    kafka_bootstrap: str, enricher: Enricher  # noqa: F811
+    kafka_bootstrap: str, enricher: Enricher
 ) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}."
     names = TopicNames.with_prefix(prefix)

@@ -15,13 +15,10 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer
-from kafka.structs import TopicPartition
 from sqlalchemy import func, select
 
 from newswatch.cli import main
@@ -31,6 +28,7 @@ from schemas import tables
 from schemas.feeds_file import FeedConfig
 from schemas.ids import article_id, canonical_url
 from tests.producer_fixtures import (
+    TopicWatch,
     articles_topic,
     migrated_sqlite,
     news_items,
@@ -93,29 +91,6 @@ def _write_feeds(path: Path, feeds: dict[str, str]) -> None:
     for feed_id, url in feeds.items():
         lines += [f"  - id: {feed_id}", f"    url: {url}"]
     path.write_text("\n".join(lines) + "\n")
-
-
-class TopicWatch:
-    """How many messages the topic holds, asked cheaply and often."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-        partitions = self._consumer.partitions_for_topic(topic) or set()
-        self._tps = [TopicPartition(topic, p) for p in partitions]
-
-    def size(self) -> int:
-        return sum(self._consumer.end_offsets(self._tps).values())
-
-    def close(self) -> None:
-        self._consumer.close()
-
-
-@pytest.fixture
-def watch_factory() -> Iterator[list[TopicWatch]]:
-    watches: list[TopicWatch] = []
-    yield watches
-    for watch in watches:
-        watch.close()
 
 
 def test_sigkill_mid_run_then_rerun_publishes_every_article_exactly_once(

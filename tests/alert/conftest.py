@@ -12,8 +12,6 @@ import pytest
 from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, Table, select
 from sqlalchemy.types import JSON
 
-from newswatch import migrate
-from newswatch.db import make_engine
 from schemas import tables
 from schemas.ids import article_id
 from tests.support.webhook import WebhookReceiver
@@ -38,15 +36,6 @@ SEED_EVIDENCE = {
 }
 SEED_ENTITIES = [("Taliban", "ORG", 9), ("Afghanistan", "GPE", 7), ("Russia", "GPE", 6),
                  ("Islamic State", "ORG", 3), ("Moscow", "GPE", 5)]
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    """A database of ``db_url`` migrated to the code's schema (as the daemons need it)."""
-    eng = make_engine(db_url)
-    migrate.upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 def _filler(table: Table, column: Any) -> Any:

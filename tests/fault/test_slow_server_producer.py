@@ -31,9 +31,8 @@ from tests.producer_fixtures import (
 )
 from tests.support.feed_server import FeedServer, Reply
 from tests.support.waits import wait_for
-from tests.test_producer_daemon import Producer, TopicWatch, _env, _write_feeds, watch_factory
+from tests.test_producer_daemon import Producer, TopicWatch, _env, _write_feeds
 
-__all__ = ["watch_factory"]
 pytestmark = pytest.mark.integration
 
 

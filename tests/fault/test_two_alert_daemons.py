@@ -16,11 +16,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from schemas import tables
-from tests.alert.conftest import engine, insert_article
+from tests.alert.conftest import insert_article
 from tests.support.daemons import DaemonProcess, stop_all
 from tests.support.waits import wait_for
 
-__all__ = ["engine"]
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -26,11 +26,9 @@ from newswatch.migrate import upgrade
 from newswatch.settings import Settings
 from schemas.ids import article_id
 from schemas.messages import Article
-from tests.enrich_fixtures import SEED_ARTICLE, enricher
+from tests.enrich_fixtures import SEED_ARTICLE
 from tests.support.ports import free_port
 from tests.support.waits import wait_for
-
-__all__ = ["enricher"]
 
 PASSWORD = "correct horse battery"
 HOSTILE_TITLE = "<img src=x onerror=alert(1)>"
