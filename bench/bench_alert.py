@@ -32,25 +32,27 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, select
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # for tests.support, the harness the tests use too
 
-from consumers.alert import evaluate as evaluate_module
-from consumers.alert.compile import CompiledRules, compile_rules
-from consumers.alert.outbox import run_tick, skip_history
-from consumers.alert.rule_index import index_of
-from consumers.alert.rules import parse_rules
-from newswatch import migrate
-from newswatch.db import make_engine
-from schemas import tables
-from schemas.ids import article_id
+from sqlalchemy import Engine, delete, select  # noqa: E402
+
+from consumers.alert import evaluate as evaluate_module  # noqa: E402
+from consumers.alert.compile import CompiledRules, compile_rules  # noqa: E402
+from consumers.alert.outbox import run_tick, skip_history  # noqa: E402
+from consumers.alert.rule_index import index_of  # noqa: E402
+from consumers.alert.rules import parse_rules  # noqa: E402
+from newswatch import migrate  # noqa: E402
+from newswatch.db import make_engine  # noqa: E402
+from schemas import tables  # noqa: E402
+from schemas.ids import article_id  # noqa: E402
+from tests.support.webhook import WebhookReceiver  # noqa: E402
 
 TOPICS = ("is_threat", "drug_trafficking", "recognition")
 EVIDENCE = [{"phrase": "Islamic State fighters", "start": 0, "end": 22, "rule": "x",
@@ -81,42 +83,10 @@ def insert(engine: Engine, n: int, topic: str, published: datetime,
 # --- 1. latency ------------------------------------------------------------------------
 
 
-class Receiver:
-    """Webhook receiver recording when each article's alert arrived."""
-
-    def __init__(self) -> None:
-        self.arrived: dict[str, float] = {}
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                now = time.time()
-                payload = json.loads(body)
-                with receiver.lock:
-                    for article in payload["articles"]:
-                        receiver.arrived.setdefault(article["id"], now)
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-
 def latency(url: str, folder: Path, rate: float, seconds: float, poll: float | None,
             extra_rules: int) -> dict[str, Any]:
     engine = make_engine(url)
-    receiver = Receiver()
+    receiver = WebhookReceiver()
     rules = folder / "latency-rules.yaml"
     lines = [f"channels:\n  hook: {{type: webhook, url: '{receiver.url}', timeout: 5s}}\n",
              "rules:\n",
@@ -147,19 +117,19 @@ def latency(url: str, folder: Path, rate: float, seconds: float, poll: float | N
             committed[aid] = time.time()
         achieved = total / (time.monotonic() - start)
         deadline = time.monotonic() + 60
-        while len(receiver.arrived) < total and time.monotonic() < deadline:
+        while len(receiver.article_arrivals()) < total and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(30)
-        receiver.server.shutdown()
+        receiver.close()
         engine.dispose()
     problems = [line for line in (folder / "alert-daemon.log").read_text().splitlines()
                 if '"level": "ERROR"' in line or '"level": "WARNING"' in line]
-    delays = sorted(receiver.arrived[a] - t for a, t in committed.items()
-                    if a in receiver.arrived)
+    arrived = receiver.article_arrivals()
+    delays = sorted(arrived[a] - t for a, t in committed.items() if a in arrived)
     missing = len(committed) - len(delays)
-    missing_ids = [a for a in committed if a not in receiver.arrived][:20]
+    missing_ids = [a for a in committed if a not in arrived][:20]
     return {
         "hits": len(committed), "rate_achieved": round(achieved, 1), "received": len(delays),
         "missing": missing, "missing_ids": missing_ids, "rules_loaded": 1 + extra_rules,

@@ -56,7 +56,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import run_all  # noqa: E402
-from bench_alert import Receiver  # noqa: E402
 from fulltext_corpus import fulltext_articles  # noqa: E402
 from kafka import KafkaAdminClient  # noqa: E402
 from kafka.errors import KafkaError  # noqa: E402
@@ -73,6 +72,10 @@ from newswatch.migrate import upgrade  # noqa: E402
 from newswatch.settings import Settings  # noqa: E402
 from schemas import tables  # noqa: E402
 from schemas.ids import article_id, canonical_url  # noqa: E402
+from tests.support.daemons import DaemonProcess, stop_all  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
+from tests.support.waits import wait_for  # noqa: E402
+from tests.support.webhook import WebhookReceiver  # noqa: E402
 
 DEFAULT_JSON = ROOT / "bench" / "results_fulltext.json"
 TARGET_RATE = 40.0  # articles/s end to end on 2 cores (issue 17)
@@ -212,7 +215,7 @@ def _group_stable(admin: KafkaAdminClient, group: str, members: int) -> bool:
             and len(described.get("members", [])) == members)
 
 
-def _kernels(daemon: run_all.Daemon) -> list[str]:
+def _kernels(daemon: DaemonProcess) -> list[str]:
     """What the enrich daemon logged about its matrix kernel."""
     found = []
     for line in daemon.log_path.read_text(errors="replace").splitlines():
@@ -250,7 +253,7 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
     database_url = f"sqlite:///{folder / 'fulltext.db'}"
     engine = make_engine(database_url)
     upgrade(engine)
-    daemons: list[run_all.Daemon] = []
+    daemons: list[DaemonProcess] = []
 
     def check() -> None:
         for daemon in daemons:
@@ -258,8 +261,8 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
 
     with contextlib.ExitStack() as cleanup:  # undone in reverse: daemons stop first
         cleanup.callback(engine.dispose)
-        receiver = Receiver()
-        cleanup.callback(receiver.server.shutdown)
+        receiver = WebhookReceiver()
+        cleanup.callback(receiver.close)
         server = StaticFeeds(articles, feeds, token)
         cleanup.callback(server.close)
         (folder / "feeds.yaml").write_text("feeds:\n" + "".join(
@@ -274,21 +277,21 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
         enrich_env = {**env, "NEWSWATCH_LOG_LEVEL": "INFO"}  # for the kernel line
         admin = KafkaAdminClient(bootstrap_servers=bootstrap)
         cleanup.callback(admin.close)
-        cleanup.callback(run_all.stop_all, daemons)
+        cleanup.callback(stop_all, daemons)
         for stage in ("store", "alert"):
-            daemons.append(run_all.Daemon.start(stage, stage, env, folder / "logs"))
+            daemons.append(run_all.start_daemon(stage, stage, env, folder / "logs"))
         metrics_ports = {}
         for n in range(processes):
-            metrics_ports[f"enrich-{n}"] = port = run_all.free_port()
-            daemons.append(run_all.Daemon.start(f"enrich-{n}", "enrich", {
+            metrics_ports[f"enrich-{n}"] = port = free_port()
+            daemons.append(run_all.start_daemon(f"enrich-{n}", "enrich", {
                 **enrich_env, "NEWSWATCH_METRICS_PORT": str(port)}, folder / "logs"))
-        run_all.wait_for(lambda: _group_stable(admin, ENRICH_GROUP, processes)
+        wait_for(lambda: _group_stable(admin, ENRICH_GROUP, processes)
                          and _group_stable(admin, STORE_GROUP, 1), 240,
-                         "enrich and store groups settled", check, 0.5)
-        cpu_before = {d.name: run_all.cpu_seconds(d.process.pid) for d in daemons}
+                         "enrich and store groups settled", check=check, interval_s=0.5)
+        cpu_before = {d.name: run_all.cpu_seconds(d.pid) for d in daemons}
         broker_pid = broker.pid()
         broker_before = run_all.cpu_seconds(broker_pid) if broker_pid else 0.0
-        daemons.append(run_all.Daemon.start("producer", "producer", env, folder / "logs"))
+        daemons.append(run_all.start_daemon("producer", "producer", env, folder / "logs"))
         cpu_before["producer"] = 0.0
         progress(f"  pipeline with {processes} enrich process(es) up; producer started")
 
@@ -297,8 +300,8 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
                 return int(conn.execute(select(func.count()).select_from(tables.articles))
                            .scalar_one())
 
-        run_all.wait_for(lambda: stored() >= len(articles), 120 + 2 * len(articles),
-                         "every article stored", check, 0.5)
+        wait_for(lambda: stored() >= len(articles), 120 + 2 * len(articles),
+                         "every article stored", check=check, interval_s=0.5)
         with engine.connect() as conn:
             last_stored = conn.execute(select(func.max(tables.articles.c.stored_at))).scalar_one()
             a = tables.articles.c
@@ -309,22 +312,22 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
                           .scalars())
 
         def arrived() -> int:
-            with receiver.lock:
-                return len(alerted & receiver.arrived.keys())
+            return len(alerted & receiver.article_arrivals().keys())
 
         with contextlib.suppress(TimeoutError):  # what is missing is reported
-            run_all.wait_for(lambda: arrived() == len(alerted), 120, "every alert", check, 0.5)
-        cpu = {d.name: round(run_all.cpu_seconds(d.process.pid) - cpu_before[d.name], 2)
+            wait_for(lambda: arrived() == len(alerted), 120, "every alert", check=check,
+                     interval_s=0.5)
+        cpu = {d.name: round(run_all.cpu_seconds(d.pid) - cpu_before[d.name], 2)
                for d in daemons}
         broker_cpu = run_all.cpu_seconds(broker_pid) - broker_before if broker_pid else 0.0
-        memory = {d.name: d.peak_rss_mb() for d in daemons}
+        memory = {d.name: run_all.peak_rss_mb(d.pid) for d in daemons}
         if broker_pid is not None:
             memory["kafka broker (JVM)"] = run_all.peak_rss_mb(broker_pid)
         kernels = {d.name: _kernels(d) for d in daemons if d.name.startswith("enrich")}
         reused = {name: _metric(port, "newswatch_analyses_reused_total")
                   for name, port in metrics_ports.items()}
-        with receiver.lock:
-            alert_times = [receiver.arrived[a] for a in alerted if a in receiver.arrived]
+        arrivals = receiver.article_arrivals()
+        alert_times = [arrivals[a] for a in alerted if a in arrivals]
     first = server.first_request
     if first is None:
         raise RuntimeError("the producer never polled")
@@ -460,8 +463,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         broker = None
         bootstrap = ""
         if not args.skip_pipeline:
-            broker = LocalKafka(state_dir=scratch / "kafka", port=run_all.free_port(),
-                                controller_port=run_all.free_port(), heap="512m")
+            broker = LocalKafka(state_dir=scratch / "kafka", port=free_port(),
+                                controller_port=free_port(), heap="512m")
             stack.callback(broker.stop)
             bootstrap = broker.start(timeout_s=120)
         for processes in counts:

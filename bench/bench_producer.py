@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -55,16 +54,12 @@ from producers.refresh import Context  # noqa: E402
 from producers.state import Store  # noqa: E402
 from schemas import tables  # noqa: E402
 from schemas.feeds_file import FeedConfig, FeedsFile  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 TEASER = ("Officials from ten countries met on Tuesday to discuss security, trade and aid "
           "in the region, a day after the government announced new measures. The talks, "
           "which diplomats described as constructive, are expected to continue next week.")
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def feed_document(n: int, items: int) -> bytes:

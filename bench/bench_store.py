@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 import tempfile
 import threading
@@ -45,15 +44,10 @@ from newswatch.migrate import upgrade  # noqa: E402
 from newswatch.settings import Settings, load_settings  # noqa: E402
 from schemas import tables  # noqa: E402
 from tests.factories import realistic_batch  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 POSTGRES_ENV = "NEWSWATCH_TEST_POSTGRES_URL"
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

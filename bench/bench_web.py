@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ from consumers.web.auth import add_user, count_users, create_token  # noqa: E402
 from newswatch.db import make_engine  # noqa: E402
 from newswatch.migrate import upgrade  # noqa: E402
 from schemas import tables  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 TARGETS_MS = {"search": 300.0, "alerts": 300.0, "article": 100.0}
 TARGET_RSS_MB = 300.0
@@ -157,11 +157,6 @@ def word_classes() -> dict[str, list[str]]:
         classes[name].append(word)
     return classes
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -39,9 +39,7 @@ import math
 import os
 import platform
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -52,7 +50,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -87,9 +84,13 @@ from producers.parse import parse  # noqa: E402
 from schemas.feeds_file import FeedConfig  # noqa: E402
 from schemas.ids import article_id, canonical_url  # noqa: E402
 from schemas.messages import Article, EnrichedArticle  # noqa: E402
+from tests.support.daemons import DaemonProcess, stop_all  # noqa: E402
+from tests.support.feed_server import FeedServer, Reply  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
+from tests.support.waits import wait_for  # noqa: E402
+from tests.support.webhook import WebhookReceiver  # noqa: E402
 
 DEFAULT_JSON = ROOT / "bench" / "results.json"
-RESERVED_PORTS = frozenset({9092, 9093})  # a developer's own broker may be there
 ENRICH_RATIO_TARGET = 0.85
 SCALING_TARGET = 1.7
 ENRICH_MEMORY_TARGET_MB = 600.0
@@ -124,26 +125,6 @@ def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def free_port() -> int:
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port: int = sock.getsockname()[1]
-        if port not in RESERVED_PORTS:
-            return port
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str,
-             check: Callable[[], None] | None = None, interval_s: float = 0.2) -> None:
-    """Poll ``condition`` until it holds; `TimeoutError` naming ``what`` after the bound.
-    ``check`` runs on every round and may raise (a daemon died)."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if check is not None:
-            check()
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not done after {timeout_s:.0f}s")
-        time.sleep(interval_s)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -419,59 +400,10 @@ def daemon_env(bootstrap: str, prefix: str, state_dir: Path, **extra: str) -> di
     return env
 
 
-@dataclass
-class Daemon:
-    """One ``python -m newswatch.cli <stage>`` child process, its log in a file."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    @classmethod
-    def start(cls, name: str, stage: str, env: dict[str, str], log_dir: Path,
-              *args: str) -> Daemon:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = log_dir / f"{name}.log"
-        with log_path.open("ab") as log:
-            # A session of its own: a Ctrl+C meant for the bench reaches it only through
-            # `stop`, in order.
-            process = subprocess.Popen([sys.executable, "-m", "newswatch.cli", stage, *args],
-                                       env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
-                                       stdout=log, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
-        return cls(name, process, log_path)
-
-    def check(self) -> None:
-        """Raise, with the end of its log, when the daemon has exited."""
-        if self.process.poll() is not None:
-            raise RuntimeError(f"{self.name} exited with code {self.process.returncode}:\n"
-                               f"{self.tail()}")
-
-    def peak_rss_mb(self) -> float | None:
-        return peak_rss_mb(self.process.pid)
-
-    def tail(self, lines: int = 15) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
-
-    def stop(self, timeout_s: float = 30.0) -> int | None:
-        """SIGTERM, the daemon's clean shutdown; SIGKILL after ``timeout_s``. Idempotent."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            return None
-
-
-def stop_all(daemons: Sequence[Daemon]) -> None:
-    for daemon in daemons:
-        if daemon.process.poll() is None:
-            daemon.process.send_signal(signal.SIGTERM)
-    for daemon in daemons:
-        daemon.stop()
+def start_daemon(name: str, stage: str, env: dict[str, str], log_dir: Path,
+                 *args: str) -> DaemonProcess:
+    """``python -m newswatch.cli <stage>`` as a child process, its log in ``log_dir``."""
+    return DaemonProcess(name, (stage, *args), env, log_dir / f"{name}.log", cwd=ROOT).start()
 
 
 # --- 4. enrich scaling: 1 and 2 processes in one group -------------------------------------
@@ -528,7 +460,7 @@ def scaling_run(bootstrap: str, scratch: Path, corpus: Sequence[Article], sizes:
     settings = Settings(kafka_bootstrap_servers=bootstrap, kafka_topic_prefix=prefix)
     names = ensure_topics(settings)  # the default partition count, as users get it
     env = daemon_env(bootstrap, prefix, scratch / f"scale{processes}")
-    daemons: list[Daemon] = []
+    daemons: list[DaemonProcess] = []
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
 
     def check() -> None:
@@ -537,25 +469,25 @@ def scaling_run(bootstrap: str, scratch: Path, corpus: Sequence[Article], sizes:
 
     try:
         for n in range(processes):
-            daemons.append(Daemon.start(f"enrich-{processes}-{n}", "enrich", env,
+            daemons.append(start_daemon(f"enrich-{processes}-{n}", "enrich", env,
                                         scratch / "logs"))
         # Input only once the group is settled with every member, so no rebalance
         # replays records mid-run; a warm-up batch per process loads what loads lazily.
-        wait_for(lambda: _group_ready(admin, processes), 180, "enrich group settled", check)
+        wait_for(lambda: _group_ready(admin, processes), 180, "enrich group settled", check=check)
         warm = _copies(corpus[: 64 * processes], 1, "warm")
         publish_articles(settings, names.articles, warm)
         wait_for(lambda: _committed(admin, names.articles) >= len(warm), 120,
-                 "enrich warm-up", check)
+                 "enrich warm-up", check=check)
         measured = _copies(corpus, sizes.scaling_repeat, "main")
-        cpu_before = sum(cpu_seconds(daemon.process.pid) for daemon in daemons)
+        cpu_before = sum(cpu_seconds(daemon.pid) for daemon in daemons)
         broker_before = cpu_seconds(broker_pid) if broker_pid else 0.0
         began = time.time()
         publish_articles(settings, names.articles, measured)
         wait_for(lambda: _committed(admin, names.articles) >= len(warm) + len(measured),
-                 60 + len(measured), "enrich run", check, interval_s=0.5)
-        cpu_used = sum(cpu_seconds(daemon.process.pid) for daemon in daemons) - cpu_before
+                 60 + len(measured), "enrich run", check=check, interval_s=0.5)
+        cpu_used = sum(cpu_seconds(daemon.pid) for daemon in daemons) - cpu_before
         broker_used = cpu_seconds(broker_pid) - broker_before if broker_pid else 0.0
-        peaks = [daemon.peak_rss_mb() for daemon in daemons]
+        peaks = [peak_rss_mb(daemon.pid) for daemon in daemons]
     finally:
         admin.close()
         stop_all(daemons)
@@ -611,7 +543,7 @@ class SteadyFeeds:
     Items ``0..warm-1`` are there from the start; after `start_steady`, item ``warm + j``
     appears at ``began + j / rate``, in feed ``i % feeds``. A feed lists its newest
     ``window`` items, newest first, with an ETag that changes with each new item.
-    `FeedServer` serves them and notes when a poll first returned each item.
+    `serve_steady_feeds` serves them and notes when a poll first returned each item.
     """
 
     stories: Sequence[tuple[str, str]]
@@ -672,52 +604,29 @@ class SteadyFeeds:
         return xml.encode(), f'"{number}-{items[0] if items else -1}"', items
 
 
-class FeedServer:
-    """`SteadyFeeds` over HTTP on 127.0.0.1 (``/feed/<n>``), in a thread of this process."""
+def serve_steady_feeds(feeds: SteadyFeeds) -> FeedServer:
+    """`SteadyFeeds` over HTTP on 127.0.0.1 (``/feed/<n>``, with ETags), in a thread of
+    this process; each 200 notes when the poll first returned its items."""
+    server = FeedServer()
+    for number in range(feeds.feeds):
+        server.add(f"/feed/{number}", _steady_route(feeds, number))
+    return server
 
-    def __init__(self, feeds: SteadyFeeds) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:
-                try:
-                    number = int(self.path.rsplit("/", 1)[1])
-                except ValueError:
-                    number = -1
-                if not 0 <= number < feeds.feeds:
-                    self._answer(404)
-                    return
-                body, etag, items = feeds.document(number)
-                if self.headers.get("If-None-Match") == etag:
-                    self._answer(304, etag=etag)
-                    return
-                self._answer(200, body, etag)
-                feeds.served(items, time.time())
+def _steady_route(feeds: SteadyFeeds, number: int) -> Callable[[dict[str, str]], Reply]:
+    def route(headers: dict[str, str]) -> Reply:
+        body, etag, items = feeds.document(number)
+        if headers.get("if-none-match") == etag:
+            return Reply(304, b"", {"ETag": etag})
+        feeds.served(items, time.time())
+        return Reply(200, body, {"ETag": etag,
+                                 "Content-Type": "application/rss+xml; charset=utf-8"})
 
-            def _answer(self, status: int, body: bytes = b"", etag: str | None = None
-                        ) -> None:
-                self.send_response(status)
-                if etag:
-                    self.send_header("ETag", etag)
-                if body:
-                    self.send_header("Content-Type", "application/rss+xml; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+    return route
 
-            def log_message(self, format: str, *args: Any) -> None:
-                return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def url(self, number: int) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/feed/{number}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def feed_url(server: FeedServer, number: int) -> str:
+    return server.url(f"/feed/{number}")
 
 
 def on_topic_stories(enricher: Enricher, limit: int = 40) -> list[tuple[str, str]]:
@@ -754,7 +663,6 @@ def rules_yaml(webhook_url: str) -> str:
 
 def e2e_section(bootstrap: str, scratch: Path, enricher: Enricher, sizes: Sizes, token: str,
                 broker: LocalKafka, poll_interval_s: float) -> dict[str, Any]:
-    from bench_alert import Receiver  # the alert bench's webhook receiver
 
     stories = on_topic_stories(enricher)
     if not stories:
@@ -766,7 +674,7 @@ def e2e_section(bootstrap: str, scratch: Path, enricher: Enricher, sizes: Sizes,
     warm = 2 * sizes.e2e_feeds
     everything = range(warm, warm + steady)
     feeds = SteadyFeeds(stories, sizes.e2e_feeds, warm, steady, sizes.e2e_rate, token)
-    daemons: list[Daemon] = []
+    daemons: list[DaemonProcess] = []
 
     def check() -> None:
         for daemon in daemons:
@@ -781,12 +689,12 @@ def e2e_section(bootstrap: str, scratch: Path, enricher: Enricher, sizes: Sizes,
         upgrade(engine)
         engine.dispose()
         ensure_topics(Settings(kafka_bootstrap_servers=bootstrap, kafka_topic_prefix=prefix))
-        receiver = Receiver()
-        cleanup.callback(receiver.server.shutdown)
-        server = FeedServer(feeds)
+        receiver = WebhookReceiver()
+        cleanup.callback(receiver.close)
+        server = serve_steady_feeds(feeds)
         cleanup.callback(server.close)
         (folder / "feeds.yaml").write_text("feeds:\n" + "".join(
-            f"  - {{id: wire-{n}, name: Bench wire {n}, url: '{server.url(n)}'}}\n"
+            f"  - {{id: wire-{n}, name: Bench wire {n}, url: '{feed_url(server, n)}'}}\n"
             for n in range(sizes.e2e_feeds)))
         (folder / "rules.yaml").write_text(rules_yaml(receiver.url))
         env = daemon_env(bootstrap, prefix, folder, database_url=database_url,
@@ -796,27 +704,27 @@ def e2e_section(bootstrap: str, scratch: Path, enricher: Enricher, sizes: Sizes,
         cleanup.callback(stop_all, daemons)
 
         def arrived(items: range) -> int:
-            with receiver.lock:
-                return sum(1 for i in items if feeds.article_id(i) in receiver.arrived)
+            seen = receiver.article_arrivals()
+            return sum(1 for i in items if feeds.article_id(i) in seen)
 
         for stage in ("producer", "enrich", "store", "alert"):
-            daemons.append(Daemon.start(stage, stage, env, scratch / "logs"))
+            daemons.append(start_daemon(stage, stage, env, scratch / "logs"))
         began = time.monotonic()
         wait_for(lambda: arrived(range(warm)) == warm, 240,
-                 "the warm-up items' alerts (all four daemons up)", check, 0.5)
+                 "the warm-up items' alerts (all four daemons up)", check=check,
+                 interval_s=0.5)
         startup_s = time.monotonic() - began
         progress(f"  pipeline up in {startup_s:.0f}s; {steady} items at "
                  f"{sizes.e2e_rate:g}/s over {sizes.e2e_seconds:g}s")
         feeds.start_steady()
         with contextlib.suppress(TimeoutError):  # what is missing then is reported
             wait_for(lambda: arrived(everything) == steady, sizes.e2e_seconds + 60,
-                     "every steady item's alert", check, 0.5)
-        memory = {daemon.name: daemon.peak_rss_mb() for daemon in daemons}
+                     "every steady item's alert", check=check, interval_s=0.5)
+        memory = {daemon.name: peak_rss_mb(daemon.pid) for daemon in daemons}
         broker_pid = broker.pid()
         if broker_pid is not None:
             memory["kafka broker (JVM)"] = peak_rss_mb(broker_pid)
-    with receiver.lock:
-        received = dict(receiver.arrived)
+    received = receiver.article_arrivals()
     latency, fetch_wait, pipeline = [], [], []
     for item in everything:
         at = received.get(feeds.article_id(item))

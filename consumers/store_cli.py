@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,18 +27,17 @@ from consumers.store.query import ArticleMatch, recent_articles
 from newswatch import migrate
 from newswatch.db import make_engine
 from newswatch.settings import Settings
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+from schemas import duration
 
 
 def parse_duration(text: str) -> timedelta:
-    """``90d``, ``24h``, ``30m``, ``45s`` or ``2w`` as a timedelta (argparse type)."""
-    match = _DURATION.match(text.lower())
-    if match is None:
+    """``90d``, ``24h``, ``1h30m`` ... as a timedelta (argparse type; `schemas.duration`)."""
+    try:
+        return duration.parse_duration(text)
+    except ValueError as exc:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a duration: use a number and a unit, e.g. 90d, 24h, 30m")
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+            f"{text!r} is not a duration: use a number and a unit, e.g. 90d, 24h, 1h30m"
+        ) from exc
 
 
 def parse_since(text: str) -> datetime:

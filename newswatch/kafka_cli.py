@@ -6,7 +6,8 @@ import argparse
 import time
 from typing import Any
 
-from newswatch.kafka_local import LocalKafka, broker_answers
+from newswatch.kafka_local import LocalKafka
+from newswatch.kafka_probe import broker_answers
 from newswatch.settings import Settings
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,8 @@ from newswatch.db import make_engine
 from newswatch.db_errors import unavailable_as_retryable
 from newswatch.errors import ConfigError, SchemaVersionError
 from newswatch.retry import RetryPolicy, retry_call
-from schemas.tables import SEARCH_COLUMNS, SEARCH_INDEXES, SEARCH_TABLES, metadata
+from schemas.migrations.left_out import search_objects_left_out
+from schemas.tables import metadata
 
 log = logging.getLogger(__name__)
 # Alembic announces its context ("Context impl SQLiteImpl.") at INFO on every schema
@@ -147,37 +147,6 @@ def schema_differences(engine: Engine) -> list[Any]:
                    **search_objects_left_out(dialect)}
         context = MigrationContext.configure(connection, opts=options)
         return list(compare_metadata(context, metadata))
-
-
-def search_objects_left_out(dialect: str) -> dict[str, Callable[..., bool]]:
-    """Alembic's ``include_name`` and ``include_object`` options that leave the full-text
-    search objects of migration 0007 out of comparisons and autogenerate."""
-    return {"include_name": _search_names_left_out(dialect),
-            "include_object": _search_columns_left_out(dialect)}
-
-
-def _search_names_left_out(dialect: str) -> Callable[..., bool]:
-    """Alembic's ``include_name``: skip the full-text search tables and indexes of
-    migration 0007, which are not SQLAlchemy tables (`schemas.tables.SEARCH_TABLES`)."""
-    skipped = SEARCH_TABLES.get(dialect, set()) | SEARCH_INDEXES.get(dialect, set())
-
-    def include(name: str | None, type_: str, _parent: Any) -> bool:
-        return not (type_ in {"table", "index"} and name in skipped)
-
-    return include
-
-
-def _search_columns_left_out(dialect: str) -> Callable[..., bool]:
-    """Alembic's ``include_object``: skip the generated search column (PostgreSQL)."""
-    skipped = SEARCH_COLUMNS.get(dialect, set())
-
-    def include(obj: Any, name: str | None, type_: str, reflected: bool, _other: Any
-                ) -> bool:
-        if type_ == "column" and reflected:
-            return (obj.table.name, name) not in skipped
-        return True
-
-    return include
 
 
 def new_revision(message: str) -> Path | None:

@@ -218,7 +218,7 @@ class Settings(BaseSettings):
         """The rules.yaml to run: ``rules_file``, else the demo rules shipped in the package."""
         if self.rules_file is not None:
             return self.rules_file
-        return Path(__file__).resolve().parent.parent / "consumers" / "alert" / "rules.yaml"
+        return Path(__file__).resolve().parent / "demo" / "rules.yaml"
 
     def alerts_file(self) -> Path:
         """The JSON-lines file the demo rules write alerts to (a relative jsonl path's base)."""

@@ -27,12 +27,14 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from newswatch.chunks import chunks
+from newswatch.utc import as_utc
 from schemas import tables
 from schemas.feeds_file import FeedConfig
 from schemas.messages import Article
@@ -42,11 +44,7 @@ log = logging.getLogger(__name__)
 _CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's limits
 
 
-def as_utc(value: datetime | None) -> datetime | None:
-    """A stored time as an aware UTC datetime (SQLite returns naive ones)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 
 @dataclass(frozen=True)
@@ -120,9 +118,7 @@ class InFlight:
                 self._ids.difference_update(a.id for a in mine)
 
 
-def _chunks(values: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
+
 
 
 def _upsert_seen(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -224,7 +220,7 @@ class Store:
                           last_warning_at=now if warning else None)
         with self.engine.begin() as conn:
             _upsert_seen(conn, [_seen_row(article, now) for article in published])
-            for chunk in _chunks(list(unchanged_ids)):
+            for chunk in chunks(list(unchanged_ids), _CHUNK):
                 conn.execute(update(tables.seen_items)
                              .where(tables.seen_items.c.article_id.in_(chunk))
                              .values(last_seen_at=now))
@@ -266,7 +262,7 @@ class Store:
         seen = tables.seen_items
         found: dict[str, SeenRecord] = {}
         with self.engine.connect() as conn:
-            for chunk in _chunks(list(dict.fromkeys(article_ids))):
+            for chunk in chunks(list(dict.fromkeys(article_ids)), _CHUNK):
                 rows = conn.execute(select(seen.c.article_id, seen.c.content_hash,
                                            seen.c.revision, seen.c.feed_id)
                                     .where(seen.c.article_id.in_(chunk)))

@@ -22,13 +22,11 @@ every problem, so an operator can fix the file without reading a traceback.
 from __future__ import annotations
 
 import codecs
-import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -39,26 +37,12 @@ from pydantic import (
     model_validator,
 )
 
-from newswatch.errors import ConfigError
-from schemas.yaml_load import BoundedLoader
+from schemas.duration import Duration
+from schemas.errors import ConfigError
+from schemas.yaml_load import YamlDocument, field_path, load_document
 
 FEED_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$"
-_DURATION = re.compile(r"^\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
-
-
-def parse_duration(value: Any) -> Any:
-    """``90``, ``"90s"``, ``"15m"``, ``"2h"``, ``"1h30m"`` -> timedelta; others unchanged."""
-    if isinstance(value, bool):
-        return value  # let pydantic reject it: `poll_interval: yes` is a typo, not 1 second
-    if isinstance(value, int | float):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match and any(match.groups()):
-            hours, minutes, seconds = (int(part or 0) for part in match.groups())
-            return timedelta(hours=hours, minutes=minutes, seconds=seconds)
-    return value
 
 
 class FeedConfig(BaseModel):
@@ -69,19 +53,14 @@ class FeedConfig(BaseModel):
     id: str = Field(validation_alias=AliasChoices("id", "key"), pattern=FEED_ID_PATTERN)
     url: str = Field(min_length=1)
     name: str = ""
-    poll_interval: timedelta | None = Field(default=None, ge=timedelta(seconds=10),
-                                            le=timedelta(days=7))
+    poll_interval: Duration | None = Field(default=None, ge=timedelta(seconds=10),
+                                           le=timedelta(days=7))
     tags: tuple[str, ...] = ()
     language: str | None = Field(default=None, pattern=LANGUAGE_PATTERN)
     enabled: bool = True
     full_text: bool = False
     base_url: str | None = None
     encoding: str | None = None
-
-    @field_validator("poll_interval", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        return parse_duration(value)
 
     @field_validator("url")
     @classmethod
@@ -151,64 +130,6 @@ class FeedsFile(BaseModel):
         return next((feed for feed in self.feeds if feed.id == feed_id), None)
 
 
-# --- Loading with line numbers --------------------------------------------------------
-
-
-class _Mapping(dict[Any, Any]):
-    """A YAML mapping that remembers the line of itself and of each key (1-based)."""
-
-    line: int = 0
-    key_lines: dict[Any, int]
-
-
-class _LineLoader(BoundedLoader):
-    """SafeLoader (aliases bounded) whose mappings carry line numbers and reject duplicate keys."""
-
-
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Mapping:
-    loader.flatten_mapping(node)
-    mapping = _Mapping()
-    mapping.line = node.start_mark.line + 1
-    mapping.key_lines = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        if key in mapping:
-            raise ConfigError(f"line {line}: key {key!r} appears twice in one mapping")
-        mapping[key] = loader.construct_object(value_node, deep=True)
-        mapping.key_lines[key] = line
-    return mapping
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _line_of(data: Any, loc: tuple[int | str, ...]) -> int | None:
-    """The line of the deepest YAML node that ``loc`` (a pydantic error location) reaches."""
-    line: int | None = data.line if isinstance(data, _Mapping) else None
-    node = data
-    for part in loc:
-        if isinstance(node, _Mapping) and part in node:
-            line = node.key_lines.get(part, line)
-            node = node[part]
-            if isinstance(node, _Mapping):
-                line = node.line
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-            if isinstance(node, _Mapping):
-                line = node.line
-        else:
-            break
-    return line
-
-
-def _field_name(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(file)"
-
-
 def _resolve_url(feed: FeedConfig, folder: Path) -> FeedConfig:
     parts = urlsplit(feed.url)
     if parts.scheme.lower() in ("http", "https", "file"):
@@ -219,21 +140,21 @@ def _resolve_url(feed: FeedConfig, folder: Path) -> FeedConfig:
     return feed.model_copy(update={"url": path.resolve().as_uri()})
 
 
-def _check_unique_ids(data: dict[Any, Any], source: str) -> None:
-    first_line: dict[str, int] = {}
+def _check_unique_ids(document: YamlDocument, data: dict[Any, Any]) -> None:
+    first_line: dict[str, int | None] = {}
     items = data.get("feeds")
     for index, item in enumerate(items if isinstance(items, list) else []):
-        if not isinstance(item, _Mapping):
+        if not isinstance(item, dict):
             continue
         key = "id" if "id" in item else "key"
         feed_id = item.get(key)
         if not isinstance(feed_id, str):
             continue
-        line = item.key_lines.get(key, item.line)
+        loc = ("feeds", index, key)
         if feed_id in first_line:
-            raise ConfigError(f"{source}:{line}: feeds[{index}].{key}: feed id {feed_id!r} "
-                              f"is already used on line {first_line[feed_id]}")
-        first_line[feed_id] = line
+            raise ConfigError(document.problem(
+                loc, f"feed id {feed_id!r} is already used on line {first_line[feed_id]}"))
+        first_line[feed_id] = document.line_of(loc)
 
 
 def parse_feeds_yaml(text: str, source: str = "feeds.yaml", folder: Path | None = None
@@ -242,30 +163,17 @@ def parse_feeds_yaml(text: str, source: str = "feeds.yaml", folder: Path | None 
 
     Raises `ConfigError` listing every problem as ``source:line: field: message``.
     """
-    try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
-    if data is None:
-        data = _Mapping()
+    document = load_document(text, source)
+    data = document.data if document.data is not None else {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}:1: the file must be a mapping with a 'feeds' list")
-    _check_unique_ids(data, source)
+    _check_unique_ids(document, data)
     try:
         parsed = FeedsFile.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            loc = tuple(error["loc"])
-            line = _line_of(data, loc)
-            where = f"{source}:{line}" if line is not None else source
-            message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{where}: {_field_name(loc)}: {message}")
+        problems = [document.problem(tuple(error["loc"]), error["msg"],
+                                     field_path(tuple(error["loc"])) or "(file)")
+                    for error in exc.errors()]
         raise ConfigError("invalid feeds file:\n  " + "\n  ".join(problems)) from None
     folder = folder or Path.cwd()
     return parsed.model_copy(

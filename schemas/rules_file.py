@@ -5,14 +5,15 @@ Everything here is plain data, validated by pydantic. Nothing in a rule file is 
 evaluated as code: `consumers.alert.compile` turns each rule into SQLAlchemy expressions
 with bound parameters. Unknown keys are errors, so a typo cannot silently widen a rule.
 
-Durations are written ``30s``, ``5m``, ``6h``, ``7d`` or ``2w`` (or a number of seconds).
+Durations are `schemas.duration.Duration`: ``30s``, ``5m``, ``1h30m``, ``7d``, ``2w`` or a
+number of seconds.
+
 Secrets (SMTP password, webhook secret, tokens inside URLs) are never written here: the
 file names the environment variables that hold them.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -26,40 +27,15 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.duration import Duration
+
 RULES_FILE_VERSION: Literal[1] = 1
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
-def parse_duration(value: Any) -> Any:
-    """``"6h"`` -> ``timedelta(hours=6)``; numbers are seconds; other values pass through."""
-    if isinstance(value, bool):
-        raise ValueError("a duration such as 30s, 5m, 6h or 7d")
-    if isinstance(value, int | float):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        found = _DURATION.match(value)
-        if not found:
-            raise ValueError(f"{value!r} is not a duration such as 30s, 5m, 6h or 7d")
-        return timedelta(seconds=float(found.group(1)) * _UNIT_SECONDS[found.group(2)])
-    return value
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
-
-
-def format_duration(value: timedelta) -> str:
-    """The shortest exact spelling of a duration, e.g. ``6h`` or ``90s``."""
-    seconds = value.total_seconds()
-    for unit in ("w", "d", "h", "m"):
-        size = _UNIT_SECONDS[unit]
-        if seconds and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
 
 
 class _Strict(BaseModel):

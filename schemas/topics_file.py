@@ -53,7 +53,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -62,10 +61,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from yaml.nodes import MappingNode, Node, SequenceNode
 
-from newswatch.errors import ConfigError
 from schemas import yaml_load
+from schemas.errors import ConfigError
 from schemas.regex_safety import check_regex, regexes_in
 
 TOPIC_NAME = r"^[a-z][a-z0-9_]*$"
@@ -409,43 +407,17 @@ def _read(path: Path) -> bytes:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
 
 
-def _parse(raw: bytes, path: Path) -> tuple[Any, Node | None]:
-    try:
-        text = raw.decode("utf-8")
-        return yaml_load.safe_load(text), yaml_load.compose(text)
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8: {exc}") from exc
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}{where}: invalid YAML: {problem}") from exc
-
-
-# libyaml's safe loader where PyYAML was built with it: the generated country table
-# (5,000 lines) loads in a tenth of the time, which counts at every daemon start.
-_FAST_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _load_data(raw: bytes, path: Path) -> Any:
-    """The YAML document as data (safe loader only); errors as `_parse` reports them."""
-    try:
-        return yaml.load(raw.decode("utf-8"), Loader=_FAST_SAFE_LOADER)  # noqa: S506 (safe)
-    except (UnicodeDecodeError, yaml.YAMLError):
-        return _parse(raw, path)[0]  # raises the located ConfigError
+def _document(raw: bytes, path: Path) -> yaml_load.YamlDocument:
+    return yaml_load.load_document(raw, str(path))
 
 
 def _validate(model: type[M], raw: bytes, path: Path) -> M:
-    data = _load_data(raw, path)
-    if data is None:
-        data = {}
+    document = _document(raw, path)
+    data = document.data if document.data is not None else {}
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        _, root = _parse(raw, path)  # the node tree only to say where the problems are
-        problems = [_describe(error["loc"], error["msg"], root, path)
+        problems = [_describe(error["loc"], error["msg"], document)
                     for error in exc.errors()[:5]]
         more = len(exc.errors()) - len(problems)
         if more > 0:
@@ -457,54 +429,18 @@ def describe_problem(path: Path, loc: tuple[int | str, ...], msg: str) -> str:
     """A problem found after loading, located like a validation error (file, line, topic,
     field), e.g. a token pattern that spaCy rejects when the topics are compiled."""
     try:
-        _, root = _parse(path.read_bytes(), path)
+        document = _document(path.read_bytes(), path)
     except (OSError, ConfigError):
-        root = None
-    return _describe(loc, msg, root, path)
+        document = yaml_load.YamlDocument(source=str(path), data=None, root=None)
+    return _describe(loc, msg, document)
 
 
-def _describe(loc: tuple[int | str, ...], msg: str, root: Node | None, path: Path) -> str:
-    """One problem as 'file, line N: topic 't', field 'rules[1].weight': message'."""
-    msg = msg.removeprefix("Value error, ")
-    line = _line_of(root, loc)
-    where = f"{path}" + (f", line {line}" if line else "")
+def _describe(loc: tuple[int | str, ...], msg: str, document: yaml_load.YamlDocument) -> str:
+    """One problem as 'file:N: topic 't', field 'rules[1].weight': message'."""
     if len(loc) >= 2 and loc[0] == "topics":
-        topic, rest = loc[1], loc[2:]
-        field = _field_path(rest) or "(the topic itself)"
-        return f"{where}: topic {topic!r}, field {field!r}: {msg}"
-    field = _field_path(loc) or "(top level)"
-    return f"{where}: field {field!r}: {msg}"
-
-
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + part
-    return out
-
-
-def _line_of(root: Node | None, loc: tuple[int | str, ...]) -> int | None:
-    """The 1-based line of the deepest YAML node the error location reaches."""
-    node = root
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        child: Node | None = None
-        if isinstance(node, MappingNode):
-            for key, value in node.value:
-                if key.value == part:
-                    child = value
-                    break
-        elif isinstance(node, SequenceNode) and isinstance(part, int) and (
-                0 <= part < len(node.value)):
-            child = node.value[part]
-        if child is None:
-            break
-        node = child
-        line = node.start_mark.line + 1
-    return line
+        field = yaml_load.field_path(loc[2:]) or "(the topic itself)"
+        return document.problem(loc, msg, f"topic {loc[1]!r}, field {field!r}")
+    return document.problem(loc, msg, f"field {yaml_load.field_path(loc) or '(top level)'!r}")
 
 
 def _check_references(topics: TopicsFile, aliases: AliasFile, path: Path,
@@ -548,5 +484,5 @@ def _check_references(topics: TopicsFile, aliases: AliasFile, path: Path,
                                          f"no {kind[:-1]} named {name!r} in this topic "
                                          f"(named: {sorted(names) or 'none'})"))
     if problems:
-        _, root = _parse(raw, path)
-        raise ConfigError("\n".join(_describe(loc, msg, root, path) for loc, msg in problems[:5]))
+        document = _document(raw, path)
+        raise ConfigError("\n".join(_describe(loc, msg, document) for loc, msg in problems[:5]))

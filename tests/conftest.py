@@ -11,26 +11,49 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from consumers.enrich.enrich import Enricher
 
 from newswatch.db import make_engine
 from newswatch.kafka_local import LocalKafka
+from tests.producer_fixtures import TopicWatch
+from tests.support.feed_server import FeedServer
+from tests.support.ports import free_port
 
 POSTGRES_ENV = "NEWSWATCH_TEST_POSTGRES_URL"
 
+# Fixtures that start or reach a real service (Kafka, PostgreSQL, an HTTP, SMTP or web
+# server on 127.0.0.1). A test that uses one, directly or through another fixture, is an
+# integration test: `pytest_collection_modifyitems` marks it, so none is forgotten, and
+# ``-m "not integration"`` runs the unit tests alone.
+SERVICE_FIXTURES = frozenset({
+    "kafka_bootstrap", "disposable_postgres", "pg_engine", "pg_schema_url",
+    "feed_server", "feeds_http", "receiver", "webhook", "smtp", "smtp_server",
+    "console", "sqlite_console",
+})
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+
+def needs_a_service(item: pytest.Item) -> bool:
+    """Whether a collected test uses a service fixture or runs on PostgreSQL."""
+    names = set(getattr(item, "fixturenames", ()))
+    callspec = getattr(item, "callspec", None)
+    on_postgres = callspec is not None and callspec.params.get("db_url") == "postgresql"
+    return on_postgres or bool(names & SERVICE_FIXTURES)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if needs_a_service(item) and item.get_closest_marker("integration") is None:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +116,7 @@ def postgres_schema(prefix: str) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database: a SQLite file, or a PostgreSQL schema of its own."""
     if request.param == "sqlite":
@@ -103,7 +126,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-__all__ = ["create_engine", "free_port"]
 
 
 # --- Added by the store issue: a migrated database, and a PostgreSQL a test may stop. ---
@@ -144,3 +166,30 @@ def disposable_postgres() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.destroy()
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    """A real HTTP server on 127.0.0.1 whose routes the test sets (`FeedServer`)."""
+    server = FeedServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def watch_factory() -> Iterator[list[TopicWatch]]:
+    """A list to put `TopicWatch` es in; each is closed after the test."""
+    watches: list[TopicWatch] = []
+    yield watches
+    for watch in watches:
+        watch.close()
+
+
+@pytest.fixture(scope="session")
+def enricher() -> Enricher:
+    """The shipped topics and alias table on the default model, loaded once (~1 s)."""
+    from consumers.enrich.enrich import Enricher
+
+    return Enricher.from_files()

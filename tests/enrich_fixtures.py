@@ -1,8 +1,5 @@
-"""Fixtures of the enrichment tests: one spaCy pipeline and enricher for the whole session.
-
-Import the fixtures into a test module (``from tests.enrich_fixtures import enricher``)
-so pytest finds them. Loading the model takes about a second; every test shares it.
-"""
+"""Helpers of the enrichment tests (the session's ``enricher`` fixture is in
+``tests/conftest.py``): labelled data, articles, topic hits."""
 
 from __future__ import annotations
 
@@ -11,19 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from consumers.enrich.enrich import Enricher
 from schemas.messages import Article
 
 LABELLED = Path(__file__).parent / "data" / "labelled"
 SEED_ARTICLE = Path(__file__).resolve().parent.parent / "newswatch" / "demo" / "seed-article.txt"
-
-
-@pytest.fixture(scope="session")
-def enricher() -> Enricher:
-    """The shipped topics and alias table on the default model, loaded once."""
-    return Enricher.from_files()
 
 
 def hits(enricher: Enricher, title: str, text: str = "") -> dict[str, float]:

@@ -10,18 +10,12 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.support.ports import free_port
 
 
 def _as_postgres(command: list[str]) -> list[str]:
@@ -59,7 +53,7 @@ class PostgresServer:
         if os.geteuid() == 0:
             shutil.chown(root, "postgres", "postgres")
             shutil.chown(pwfile, "postgres", "postgres")
-        server = cls(bin_dir=bin_dir, data_dir=data_dir, port=_free_port(), password=password)
+        server = cls(bin_dir=bin_dir, data_dir=data_dir, port=free_port(), password=password)
         server._run([str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres",
                      "-A", "scram-sha-256", f"--pwfile={pwfile}", "--no-sync"])
         pwfile.unlink()

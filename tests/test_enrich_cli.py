@@ -11,9 +11,7 @@ import pytest
 from consumers.enrich.cli import Item, classify, evaluate, read_items, report
 from consumers.enrich.enrich import Enricher
 from newswatch.cli import main
-from tests.enrich_fixtures import SEED_ARTICLE, enricher
-
-__all__ = ["enricher"]
+from tests.enrich_fixtures import SEED_ARTICLE
 
 INPUT: list[dict[str, object]] = [
     {"id": "a1", "title": "ISIS claims suicide bombing in Baghdad", "text": "", "extra": 1},

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -22,8 +20,9 @@ from newswatch.daemon import StopFlag
 from newswatch.settings import Settings
 from schemas.messages import Article, DeadLetter, EnrichedArticle
 from schemas.topics import TopicNames
-from tests.enrich_fixtures import enricher  # noqa: F401 - fixture
 from tests.factories import make_article
+from tests.support.daemons import DaemonProcess
+from tests.support.waits import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +80,7 @@ def _committed(bootstrap: str, topic: str) -> int:
 
 
 def test_articles_round_trip_with_hits_and_poison_goes_to_dlq(
-    kafka_bootstrap: str, enricher: Enricher  # noqa: F811
+    kafka_bootstrap: str, enricher: Enricher
 ) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}."
     names = TopicNames.with_prefix(prefix)
@@ -125,12 +124,11 @@ def test_articles_round_trip_with_hits_and_poison_goes_to_dlq(
     assert _committed(kafka_bootstrap, names.articles) == len(payloads)
 
 
-def _start_daemon(bootstrap: str, prefix: str, log: Path) -> subprocess.Popen[bytes]:
+def _start_daemon(bootstrap: str, prefix: str, log: Path) -> DaemonProcess:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
            "NEWSWATCH_KAFKA_TOPIC_PREFIX": prefix, "NEWSWATCH_ENRICH_BATCH_SIZE": "16",
            "NEWSWATCH_LOG_FORMAT": "json"}
-    return subprocess.Popen([sys.executable, "-m", "newswatch.cli", "enrich"], env=env,
-                            stderr=log.open("wb"), stdin=subprocess.DEVNULL)
+    return DaemonProcess("enrich", ("enrich",), env, log).start()
 
 
 @pytest.mark.parametrize("kill_signal", [signal.SIGKILL, signal.SIGTERM])
@@ -145,15 +143,14 @@ def test_daemon_stopped_mid_stream_then_restarted_skips_nothing(
     first = _start_daemon(kafka_bootstrap, prefix, tmp_path / "first.log")
     try:
         partial = _wait_for(kafka_bootstrap, names.enriched, 40)
-        assert len(partial) >= 40, (tmp_path / "first.log").read_text()[-2000:]
-        first.send_signal(kill_signal)
-        code = first.wait(timeout=30)
+        assert len(partial) >= 40, first.tail(40)
+        first.send(kill_signal)
+        code = first.stop(signalled=True)
     finally:
-        if first.poll() is None:
-            first.kill()
+        first.kill()
     committed = _committed(kafka_bootstrap, names.articles)
     if kill_signal == signal.SIGTERM:
-        assert code == 0, (tmp_path / "first.log").read_text()[-2000:]
+        assert code == 0, first.tail(40)
         # A clean stop commits what it finished: everything enriched so far is committed
         # or about to be replayed, and the commit is not ahead of the output.
         assert committed > 0
@@ -165,13 +162,16 @@ def test_daemon_stopped_mid_stream_then_restarted_skips_nothing(
         out = _wait_for(kafka_bootstrap, names.enriched, len(articles), timeout_s=120)
         # Wait for every article, not for a count: what the first daemon sent and did not
         # commit is sent again, so the count is reached before the last article is done.
-        wanted, deadline = {a.id for a in articles}, time.monotonic() + 120
-        while ({EnrichedArticle.model_validate_json(v).article.id for v in out} < wanted
-               and time.monotonic() < deadline):
-            out = _read(kafka_bootstrap, names.enriched, idle_ms=1000)
+        wanted = {a.id for a in articles}
+
+        def every_article_out() -> bool:
+            out[:] = _read(kafka_bootstrap, names.enriched, idle_ms=1000)
+            return {EnrichedArticle.model_validate_json(v).article.id for v in out} >= wanted
+
+        wait_for(every_article_out, 120, "every article enriched", check=second.check,
+                 interval_s=0)
     finally:
-        second.send_signal(signal.SIGTERM)
-        assert second.wait(timeout=30) == 0
+        assert second.stop() == 0, second.tail(40)
 
     ids = [EnrichedArticle.model_validate_json(v).article.id for v in out]
     assert set(ids) == {a.id for a in articles}, "an article was skipped"

@@ -5,9 +5,6 @@ from __future__ import annotations
 import pytest
 
 from consumers.enrich.enrich import Enricher, document_text
-from tests.enrich_fixtures import enricher
-
-__all__ = ["enricher"]
 
 
 def entities(enricher: Enricher, text: str) -> dict[str, tuple[str, int]]:

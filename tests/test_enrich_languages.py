@@ -25,7 +25,7 @@ from consumers.enrich.pipelines import Pipelines
 from consumers.enrich.topics import DEFAULT_TOPICS_PATH
 from newswatch.errors import ConfigError
 from schemas.topics_file import load_topics
-from tests.enrich_fixtures import article, enricher  # noqa: F401  (fixture)
+from tests.enrich_fixtures import article
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_text_without_letters_has_no_language(identify: LanguageIdentifier) -> N
 
 
 def test_a_mixed_feed_gets_a_language_and_pipeline_per_article(
-        enricher: Enricher) -> None:  # noqa: F811
+        enricher: Enricher) -> None:
     articles = [
         article(LONG[code].split(".")[0], content=LONG[code], language="de",
                 id=f"{code:x<16}"[:16]) for code in ("de", "fr", "ru", "ar")
@@ -184,7 +184,7 @@ CASES = [
 
 @pytest.mark.parametrize(("language", "topic", "expected", "title", "text"), CASES,
                          ids=[f"{c[0]}-{c[1]}-{'pos' if c[2] else 'neg'}" for c in CASES])
-def test_topics_in_other_languages(enricher: Enricher, language: str,  # noqa: F811
+def test_topics_in_other_languages(enricher: Enricher, language: str,
                                    topic: str, expected: bool, title: str, text: str) -> None:
     analysis = enricher.analyse(document_text(title, content=text))
     assert primary_subtag(analysis.language) == language
@@ -197,7 +197,7 @@ def test_topics_in_other_languages(enricher: Enricher, language: str,  # noqa: F
 
 # --- entities across languages and scripts ------------------------------------------------
 
-def test_one_canonical_name_across_languages_and_scripts(enricher: Enricher  # noqa: F811
+def test_one_canonical_name_across_languages_and_scripts(enricher: Enricher
                                                          ) -> None:
     texts = {
         "en": "ISIS fighters attacked the town. The Islamic State's propaganda spread fast.",
@@ -224,7 +224,7 @@ def test_one_canonical_name_across_languages_and_scripts(enricher: Enricher  # n
     assert not {e.name for e in german.entities} & {"Polizei", "Stadt"}  # no junk "entities"
 
 
-def test_lower_case_words_are_not_countries(enricher: Enricher) -> None:  # noqa: F811
+def test_lower_case_words_are_not_countries(enricher: Enricher) -> None:
     # Portuguese "peru" is a turkey; "Peru" the country.
     analysis = enricher.analyse(document_text(
         "", content="O peru de Natal ficou mais caro este ano, disse a associação. O Peru "
@@ -236,7 +236,7 @@ def test_lower_case_words_are_not_countries(enricher: Enricher) -> None:  # noqa
 # --- fallbacks -----------------------------------------------------------------------------
 
 def test_a_language_without_a_tokenizer_falls_back_logged_and_counted(
-        enricher: Enricher, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+        enricher: Enricher, caplog: pytest.LogCaptureFixture) -> None:
     japanese = article("東京で国際会議が開かれた",
                        content="日本の首相は東京で各国の代表と会談した。会議は三日間続く予定だ。",
                        id="j" * 16)
@@ -329,7 +329,7 @@ def test_a_language_block_must_name_parts_of_its_topic(tmp_path: Path) -> None:
         load_topics(tmp_path / "topics.yaml")
 
 
-def test_eval_reports_per_language(enricher: Enricher) -> None:  # noqa: F811
+def test_eval_reports_per_language(enricher: Enricher) -> None:
     records = [
         {"id": 1, "lang": "de", "title": CASES[0][3], "text": CASES[0][4],
          "labels": ["is_threat"]},

@@ -12,9 +12,7 @@ from consumers.enrich.enrich import Analysis, Document, Enricher, document_text
 from consumers.enrich.reuse import AnalysisCache, document_key
 from newswatch import metrics
 from newswatch.settings import Settings
-from tests.enrich_fixtures import article, enricher, labelled
-
-__all__ = ["enricher"]
+from tests.enrich_fixtures import article, labelled
 
 
 def _analysis(n: int) -> Analysis:

@@ -8,9 +8,7 @@ from consumers.enrich.enrich import (
     document_text,
 )
 from schemas.messages import EnrichedArticle
-from tests.enrich_fixtures import article, enricher
-
-__all__ = ["enricher"]
+from tests.enrich_fixtures import article
 
 
 def test_document_text_joins_parts_and_drops_a_repeated_summary() -> None:

@@ -12,9 +12,7 @@ import pytest
 
 from consumers.enrich.cli import Item, evaluate
 from consumers.enrich.enrich import Enricher, document_text
-from tests.enrich_fixtures import SEED_ARTICLE, enricher, hits, labelled
-
-__all__ = ["enricher"]
+from tests.enrich_fixtures import SEED_ARTICLE, hits, labelled
 
 IS_THREAT_POSITIVE = [
     "Islamic State claims responsibility for Kerman bombings that killed 84",

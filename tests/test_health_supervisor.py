@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -11,7 +10,8 @@ import httpx
 from newswatch import metrics as _metrics  # noqa: F401 - registers the counters
 from newswatch.health import HealthServer
 from newswatch.supervisor import ChildSpec, Supervisor
-from tests.conftest import free_port
+from tests.support.ports import free_port
+from tests.support.waits import wait_for
 
 
 def test_health_endpoints_answer_and_readiness_follows_the_check() -> None:
@@ -39,10 +39,12 @@ def test_a_crashed_child_is_restarted_and_stop_all_ends_the_rest(tmp_path: Path)
     supervisor = Supervisor([crasher, sleeper])
     supervisor.start_all()
     reports: list[str] = []
-    deadline = time.monotonic() + 10
-    while supervisor.children[0].restarts < 2 and time.monotonic() < deadline:
-        reports += supervisor.check()
-        time.sleep(0.1)
+
+    def restarted_twice() -> bool:
+        reports.extend(supervisor.check())
+        return supervisor.children[0].restarts >= 2
+
+    wait_for(restarted_twice, 10, "two restarts of the crashing child", interval_s=0.1)
     codes = supervisor.stop_all(timeout_s=5)
 
     assert supervisor.children[0].restarts >= 2

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import time
 
 import pytest
 from kafka import KafkaAdminClient
@@ -13,6 +12,7 @@ from kafka.admin import NewTopic
 
 from newswatch.kafka_clients import client_id, make_consumer, make_producer
 from newswatch.settings import Settings
+from tests.support.waits import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -28,11 +28,14 @@ def _records(caplog: pytest.LogCaptureFixture, message: str, client: str
 
 
 def _poll_until(consumers: list, done) -> None:  # type: ignore[no-untyped-def,type-arg]
-    deadline = time.monotonic() + 30
-    while not done():
-        assert time.monotonic() < deadline, "the group did not settle"
+    def settled() -> bool:
+        if done():
+            return True
         for consumer in consumers:
             consumer.poll(timeout_ms=100)
+        return False
+
+    wait_for(settled, 30, "the group to settle", interval_s=0)
 
 
 def _joins(caplog: pytest.LogCaptureFixture, client: str) -> list[logging.LogRecord]:

@@ -16,6 +16,7 @@ from newswatch.kafka_admin import ensure_topics
 from newswatch.kafka_cli import local_kafka
 from newswatch.kafka_clients import make_consumer
 from newswatch.settings import Settings
+from tests.support.waits import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -105,13 +106,17 @@ def members() -> Iterator[list[Member]]:
 def _settled(members: list[Member], total: int, timeout_s: float = 60.0
              ) -> list[frozenset[int]]:
     """Each member's partitions once together they hold all ``total``, none twice."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        held = [member.partitions() for member in members]
-        if all(held) and sum(map(len, held)) == total and len(frozenset().union(*held)) == total:
-            return held
-        time.sleep(0.2)
-    raise AssertionError(f"group did not settle: {[sorted(m.partitions()) for m in members]}")
+    held: list[frozenset[int]] = []
+
+    def settled() -> bool:
+        held[:] = [member.partitions() for member in members]
+        return bool(all(held) and sum(map(len, held)) == total
+                    and len(frozenset().union(*held)) == total)
+
+    wait_for(settled, timeout_s, f"the group to hold all {total} partitions once",
+             detail=lambda: f"held: {[sorted(m.partitions()) for m in members]}",
+             interval_s=0.2)
+    return held
 
 
 def test_twelve_partitions_split_evenly_between_two_then_three_consumers(

@@ -29,7 +29,7 @@ def test_unset_settings_show_the_defaults_they_fall_back_to(
     config = _config(capsys)
     assert config["database_url"] == "sqlite:////srv/newswatch-state/newswatch.db"
     assert str(config["feeds_file"]).endswith("newswatch/demo/feeds.yaml")
-    assert str(config["rules_file"]).endswith("consumers/alert/rules.yaml")
+    assert str(config["rules_file"]).endswith("newswatch/demo/rules.yaml")
     assert str(config["topics_file"]).endswith("consumers/enrich/topics.yaml")
     assert config["kafka_bootstrap_servers"] == "127.0.0.1:9092 (the local broker)"
 

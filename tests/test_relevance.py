@@ -30,9 +30,7 @@ from consumers.enrich.topics import DEFAULT_TOPICS_PATH
 from newswatch.cli import main
 from newswatch.errors import ConfigError
 from schemas.messages import EnrichedArticle
-from tests.enrich_fixtures import SEED_ARTICLE, article, enricher
-
-__all__ = ["enricher"]
+from tests.enrich_fixtures import SEED_ARTICLE, article
 
 SPEC = FeatureSpec(hash_bits=12)
 

@@ -24,9 +24,7 @@ from consumers.enrich.train import (
 from newswatch.cli import main
 from newswatch.errors import ConfigError
 from schemas.topics_file import load_topics
-from tests.enrich_fixtures import LABELLED, enricher
-
-__all__ = ["enricher"]
+from tests.enrich_fixtures import LABELLED
 
 FILES = [LABELLED / "train.jsonl"]
 

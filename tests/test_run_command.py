@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,25 +18,12 @@ import pytest
 
 from newswatch.kafka_local import LocalKafka
 from newswatch.run_cli import STAGES
-from tests.conftest import free_port
+from tests.support.ports import free_port, free_port_block
 
 pytestmark = pytest.mark.integration
 
 SEED_TITLE = "After Issuing Warning About the Threat Posed by The Islamic State"
 RULES = {"islamic-state-threat", "drug-trafficking", "regime-recognition"}
-
-
-def _free_port_block(size: int) -> int:
-    for _ in range(50):
-        base = free_port()
-        try:
-            for port in range(base, base + size):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no block of free ports")
 
 
 def _seed_rules(alerts_file: Path) -> set[str]:
@@ -81,7 +67,7 @@ def _other_language_alerts(alerts_file: Path) -> set[str]:
 
 def test_run_fires_seed_alerts_serves_health_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    base = _free_port_block(len(STAGES))
+    base = free_port_block(len(STAGES))
     web_port = free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in {"KAFKA_BOOTSTRAP_SERVERS", "NEWSWATCH_DATABASE_URL"}}

@@ -16,6 +16,7 @@ from newswatch.consumer_loop import Backoff, DeadLetterPublisher, Poison, run_co
 from newswatch.daemon import StopFlag
 from newswatch.kafka_clients import make_consumer, make_producer
 from newswatch.settings import Settings
+from tests.support.waits import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -61,12 +62,11 @@ def test_two_consumers_share_partitions_and_nothing_is_read_twice(
         thread.start()
     # Produce only once the group settled with both members, so no rebalance happens
     # mid-stream: what this test shows is the split, not rebalance replays.
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    def settled() -> bool:
         assigned = [len(c.assignment()) for c in list(consumers.values())]
-        if len(assigned) == 2 and all(assigned) and sum(assigned) == PARTITIONS:
-            break
-        time.sleep(0.2)
+        return len(assigned) == 2 and all(assigned) and sum(assigned) == PARTITIONS
+
+    wait_for(settled, 60, "both consumers holding all partitions", interval_s=0.2)
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     for n in range(TOTAL):
         producer.send(topic, key=str(n).encode(), value=json.dumps({"n": n}).encode())

@@ -10,9 +10,6 @@ from __future__ import annotations
 import base64
 import logging
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -40,7 +37,8 @@ from schemas.messages import DeadLetter, EnrichedArticle
 from schemas.topics import TopicNames
 from tests.factories import make_article, make_enriched, make_entity, make_hit, realistic_batch
 from tests.pg_server import PostgresServer
-from tests.waiting import lag, wait_for
+from tests.support.daemons import DaemonProcess
+from tests.support.waits import lag, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
@@ -337,7 +335,8 @@ def test_the_database_going_away_mid_run_loses_nothing(
 
 @pytest.mark.integration
 def test_sigterm_finishes_the_batch_commits_and_exits(
-    kafka_bootstrap: str, prefix: str, group: str, engine: Engine, db_url: str
+    kafka_bootstrap: str, prefix: str, group: str, engine: Engine, db_url: str,
+    tmp_path: Path
 ) -> None:
     settings = _settings(kafka_bootstrap, prefix)
     names = ensure_topics(settings, partitions=3)
@@ -346,21 +345,16 @@ def test_sigterm_finishes_the_batch_commits_and_exits(
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
            "NEWSWATCH_KAFKA_TOPIC_PREFIX": prefix, "NEWSWATCH_DATABASE_URL": db_url,
            "NEWSWATCH_LOG_FORMAT": "json"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "newswatch.cli", "store", "--group", f"{group}-sigterm",
-         "--batch-size", "50"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    daemon = DaemonProcess("store", ("store", "--group", f"{group}-sigterm", "--batch-size",
+                                     "50"), env, tmp_path / "store.log", cwd=ROOT).start()
     try:
-        wait_for(lambda: process.poll() is not None or _count(engine) >= 200, 90,
-                  "the daemon to store its first batches")
-        assert process.poll() is None, process.communicate()[1][-3000:]
-        process.send_signal(signal.SIGTERM)
-        _out, err = process.communicate(timeout=30)
+        wait_for(lambda: _count(engine) >= 200, 90, "the daemon to store its first batches",
+                 check=daemon.check)
+        code = daemon.stop()
     finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 0, err[-3000:]
-    assert "stop requested" in err
+        daemon.kill()
+    assert code == 0, daemon.tail(40)
+    assert daemon.logged("stop requested")
     stored = _count(engine)
     # Stopped mid-stream, and every stored article's offset is committed: a restart goes
     # on from exactly there.

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, select
 from consumers.alert.compile import CompiledRule
 from consumers.alert.evaluate import HitBatch, evaluate
 from consumers.alert.group import Decisions, GroupState
-from consumers.alert.payload import as_utc
+from newswatch.utc import as_utc
 from schemas import tables
 from schemas.alert_payload import AlertPayload, ArticleItem
 from schemas.rules_file import Rule

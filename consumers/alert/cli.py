@@ -21,7 +21,6 @@ from consumers.alert.compile import compile_rules
 from consumers.alert.daemon import AlertDaemon
 from consumers.alert.deliver import Deliverer
 from consumers.alert.outbox import failed_alert_ids, resend_alert
-from consumers.alert.payload import as_utc
 from consumers.alert.rules import load_rules, missing_environment
 from consumers.alert.ruleset import RulesHolder
 from newswatch.daemon import Daemon
@@ -29,8 +28,10 @@ from newswatch.db import make_engine
 from newswatch.errors import ConfigError, NotFoundError
 from newswatch.migrate import check_schema, wait_for_schema
 from newswatch.settings import Settings
+from newswatch.utc import as_utc
 from schemas import tables, yaml_load
-from schemas.rules_file import RulesFile, parse_duration
+from schemas.duration import parse_duration
+from schemas.rules_file import RulesFile
 
 
 def _duration(text: str) -> timedelta:

@@ -38,11 +38,11 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 
 from consumers.alert.channels.base import Notifier, SendResult, retryable
-from consumers.alert.payload import as_utc
 from newswatch.db_errors import unavailable_as_retryable
 from newswatch.errors import ServiceUnavailableError
 from newswatch.metrics import ALERTS_DELIVERED, ALERTS_FAILED
 from newswatch.retry import Attempts, RetryPolicy
+from newswatch.utc import as_utc
 from schemas import tables
 from schemas.alert_payload import AlertPayload
 from schemas.rules_file import Delivery

@@ -43,7 +43,6 @@ from consumers.alert.compile import (
 from consumers.alert.group import ArticleRef, Decisions, GroupState, Trigger, decide
 from consumers.alert.payload import (
     ArticleView,
-    as_utc,
     build_payload,
     group_of,
     load_articles,
@@ -51,9 +50,11 @@ from consumers.alert.payload import (
 )
 from consumers.alert.rule_index import match_batch
 from consumers.alert.silence import Silence, drop_silenced
+from newswatch.utc import as_utc
 from schemas import tables
 from schemas.alert_payload import AlertPayload
-from schemas.rules_file import Rule, format_duration
+from schemas.duration import format_duration
+from schemas.rules_file import Rule
 
 log = logging.getLogger(__name__)
 

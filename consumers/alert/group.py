@@ -22,7 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from schemas.rules_file import Rule, format_duration
+from schemas.duration import format_duration
+from schemas.rules_file import Rule
 
 DIGEST_KEY = "*"
 

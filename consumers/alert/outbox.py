@@ -24,11 +24,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from consumers.alert.compile import CompiledRule
 from consumers.alert.evaluate import Cursor, Evaluation, evaluate, mark_evaluated, next_batch
 from consumers.alert.group import DIGEST_KEY, ArticleRef, Decisions, GroupState
-from consumers.alert.payload import as_utc
 from consumers.alert.silence import active_silences
 from consumers.store.audit import record_audit
+from newswatch.chunks import chunks
 from newswatch.db_errors import unavailable_as_retryable
 from newswatch.errors import NewswatchError, NotFoundError
+from newswatch.utc import as_utc
 from schemas import tables
 from schemas.alert_payload import AlertPayload
 from schemas.rules_file import Rule
@@ -111,9 +112,7 @@ def skip_history(engine: Engine, now: datetime) -> int:
         return int(high or 0)
 
 
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+
 
 
 class SqlStore:
@@ -125,7 +124,7 @@ class SqlStore:
     def seen(self, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         found: set[tuple[str, str]] = set()
         unique = sorted(set(pairs))
-        for part in _chunks(unique):
+        for part in chunks(unique, CHUNK):
             found.update(
                 (row.rule, row.article_id) for row in self.conn.execute(
                     select(T_ARTICLES.c.rule, T_ARTICLES.c.article_id).where(
@@ -141,7 +140,7 @@ class SqlStore:
                                      if rule.digest is not None})
         conditions = [and_(T_GROUPS.c.release_at <= now, T_GROUPS.c.rule.in_(sorted(rules)))]
         rows = list(self.conn.execute(select(T_GROUPS).where(or_(*conditions))))
-        for part in _chunks(wanted):
+        for part in chunks(wanted, CHUNK):
             rows.extend(self.conn.execute(select(T_GROUPS).where(
                 tuple_(T_GROUPS.c.rule, T_GROUPS.c.group_key).in_(part)
             )))
@@ -150,8 +149,8 @@ class SqlStore:
             states[(row.rule, row.group_key)] = GroupState(
                 rule=row.rule, key=row.group_key, labels=dict(row.labels),
                 sequence=row.sequence,
-                last_alert_at=_utc(row.last_alert_at), release_at=_utc(row.release_at),
-                last_true_at=_utc(row.last_true_at),
+                last_alert_at=as_utc(row.last_alert_at), release_at=as_utc(row.release_at),
+                last_true_at=as_utc(row.last_true_at),
                 last_reason=row.last_reason,
             )
         self._load_held(states)
@@ -165,7 +164,7 @@ class SqlStore:
         groups = sorted(key for key in states if key[1] != DIGEST_KEY)
         digests = sorted(rule for rule, key in states if key == DIGEST_KEY)
         rows: list[Any] = []
-        for part in _chunks(groups):
+        for part in chunks(groups, CHUNK):
             rows.extend(self.conn.execute(select(*columns).where(
                 T_ARTICLES.c.state == "held",
                 tuple_(T_ARTICLES.c.rule, T_ARTICLES.c.group_key).in_(part),
@@ -315,5 +314,3 @@ def labels_of(group_key: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in group_key.split("|") if "=" in part)
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    return None if moment is None else as_utc(moment)

@@ -9,14 +9,16 @@ sent never depends on rows that may change or be pruned later.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, select
 
 from consumers.alert.compile import NO_VALUE
+from newswatch.chunks import chunks
+from newswatch.utc import as_utc
 from schemas import tables
 from schemas.alert_payload import (
     AlertPayload,
@@ -40,11 +42,7 @@ S = tables.stories
 T = TypeVar("T")
 
 
-def as_utc(moment: datetime) -> datetime:
-    """An aware UTC datetime; SQLite gives naive values back, which are UTC."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+
 
 
 @dataclass(frozen=True)
@@ -70,9 +68,7 @@ class ArticleView:
     entities: tuple[tuple[str, str, int], ...] = field(default=())
 
 
-def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+
 
 
 def load_articles(conn: Connection, ids: Iterable[str]) -> dict[str, ArticleView]:
@@ -81,7 +77,7 @@ def load_articles(conn: Connection, ids: Iterable[str]) -> dict[str, ArticleView
     rows: dict[str, Any] = {}
     hits: dict[str, list[HitView]] = {}
     ents: dict[str, list[tuple[str, str, int]]] = {}
-    for part in _chunks(wanted):
+    for part in chunks(wanted, CHUNK):
         for row in conn.execute(
             select(A.c.id, A.c.title, A.c.url, A.c.feed_id, A.c.feed_name, A.c.published,
                    A.c.language, A.c.story_id).where(A.c.id.in_(part))

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, and_, or_, select
 
 from consumers.alert.compile import CompiledRule, CompiledRules
+from newswatch.chunks import chunks
 from schemas import tables
 from schemas.rules_file import Match
 
@@ -65,9 +66,7 @@ class ArticleFacts:
         return frozenset(name for name, _ in self.entities)
 
 
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start:start + CHUNK]
+
 
 
 def load_facts(conn: Connection, article_ids: Iterable[str]) -> dict[str, ArticleFacts]:
@@ -76,7 +75,7 @@ def load_facts(conn: Connection, article_ids: Iterable[str]) -> dict[str, Articl
     rows: dict[str, tuple[str, str, str, frozenset[str]]] = {}
     hits: dict[str, list[tuple[str, float]]] = {}
     entities: dict[str, set[tuple[str, str]]] = {}
-    for part in _chunks(ids):
+    for part in chunks(ids, CHUNK):
         for row in conn.execute(select(A.c.id, A.c.feed_id, A.c.title, A.c.language, A.c.tags)
                                 .where(A.c.id.in_(part))):
             tags = frozenset(t for t in (row.tags or ()) if isinstance(t, str))

@@ -17,7 +17,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from newswatch.errors import ConfigError
@@ -29,12 +28,11 @@ from schemas.rules_file import (
     WebhookChannel,
 )
 
-DEFAULT_RULES = "rules.yaml"
-
 
 def default_rules_path() -> Path:
-    """The demo rules shipped in this package (one rule per default topic)."""
-    return Path(str(resources.files("consumers.alert").joinpath(DEFAULT_RULES)))
+    """The demo rules shipped with the package (one rule per default topic), which run when
+    ``NEWSWATCH_RULES_FILE`` is unset: ``newswatch/demo/rules.yaml``, beside the demo feeds."""
+    return Path(str(resources.files("newswatch").joinpath("demo", "rules.yaml")))
 
 
 def load_rules(path: Path) -> RulesFile:
@@ -47,27 +45,20 @@ def load_rules(path: Path) -> RulesFile:
 
 
 def parse_rules(text: str, source: str = "rules.yaml") -> RulesFile:
-    """Validate rules given as YAML text; ``source`` names it in error messages."""
-    try:
-        raw = yaml_load.safe_load(text)
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from exc
-    if raw is None:
-        raw = {}
+    """Validate rules given as YAML text. Every problem reads ``source:line: rule 'name':
+field: message`` (problems joined by ``; ``)."""
+    document = yaml_load.load_document(text, source)
+    raw = document.data if document.data is not None else {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping with 'rules' and 'channels'")
+        raise ConfigError(f"{document.where()}: expected a mapping with 'rules' and 'channels'")
     try:
         parsed = RulesFile.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: " + "; ".join(
-            _describe(error, raw) for error in exc.errors()
+        raise ConfigError("; ".join(
+            f"{document.where(tuple(error['loc']))}: {_describe(error, raw)}"
+            for error in exc.errors()
         )) from exc
-    _check_references(parsed, source)
+    _check_references(parsed, document)
     return parsed
 
 
@@ -92,22 +83,23 @@ def _env_names(channel: object) -> list[str]:
     return [n for n in names if n]
 
 
-def _check_references(parsed: RulesFile, source: str) -> None:
+def _check_references(parsed: RulesFile, document: yaml_load.YamlDocument) -> None:
     problems: list[str] = []
     seen: set[str] = set()
-    for rule in parsed.rules:
+    for i, rule in enumerate(parsed.rules):
         if rule.name in seen:
-            problems.append(f"rule '{rule.name}': name: used by two rules")
+            problems.append(f"{document.where(('rules', i, 'name'))}: rule '{rule.name}': "
+                            "name: used by two rules")
         seen.add(rule.name)
         for channel in rule.channels:
             if channel not in parsed.channels:
                 known = ", ".join(sorted(parsed.channels)) or "none defined"
                 problems.append(
-                    f"rule '{rule.name}': channels: unknown channel '{channel}' "
-                    f"(channels: {known})"
+                    f"{document.where(('rules', i, 'channels'))}: rule '{rule.name}': "
+                    f"channels: unknown channel '{channel}' (channels: {known})"
                 )
     if problems:
-        raise ConfigError(f"{source}: " + "; ".join(problems))
+        raise ConfigError("; ".join(problems))
 
 
 def _describe(error: Any, raw: dict[str, Any]) -> str:

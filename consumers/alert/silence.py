@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, Row, select, update
 
 from consumers.alert.group import Trigger
-from consumers.alert.payload import as_utc
 from consumers.store.audit import record_audit
 from newswatch.db_errors import unavailable_as_retryable
 from newswatch.errors import ConfigError, NotFoundError
 from newswatch.metrics import ALERTS_SILENCED
+from newswatch.utc import as_utc
 from schemas import tables
 
 log = logging.getLogger(__name__)

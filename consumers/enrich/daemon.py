@@ -28,7 +28,7 @@ from newswatch.consumer_loop import (
 from newswatch.daemon import Daemon, StopFlag, connect
 from newswatch.errors import ServiceUnavailableError
 from newswatch.kafka_clients import make_producer
-from newswatch.kafka_local import broker_answers
+from newswatch.kafka_probe import broker_answers
 from newswatch.settings import Settings
 from schemas.messages import Article, EnrichedArticle
 from schemas.topics import TopicNames

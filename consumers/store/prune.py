@@ -44,6 +44,7 @@ from sqlalchemy import (
 
 from newswatch.daemon import StopFlag
 from newswatch.db_errors import unavailable_as_retryable
+from newswatch.utc import as_utc
 from schemas import tables
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ def preview(engine: Engine, retention: Retention) -> PruneResult:
                               .where(DELIVERIES.c.alert_id.in_(old_alert_ids))),
             kept_held=_count(conn, select(func.count()).select_from(A)
                              .where(_held_old(retention))),
-            first_published=_utc(first), last_published=_utc(last),
+            first_published=as_utc(first), last_published=as_utc(last),
             articles_total=_count(conn, select(func.count()).select_from(A)),
         )
 
@@ -241,11 +242,7 @@ def prune(engine: Engine, older_than: timedelta, *, by: By = "stored",
     return result
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    """SQLite gives naive datetimes back; they are UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+
 
 
 def _stopping(stop: StopFlag | None) -> bool:

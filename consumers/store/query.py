@@ -7,12 +7,13 @@ by topic and time, article_entities by entity and time, articles by feed and tim
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, Select, exists, func, or_, select
 
 from newswatch.db_errors import unavailable_as_retryable
+from newswatch.utc import as_utc
 from schemas import tables
 
 
@@ -46,8 +47,7 @@ class ArticleMatch:
         }
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
 
 
 def recent_articles(engine: Engine, *, since: datetime, topic: str | None = None,
@@ -96,7 +96,7 @@ def recent_articles(engine: Engine, *, since: datetime, topic: str | None = None
     return [
         ArticleMatch(
             id=row.id, title=row.title, url=row.url, feed_id=row.feed_id,
-            feed_name=row.feed_name, published=_utc(row.published), language=row.language,
+            feed_name=row.feed_name, published=as_utc(row.published), language=row.language,
             topics=tuple(sorted(hits[row.id], key=lambda t: (t.topic != topic, -t.score))),
         )
         for row in rows

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from rich.console import Console
 from rich.table import Table
@@ -17,6 +17,7 @@ from sqlalchemy import Connection, func, select
 
 from newswatch.db import make_engine
 from newswatch.settings import Settings
+from newswatch.utc import as_utc
 from schemas import tables
 
 GROWTH_WINDOW = timedelta(hours=6)
@@ -34,8 +35,7 @@ class StoryRow:
     closed: bool
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
 
 
 def recent_stories(connection: Connection, since: datetime, topic: str | None = None,
@@ -52,12 +52,12 @@ def recent_stories(connection: Connection, since: datetime, topic: str | None = 
     rows = list(connection.execute(query))
     recent: dict[str, int] = {}
     for row in rows:
-        start = _utc(row.last_seen) - GROWTH_WINDOW
+        start = as_utc(row.last_seen) - GROWTH_WINDOW
         recent[row.id] = connection.execute(
             select(func.count()).where(sa.story_id == row.id, sa.published >= start)
         ).scalar_one()
-    return [StoryRow(row.id, row.title, row.articles, row.outlets, _utc(row.first_seen),
-                     _utc(row.last_seen), recent[row.id], row.closed_at is not None)
+    return [StoryRow(row.id, row.title, row.articles, row.outlets, as_utc(row.first_seen),
+                     as_utc(row.last_seen), recent[row.id], row.closed_at is not None)
             for row in rows]
 
 

@@ -24,7 +24,9 @@ from sqlalchemy import Connection, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from consumers.stories.cluster import OpenStory, Placement, StoryInput
+from newswatch.chunks import chunks
 from newswatch.errors import NewswatchError
+from newswatch.utc import as_utc
 from schemas import tables
 
 LEASE_NAME = "clusterer"
@@ -41,13 +43,10 @@ class Known:
     duplicate_of: str | None
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+
+
 
 
 def _insert(connection: Connection, table: Any) -> Any:
@@ -62,7 +61,7 @@ def known_placements(connection: Connection, ids: Sequence[str]) -> dict[str, Kn
     """The stored placement of each of ``ids`` that has one."""
     sa = tables.story_articles.c
     found: dict[str, Known] = {}
-    for chunk in _chunks(list(ids)):
+    for chunk in chunks(list(ids), CHUNK):
         for row in connection.execute(select(sa.article_id, sa.story_id, sa.duplicate_of)
                                       .where(sa.article_id.in_(chunk))):
             found[row.article_id] = Known(row.story_id, row.duplicate_of)
@@ -88,7 +87,7 @@ def open_members(connection: Connection) -> Iterator[StoredMember]:
     for row in connection.execute(query).yield_per(2000):
         yield StoredMember(
             StoryInput(id=row.article_id, title=row.title, text=row.lead,
-                       published=_utc(row.published), outlet=row.outlet,
+                       published=as_utc(row.published), outlet=row.outlet,
                        entities=tuple(row.entities or ()), language=row.language),
             row.story_id, row.duplicate_of)
 
@@ -109,20 +108,20 @@ def write_batch(connection: Connection, placed: Sequence[NewPlacement],
     if placed:
         rows = [{"article_id": p.placement.id, "story_id": p.placement.story,
                  "duplicate_of": p.placement.duplicate_of,
-                 "published": _utc(p.article.published or now), "outlet": p.article.outlet,
+                 "published": as_utc(p.article.published or now), "outlet": p.article.outlet,
                  "title": p.article.title, "lead": p.article.text,
                  "entities": list(p.article.entities),
                  "language": (p.article.language or None) and p.article.language[:16],
                  "placed_at": now}
                 for p in placed]
         statement = _insert(connection, tables.story_articles).on_conflict_do_nothing()
-        for chunk in _chunks(rows):
+        for chunk in chunks(rows, CHUNK):
             connection.execute(statement, list(chunk))
     _upsert_stories(connection, list(touched), now)
     closed_ids = sorted({story.id for story in closed})
-    for chunk in _chunks(closed_ids):
+    for ids in chunks(closed_ids, CHUNK):
         connection.execute(update(tables.stories)
-                           .where(tables.stories.c.id.in_(chunk))
+                           .where(tables.stories.c.id.in_(ids))
                            .values(closed_at=now, updated_at=now))
     return _link(connection, [p.placement for p in placed])
 
@@ -131,7 +130,8 @@ def _upsert_stories(connection: Connection, stories: list[OpenStory], now: datet
     if not stories:
         return
     rows = [{"id": story.id, "title": story.title,
-             "first_seen": _utc(story.first_seen or now), "last_seen": _utc(story.last_seen or now),
+             "first_seen": as_utc(story.first_seen or now),
+             "last_seen": as_utc(story.last_seen or now),
              "articles": story.articles, "outlets": len(story.outlets), "closed_at": None,
              "updated_at": now}
             for story in sorted(stories, key=lambda s: s.id)]
@@ -141,7 +141,7 @@ def _upsert_stories(connection: Connection, stories: list[OpenStory], now: datet
         set_={name: insert.excluded[name]
               for name in ("last_seen", "first_seen", "articles", "outlets", "closed_at",
                            "updated_at")})
-    for chunk in _chunks(rows):
+    for chunk in chunks(rows, CHUNK):
         connection.execute(statement, list(chunk))
 
 
@@ -153,7 +153,7 @@ def _link(connection: Connection, placements: Sequence[Placement]) -> int:
     for placement in placements:
         groups.setdefault((placement.story, placement.duplicate_of), []).append(placement.id)
     for (story, original), ids in sorted(groups.items(), key=lambda item: item[0][0]):
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids, CHUNK):
             result = connection.execute(
                 update(tables.articles).where(a.id.in_(chunk))
                 .where(or_(a.story_id.is_(None), a.story_id != story))

@@ -27,6 +27,7 @@ from sqlalchemy import Engine, delete, select, update
 from consumers.store.audit import record_audit
 from newswatch.db_errors import unavailable_as_retryable
 from newswatch.errors import ConfigError, NotFoundError
+from newswatch.utc import as_utc
 from schemas import tables
 
 ROLES = ("viewer", "analyst", "admin")
@@ -68,8 +69,7 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
 
 
 def check_password_rules(password: str) -> None:
@@ -126,7 +126,7 @@ def set_disabled(engine: Engine, name: str, disabled: bool, *, who: str) -> None
 
 def list_users(engine: Engine) -> list[dict[str, object]]:
     with unavailable_as_retryable(), engine.connect() as conn:
-        return [{"name": r.name, "role": r.role, "created_at": _utc(r.created_at).isoformat(),
+        return [{"name": r.name, "role": r.role, "created_at": as_utc(r.created_at).isoformat(),
                  "disabled": r.disabled_at is not None}
                 for r in conn.execute(select(tables.users).order_by(U.name))]
 
@@ -174,7 +174,7 @@ def session_of(engine: Engine, cookie: str) -> Session | None:
         row = conn.execute(query).first()
     if row is None or row.disabled_at is not None:
         return None
-    expires = _utc(row.expires_at)
+    expires = as_utc(row.expires_at)
     if expires <= datetime.now(UTC):
         return None
     return Session(User(int(row.id), row.name, row.role), row.csrf_token, expires)
@@ -215,8 +215,8 @@ def list_tokens(engine: Engine) -> list[dict[str, object]]:
              .join(tables.users, U.id == T.user_id).order_by(T.id))
     with unavailable_as_retryable(), engine.connect() as conn:
         return [{"id": r.id, "user": r.user, "name": r.name,
-                 "created_at": _utc(r.created_at).isoformat(),
-                 "last_used_at": _utc(r.last_used_at).isoformat() if r.last_used_at else None,
+                 "created_at": as_utc(r.created_at).isoformat(),
+                 "last_used_at": as_utc(r.last_used_at).isoformat() if r.last_used_at else None,
                  "revoked": r.revoked_at is not None} for r in conn.execute(query)]
 
 
@@ -233,7 +233,7 @@ def token_user(engine: Engine, token: str) -> User | None:
     if row is None or row.revoked_at is not None or row.disabled_at is not None:
         return None
     now = datetime.now(UTC)
-    if row.last_used_at is None or _utc(row.last_used_at) < now - TOKEN_TOUCH_EVERY:
+    if row.last_used_at is None or as_utc(row.last_used_at) < now - TOKEN_TOUCH_EVERY:
         with unavailable_as_retryable(), engine.begin() as conn:
             conn.execute(update(tables.api_tokens).where(T.id == row.token_id)
                          .values(last_used_at=now))

@@ -38,7 +38,7 @@ from consumers.web.charts import bar_chart
 from consumers.web.search import SearchQuery, search_articles
 from newswatch.errors import ConfigError
 from newswatch.metrics import WEB_CHANGES, WEB_LOGIN_FAILURES
-from schemas.rules_file import parse_duration
+from schemas.duration import parse_duration
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)

@@ -29,6 +29,7 @@ from consumers.store.audit import record_audit
 from consumers.web.highlight import Segment, paragraphs, segments
 from newswatch.db_errors import unavailable_as_retryable
 from newswatch.errors import NotFoundError
+from newswatch.utc import as_utc
 from schemas import tables
 
 AL, ACK, SND, DLV = (tables.alerts.c, tables.alert_acks.c, tables.alert_sends.c,
@@ -39,10 +40,7 @@ STATES = ("new", "acknowledged", "silenced")
 DAYS = 30
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
 
 
 def _day(conn: Any, column: Any) -> Any:
@@ -200,9 +198,9 @@ def _alert_view(row: Any, silences: Sequence[Silence], sends: list[SendView]) ->
               for a in payload.get("articles", [])[:5] if isinstance(a, dict)]
     return AlertView(
         id=int(row.id), rule=row.rule, group_key=row.group_key, kind=row.kind,
-        status=row.status, reason=row.reason, created_at=_utc(row.created_at) or row.created_at,
+        status=row.status, reason=row.reason, created_at=as_utc(row.created_at) or row.created_at,
         state=state, acknowledged_by=row.acknowledged_by,
-        acknowledged_at=_utc(row.acknowledged_at), silence=silence,
+        acknowledged_at=as_utc(row.acknowledged_at), silence=silence,
         articles_total=int(payload.get("articles_total", len(titles)) or 0), titles=titles,
         sends=sends)
 
@@ -240,7 +238,7 @@ def alert_detail(engine: Engine, alert_id: int, now: datetime | None = None) -> 
         view = _alert_view(row, active_silences(conn, now), _sends(conn, [alert_id]).get(
             alert_id, []))
         deliveries = [
-            DeliveryView(d.channel, d.attempt, _utc(d.attempted_at) or d.attempted_at,
+            DeliveryView(d.channel, d.attempt, as_utc(d.attempted_at) or d.attempted_at,
                          d.outcome, d.status, float(d.latency_ms), d.error)
             for d in conn.execute(select(tables.deliveries).where(DLV.alert_id == alert_id)
                                   .order_by(DLV.attempted_at, DLV.id))]
@@ -363,7 +361,7 @@ def article_detail(engine: Engine, article_id: str, verdicts: Mapping[str, str]
     title = " ".join(row.title.split())
     return ArticleDetail(
         id=row.id, title=title, url=web_link(row.url), feed_id=row.feed_id, feed_name=row.feed_name,
-        language=row.language, published=_utc(row.published) or row.published,
+        language=row.language, published=as_utc(row.published) or row.published,
         published_estimated=bool(row.published_estimated),
         authors=[str(a) for a in (row.authors or [])][:20],
         title_segments=segments(title, evidence),
@@ -387,7 +385,7 @@ def _story(conn: Any, row: Any) -> list[dict[str, Any]]:
         .where(A.story_id == story_id, A.id != row.id)
         .order_by(A.published.desc()).limit(20))
     return [{"id": o.id, "title": o.title, "feed_name": o.feed_name,
-             "published": _utc(o.published)} for o in others]
+             "published": as_utc(o.published)} for o in others]
 
 
 # --- Topics and entities -------------------------------------------------------------------
@@ -463,7 +461,7 @@ def topic_detail(engine: Engine, topic: str, now: datetime | None = None,
                                      AE.article_id == newest.c.article_id)
                          .join(tables.entities, E.id == AE.entity_id))
             .group_by(E.id, E.name, E.label).order_by(func.count().desc(), E.name).limit(15))]
-        latest = [ArticleLine(r.id, r.title, r.feed_name, _utc(r.published) or r.published,
+        latest = [ArticleLine(r.id, r.title, r.feed_name, as_utc(r.published) or r.published,
                               float(r.score)) for r in conn.execute(
             select(A.id, A.title, A.feed_name, H.published, H.score)
             .join(tables.articles, A.id == H.article_id).where(H.topic == topic)
@@ -512,7 +510,7 @@ def entity_detail(engine: Engine, entity_id: int, now: datetime | None = None,
                          .join(tables.entities, E.id == other.c.entity_id))
             .where(other.c.entity_id != entity_id)
             .group_by(E.id, E.name, E.label).order_by(func.count().desc(), E.name).limit(15))]
-        latest = [ArticleLine(r.id, r.title, r.feed_name, _utc(r.published) or r.published)
+        latest = [ArticleLine(r.id, r.title, r.feed_name, as_utc(r.published) or r.published)
                   for r in conn.execute(
             select(A.id, A.title, A.feed_name, AE.published)
             .join(tables.articles, A.id == AE.article_id).where(AE.entity_id == entity_id)
@@ -562,8 +560,8 @@ def feeds_health(engine: Engine) -> list[FeedHealth]:
         out.append(FeedHealth(
             id=r.id, name=r.name or r.id, url=r.url,
             failing=bool(r.error_count or r.disabled_reason), error_count=int(r.error_count),
-            last_error=r.last_error, last_error_at=_utc(r.last_error_at),
-            last_success_at=_utc(r.last_success_at), next_check_at=_utc(r.next_check_at),
+            last_error=r.last_error, last_error_at=as_utc(r.last_error_at),
+            last_success_at=as_utc(r.last_success_at), next_check_at=as_utc(r.next_check_at),
             disabled_reason=r.disabled_reason, items_seen=int(r.items_seen),
             warnings=warnings))
     return out
@@ -588,7 +586,7 @@ def audit_feedback(engine: Engine, *, who: str, article_id: str, topic: str, ver
 def recent_audit(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
     log_c = tables.audit_log.c
     with unavailable_as_retryable(), engine.connect() as conn:
-        return [{"at": _utc(r.at), "who": r.who, "action": r.action, "target": r.target,
+        return [{"at": as_utc(r.at), "who": r.who, "action": r.action, "target": r.target,
                  "detail": r.detail} for r in conn.execute(
             select(tables.audit_log).order_by(log_c.id.desc()).limit(limit))]
 

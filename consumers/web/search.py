@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -35,6 +35,7 @@ from sqlalchemy import (
 
 from consumers.web.highlight import MARK_END, MARK_START, Segment, marked, squash
 from newswatch.db_errors import unavailable_as_retryable
+from newswatch.utc import as_utc
 from schemas import tables
 
 A, H = tables.articles.c, tables.topic_hits.c
@@ -227,7 +228,7 @@ def search_articles(engine: Engine, q: SearchQuery) -> SearchPage:
     return SearchPage([
         SearchHit(id=row.id, title=row.title, url=row.url, feed_id=row.feed_id,
                   feed_name=row.feed_name, language=row.language,
-                  published=_utc(row.published),
+                  published=as_utc(row.published),
                   rank=None if row.rank is None else abs(float(row.rank)),
                   snippet=(marked(snippets.get(row.id, "")) if words
                            else [Segment(squash(summaries.get(row.id) or ""))]),
@@ -255,5 +256,3 @@ def _snippets(conn: Any, dialect: str, words: str, rows: Sequence[Any]) -> dict[
                                          "rowids": [int(r.fts_rowid) for r in rows]}).all())
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -3,7 +3,8 @@
 `newswatch.migrate` runs migrations on a connection it opened and passes it in
 ``config.attributes["connection"]``; that connection's transaction is the migration's, so
 the caller decides when it commits. Without one, the URL comes from the ``sqlalchemy.url``
-option or else from the settings (``NEWSWATCH_DATABASE_URL``).
+option (which the caller sets from the settings). This module imports nothing from above
+`schemas/`: the caller supplies the connection or the URL.
 
 SQLite cannot alter most of a table in place, so migrations run in batch mode there
 (copy, alter, swap); the same batch operations run as plain ALTERs on PostgreSQL.
@@ -12,17 +13,18 @@ SQLite cannot alter most of a table in place, so migrations run in batch mode th
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import Connection
+from sqlalchemy import Connection, create_engine
 
-from newswatch.db import make_engine
-from newswatch.migrate import search_objects_left_out
-from newswatch.settings import load_settings
+from schemas.migrations.left_out import search_objects_left_out
 from schemas.tables import metadata
 
 
 def _database_url() -> str:
     url = context.config.get_main_option("sqlalchemy.url")
-    return url if url else load_settings().sqlalchemy_url()
+    if not url:
+        raise RuntimeError("no database: run migrations through newswatch.migrate (newswatch "
+                           "db upgrade), which passes the connection or sqlalchemy.url")
+    return url
 
 
 def _run(connection: Connection) -> None:
@@ -58,7 +60,7 @@ def run_online() -> None:
     if isinstance(connection, Connection):
         _run(connection)
         return
-    engine = make_engine(_database_url())
+    engine = create_engine(_database_url())
     try:
         with engine.connect() as own_connection:
             _run(own_connection)

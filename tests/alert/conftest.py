@@ -3,13 +3,8 @@ real SMTP server (aiosmtpd) on 127.0.0.1, and rules files written to tmp_path.""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +12,9 @@ import pytest
 from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, Table, select
 from sqlalchemy.types import JSON
 
-from newswatch import migrate
-from newswatch.db import make_engine
 from schemas import tables
 from schemas.ids import article_id
+from tests.support.webhook import WebhookReceiver
 
 NOW = datetime(2021, 10, 21, 12, 0, tzinfo=UTC)
 
@@ -42,15 +36,6 @@ SEED_EVIDENCE = {
 }
 SEED_ENTITIES = [("Taliban", "ORG", 9), ("Afghanistan", "GPE", 7), ("Russia", "GPE", 6),
                  ("Islamic State", "ORG", 3), ("Moscow", "GPE", 5)]
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    """A database of ``db_url`` migrated to the code's schema (as the daemons need it)."""
-    eng = make_engine(db_url)
-    migrate.upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 def _filler(table: Table, column: Any) -> Any:
@@ -158,86 +143,11 @@ def rules_for(channels_yaml: str, channel_names: Sequence[str], *, throttle: str
 
 # --- a real HTTP receiver --------------------------------------------------------------
 
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int
-    at: float
-
-
-@dataclass
-class Receiver:
-    """A threaded http.server on 127.0.0.1 answering POSTs with scripted statuses."""
-
-    statuses: deque[int] = field(default_factory=deque)
-    default_status: int = 200
-    delay_s: float = 0.0
-    requests: list[Received] = field(default_factory=list)
-    on_request: Callable[[Received], None] | None = None
-    _server: ThreadingHTTPServer | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/hook"
-
-    @property
-    def accepted(self) -> list[Received]:
-        with self._lock:
-            return [r for r in self.requests if 200 <= r.status < 300]
-
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.accepted) >= count:
-                return self.accepted
-            time.sleep(0.02)
-        return self.accepted
-
-    def start(self) -> Receiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if receiver.delay_s:
-                    time.sleep(receiver.delay_s)
-                with receiver._lock:
-                    status = (receiver.statuses.popleft() if receiver.statuses
-                              else receiver.default_status)
-                    record = Received(self.path, dict(self.headers.items()), body, status,
-                                      time.time())
-                    receiver.requests.append(record)
-                if receiver.on_request is not None:
-                    receiver.on_request(record)
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver().start()
+def receiver() -> Iterator[WebhookReceiver]:
+    server = WebhookReceiver()
     yield server
-    server.stop()
+    server.close()
 
 
 def later(seconds: float) -> datetime:

@@ -6,8 +6,6 @@ Every test runs on SQLite and PostgreSQL (``db_url``).
 
 from __future__ import annotations
 
-import email
-import email.policy
 import hashlib
 import hmac
 import json
@@ -16,18 +14,15 @@ import shutil
 import signal
 import ssl
 import subprocess
-import sys
 import time
 from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd import smtp as aiosmtp
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from sqlalchemy import Engine, func, select
 
@@ -37,14 +32,16 @@ from consumers.alert.ruleset import RulesHolder, build_ruleset
 from newswatch.cli import main
 from schemas import tables
 from tests.alert.conftest import (
-    Receiver,
     insert_article,
     insert_seed,
     later,
     rules_for,
     write_rules,
 )
-from tests.conftest import free_port
+from tests.support.daemons import DaemonProcess
+from tests.support.smtp import SmtpServer
+from tests.support.waits import wait_for
+from tests.support.webhook import WebhookReceiver
 
 pytestmark = pytest.mark.integration
 
@@ -57,31 +54,11 @@ def _now() -> datetime:
 SCRIPT_TITLE = "<script>alert('x')</script> Taliban & Russia hold talks"
 
 
-class Inbox:
-    """An aiosmtpd handler that keeps every message it accepts."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.envelopes: list[Envelope] = []
-
-    async def handle_DATA(self, server: aiosmtp.SMTP, session: Session,
-                          envelope: Envelope) -> str:
-        self.envelopes.append(envelope)
-        raw = envelope.original_content or envelope.content
-        assert isinstance(raw, bytes)
-        parsed = email.message_from_bytes(raw, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.messages.append(parsed)
-        return "250 OK"
-
-
 @pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    yield server
+    server.close()
 
 
 def _ruleset(path: Path, engine: Engine, tmp_path: Path, **env: str) -> Any:
@@ -99,6 +76,14 @@ def _deliver_all(engine: Engine, ruleset: Any, rounds: int = 50) -> Deliverer:
     return deliverer
 
 
+def _failed_attempts(engine: Engine) -> int:
+    """Sends whose first attempt failed and was recorded (still pending, retry due)."""
+    query = select(func.count()).select_from(tables.alert_sends).where(
+        tables.alert_sends.c.attempts >= 1, tables.alert_sends.c.last_error.is_not(None))
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
 def _count(engine: Engine, table: Any, **where: Any) -> int:
     query = select(func.count()).select_from(table)
     for column, value in where.items():
@@ -111,8 +96,8 @@ def _count(engine: Engine, table: Any, **where: Any) -> int:
 
 
 def test_seed_article_by_email_one_per_rule_multipart_with_evidence_escaped(
-        engine: Engine, tmp_path: Path, smtp: tuple[Inbox, int]) -> None:
-    inbox, port = smtp
+        engine: Engine, tmp_path: Path, smtp: SmtpServer) -> None:
+    inbox, port = smtp, smtp.port
     channels = (f"  mail:\n    type: email\n    host: 127.0.0.1\n    port: {port}\n"
                 "    security: none\n    from: newswatch@example.org\n"
                 "    to: [analyst@example.org, desk@example.org]\n")
@@ -179,11 +164,9 @@ def test_email_over_starttls_with_login_from_the_environment(
         logins.append((data.login, data.password))
         return AuthResult(success=data.password == b"pa55word")
 
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=context,
-                            require_starttls=True, authenticator=authenticate,
-                            auth_require_tls=True)
-    controller.start()
+    inbox = SmtpServer(tls_context=context, require_starttls=True,
+                       authenticator=authenticate, auth_require_tls=True)
+    port = inbox.port
     try:
         channels = (f"  mail:\n    type: email\n    host: 127.0.0.1\n    port: {port}\n"
                     "    security: starttls\n    username_env: T_SMTP_USER\n"
@@ -199,22 +182,7 @@ def test_email_over_starttls_with_login_from_the_environment(
         assert set(logins) == {(b"alerts", b"pa55word")}
 
     finally:
-        controller.stop()
-
-
-class Refusing(Inbox):
-    """Refuses recipients with scripted SMTP replies, then accepts."""
-
-    def __init__(self, *replies: str) -> None:
-        super().__init__()
-        self.replies = deque(replies)
-
-    async def handle_RCPT(self, server: aiosmtp.SMTP, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:
-        if self.replies:
-            return self.replies.popleft()
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
+        inbox.close()
 
 
 @pytest.mark.parametrize(("replies", "outcomes", "delivered"), [
@@ -224,9 +192,9 @@ class Refusing(Inbox):
 def test_smtp_4xx_is_retried_and_5xx_is_final(
         engine: Engine, tmp_path: Path, replies: tuple[str, ...], outcomes: list[str],
         delivered: int) -> None:
-    inbox, port = Refusing(*replies), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
+    inbox = SmtpServer()
+    inbox.rcpt_replies.extend(replies)
+    port = inbox.port
     try:
         channels = (f"  mail:\n    type: email\n    host: 127.0.0.1\n    port: {port}\n"
                     "    security: none\n    from: newswatch@example.org\n"
@@ -238,7 +206,7 @@ def test_smtp_4xx_is_retried_and_5xx_is_final(
         assert len(run_tick(engine, ruleset.rules, _now()).alerts) == 1
         _deliver_all(engine, ruleset).close()
     finally:
-        controller.stop()
+        inbox.close()
     assert len(inbox.messages) == delivered
     with engine.connect() as conn:
         rows = conn.execute(select(tables.deliveries.c.outcome, tables.deliveries.c.status)
@@ -250,7 +218,7 @@ def test_smtp_4xx_is_retried_and_5xx_is_final(
 # --- webhook ---------------------------------------------------------------------------
 
 
-def _webhook_rules(tmp_path: Path, receiver: Receiver, throttle: str = "0s",
+def _webhook_rules(tmp_path: Path, receiver: WebhookReceiver, throttle: str = "0s",
                    backoff: str = "0.01s", max_backoff: str = "0.05s") -> Path:
     channels = (f"  hook:\n    type: webhook\n    url: {receiver.url}\n"
                 "    secret_env: T_WEBHOOK_SECRET\n    timeout: 5s\n")
@@ -261,7 +229,7 @@ def _webhook_rules(tmp_path: Path, receiver: Receiver, throttle: str = "0s",
 
 
 def test_a_webhook_answering_500_twice_then_200_receives_exactly_one_alert(
-        engine: Engine, tmp_path: Path, receiver: Receiver) -> None:
+        engine: Engine, tmp_path: Path, receiver: WebhookReceiver) -> None:
     ruleset = _ruleset(_webhook_rules(tmp_path, receiver), engine, tmp_path,
                        T_WEBHOOK_SECRET="k")
     receiver.statuses = deque([500, 500])
@@ -281,7 +249,7 @@ def test_a_webhook_answering_500_twice_then_200_receives_exactly_one_alert(
 
 
 def test_an_alert_refused_for_good_is_sent_again_with_the_same_dedup_key(
-        engine: Engine, db_url: str, tmp_path: Path, receiver: Receiver,
+        engine: Engine, db_url: str, tmp_path: Path, receiver: WebhookReceiver,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """Issue 18: `newswatch alerts resend ID|--failed` on a real receiver and database."""
     ruleset = _ruleset(_webhook_rules(tmp_path, receiver), engine, tmp_path,
@@ -330,7 +298,7 @@ def receiver_verifies(secret: bytes, headers: dict[str, str], body: bytes,
 
 
 def test_the_webhook_signature_verifies_and_the_payload_is_the_documented_one(
-        engine: Engine, tmp_path: Path, receiver: Receiver) -> None:
+        engine: Engine, tmp_path: Path, receiver: WebhookReceiver) -> None:
     ruleset = _ruleset(_webhook_rules(tmp_path, receiver), engine, tmp_path,
                        T_WEBHOOK_SECRET="a-long-shared-secret")
     insert_seed(engine)
@@ -357,7 +325,7 @@ def test_the_webhook_signature_verifies_and_the_payload_is_the_documented_one(
 
 
 def test_decided_but_not_sent_before_a_crash_is_sent_once_after_restart(
-        engine: Engine, db_url: str, tmp_path: Path, receiver: Receiver) -> None:
+        engine: Engine, db_url: str, tmp_path: Path, receiver: WebhookReceiver) -> None:
     path = _webhook_rules(tmp_path, receiver)
     ruleset = _ruleset(path, engine, tmp_path, T_WEBHOOK_SECRET="k")
     insert_seed(engine)
@@ -375,7 +343,7 @@ def test_decided_but_not_sent_before_a_crash_is_sent_once_after_restart(
 
 
 def test_a_throttled_group_sends_once_per_interval(engine: Engine, tmp_path: Path,
-                                                   receiver: Receiver) -> None:
+                                                   receiver: WebhookReceiver) -> None:
     ruleset = _ruleset(_webhook_rules(tmp_path, receiver, throttle="10m"), engine, tmp_path,
                        T_WEBHOOK_SECRET="k")
     for second in (0, 10, 20, 30):
@@ -402,7 +370,7 @@ def test_a_throttled_group_sends_once_per_interval(engine: Engine, tmp_path: Pat
 # --- apprise ---------------------------------------------------------------------------
 
 
-def test_an_apprise_url_delivers(engine: Engine, tmp_path: Path, receiver: Receiver) -> None:
+def test_an_apprise_url_delivers(engine: Engine, tmp_path: Path, receiver: WebhookReceiver) -> None:
     url = receiver.url.replace("http://", "json://")
     channels = "  chat:\n    type: apprise\n    url_env: T_APPRISE_URL\n"
     ruleset = _ruleset(write_rules(tmp_path, rules_for(channels, ["chat"])), engine,
@@ -446,85 +414,63 @@ def test_an_invalid_rules_file_is_refused_and_the_running_rules_stay(
 # --- the daemon as a process -----------------------------------------------------------
 
 
-class Daemon:
+def alert_daemon(db_url: str, rules: Path, state: Path) -> DaemonProcess:
     """``newswatch alert`` in a subprocess, logs to a file."""
-
-    def __init__(self, db_url: str, rules: Path, state: Path) -> None:
-        self.log = state / "alert.log"
-        env = {**os.environ, "NEWSWATCH_DATABASE_URL": db_url,
-               "NEWSWATCH_STATE_DIR": str(state), "NEWSWATCH_LOG_FORMAT": "json",
-               "NEWSWATCH_ALERT_POLL_INTERVAL_S": "0.05", "T_WEBHOOK_SECRET": "k"}
-        env.pop("NEWSWATCH_METRICS_PORT", None)
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "newswatch.cli", "alert", "--rules", str(rules)],
-                env=env, stdout=subprocess.DEVNULL, stderr=log)
-
-    def wait_log(self, text: str, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.log.read_text(errors="replace"):
-                return
-            assert self.process.poll() is None, self.log.read_text()
-            time.sleep(0.05)
-        raise AssertionError(f"{text!r} not logged:\n{self.log.read_text()}")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
-        self.process.send_signal(sig)
-        return self.process.wait(timeout)
+    env = {**os.environ, "NEWSWATCH_DATABASE_URL": db_url,
+           "NEWSWATCH_STATE_DIR": str(state), "NEWSWATCH_LOG_FORMAT": "json",
+           "NEWSWATCH_ALERT_POLL_INTERVAL_S": "0.05", "T_WEBHOOK_SECRET": "k"}
+    env.pop("NEWSWATCH_METRICS_PORT", None)
+    return DaemonProcess("alert", ("alert", "--rules", str(rules)), env,
+                         state / "alert.log").start()
 
 
 def test_the_daemon_reloads_on_sighup_keeps_good_rules_and_stops_on_sigterm(
-        engine: Engine, db_url: str, tmp_path: Path, receiver: Receiver) -> None:
+        engine: Engine, db_url: str, tmp_path: Path, receiver: WebhookReceiver) -> None:
     path = _webhook_rules(tmp_path, receiver)
-    daemon = Daemon(db_url, path, tmp_path)
+    daemon = alert_daemon(db_url, path, tmp_path)
     try:
         daemon.wait_log("evaluating alert rules")
         insert_seed(engine)
         assert len(receiver.wait_for(3)) == 3
         path.write_text("rules:\n  - name: broken\n    match: {topics: [x]}\n"
                         "    channels: [nowhere]\n")
-        daemon.process.send_signal(signal.SIGHUP)
+        daemon.send(signal.SIGHUP)
         daemon.wait_log("rules reload refused")
-        assert "unknown channel 'nowhere'" in daemon.log.read_text()
+        assert "unknown channel 'nowhere'" in daemon.log_text()
         insert_article(engine, title="IS claims attack", topics={"is_threat": 0.9})
         assert len(receiver.wait_for(4)) == 4  # the old rules are still in force
         assert daemon.stop() == 0
     finally:
-        if daemon.process.poll() is None:
-            daemon.process.kill()
+        daemon.kill()
     assert len(receiver.accepted) == 4
 
 
 def test_the_daemon_killed_before_sending_sends_once_after_restart(
-        engine: Engine, db_url: str, tmp_path: Path, receiver: Receiver) -> None:
+        engine: Engine, db_url: str, tmp_path: Path, receiver: WebhookReceiver) -> None:
     path = _webhook_rules(tmp_path, receiver, backoff="3s", max_backoff="3s")
     receiver.default_status = 503
-    daemon = Daemon(db_url, path, tmp_path)
+    daemon = alert_daemon(db_url, path, tmp_path)
     try:
         daemon.wait_log("evaluating alert rules")
         insert_seed(engine)
-        deadline = time.monotonic() + 20
-        while len(receiver.requests) < 3 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.5)  # the failures are recorded; the retries wait 1.5-3 s
-        daemon.process.kill()
-        daemon.process.wait(10)
+        # Killed once every first attempt failed and was recorded (the retries wait 3 s).
+        wait_for(lambda: len(receiver.requests) >= 3, 20, "three refused deliveries")
+        wait_for(lambda: _failed_attempts(engine) >= 3, 20, "the failures recorded")
+        daemon.kill()
     finally:
-        if daemon.process.poll() is None:
-            daemon.process.kill()
+        daemon.kill()
     assert _count(engine, tables.alerts, status="pending") == 3
     assert receiver.accepted == []
 
     receiver.default_status = 200
-    restarted = Daemon(db_url, path, tmp_path)
+    restarted = alert_daemon(db_url, path, tmp_path)
     try:
         assert len(receiver.wait_for(3, timeout=30)) == 3
-        time.sleep(1.0)
+        wait_for(lambda: _count(engine, tables.alerts, status="sent") == 3, 20,
+                 "the three sends recorded")
         assert restarted.stop() == 0
     finally:
-        if restarted.process.poll() is None:
-            restarted.process.kill()
+        restarted.kill()
     assert len(receiver.accepted) == 3
     assert len({json.loads(r.body)["dedup_key"] for r in receiver.accepted}) == 3
     assert _count(engine, tables.alerts, status="sent") == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from consumers.alert.compile import compile_rules
 from consumers.alert.rules import default_rules_path, load_rules, parse_rules
 from newswatch.cli import main
 from newswatch.errors import ConfigError
-from schemas.rules_file import format_duration, parse_duration
+from schemas.duration import format_duration, parse_duration
 
 GOOD_CHANNELS = """channels:
   file: {type: jsonl, path: alerts.jsonl}
@@ -66,6 +67,26 @@ def test_a_full_rule_parses() -> None:
     assert rule.digest == timedelta(days=1)
 
 
+def test_problems_name_the_line_of_the_field() -> None:
+    text = _rule("    match: {topics: [x]}\n    throttle: soon\n    channels: [nope]\n")
+    throttle_line = text.splitlines().index("    throttle: soon") + 1
+    with pytest.raises(ConfigError) as raised:
+        parse_rules(text, source="my-rules.yaml")
+    assert str(raised.value).startswith(f"my-rules.yaml:{throttle_line}: rule 'r1': throttle: ")
+    fixed = text.replace("throttle: soon", "throttle: 1h")
+    with pytest.raises(ConfigError, match=rf"my-rules\.yaml:{throttle_line + 1}: rule 'r1': "
+                                          "channels: unknown channel 'nope'"):
+        parse_rules(fixed, source="my-rules.yaml")
+
+
+def test_a_key_written_twice_is_refused_not_overwritten() -> None:
+    text = _rule("    match: {topics: [x]}\n    channels: [file]\n    channels: [hook]\n")
+    line = len(text.splitlines())
+    with pytest.raises(ConfigError, match=rf"my-rules\.yaml:{line}: key 'channels' appears "
+                                          "twice"):
+        parse_rules(text, source="my-rules.yaml")
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     (_rule("    match: {topics: [is_threat], min_score: 2}\n    channels: [file]\n"),
      "rule 'r1': match.min_score: Input should be less than or equal to 1"),
@@ -74,7 +95,7 @@ def test_a_full_rule_parses() -> None:
     (_rule("    match: {topic: [is_threat]}\n    channels: [file]\n"),
      "rule 'r1': match.topic: Extra inputs are not permitted"),
     (_rule("    match: {topics: [x]}\n    throttle: soon\n    channels: [file]\n"),
-     "rule 'r1': throttle: 'soon' is not a duration such as 30s, 5m, 6h or 7d"),
+     "rule 'r1': throttle: 'soon' is not a duration such as 30s, 5m, 1h30m, 6h or 7d"),
     (_rule("    match: {topics: [x]}\n    spike: {within: 1h, baseline: 7d}\n"
            "    channels: [file]\n"),
      "rule 'r1': spike: give exactly one of ratio and z_score"),
@@ -103,14 +124,15 @@ def test_a_full_rule_parses() -> None:
     ("channels:\n  x: {type: pager}\nrules: []\n", "channel 'x': Input tag 'pager'"),
     ("channels:\n  mail: {type: email, host: h, from: a@b.c, to: [d@e.f], port: 0}\n",
      "channel 'mail': port: Input should be greater than or equal to 1"),
-    ("rules:\n  - name: [unclosed\n", "not valid YAML (line"),
+    ("rules:\n  - name: [unclosed\n", "not valid YAML"),
     ("- just\n- a list\n", "expected a mapping"),
     ("rules:\n  - match: {topics: [x]}\n    channels: [a]\n", "rule #1: name: Field required"),
 ])
 def test_invalid_rules_name_the_rule_and_field(text: str, expected: str) -> None:
     with pytest.raises(ConfigError) as raised:
         parse_rules(text, source="my-rules.yaml")
-    assert str(raised.value).startswith("my-rules.yaml: ")
+    # Every problem names the file and, where the file has the field, its line.
+    assert re.match(r"my-rules\.yaml(:\d+)?: ", str(raised.value))
     assert expected in str(raised.value)
 
 

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import postgres_schema
-from tests.e2e.servers import SmtpServer, WebhookReceiver
-from tests.producer_fixtures import FeedServer
+from tests.support.feed_server import FeedServer
+from tests.support.smtp import SmtpServer
+from tests.support.webhook import WebhookReceiver
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from xml.sax.saxutils import escape
 import yaml
 
 from schemas.ids import article_id, canonical_url
-from tests.producer_fixtures import FeedServer, Reply
+from tests.support.feed_server import FeedServer, Reply
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "newswatch" / "demo"

@@ -9,9 +9,6 @@ the database PostgreSQL. Nothing is mocked; a test only decides when a process d
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +20,8 @@ from kafka.structs import TopicPartition
 from sqlalchemy import Engine, func, select
 
 from schemas import tables
+from tests.support.daemons import DaemonProcess, stop_all
+from tests.support.waits import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = ("producer", "enrich", "store", "alert")
@@ -58,73 +57,18 @@ def pipeline_env(*, bootstrap: str, prefix: str, database_url: str, state_dir: P
     return env
 
 
-@dataclass
-class Daemon:
+class Daemon(DaemonProcess):
     """One stage as a child process; it may be started again after it died."""
 
-    stage: str
-    env: dict[str, str]
-    log_path: Path
-    args: tuple[str, ...] = ()
-    process: subprocess.Popen[bytes] | None = None
-    starts: int = 0
-    kills: int = 0
-
-    def start(self) -> None:
-        assert not self.running(), f"{self.stage} is already running"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            log.write(f"\n===== start {self.starts + 1} at {time.strftime('%H:%M:%S')} "
-                      "=====\n".encode())
-            log.flush()
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "newswatch.cli", self.stage, *self.args],
-                env=self.env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True)
-        self.starts += 1
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def exit_code(self) -> int | None:
-        """The exit code when the process ended, else None (also when never started)."""
-        return None if self.process is None else self.process.poll()
-
-    def kill(self) -> None:
-        """SIGKILL: no handler runs, nothing is flushed or committed."""
-        assert self.process is not None
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.kills += 1
-        self.process.wait(timeout=30)
-
-    def stop(self, timeout_s: float = 30.0, *, signalled: bool = False) -> int | None:
-        """SIGTERM (unless ``signalled`` already) and wait for the daemon's own clean
-        shutdown; SIGKILL after the bound. A second SIGTERM would mean "exit at once"."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None and not signalled:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            return None
+    def __init__(self, stage: str, env: dict[str, str], log_path: Path,
+                 args: tuple[str, ...] = ()) -> None:
+        super().__init__(stage, (stage, *args), env, log_path, cwd=REPO)
+        self.stage = stage
 
     def ready(self) -> bool:
         """True once the current process logged that it started: a SIGTERM before that
         (while it imports and loads its model) ends it by the signal's default action."""
-        if not self.running() or not self.log_path.exists():
-            return False
-        current = self.log_path.read_text(errors="replace").rsplit("===== start", 1)[-1]
-        return READY[self.stage] in current
-
-    def tail(self, lines: int = 25) -> str:
-        if not self.log_path.exists():
-            return "(no log)"
-        content = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(content[-lines:])
+        return self.running() and self.logged(READY[self.stage])
 
 
 @dataclass
@@ -157,18 +101,12 @@ class Pipeline:
     def check_alive(self, *allowed_dead: str) -> None:
         """Fail at once, with the log, when a daemon exited that should be running."""
         for stage, daemon in self.daemons.items():
-            code = daemon.exit_code()
-            if stage not in allowed_dead and daemon.starts and code is not None:
-                raise AssertionError(f"{stage} exited with code {code}:\n{daemon.tail(60)}")
+            if stage not in allowed_dead:
+                daemon.check()
 
     def stop_all(self, timeout_s: float = 30.0) -> dict[str, int | None]:
         """SIGTERM every running daemon at once, then wait for each."""
-        for daemon in self.daemons.values():
-            if daemon.running():
-                assert daemon.process is not None
-                daemon.process.send_signal(signal.SIGTERM)
-        return {stage: daemon.stop(timeout_s, signalled=True)
-                for stage, daemon in self.daemons.items()}
+        return stop_all(list(self.daemons.values()), timeout_s)
 
     def kill_all(self) -> None:
         for daemon in self.daemons.values():
@@ -183,21 +121,19 @@ class Pipeline:
 def wait_until(condition: Callable[[], bool], *, timeout_s: float, what: str,
                pipeline: Pipeline | None = None, allowed_dead: Iterable[str] = (),
                status: Callable[[], str] | None = None, interval_s: float = 0.25) -> float:
-    """Poll ``condition`` until it holds; returns the seconds it took. On timeout (or a
-    daemon dying) fail with ``status()`` and the daemons' logs."""
-    began = time.monotonic()
-    deadline = began + timeout_s
-    while True:
+    """`tests.support.waits.wait_for` that fails at once when a daemon of ``pipeline``
+    dies, and on timeout shows ``status()`` and the daemons' logs."""
+
+    def check() -> None:
         if pipeline is not None:
             pipeline.check_alive(*allowed_dead)
-        if condition():
-            return time.monotonic() - began
-        if time.monotonic() > deadline:
-            detail = status() if status is not None else ""
-            logs = pipeline.logs() if pipeline is not None else ""
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}. "
-                                 f"{detail}\n{logs}")
-        time.sleep(interval_s)
+
+    def detail() -> str:
+        shown = status() if status is not None else ""
+        return f"{shown}\n{pipeline.logs() if pipeline is not None else ''}"
+
+    return wait_for(condition, timeout_s, what, check=check, detail=detail,
+                    interval_s=interval_s)
 
 
 # --- What SQL holds -----------------------------------------------------------------------

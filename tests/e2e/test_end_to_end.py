@@ -41,8 +41,9 @@ from tests.e2e.harness import (
     topic_keys,
     wait_until,
 )
-from tests.e2e.servers import SmtpServer, WebhookReceiver
-from tests.producer_fixtures import FeedServer
+from tests.support.feed_server import FeedServer
+from tests.support.smtp import SmtpServer
+from tests.support.webhook import WebhookReceiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -115,8 +116,8 @@ def test_seed_article_alerts_by_email_and_webhook_and_nothing_else(
             key for key, _status in alerts.values())
         by_rule: dict[str, dict[str, dict[str, Any]]] = {}
         for item in webhook.accepted:
-            for article in item.body["articles"]:
-                by_rule.setdefault(item.body["rule"]["name"], {})[article["id"]] = article
+            for article in item.payload["articles"]:
+                by_rule.setdefault(item.payload["rule"]["name"], {})[article["id"]] = article
 
         # The seed article: an alert for each of the three default topics, with evidence.
         with engine.connect() as conn:
@@ -131,9 +132,9 @@ def test_seed_article_alerts_by_email_and_webhook_and_nothing_else(
             assert hit["evidence"], f"{rule}: no evidence"
             for evidence in hit["evidence"]:
                 assert evidence["phrase"].lower() in evidence["sentence"].lower()
-            mails = [m.body for m in smtp_server.accepted
+            mails = [m.message for m in smtp_server.accepted
                      if m.dedup_key.startswith(f"{rule}:")
-                     and SEED_TITLE in str(m.body["Subject"])]
+                     and SEED_TITLE in str(m.message["Subject"])]
             assert len(mails) == 1, f"{rule}: {len(mails)} emails about the seed article"
             text = " ".join(mails[0].get_body(preferencelist=("plain",)).get_content().split())
             assert " ".join(hit["evidence"][0]["sentence"].split())[:80] in text

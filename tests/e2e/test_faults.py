@@ -36,7 +36,6 @@ from newswatch.kafka_local import LocalKafka
 from newswatch.migrate import upgrade
 from newswatch.settings import Settings
 from schemas.topics import TopicNames
-from tests.conftest import free_port
 from tests.e2e.feeds import DEFAULT_TOPICS, GrowingFeeds, rules_file
 from tests.e2e.harness import (
     STAGES,
@@ -54,9 +53,11 @@ from tests.e2e.harness import (
     topic_size,
     wait_until,
 )
-from tests.e2e.servers import Accepted, SmtpServer, WebhookReceiver
 from tests.pg_server import PostgresServer
-from tests.producer_fixtures import FeedServer
+from tests.support.feed_server import FeedServer
+from tests.support.ports import free_port
+from tests.support.smtp import Mail, SmtpServer
+from tests.support.webhook import Received, WebhookReceiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -260,7 +261,7 @@ class FaultRun:
         print(summary, flush=True)
         return summary
 
-    def _explained_by_kill(self, key: str, received: list[Accepted]) -> bool:
+    def _explained_by_kill(self, key: str, received: list[Mail] | list[Received]) -> bool:
         """A repeat the design allows: the first copy arrived within a moment of a kill -9
         of the alert daemon (before it: the outcome was not recorded yet; just after it:
         the request was already on its way), and the second is the retry."""
@@ -268,7 +269,7 @@ class FaultRun:
         return len(times) == 2 and any(abs(times[0] - kill) <= RESEND_WINDOW_S
                                        for kill in self.alert_kills)
 
-    def _repeats(self, received: list[Accepted]) -> str:
+    def _repeats(self, received: list[Mail] | list[Received]) -> str:
         """The repeated keys with their receipt times and the kills, for a failure."""
         got = Counter(item.dedup_key for item in received)
         times = {key: [f"{item.at:.3f}" for item in received if item.dedup_key == key]

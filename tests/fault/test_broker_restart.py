@@ -23,9 +23,9 @@ from kafka import KafkaProducer
 from newswatch.daemon import StopFlag
 from newswatch.kafka_local import LocalKafka
 from newswatch.logs import JsonFormatter, RepeatFilter
-from tests.conftest import free_port
+from tests.support.ports import free_port
+from tests.support.waits import wait_for
 from tests.test_consumer_loop import Collector, _run
-from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 

@@ -22,11 +22,8 @@ from consumers.alert.rules import default_rules_path
 from consumers.alert.ruleset import RulesHolder
 from newswatch.daemon import StopFlag
 from newswatch.health import start_health_server
-from tests.alert.conftest import engine
-from tests.conftest import free_port
-from tests.waiting import wait_for
-
-__all__ = ["engine"]
+from tests.support.ports import free_port
+from tests.support.waits import wait_for
 
 pytestmark = pytest.mark.integration
 

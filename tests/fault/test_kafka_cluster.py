@@ -27,8 +27,8 @@ from newswatch.kafka_admin import ensure_topics
 from newswatch.kafka_clients import make_consumer, make_producer
 from newswatch.kafka_local import LocalKafkaCluster
 from newswatch.settings import Settings
-from tests.conftest import free_port
-from tests.waiting import wait_for
+from tests.support.ports import free_port
+from tests.support.waits import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 MESSAGES = 600

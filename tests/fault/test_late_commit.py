@@ -14,10 +14,9 @@ from sqlalchemy import Engine, select
 
 from consumers.alert.outbox import run_tick
 from schemas import tables
-from tests.alert.conftest import NOW, engine, insert_article, later
+from tests.alert.conftest import NOW, insert_article, later
 from tests.alert.test_evaluate import _one, _rules
 
-__all__ = ["engine"]
 pytestmark = pytest.mark.integration
 
 

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import Engine
@@ -29,50 +28,36 @@ from newswatch.migrate import upgrade
 from tests.alert.conftest import NOW, insert_seed
 from tests.alert.test_deliver import RULES, _send_state
 from tests.pg_server import PostgresServer
+from tests.support.webhook import Received, WebhookReceiver
 
 pytestmark = pytest.mark.integration
 
 
-class Receiver:
+class HeldReceiver(WebhookReceiver):
     """A webhook receiver that holds each POST until the test lets it answer 200."""
 
     def __init__(self) -> None:
-        self.posts = 0
+        super().__init__()
         self.got_post = threading.Event()
         self.may_answer = threading.Event()
-        outer = self
+        self.on_request = self._hold
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.posts += 1
-                outer.got_post.set()
-                outer.may_answer.wait(30)
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+    def _hold(self, _received: Received) -> None:
+        self.got_post.set()
+        self.may_answer.wait(30)
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+    def posts(self) -> int:
+        return len(self.requests)
 
     def close(self) -> None:
         self.may_answer.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().close()
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
+def receiver() -> Iterator[HeldReceiver]:
+    server = HeldReceiver()
     yield server
     server.close()
 
@@ -86,7 +71,7 @@ def pg_engine(disposable_postgres: PostgresServer) -> Iterator[Engine]:
 
 
 def test_a_send_acknowledged_during_an_outage_is_recorded_not_sent_again(
-        disposable_postgres: PostgresServer, pg_engine: Engine, receiver: Receiver) -> None:
+        disposable_postgres: PostgresServer, pg_engine: Engine, receiver: HeldReceiver) -> None:
     rules_file = parse_rules(RULES)
     notifier = WebhookNotifier("hook", receiver.url, secret=None, timeout_s=30)
     channels = {"hook": notifier}

@@ -8,9 +8,6 @@ dead-lettered with an OverflowError. The score must stay a bounded number.
 from __future__ import annotations
 
 from consumers.enrich.enrich import Enricher, document_text
-from tests.enrich_fixtures import enricher
-
-__all__ = ["enricher"]
 
 
 def test_more_than_1024_matches_of_one_rule_scores_instead_of_overflowing(

@@ -22,20 +22,17 @@ from newswatch.settings import Settings
 from producers.fetch import Fetcher
 from tests.fault.slow_http import DripServer
 from tests.producer_fixtures import (
-    FeedServer,
-    Reply,
     articles_topic,
-    feed_server,
     migrated_sqlite,
     news_items,
     producer_settings,
     rss,
     unique_prefix,
 )
-from tests.test_producer_daemon import Producer, TopicWatch, _env, _write_feeds, watch_factory
-from tests.waiting import wait_for
+from tests.support.feed_server import FeedServer, Reply
+from tests.support.waits import wait_for
+from tests.test_producer_daemon import Producer, TopicWatch, _env, _write_feeds
 
-__all__ = ["feed_server", "watch_factory"]
 pytestmark = pytest.mark.integration
 
 

@@ -17,11 +17,10 @@ from consumers.alert.compile import compile_rules
 from consumers.alert.deliver import Deliverer
 from consumers.alert.outbox import run_tick
 from consumers.alert.rules import parse_rules
-from tests.alert.conftest import NOW, engine, insert_seed
+from tests.alert.conftest import NOW, insert_seed
 from tests.alert.test_deliver import RULES, _send_state
 from tests.fault.slow_http import DripServer
 
-__all__ = ["engine"]
 pytestmark = pytest.mark.integration
 
 

@@ -18,7 +18,7 @@ from producers.egress import EgressPolicy, parse_allow
 from producers.fetch import Fetcher
 from producers.fulltext import FullText
 from tests.enrich_fixtures import article
-from tests.producer_fixtures import FeedServer, Reply
+from tests.support.feed_server import FeedServer, Reply
 
 pytestmark = pytest.mark.integration
 

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
 
 from schemas import tables
-from tests.alert.conftest import engine, insert_article
-from tests.waiting import wait_for
+from tests.alert.conftest import insert_article
+from tests.support.daemons import DaemonProcess, stop_all
+from tests.support.waits import wait_for
 
-__all__ = ["engine"]
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,10 +29,9 @@ def _count(engine: Engine, table: object) -> int:
         return int(conn.execute(select(func.count()).select_from(table)).scalar() or 0)
 
 
-def _daemon(env: dict[str, str], rules: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "newswatch.cli", "alert", "--rules",
-                             str(rules)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=log.open("wb"))
+def _daemon(env: dict[str, str], rules: Path, log: Path) -> DaemonProcess:
+    return DaemonProcess(log.stem, ("alert", "--rules", str(rules)), env, log,
+                         cwd=ROOT).start()
 
 
 def test_one_of_two_alert_daemons_killed_the_other_carries_on_nothing_twice(
@@ -61,22 +57,15 @@ rules:
         articles = [insert_article(engine, topics={"is_threat": 0.8}) for _ in range(15)]
         wait_for(lambda: _count(engine, tables.alert_articles) >= 15, timeout_s=60,
                  what="the first alerts")
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait(timeout=30)
+        first.kill()
         articles += [insert_article(engine, topics={"is_threat": 0.8}) for _ in range(15)]
         wait_for(lambda: _count(engine, tables.alert_articles) >= 30, timeout_s=60,
                  what="the survivor's alerts")
         sent = tables.alert_sends
         wait_for(lambda: _pending(engine, sent) == 0, timeout_s=90, what="every send done")
-        assert second.poll() is None, "the surviving daemon exited"
+        second.check()  # the survivor is still running
     finally:
-        for process in (first, second):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+        stop_all([first, second])
     with engine.connect() as conn:
         alerted = conn.execute(select(tables.alert_articles.c.article_id)).scalars().all()
     assert sorted(alerted) == sorted(articles)

@@ -31,7 +31,7 @@ from newswatch.daemon import StopFlag
 from newswatch.settings import Settings
 from schemas.messages import DeadLetter
 from schemas.topics import TopicNames
-from tests.waiting import lag, wait_for
+from tests.support.waits import lag, wait_for
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "corpus"

@@ -22,18 +22,15 @@ from schemas import tables
 from schemas.feeds_file import FeedConfig, FeedsFile
 from tests.hostile.harness import Metrics, log_lines
 from tests.producer_fixtures import (
-    FeedServer,
-    Reply,
     articles_topic,
-    feed_server,
     news_items,
     producer_settings,
     read_topic,
     rss,
     unique_prefix,
 )
+from tests.support.feed_server import FeedServer, Reply
 
-__all__ = ["feed_server"]
 pytestmark = pytest.mark.integration
 
 BIG = 50 * 1024 * 1024

@@ -23,7 +23,6 @@ from producers.state import Store
 from schemas import tables
 from schemas.feeds_file import FeedConfig
 from schemas.topics import TopicNames
-from tests.enrich_fixtures import enricher  # noqa: F401 - fixture
 from tests.hostile.harness import (
     DEMO_FEEDS,
     FEEDS,
@@ -33,9 +32,9 @@ from tests.hostile.harness import (
     read_all,
     store_until_caught_up,
 )
-from tests.producer_fixtures import FeedServer, articles_topic, feed_server, producer_settings
+from tests.producer_fixtures import articles_topic, producer_settings
+from tests.support.feed_server import FeedServer
 
-__all__ = ["feed_server"]
 pytestmark = pytest.mark.integration
 
 SOURCES = [FEEDS / "script-tags.xml", FEEDS / "control-chars.xml", FEEDS / "absurd-dates.xml",
@@ -70,7 +69,7 @@ def produced(kafka_bootstrap: str, tmp_path: Path, feed_server: FeedServer
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_hostile_items_reach_postgresql_clean_once_and_without_false_hits(
         kafka_bootstrap: str, produced: tuple[str, int], engine: Engine,
-        enricher: Enricher) -> None:  # noqa: F811
+        enricher: Enricher) -> None:
     topics, published = produced
     config = producer_settings(kafka_bootstrap, "sqlite://", topics)
     names = TopicNames.with_prefix(topics)

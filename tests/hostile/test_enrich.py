@@ -29,7 +29,6 @@ from producers.parse import parse
 from schemas.feeds_file import FeedConfig
 from schemas.messages import MAX_MESSAGE_BYTES, Article, EnrichedArticle
 from schemas.topics import TopicNames
-from tests.enrich_fixtures import enricher  # noqa: F401 - fixture
 from tests.factories import make_article, make_enriched
 from tests.hostile.harness import (
     DEMO_FEEDS,
@@ -106,7 +105,7 @@ def _hostile_but_valid() -> dict[str, Article]:
 
 
 def test_poison_is_dead_lettered_and_its_neighbours_are_enriched(
-        kafka_bootstrap: str, enricher: Enricher,  # noqa: F811
+        kafka_bootstrap: str, enricher: Enricher,
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     config = settings(kafka_bootstrap, prefix())
@@ -175,7 +174,7 @@ def test_poison_is_dead_lettered_and_its_neighbours_are_enriched(
 
 
 def test_output_the_broker_refuses_as_too_large_is_dead_lettered_not_retried_forever(
-        kafka_bootstrap: str, enricher: Enricher,  # noqa: F811
+        kafka_bootstrap: str, enricher: Enricher,
         caplog: pytest.LogCaptureFixture) -> None:
     # An input topic that accepts 4 MB messages, an output topic at the broker's default
     # 1 MB: a 2 MB article of incompressible text gets in, its enrichment cannot get out.
@@ -211,7 +210,7 @@ def test_output_the_broker_refuses_as_too_large_is_dead_lettered_not_retried_for
 
 
 def test_work_per_batch_is_bounded_by_tokens_not_by_the_batch(
-        enricher: Enricher) -> None:  # noqa: F811
+        enricher: Enricher) -> None:
     # NER's memory grows with the tokens nlp.pipe holds at once (~16 KB each). Before the
     # bounds, 64 articles of "a a a ..." (100,000 characters, 50,000 tokens each) needed
     # ~50 GB in one call. The same mechanism at a small scale, so it runs in seconds:
@@ -235,7 +234,7 @@ def test_work_per_batch_is_bounded_by_tokens_not_by_the_batch(
 
 
 def test_evidence_offsets_still_point_into_the_text_of_a_cut_document(
-        enricher: Enricher) -> None:  # noqa: F811
+        enricher: Enricher) -> None:
     small = Enricher(enricher.nlp, enricher.topics, max_tokens=300)
     title = "Islamic State claims attack"
     body = "Officials said the Islamic State claimed the attack. " * 100

@@ -37,16 +37,9 @@ from schemas import tables
 from schemas.feeds_file import FeedConfig, FeedsFile
 from schemas.messages import Article
 from tests.hostile.harness import DEMO_FEEDS, FEEDS, Metrics, log_lines, repaired
-from tests.producer_fixtures import (
-    FeedServer,
-    articles_topic,
-    feed_server,
-    producer_settings,
-    read_topic,
-    unique_prefix,
-)
+from tests.producer_fixtures import articles_topic, producer_settings, read_topic, unique_prefix
+from tests.support.feed_server import FeedServer
 
-__all__ = ["feed_server"]
 pytestmark = pytest.mark.integration
 
 GOOD_TITLE = "Zürich, café, naïve, Łódź"

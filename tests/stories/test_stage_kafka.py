@@ -37,7 +37,7 @@ from schemas import tables
 from schemas.messages import EnrichedArticle
 from schemas.topics import TopicNames
 from tests.factories import make_article, make_enriched
-from tests.waiting import lag, wait_for
+from tests.support.waits import lag, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,6 @@ on a free 127.0.0.1 port in a thread, as `newswatch web` serves it."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,10 +26,9 @@ from newswatch.migrate import upgrade
 from newswatch.settings import Settings
 from schemas.ids import article_id
 from schemas.messages import Article
-from tests.conftest import free_port
-from tests.enrich_fixtures import SEED_ARTICLE, enricher
-
-__all__ = ["enricher"]
+from tests.enrich_fixtures import SEED_ARTICLE
+from tests.support.ports import free_port
+from tests.support.waits import wait_for
 
 PASSWORD = "correct horse battery"
 HOSTILE_TITLE = "<img src=x onerror=alert(1)>"
@@ -124,10 +122,7 @@ def start_console(db_url: str, tmp_path: Path, enricher: Enricher) -> Iterator[C
     server, app_engine, _app = build_server(settings)
     thread = threading.Thread(target=server.run, name="web", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the console did not start"
-        time.sleep(0.05)
+    wait_for(lambda: bool(server.started), 20, "the console to start", interval_s=0.05)
     try:
         yield Console(url=settings.web_url(), engine=engine, settings=settings,
                       seed_id=seed.id, hostile_id=hostile.id,

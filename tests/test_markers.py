@@ -1,0 +1,27 @@
+"""Every test that needs a service carries the ``integration`` marker (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import needs_a_service
+
+
+def test_service_tests_are_marked_and_unit_tests_are_not(request: pytest.FixtureRequest) -> None:
+    items = request.session.items
+    unmarked = [item.nodeid for item in items
+                if needs_a_service(item) and item.get_closest_marker("integration") is None]
+    assert not unmarked, f"tests that need a service but are not marked: {unmarked[:10]}"
+    me = next(item for item in items if item.nodeid == request.node.nodeid)
+    assert me.get_closest_marker("integration") is None  # this one needs nothing
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_postgresql_half_of_db_url_is_integration(backend: str,
+                                                      request: pytest.FixtureRequest) -> None:
+    """Collected anywhere, a db_url test's PostgreSQL half is marked, its SQLite half is
+    not (when the session holds such tests)."""
+    halves = [item for item in request.session.items
+              if getattr(getattr(item, "callspec", None), "params", {}).get("db_url") == backend]
+    marked = {item.get_closest_marker("integration") is not None for item in halves}
+    assert marked <= {backend == "postgresql"}
