@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     producer_max_revisions: int = Field(
         default=5, ge=0, description="Revisions published per article before changes are ignored"
     )
+    producer_lease_s: float = Field(
+        default=15.0, ge=3.0, le=300.0, description="How long a producer's claim on a feed "
+        "lasts unless renewed: a killed producer's feeds are polled by the others after it"
+    )
     producer_fulltext_concurrency: int = Field(default=2, ge=1, le=32)
     producer_fulltext_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     producer_fulltext_max_items: int = Field(
