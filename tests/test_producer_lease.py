@@ -53,7 +53,8 @@ def test_a_feed_is_never_held_by_two_producers(feeds: Engine) -> None:
         assert got == ["f3"], "per-feed leases: the free feed only"
     else:
         assert got == [], "SQLite: one writer polls, the other stands by"
-    assert first.holds("f1") and not second.holds("f1")
+    assert first.holds("f1")
+    assert not second.holds("f1")
     first.close()  # a producer that stops gives its feeds up at once
     if isinstance(second, WriterLease):
         time.sleep(1.0)  # a standby asks at most once a second

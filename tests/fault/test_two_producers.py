@@ -21,6 +21,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -91,7 +92,7 @@ class GrowingFeeds:
             by_feed: dict[str, list[float]] = {}
             for name, at in self.polls:
                 by_feed.setdefault(name, []).append(at)
-        gaps = [b - a for times in by_feed.values() for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for times in by_feed.values() for a, b in pairwise(times)]
         return min(gaps)
 
 
@@ -150,7 +151,8 @@ def test_two_producers_share_feeds_and_take_over_a_frozen_then_a_killed_one(
                  what="every feed refreshed")
         time.sleep(4)
         if shared:
-            assert _refreshed(first) and _refreshed(second), "one producer did all the work"
+            assert _refreshed(first), "the second producer did all the work"
+            assert _refreshed(second), "the first producer did all the work"
         else:
             assert not (_refreshed(first) and _refreshed(second)), "two writers on SQLite"
 
