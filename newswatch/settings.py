@@ -144,6 +144,13 @@ class Settings(BaseSettings):
                     "or auto: numpy when BLIS runs its generic fallback or is slower here "
                     "(consumers/enrich/kernel.py)")
 
+    # Store (consumers/store/).
+    store_idle_transaction_timeout_s: float = Field(
+        default=15.0, ge=1.0, le=3600.0, description="PostgreSQL ends a store transaction "
+        "whose process sent nothing for this long (a frozen process), so it cannot hold the "
+        "other store processes back for longer"
+    )
+
     # Alerts (consumers/alert/): which rules, and how often the evaluator looks for hits.
     rules_file: Path | None = Field(
         default=None, description="rules.yaml to run; unset: the bundled demo rules"

@@ -125,8 +125,9 @@ def decode(value: bytes | None) -> EnrichedArticle:
 class StoreHandler:
     """The batch handler of the store stage: records in, poison out, rows durable."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, idle_timeout_s: float | None = None) -> None:
         self._engine = engine
+        self._idle_timeout_s = idle_timeout_s  # see consumers.store.idle_guard
 
     def __call__(self, records: Sequence[Any]) -> list[Poison]:
         """Store ``records`` (kafka-python ConsumerRecords); return the ones that are poison.
@@ -181,7 +182,7 @@ class StoreHandler:
 
     def _write(self, items: list[EnrichedArticle]) -> StoreResult:
         with unavailable_as_retryable():
-            return store_batch(self._engine, items)
+            return store_batch(self._engine, items, idle_timeout_s=self._idle_timeout_s)
 
     @staticmethod
     def _count(result: StoreResult, messages: int) -> None:
@@ -246,7 +247,8 @@ def run_store(
             "database": db.url.render_as_string(hide_password=True)})
         try:
             stats = run_consumer(
-                consumer, StoreHandler(db), DeadLetterPublisher(producer, topics.dlq, STAGE),
+                consumer, StoreHandler(db, settings.store_idle_transaction_timeout_s),
+                DeadLetterPublisher(producer, topics.dlq, STAGE),
                 stop, stage=STAGE, max_batch=batch_size, backoff=backoff,
                 dlq_limit=dlq_limit or DlqLimit(),
             )
