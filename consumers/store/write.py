@@ -3,7 +3,7 @@
 The contract of `store_batch`:
 
 - Everything in a batch is written in ONE transaction: after it returns, all of it is
-  durable; after it raises, none of it is.
+  durable; after it raises, none of it is (but new entities on PostgreSQL, see below).
 - Writing the same message twice changes nothing (a replay, a redelivery after a failed
   offset commit). An article is keyed by its id; what its hits and entities were computed
   from is (revision, content hash, topics version).
