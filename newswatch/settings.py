@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     producer_max_revisions: int = Field(
         default=5, ge=0, description="Revisions published per article before changes are ignored"
     )
+    producer_lease_s: float = Field(
+        default=15.0, ge=3.0, le=300.0, description="How long a producer's claim on a feed "
+        "lasts unless renewed: a killed producer's feeds are polled by the others after it"
+    )
     producer_fulltext_concurrency: int = Field(default=2, ge=1, le=32)
     producer_fulltext_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     producer_fulltext_max_items: int = Field(
@@ -139,6 +143,13 @@ class Settings(BaseSettings):
         description="Matrix kernel under NER: blis (thinc's default), numpy (its OpenBLAS), "
                     "or auto: numpy when BLIS runs its generic fallback or is slower here "
                     "(consumers/enrich/kernel.py)")
+
+    # Store (consumers/store/).
+    store_idle_transaction_timeout_s: float = Field(
+        default=15.0, ge=1.0, le=3600.0, description="PostgreSQL ends a store transaction "
+        "whose process sent nothing for this long (a frozen process), so it cannot hold the "
+        "other store processes back for longer"
+    )
 
     # Alerts (consumers/alert/): which rules, and how often the evaluator looks for hits.
     rules_file: Path | None = Field(

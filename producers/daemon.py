@@ -12,6 +12,10 @@
   the Kafka producer is flushed and closed. The bound is one download
   (``producer_total_timeout_s``) plus one delivery (``producer_delivery_timeout_s``).
 - SIGHUP reloads feeds.yaml; an invalid file is logged and the last good one kept.
+- Several producers may share one database: a feed is refreshed only under its lease
+  (`producers.lease`: per feed with SKIP LOCKED on PostgreSQL, one writer on SQLite), the
+  leases of running refreshes are renewed from this loop, and released when the refresh
+  has recorded its outcome and when the daemon stops.
 - Kafka (or the database) unavailable: refreshes stop being started, and the loop waits
   with exponential backoff (1 s doubling to 60 s, jittered) before trying again; nothing
   is lost, since nothing was recorded. ``--once`` gives up after ``broker_wait_s`` with
@@ -42,11 +46,12 @@ from newswatch.retry import RetryPolicy
 from newswatch.settings import Settings
 from producers.fetch import Fetcher, host_of
 from producers.fulltext import FullText
+from producers.lease import leases_for
 from producers.publish import Publisher
 from producers.recover import Recovery
 from producers.refresh import Context, Outcome, refresh
 from producers.state import Store
-from schemas.feeds_file import FeedsFile, load_feeds_file
+from schemas.feeds_file import FeedConfig, FeedsFile, load_feeds_file
 from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -72,6 +77,7 @@ class LoopState:
     feed_failures: dict[str, int] = field(default_factory=dict)
     unpublished: set[str] = field(default_factory=set)
     outcomes: int = 0
+    leased: set[str] = field(default_factory=set)  # feeds whose lease a worker holds
 
 
 def build_context(settings: Settings, store: Store, stop: StopFlag,
@@ -131,11 +137,13 @@ def run(settings: Settings, feeds_path: Path, shell: Daemon, *, once: bool = Fal
     store = Store(engine)
     store.sync_feeds(config.feeds)
     ctx = build_context(settings, store, stop, default_interval_s)
+    leases = ctx.leases = leases_for(engine, settings.producer_lease_s)
     loop = LoopState(config=config)
     shell.ready_when(lambda: time.monotonic() >= loop.paused_until)
     log.info("producer started", extra={
         "feeds_file": str(feeds_path), "feeds": len(config.enabled()), "once": once,
-        "topic": ctx.publisher.topic, "compression": ctx.publisher.compression})
+        "topic": ctx.publisher.topic, "compression": ctx.publisher.compression,
+        "lease_owner": leases.owner})
     try:
         if once:
             return one_pass(ctx, store, loop, broker_wait_s)
@@ -143,6 +151,7 @@ def run(settings: Settings, feeds_path: Path, shell: Daemon, *, once: bool = Fal
         return 0
     finally:
         _drain(loop)
+        leases.close()
         close_context(ctx)
         engine.dispose()
         log.info("producer stopped", extra={"refreshes": loop.outcomes})
@@ -158,6 +167,7 @@ def _forever(ctx: Context, store: Store, loop: LoopState, feeds_path: Path) -> N
                 loop.config = reload_config(feeds_path, loop.config, store)
                 next_scan = 0.0
             _collect(loop)
+            _renew(ctx, loop)
             now = time.monotonic()
             if now >= next_scan and now >= loop.paused_until:
                 try:
@@ -198,8 +208,7 @@ def one_pass(ctx: Context, store: Store, loop: LoopState, broker_wait_s: float =
                 ctx.stop.wait(max(0.0, min(loop.paused_until, deadline) - time.monotonic()))
                 retry = [f for f in loop.config.enabled() if f.id in loop.unpublished]
                 loop.unpublished.clear()
-                for feed in retry:
-                    loop.running[feed.id] = pool.submit(refresh, feed, ctx)
+                _start(pool, ctx, loop, retry)
         pool.shutdown(wait=True, cancel_futures=True)
         _collect(loop)
     if loop.unpublished:
@@ -227,12 +236,52 @@ def _submit_due(pool: ThreadPoolExecutor, ctx: Context, store: Store, loop: Loop
             due.append((waited_since or _NEVER, feed))
     # The longest-waiting first: with a host at its limit, the feeds polled most often
     # would otherwise always take its slots and starve the rest of the list.
+    picked = []
     for _, feed in sorted(due, key=lambda item: item[0]):
         host = hosts[feed.id]
         if host != "file://" and busy[host] >= ctx.settings.producer_per_host_concurrency:
             continue  # stays due: handed out when one of its host's refreshes ends
-        loop.running[feed.id] = pool.submit(refresh, feed, ctx)
+        picked.append(feed)
         busy[hosts[feed.id]] += 1
+    _start(pool, ctx, loop, picked)
+
+
+def _start(pool: ThreadPoolExecutor, ctx: Context, loop: LoopState,
+           feeds: list[FeedConfig]) -> None:
+    """Hand ``feeds`` to workers, those this process could lease (another producer on the
+    same database may hold the rest)."""
+    if ctx.leases is not None:
+        claimed = set(ctx.leases.claim([feed.id for feed in feeds], datetime.now(UTC)))
+        feeds = [feed for feed in feeds if feed.id in claimed]
+        loop.leased |= claimed
+    for feed in feeds:
+        loop.running[feed.id] = pool.submit(_refresh_leased, feed, ctx, loop)
+
+
+def _refresh_leased(feed: FeedConfig, ctx: Context, loop: LoopState) -> Outcome:
+    """`refresh`, then give the feed's lease back: its outcome is recorded by then."""
+    try:
+        return refresh(feed, ctx)
+    finally:
+        loop.leased.discard(feed.id)
+        if ctx.leases is not None:
+            try:
+                ctx.leases.release(feed.id)
+            except SQLAlchemyError as error:  # it ends by itself after one lease period
+                log.warning("could not release a feed lease: %s", short_reason(error),
+                            extra={"feed": feed.id})
+
+
+def _renew(ctx: Context, loop: LoopState) -> None:
+    """Keep the leases of the running refreshes (rate-limited by the lease strategy)."""
+    if ctx.leases is None:
+        return
+    try:
+        ctx.leases.renew(set(loop.leased))
+    except SQLAlchemyError as error:
+        if not is_unavailable(error):
+            raise
+        _pause(loop, error, feed_id=None)
 
 
 def _collect(loop: LoopState) -> None:

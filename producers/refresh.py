@@ -27,6 +27,7 @@ from newswatch.settings import Settings
 from producers import schedule
 from producers.fetch import Fetcher, FetchResult, Validators
 from producers.fulltext import FullText
+from producers.lease import FeedLeases
 from producers.normalise import normalise
 from producers.parse import ParsedFeed, parse
 from producers.publish import Publisher
@@ -57,6 +58,7 @@ class Context:
     default_interval_s: float = 900.0
     stop: StopFlag = field(default_factory=StopFlag)
     in_flight: InFlight = field(default_factory=InFlight)
+    leases: FeedLeases | None = None  # several producers on one database (the daemon's)
     rng: random.Random = field(default_factory=random.Random)
     clock: Callable[[], datetime] = _utcnow
 
@@ -107,6 +109,11 @@ def refresh(feed: FeedConfig, ctx: Context) -> Outcome:
             feed.id, mine, max_revisions=ctx.settings.producer_max_revisions)
         if fresh and feed.full_text and ctx.fulltext is not None:
             fresh = ctx.fulltext.complete(fresh, feed.id)
+        if fresh and ctx.leases is not None and not ctx.leases.holds(feed.id):
+            # Frozen or cut off for a lease period: another producer has the feed now.
+            log.warning("feed lease lost before publishing; the feed is left to its new "
+                        "holder", extra={"feed": feed.id, "owner": ctx.leases.owner})
+            return Outcome(feed.id, "cancelled", items=len(articles))
         if fresh:
             ctx.store.mark_publishing(feed.id, ctx.clock())
             try:

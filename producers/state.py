@@ -155,16 +155,23 @@ class Store:
     # --- feeds ---
 
     def sync_feeds(self, feeds: Iterable[FeedConfig]) -> None:
-        """Create rows for new feeds; a changed URL resets validators and re-enables."""
+        """Create rows for new feeds; a changed URL resets validators and re-enables.
+
+        Producers starting together on one database may create the same rows at once: the
+        insert leaves a row another one created alone (found by
+        tests/fault/test_two_producers.py: the second died on a duplicate key).
+        """
         table = tables.feeds
         with self.engine.begin() as conn:
             existing = {row.id: row for row in conn.execute(
                 select(table.c.id, table.c.url, table.c.name))}
+            insert = (postgresql.insert(table) if conn.dialect.name == "postgresql"
+                      else sqlite.insert(table))
             for feed in feeds:
                 row = existing.get(feed.id)
                 if row is None:
-                    conn.execute(table.insert().values(id=feed.id, url=feed.url,
-                                                       name=feed.display_name))
+                    conn.execute(insert.values(id=feed.id, url=feed.url, name=feed.display_name)
+                                 .on_conflict_do_nothing(index_elements=[table.c.id]))
                 elif row.url != feed.url:
                     log.info("feed URL changed; polling it afresh",
                              extra={"feed": feed.id, "url": feed.url})

@@ -68,6 +68,22 @@ feeds = Table(
            comment="What the last poll that got a body had to repair (an encoding guessed, "
                    "bytes replaced, a recoverable XML error), '; '-separated; NULL if none"),
     Column("last_warning_at", DateTime(timezone=True)),
+    Column("lease_owner", String(200),
+           comment="PostgreSQL: the producer process refreshing this feed now "
+                   "(producers/lease.py); NULL when none"),
+    Column("lease_expires_at", DateTime(timezone=True),
+           comment="When lease_owner's claim ends unless renewed (database clock): a killed "
+                   "producer's feeds are taken over after it"),
+)
+
+producer_leases = Table(
+    "producer_leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(200)),
+    Column("expires_at", DateTime(timezone=True)),
+    comment="SQLite: the single-writer lease; only its owner polls feeds "
+            "(producers/lease.py)",
 )
 
 seen_items = Table(

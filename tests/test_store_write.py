@@ -242,7 +242,9 @@ def test_an_empty_batch_does_nothing(engine: Engine) -> None:
 
 def test_a_failing_batch_leaves_nothing_behind(engine: Engine) -> None:
     # The topic_hits insert comes after the articles and entity links: hiding the table
-    # makes the batch fail half-way, and nothing of it may remain.
+    # makes the batch fail half-way, and nothing of it may remain but, on PostgreSQL, the
+    # entities, which are created before the batch's transaction (issue 16: a frozen store
+    # process held the others back on them) and reused by the retry.
     batch = realistic_batch(5, seed=3, vocabulary=20)
     with engine.begin() as conn:
         conn.execute(text("ALTER TABLE topic_hits RENAME TO topic_hits_hidden"))
@@ -252,9 +254,13 @@ def test_a_failing_batch_leaves_nothing_behind(engine: Engine) -> None:
     finally:
         with engine.begin() as conn:
             conn.execute(text("ALTER TABLE topic_hits_hidden RENAME TO topic_hits"))
-    assert counts(engine) == {"articles": 0, "entities": 0, "article_entities": 0,
-                              "topic_hits": 0}
+    left = counts(engine)
+    entities = left.pop("entities")
+    assert left == {"articles": 0, "article_entities": 0, "topic_hits": 0}
+    assert (entities > 0) == (engine.dialect.name == "postgresql")
     assert store_batch(engine, batch).inserted == 5
+    if entities:
+        assert counts(engine)["entities"] == entities, "the retry created entities again"
 
 
 def test_large_batches_are_split_into_statements_that_fit(engine: Engine) -> None:

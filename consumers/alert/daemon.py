@@ -51,6 +51,7 @@ class AlertDaemon:
         self.deliverer = deliverer or Deliverer(engine, holder.channels)
         self.healthy = False
         self._wake = threading.Event()
+        self.deliverer.on_slot_free = self._wake.set  # a finished send may free a host
         self._died: list[BaseException] = []
         self._sender: threading.Thread | None = None
 
@@ -121,7 +122,7 @@ class AlertDaemon:
         backoff, failures = RetryPolicy(), 0
         while not self.stop.stopping:
             try:
-                stats = self.deliverer.run_once()
+                stats = self.deliverer.run_once(wait=False)  # a slow host holds no round
                 due = self.deliverer.next_due() if not stats.attempts else None
             except ServiceUnavailableError as exc:
                 if failures == 0:

@@ -16,6 +16,12 @@ at the same time; a deliverer that dies mid-send leaves the row to be retried wh
 lease ends. The state is all in SQL, so a restart goes on where the last run stopped:
 an alert decided before a crash is sent after it, once.
 
+Sends run on ``workers`` threads, at most ``per_destination`` (1) to one host at a time
+(`consumers.alert.destinations`): a due row whose host is busy stays due and is not even
+read until a slot frees, so a slow receiver holds one worker and the rest flow. The
+daemon runs rounds without waiting for the sends they started (``wait=False``); a round
+counts the sends that finished since the last one.
+
 A send whose record cannot be written (the database went away after the receiver
 answered) retries the record, never the send: with backoff, for as long as it takes, so
 the row never comes back pending for its lease to send again (issue 16: 217 POSTs for
@@ -30,7 +36,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +44,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 
 from consumers.alert.channels.base import Notifier, SendResult, retryable
+from consumers.alert.destinations import Slots, destination_of
 from newswatch.db_errors import unavailable_as_retryable
 from newswatch.errors import ServiceUnavailableError
 from newswatch.metrics import ALERTS_DELIVERED, ALERTS_FAILED
@@ -56,6 +63,15 @@ BATCH = 50
 RECORD_RETRY = RetryPolicy(initial_s=0.2, max_s=2.0, jitter=(1.0, 1.0))
 
 ChannelSource = Callable[[], tuple[Mapping[str, Notifier], Delivery]]
+
+
+def _count(stats: DeliveryStats, outcome: str) -> None:
+    if outcome == "sent":
+        stats.sent += 1
+    elif outcome == "retry":
+        stats.retried += 1
+    else:
+        stats.failed += 1
 
 
 def backoff_delay(policy: Delivery, attempt: int, rng: random.Random,
@@ -82,6 +98,7 @@ class _Due:
     alert_id: int
     channel: str
     attempts: int
+    destination: str = ""
 
 
 class Deliverer:
@@ -89,13 +106,18 @@ class Deliverer:
 
     def __init__(self, engine: Engine, channels: ChannelSource, *,
                  rng: random.Random | None = None, workers: int = 4,
-                 lease: timedelta = LEASE, batch: int = BATCH) -> None:
+                 lease: timedelta = LEASE, batch: int = BATCH,
+                 per_destination: int = 1) -> None:
         self._engine = engine
         self._channels = channels
         self._rng = rng or random.Random()
         self._lease = lease
         self._batch = batch
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver")
+        self._slots = Slots(per_destination, workers)
+        self._started: list[Future[str]] = []  # sends of rounds that did not wait
+        self._busy_channels: list[str] = []  # channels whose destination was full
+        self.on_slot_free: Callable[[], None] = lambda: None  # the daemon's wake-up
         self._closing = threading.Event()
 
     def close(self) -> None:
@@ -104,53 +126,103 @@ class Deliverer:
         self._closing.set()
         self._pool.shutdown(wait=True)
 
-    def run_once(self, now: datetime | None = None) -> DeliveryStats:
-        """Attempt every due row once (in parallel across rows); returns what happened."""
+    def run_once(self, now: datetime | None = None, *, wait: bool = True) -> DeliveryStats:
+        """Start a send of every due row a free worker and its destination's slot allow.
+
+        ``wait``: return once they are done, counting them. Without: return at once,
+        counting the sends of earlier rounds that finished since (the daemon's way, so a
+        slow host never holds up the next round).
+        """
         moment = now or datetime.now(UTC)
-        claimed = self._claim(moment)
-        stats = DeliveryStats()
-        if not claimed:
-            return stats
+        stats = self._finished()
         channels, policy = self._channels()
-        results = self._pool.map(lambda due: self._attempt(due, channels, policy, moment),
-                                 claimed)
-        for outcome in results:
-            if outcome == "sent":
-                stats.sent += 1
-            elif outcome == "retry":
-                stats.retried += 1
-            else:
-                stats.failed += 1
+        where = {name: destination_of(notifier) for name, notifier in channels.items()}
+        full = self._slots.full()
+        self._busy_channels = sorted(name for name, dest in where.items() if dest in full)
+        if self._slots.free() == 0:
+            return stats
+        started = [self._pool.submit(self._attempt_in_slot, due, channels, policy, moment)
+                   for due in self._claim(moment, where)]
+        if wait:
+            for future in started:
+                _count(stats, future.result())
+        else:
+            self._started.extend(started)
         return stats
 
+    def in_flight(self) -> int:
+        """Sends started and not finished."""
+        return self._slots.in_flight()
+
+    def _finished(self) -> DeliveryStats:
+        stats = DeliveryStats()
+        still = []
+        for future in self._started:
+            if future.done():
+                _count(stats, future.result())
+            else:
+                still.append(future)
+        self._started = still
+        return stats
+
+    def _attempt_in_slot(self, due: _Due, channels: Mapping[str, Notifier], policy: Delivery,
+                         now: datetime) -> str:
+        try:
+            return self._attempt(due, channels, policy, now)
+        finally:
+            self._slots.give(due.destination)
+            self.on_slot_free()
+
     def next_due(self) -> datetime | None:
-        """When the earliest pending row is due (None when nothing is pending)."""
+        """When the earliest pending row that could be started is due (None when nothing
+        is pending, or no worker is free: `on_slot_free` says when one is)."""
+        if self._slots.free() == 0:
+            return None
         with unavailable_as_retryable(), self._engine.connect() as conn:
             value = conn.execute(
                 select(T_SENDS.c.next_attempt_at).where(T_SENDS.c.status == "pending")
+                .where(T_SENDS.c.channel.not_in(self._busy_channels))
                 .order_by(T_SENDS.c.next_attempt_at).limit(1)
             ).scalar()
         return None if value is None else as_utc(value)
 
-    def _claim(self, now: datetime) -> list[_Due]:
-        with unavailable_as_retryable(), self._engine.begin() as conn:
-            rows = conn.execute(
-                select(T_SENDS.c.alert_id, T_SENDS.c.channel, T_SENDS.c.attempts)
-                .where(T_SENDS.c.status == "pending", T_SENDS.c.next_attempt_at <= now)
-                .order_by(T_SENDS.c.next_attempt_at, T_SENDS.c.alert_id)
-                .limit(self._batch)
-            ).all()
-            claimed = []
-            for row in rows:
-                done = conn.execute(
-                    update(T_SENDS)
-                    .where(T_SENDS.c.alert_id == row.alert_id, T_SENDS.c.channel == row.channel,
-                           T_SENDS.c.status == "pending", T_SENDS.c.next_attempt_at <= now)
-                    .values(next_attempt_at=now + self._lease)
-                )
-                if done.rowcount == 1:
-                    claimed.append(_Due(int(row.alert_id), row.channel, int(row.attempts)))
-        return claimed
+    def _claim(self, now: datetime, where: Mapping[str, str] | None = None) -> list[_Due]:
+        """Claim due rows, each with a slot of its destination taken (see `Slots`).
+
+        Rows of a channel whose destination is full are not read at all: fifty due rows
+        for a slow host must not fill the batch and starve the others.
+        """
+        taken: list[_Due] = []
+        try:
+            with unavailable_as_retryable(), self._engine.begin() as conn:
+                rows = conn.execute(
+                    select(T_SENDS.c.alert_id, T_SENDS.c.channel, T_SENDS.c.attempts)
+                    .where(T_SENDS.c.status == "pending", T_SENDS.c.next_attempt_at <= now)
+                    .where(T_SENDS.c.channel.not_in(self._busy_channels))
+                    .order_by(T_SENDS.c.next_attempt_at, T_SENDS.c.alert_id)
+                    .limit(self._batch)
+                ).all()
+                for row in rows:
+                    destination = (where or {}).get(row.channel, f"channel:{row.channel}")
+                    if not self._slots.take(destination):
+                        continue  # stays due: sent when its destination has a free slot
+                    due = _Due(int(row.alert_id), row.channel, int(row.attempts), destination)
+                    taken.append(due)
+                    done = conn.execute(
+                        update(T_SENDS)
+                        .where(T_SENDS.c.alert_id == row.alert_id,
+                               T_SENDS.c.channel == row.channel,
+                               T_SENDS.c.status == "pending", T_SENDS.c.next_attempt_at <= now)
+                        .values(next_attempt_at=now + self._lease)
+                    )
+                    if done.rowcount != 1:  # another deliverer claimed it first
+                        taken.pop()
+                        self._slots.give(destination)
+        except BaseException:
+            for due in taken:
+                self._slots.give(due.destination)
+            raise
+        return taken
 
     def _attempt(self, due: _Due, channels: Mapping[str, Notifier], policy: Delivery,
                  now: datetime) -> str:

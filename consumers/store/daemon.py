@@ -124,8 +124,9 @@ def decode(value: bytes | None) -> EnrichedArticle:
 class StoreHandler:
     """The batch handler of the store stage: records in, poison out, rows durable."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, idle_timeout_s: float | None = None) -> None:
         self._engine = engine
+        self._idle_timeout_s = idle_timeout_s  # see consumers.store.idle_guard
 
     def __call__(self, records: Sequence[Any]) -> list[Poison]:
         """Store ``records`` (kafka-python ConsumerRecords); return the ones that are poison.
@@ -180,7 +181,7 @@ class StoreHandler:
 
     def _write(self, items: list[EnrichedArticle]) -> StoreResult:
         with unavailable_as_retryable():
-            return store_batch(self._engine, items)
+            return store_batch(self._engine, items, idle_timeout_s=self._idle_timeout_s)
 
     @staticmethod
     def _count(result: StoreResult, messages: int) -> None:
@@ -258,8 +259,8 @@ def run_store(
             "stage": STAGE, "topic": topics.enriched, "group": group_id,
             "database": db.url.render_as_string(hide_password=True)})
         stats = run_stage(
-            settings, stop, StoreHandler(db), stage=STAGE, topic=topics.enriched,
-            group_id=group_id, role=STAGE,
+            settings, stop, StoreHandler(db, settings.store_idle_transaction_timeout_s),
+            stage=STAGE, topic=topics.enriched, group_id=group_id, role=STAGE,
             consumer_config={**CONSUMER_CONFIG, "max_poll_records": batch_size,
                              **(consumer_overrides or {})},
             max_batch=batch_size, backoff=backoff, dlq_limit=dlq_limit or DlqLimit())

@@ -3,7 +3,7 @@
 The contract of `store_batch`:
 
 - Everything in a batch is written in ONE transaction: after it returns, all of it is
-  durable; after it raises, none of it is.
+  durable; after it raises, none of it is (but new entities on PostgreSQL, see below).
 - Writing the same message twice changes nothing (a replay, a redelivery after a failed
   offset commit). An article is keyed by its id; what its hits and entities were computed
   from is (revision, content hash, topics version).
@@ -12,6 +12,12 @@ The contract of `store_batch`:
   message arriving late (a replay from offset 0 after a re-enrichment) changes nothing,
   so a replay never makes hits flip back and forth.
 - Entities are get-or-create by (name, label), shared by every article that names them.
+  On PostgreSQL the missing ones are created before the batch's transaction, each INSERT
+  committed on its own (`create_entities`): they are the only rows two store processes
+  share, and an uncommitted new entity made every other writer naming it wait until that
+  transaction ended, which a frozen store process did not do (issue 16, item 2). An
+  entity so created by a batch that then fails stays: an entity row without articles is
+  harmless and the retry uses it.
 
 Writers of one article are serialised by Kafka's partitioning (key = article id); the
 inserts still say ON CONFLICT DO NOTHING so two writers racing on a rebalance cannot fail
@@ -22,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -45,6 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import TypeEngine
 
+from consumers.store.idle_guard import end_if_idle
 from schemas import tables
 from schemas.messages import EnrichedArticle
 
@@ -74,17 +81,43 @@ class StoreResult:
 
 
 def store_batch(engine: Engine, enriched: Sequence[EnrichedArticle],
-                now: datetime | None = None) -> StoreResult:
+                now: datetime | None = None, *,
+                idle_timeout_s: float | None = None) -> StoreResult:
     """Write ``enriched`` in one transaction; see the module docstring for the contract.
 
     ``now`` is the ``stored_at`` / ``created_at`` stamp (default: the current UTC time).
+    ``idle_timeout_s``: PostgreSQL aborts the transaction when this process stalls inside
+    it for that long (`consumers.store.idle_guard`).
     Database errors propagate as SQLAlchemy raises them; the caller decides which ones
     are worth a retry (`newswatch.db_errors`).
     """
     if not enriched:
         return StoreResult()
+    created = create_entities(engine, enriched) if engine.dialect.name == "postgresql" else 0
     with engine.begin() as connection:
-        return write_batch(connection, enriched, now)
+        end_if_idle(connection, idle_timeout_s)
+        result = write_batch(connection, enriched, now)
+    return replace(result, entities_created=result.entities_created + created)
+
+
+def create_entities(engine: Engine, enriched: Sequence[EnrichedArticle]) -> int:
+    """Create the entities ``enriched`` names that do not exist yet, each INSERT statement
+    in a transaction of its own (autocommit), and return how many were missing.
+
+    A statement in autocommit ends on the server with the statement, so no client stall
+    can leave a new entity uncommitted for the others to wait on. Sorted inserts keep two
+    writers from deadlocking on each other's new names.
+    """
+    wanted = sorted(set().union(*(_entity_counts(item) for item in enriched)))
+    if not wanted:
+        return 0
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        known = _lookup_entities(connection, wanted)
+        missing = [key for key in wanted if key not in known]
+        if missing:
+            _bulk_insert(connection, tables.entities,
+                         [{"name": name, "label": label} for name, label in missing])
+    return len(missing)
 
 
 def write_batch(connection: Connection, enriched: Sequence[EnrichedArticle],

@@ -45,6 +45,8 @@ class EmailNotifier:
                  password: str | None) -> None:
         self.name = name
         self._config = config
+        # One SMTP server is one destination (consumers/alert/destinations.py).
+        self.destination = f"smtp:{config.host.lower()}:{config.effective_port()}"
         self._username = username
         self._password = password
 

@@ -23,6 +23,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from consumers.alert.channels.base import SendResult, delivered, final, retryable
+from consumers.alert.destinations import webhook_destination
 from newswatch.http_deadline import deadline_transport, request_deadline
 from schemas.alert_payload import AlertPayload
 
@@ -85,6 +86,7 @@ class WebhookNotifier:
                  clock: Callable[[], float] = time.time) -> None:
         self.name = name
         self._url = url
+        self.destination = webhook_destination(url)  # per-host isolation (destinations.py)
         self._secret = secret
         self._clock = clock
         self._timeout_s = timeout_s

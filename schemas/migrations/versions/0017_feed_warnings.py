@@ -5,7 +5,7 @@ replaced, a recoverable XML error) was written into ``last_error`` of a feed tha
 polled fine, so the console could tell a warning from an error only by its words.
 
 Revision ID: 0017
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-01
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0017"
-down_revision: str | Sequence[str] | None = "0010"
+down_revision: str | Sequence[str] | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,114 @@
+"""Feed leases (producers/lease.py) on a real SQLite file and a real PostgreSQL schema.
+
+Two lease objects with different owners stand for two producer processes: a feed is never
+held by both, a lease ends after its period unless renewed, a released or dead owner's
+feeds are free at once, and a feed another producer has just rescheduled is not claimed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, update
+
+from producers.lease import RowLeases, WriterLease, dead_here, leases_for, owner_id
+from producers.state import Store
+from schemas import tables
+from schemas.feeds_file import FeedConfig
+
+pytestmark = pytest.mark.integration
+FEEDS = ["f1", "f2", "f3"]
+
+
+@pytest.fixture
+def feeds(engine: Engine) -> Engine:
+    Store(engine).sync_feeds([FeedConfig(id=f, url=f"https://example.org/{f}") for f in FEEDS])
+    return engine
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _exited_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_the_dialect_picks_its_strategy(feeds: Engine) -> None:
+    leases = leases_for(feeds, 15.0)
+    expected = RowLeases if feeds.dialect.name == "postgresql" else WriterLease
+    assert isinstance(leases, expected)
+
+
+def test_a_feed_is_never_held_by_two_producers(feeds: Engine) -> None:
+    first, second = leases_for(feeds, 30.0), leases_for(feeds, 30.0)
+    assert first.claim(["f1", "f2"], _now()) == ["f1", "f2"]
+    got = second.claim(FEEDS, _now())
+    if feeds.dialect.name == "postgresql":
+        assert got == ["f3"], "per-feed leases: the free feed only"
+    else:
+        assert got == [], "SQLite: one writer polls, the other stands by"
+    assert first.holds("f1")
+    assert not second.holds("f1")
+    first.close()  # a producer that stops gives its feeds up at once
+    if isinstance(second, WriterLease):
+        time.sleep(1.0)  # a standby asks at most once a second
+    assert second.claim(FEEDS, _now()) == FEEDS
+
+
+def test_a_lease_ends_unless_renewed(feeds: Engine) -> None:
+    frozen, other = leases_for(feeds, 1.0), leases_for(feeds, 1.0)
+    assert frozen.claim(FEEDS, _now()) == FEEDS
+    assert other.claim(FEEDS, _now()) == []
+    time.sleep(1.3)  # frozen stops renewing: its lease ends
+    if isinstance(other, WriterLease):
+        time.sleep(1.0)  # a standby asks at most once a second
+    assert other.claim(FEEDS, _now()) == FEEDS
+    assert not frozen.holds("f1"), "a producer whose lease ended must not publish"
+
+
+def test_renewing_keeps_the_lease(feeds: Engine) -> None:
+    holder, other = leases_for(feeds, 1.5), leases_for(feeds, 1.5)
+    assert holder.claim(["f1"], _now()) == ["f1"]
+    for _ in range(6):  # 3 s: twice the lease period
+        time.sleep(0.5)
+        holder.renew({"f1"})
+        assert other.claim(["f1"], _now()) == []
+    assert holder.holds("f1")
+
+
+def test_the_leases_of_a_producer_that_exited_here_are_free_at_once(feeds: Engine) -> None:
+    dead_owner = owner_id().split("/")
+    dead_owner[2] = str(_exited_pid())
+    dead = "/".join(dead_owner)
+    assert dead_here(dead)
+    assert not dead_here(owner_id()), "this process is alive"
+    assert not dead_here(f"elsewhere.example/1/{_exited_pid()}/x"), "another host"
+    victim = leases_for(feeds, 600.0, owner=dead)
+    assert victim.claim(FEEDS, _now()) == FEEDS
+    assert leases_for(feeds, 600.0).claim(FEEDS, _now()) == FEEDS
+
+
+def test_a_feed_rescheduled_by_another_producer_is_not_claimed_again(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer: no second producer reads the feeds (the "
+                    "writer-lease tests cover it)")
+    Store(engine).sync_feeds([FeedConfig(id="f1", url="https://example.org/f1")])
+    seen_due_at = _now()
+    with engine.begin() as conn:  # another producer refreshed it after we read it as due
+        conn.execute(update(tables.feeds).values(next_check_at=_now() + timedelta(minutes=5)))
+    assert leases_for(engine, 30.0).claim(["f1"], seen_due_at) == []
+
+
+def test_release_frees_the_feed_for_the_others(feeds: Engine) -> None:
+    if feeds.dialect.name != "postgresql":
+        pytest.skip("SQLite's writer lease covers every feed until close (tested above)")
+    first, second = leases_for(feeds, 600.0), leases_for(feeds, 600.0)
+    assert first.claim(["f1"], _now()) == ["f1"]
+    first.release("f1")
+    assert second.claim(["f1"], _now()) == ["f1"]
