@@ -5,9 +5,12 @@ A YAML alias repeats a node without repeating its text: nine nested levels of te
 objects, so loading is cheap, but anything that walks the value (validation, an error
 message that prints it) expands it: a 72 MB log line or a MemoryError that killed the rule
 evaluator (issue 16). `BoundedLoader` counts the nodes of each document with its aliases
-expanded, before constructing anything, and refuses a document over `MAX_EXPANDED_NODES`
-(or one whose aliases refer to themselves) with a `ConfigError` that names the count,
-never the value.
+expanded, before constructing anything, and refuses a document whose aliases expand it
+beyond `MAX_EXPANDED_NODES` or `MAX_EXPANSION` times its own node count, whichever is
+larger (or one whose aliases refer to themselves) with a `ConfigError` that names the
+count, never the value. The bound is relative as well as absolute because a big file
+without a single alias is no bomb: 10,000 rules are ~300,000 nodes, all written out in the
+file (issue 17: a flat bound of 200,000 refused them).
 
 `load_document` is the one loader of those files: it keeps the node tree, so that every
 error (bad YAML, a duplicate key, a field pydantic rejects) reads ``file:line: field:
@@ -26,6 +29,8 @@ from schemas.errors import ConfigError
 
 # Far above any real file (the shipped topics.yaml has ~2,000 nodes), far below harm.
 MAX_EXPANDED_NODES = 200_000
+# Aliases may repeat a file's nodes this many times over before it is refused.
+MAX_EXPANSION = 4
 
 
 # libyaml's safe loader when PyYAML has it: 3x faster on 10,000 rules, the same data.
@@ -40,8 +45,25 @@ class BoundedLoader(_SAFE_BASE):  # type: ignore[valid-type,misc]
     def get_single_node(self) -> Node | None:
         node: Node | None = super().get_single_node()
         if node is not None:
-            check_expansion(node)
+            check_expansion(node, max(MAX_EXPANDED_NODES, MAX_EXPANSION * distinct_nodes(node)))
         return node
+
+
+def distinct_nodes(root: Node) -> int:
+    """How many distinct nodes ``root`` holds (an alias's target counted once)."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, MappingNode):
+            for key, value in node.value:
+                stack.extend((key, value))
+    return len(seen)
 
 
 def check_expansion(root: Node, limit: int = MAX_EXPANDED_NODES) -> int:

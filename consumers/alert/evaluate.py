@@ -6,8 +6,10 @@
    them, found in an index of the rules (`rule_index.match_batch`);
 2. dedup: (rule, article) pairs already alerted or held are dropped;
 3. group: each article falls in one group of the rule (`payload.group_of`);
-4. condition: for ``count`` and ``spike`` rules, the group's window is read from SQL, and
-   its articles are the alert's (those published outside the window do not ride along);
+4. condition: for ``count`` and ``spike`` rules, the group's window is read from SQL, or
+   from the live evaluator's `windows.WindowCache`, which keeps it up to date with each
+   batch's matches; its articles are the alert's (those published outside the window do
+   not ride along);
 5. throttle/digest: `group.decide` turns triggers and group states into decisions;
 6. record: the `StateStore` writes the decisions (the outbox) with their payloads.
 
@@ -48,8 +50,9 @@ from consumers.alert.payload import (
     load_articles,
     load_story,
 )
-from consumers.alert.rule_index import match_batch
+from consumers.alert.rule_index import batch_articles, match_batch
 from consumers.alert.silence import Silence, drop_silenced
+from consumers.alert.windows import Entry, WindowCache, cacheable, verify
 from newswatch.utc import as_utc
 from schemas import tables
 from schemas.alert_payload import AlertPayload
@@ -139,12 +142,14 @@ def mark_evaluated(conn: Connection, batch: HitBatch) -> None:
 
 def evaluate(conn: Connection, rules: Sequence[CompiledRule], store: StateStore,
              now: datetime, batch: HitBatch | None, window_end: datetime | None = None,
-             silences: Sequence[Silence] = ()) -> Evaluation:
+             silences: Sequence[Silence] = (), windows: WindowCache | None = None
+             ) -> Evaluation:
     """Evaluate ``rules`` on ``batch`` at time ``now`` and record the decisions in ``store``.
 
     ``window_end`` bounds count and spike windows (the backtest's clock); None means
     open-ended, so an article stamped a little in the future still counts. Groups covered
     by one of ``silences`` decide nothing (`silence.drop_silenced`); the backtest passes none.
+    ``windows`` (the live evaluator's) answers count and spike windows from memory.
     """
     result = Evaluation(hits=batch.count if batch else 0, more=bool(batch and batch.full))
     by_name = {rule.name: rule for rule in rules}
@@ -153,6 +158,8 @@ def evaluate(conn: Connection, rules: Sequence[CompiledRule], store: StateStore,
     pairs: list[tuple[CompiledRule, str]] = []
     if batch is not None and batch.count:
         result.rules_checked, pairs = match_batch(conn, rules, batch)
+        if windows is not None:
+            windows.observe(conn, rules, batch_articles(conn, batch), pairs)
 
     # 2. dedup
     seen = store.seen([(rule.name, article_id) for rule, article_id in pairs])
@@ -172,11 +179,19 @@ def evaluate(conn: Connection, rules: Sequence[CompiledRule], store: StateStore,
         )
 
     # 4. condition (a count/spike window's articles not alerted yet make the trigger)
-    triggers = [
-        _trigger(conn, by_name[rule_name], refs, now, window_end, views)
-        for (rule_name, _), refs in grouped.items()
-    ]
-    triggers = _drop_seen(store, triggers, {(r.name, aid) for r, aid in fresh})
+    fresh_pairs = {(r.name, aid) for r, aid in fresh}
+
+    def conditions() -> list[Trigger]:
+        return _drop_seen(store, [
+            _trigger(conn, by_name[rule_name], refs, now, window_end, views, windows)
+            for (rule_name, _), refs in grouped.items()
+        ], fresh_pairs)
+
+    triggers = conditions()
+    if windows is not None and (gone := _gone(conn, by_name, triggers, fresh_pairs)):
+        # Filed articles deleted or changed without a new hit: out of memory, decide again.
+        windows.discard(gone)
+        triggers = conditions()
 
     # 5. throttle / digest
     rule_models = {rule.name: rule.rule for rule in rules}
@@ -207,8 +222,21 @@ def _drop_seen(store: StateStore, triggers: list[Trigger],
     ]
 
 
+def _gone(conn: Connection, rules: Mapping[str, CompiledRule], triggers: list[Trigger],
+          fresh: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Window articles from memory about to ride along that were deleted, or no longer
+    match, since they were filed (checked in one batch; the batch's own matches need not
+    be)."""
+    filed = {(t.rule, ref.article_id) for t in triggers if cacheable(rules[t.rule])
+             for ref in t.articles if (t.rule, ref.article_id) not in fresh}
+    if not filed:
+        return set()
+    return filed - verify(conn, rules, filed)
+
+
 def _trigger(conn: Connection, rule: CompiledRule, refs: list[ArticleRef], now: datetime,
-             window_end: datetime | None, views: dict[str, ArticleView]) -> Trigger:
+             window_end: datetime | None, views: dict[str, ArticleView],
+             windows: WindowCache | None = None) -> Trigger:
     """The group's trigger. For ``count`` and ``spike`` its articles are exactly the
     window's: a new article published outside the window neither counts nor rides along."""
     labels = refs[0].labels
@@ -220,7 +248,13 @@ def _trigger(conn: Connection, rule: CompiledRule, refs: list[ArticleRef], now: 
         within = model.spike.within
     else:
         return Trigger(rule.name, key, labels, True, _explain(model, len(refs)), tuple(refs))
-    window = _window(conn, rule, key, labels, now - within, window_end, views)
+    entries = windows.window(conn, rule, key, labels, now) if windows is not None else None
+    if entries is None:
+        window = _window(conn, rule, key, labels, now - within, window_end, views)
+    else:
+        window = [(ArticleRef(article_id=e.article_id, published=e.published, group_key=key,
+                              labels=labels), e.feed_id)
+                  for e in _between(entries, now - within, window_end)][:WINDOW_LIMIT]
     count, feeds = len(window), len({feed for _, feed in window})
     if model.count is not None:
         holds = count >= model.count.at_least and feeds >= model.count.distinct_feeds
@@ -228,7 +262,7 @@ def _trigger(conn: Connection, rule: CompiledRule, refs: list[ArticleRef], now: 
                   f"{format_duration(within)} (the rule needs {model.count.at_least} from "
                   f"{model.count.distinct_feeds})")
     else:
-        holds, reason = _spike(conn, rule, labels, now, count)
+        holds, reason = _spike(conn, rule, labels, now, count, entries)
     if not holds:
         return Trigger(rule.name, key, labels, False, reason, ())
     return Trigger(rule.name, key, labels, True, reason, tuple(ref for ref, _ in window))
@@ -254,13 +288,20 @@ def _window(conn: Connection, rule: CompiledRule, key: str, labels: Mapping[str,
                         labels=labels), row.feed_id) for row in rows]
 
 
+def _between(entries: Sequence[Entry], start: datetime, end: datetime | None
+             ) -> list[Entry]:
+    return [e for e in entries if e.published >= start and (end is None or e.published <= end)]
+
+
 def _spike(conn: Connection, rule: CompiledRule, labels: Mapping[str, str], now: datetime,
-           current: int) -> tuple[bool, str]:
+           current: int, entries: Sequence[Entry] | None = None) -> tuple[bool, str]:
     """Current window count against windows of the same length in the trailing baseline.
 
     Only the baseline windows the store was watching count (it has watched since its
     oldest kept article was stored); until they add up to ``min_history`` no spike is
-    decided, so a new install with an empty baseline does not fire at once.
+    decided, so a new install with an empty baseline does not fire at once. ``entries``:
+    the group's articles from memory (`windows.WindowCache`), else the baseline is read
+    from SQL.
     """
     spike = rule.rule.spike
     assert spike is not None
@@ -277,7 +318,12 @@ def _spike(conn: Connection, rule: CompiledRule, labels: Mapping[str, str], now:
                        f"rule needs {format_duration(spike.history_needed)}")
     start = end - spike.within * covered
     counts = [0] * covered
-    for (published,) in conn.execute(published_query(rule, labels, start, end)):
+    if entries is None:
+        published_times = [as_utc(p) for (p,) in conn.execute(
+            published_query(rule, labels, start, end))]
+    else:
+        published_times = [e.published for e in entries if start <= e.published < end]
+    for published in published_times:
         slot = int((end - as_utc(published)) / spike.within)
         counts[min(max(slot, 0), covered - 1)] += 1
     mean = sum(counts) / covered

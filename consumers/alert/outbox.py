@@ -25,6 +25,7 @@ from consumers.alert.compile import CompiledRule
 from consumers.alert.evaluate import Cursor, Evaluation, evaluate, mark_evaluated, next_batch
 from consumers.alert.group import DIGEST_KEY, ArticleRef, Decisions, GroupState
 from consumers.alert.silence import active_silences
+from consumers.alert.windows import windows_for
 from consumers.store.audit import record_audit
 from newswatch.chunks import chunks
 from newswatch.db_errors import unavailable_as_retryable
@@ -51,14 +52,22 @@ class ConcurrentEvaluationError(NewswatchError):
 
 
 def run_tick(engine: Engine, rules: Sequence[CompiledRule], now: datetime) -> Evaluation:
-    """Evaluate the hits committed since the last tick; commit decisions and watermark."""
+    """Evaluate the hits committed since the last tick; commit decisions and watermark.
+
+    Count and spike windows come from this rule set's `windows.WindowCache`; an
+    evaluation with hits always stamps the cursor, so another evaluator's work is seen."""
+    windows = windows_for(engine, rules)
     with unavailable_as_retryable(), engine.begin() as conn:
         cursor = load_cursor(conn, lock=True)
+        if windows is not None:
+            windows.sync(conn)
         batch, advanced = next_batch(conn, cursor, now)
         result = evaluate(conn, rules, SqlStore(conn), now, batch,
-                          silences=active_silences(conn, now))
+                          silences=active_silences(conn, now), windows=windows)
         mark_evaluated(conn, batch)
-        save_cursor(conn, cursor, advanced, now)
+        saved = save_cursor(conn, cursor, advanced, now, touch=batch.count > 0)
+    if windows is not None and saved:
+        windows.committed(advanced.watermark, now)
     return result
 
 
@@ -74,10 +83,12 @@ def load_cursor(conn: Connection, lock: bool = False) -> Cursor:
     return Cursor(watermark=int(row.watermark), gaps=gaps)
 
 
-def save_cursor(conn: Connection, old: Cursor, new: Cursor, now: datetime) -> None:
-    """Store ``new`` if it moved; raises `ConcurrentEvaluationError` if ``old`` is stale."""
-    if new.watermark == old.watermark and dict(new.gaps) == dict(old.gaps):
-        return
+def save_cursor(conn: Connection, old: Cursor, new: Cursor, now: datetime,
+                touch: bool = False) -> bool:
+    """Store ``new`` if it moved (or ``touch``: stamp ``updated_at`` anyway); raises
+    `ConcurrentEvaluationError` if ``old`` is stale. True when the row was written."""
+    if not touch and new.watermark == old.watermark and dict(new.gaps) == dict(old.gaps):
+        return False
     gaps = [[hit_id, seen.isoformat()] for hit_id, seen in sorted(new.gaps.items())]
     values = {"watermark": new.watermark, "gaps": gaps, "updated_at": now}
     exists = conn.execute(
@@ -85,7 +96,7 @@ def save_cursor(conn: Connection, old: Cursor, new: Cursor, now: datetime) -> No
     ).first()
     if exists is None:
         conn.execute(T_STATE.insert().values(name=CURSOR_NAME, **values))
-        return
+        return True
     done = conn.execute(
         update(T_STATE)
         .where(T_STATE.c.name == CURSOR_NAME, T_STATE.c.watermark == old.watermark)
@@ -93,6 +104,7 @@ def save_cursor(conn: Connection, old: Cursor, new: Cursor, now: datetime) -> No
     )
     if done.rowcount != 1:
         raise ConcurrentEvaluationError("another evaluator advanced the watermark; retrying")
+    return True
 
 
 def skip_history(engine: Engine, now: datetime) -> int:

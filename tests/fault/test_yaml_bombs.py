@@ -83,3 +83,23 @@ def test_billion_laughs_in_feeds_and_topics_files(tmp_path: Path) -> None:
 def test_recursive_alias_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"refers to itself|aliases expand"):
         parse_rules("rules: &r [*r]\n", source="r.yaml")
+
+
+def rules_text(count: int) -> str:
+    lines = ["channels:\n  log: {type: terminal}\nrules:\n"]
+    lines += [f"  - name: rule-{i}\n    match: {{topics: [is_threat], title_keywords: [k{i}]}}\n"
+              f"    group_by: [rule, feed]\n    throttle: 10m\n    channels: [log]\n"
+              for i in range(count)]
+    return "".join(lines)
+
+
+def test_a_big_rules_file_without_aliases_loads() -> None:
+    # 10,000 rules are ~300,000 nodes, all in the file itself (issue 17's target size).
+    parsed = parse_rules(rules_text(10_000))
+    assert len(parsed.rules) == 10_000
+
+
+def test_a_bomb_hidden_in_a_big_file_is_still_refused() -> None:
+    # The bound grows with the file, but a billion strings are far past 4x its nodes.
+    with pytest.raises(ConfigError, match="aliases expand"):
+        parse_rules(laughs() + rules_text(10_000).replace("name: rule-0\n", "name: *lol9\n"))

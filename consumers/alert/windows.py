@@ -1,0 +1,324 @@
+"""Count and spike windows kept in memory between evaluations, instead of re-counted in SQL.
+
+The live evaluator (`outbox.run_tick`) sees every matching (rule, article) pair once, when
+the article's hits are evaluated; a `WindowCache` files those pairs by (rule, group) with
+their publication time and feed, so a count or spike condition is decided from memory:
+
+    cache = windows_for(engine, rules)          # one per database and rule set
+    cache.sync(conn)                            # cleared if another evaluator ran
+    cache.observe(conn, rules, batch, pairs)    # this batch's matches (and non-matches)
+    window = cache.window(conn, rule, key, labels, start, views)
+
+A group's window is read from SQL once, the first time it is needed (`WindowCache.window`
+takes the same query as before, from the start of the longest period the rule looks back
+over), and then kept up to date by `observe`: an article of the batch that matches is
+added (or moved, when its group changed); one that no longer matches after a re-enrichment
+is removed. Entries older than the rule's horizon are dropped. Count windows keep the
+newest `WINDOW_LIMIT` entries (the SQL read no more, and which articles those are does not
+depend on the older ones); a spike group over `MAX_SPIKE_ENTRIES` is read from SQL each
+time, as before.
+
+What is cached: count and spike rules grouped by ``rule`` and ``feed`` only. A group by
+topic, entity or story depends on rows that change without a new hit to the rule (the
+article's best topic, its most-named entity, the story it is placed in), and its spike
+baseline counts articles of other groups: those rules keep reading SQL every time.
+
+Exactness: the figures equal the SQL's as long as every change that makes an article
+match or stop matching comes with a new topic hit, which is how the store writes
+(a re-enrichment replaces the article's hits). Two exceptions are handled: another
+evaluator on the same database (`sync` sees the cursor moved by someone else and starts
+afresh) and articles deleted or left without any hit inside a window: before one rides
+along in an alert it is checked against the database (`verify`); if it is gone it leaves
+the window and the condition is decided again. One already alerted or held is not
+checked again, so it still counts until the window passes it. The backtest passes no
+cache and reads SQL as before; tests/alert/test_backtest_equals_live.py compares the two
+alert by alert, tests/alert/test_windows.py the windows tick by tick.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, Engine, select
+
+from consumers.alert.compile import CompiledRule, CompiledRules, window_articles_query
+from consumers.alert.payload import group_key
+from consumers.alert.rule_index import load_facts, matches
+from newswatch.utc import as_utc
+from schemas import tables
+
+log = logging.getLogger(__name__)
+
+A, S = tables.articles, tables.alert_state
+CURSOR_NAME = "topic_hits"
+# Articles of one count window read at most (a payload shows 50 of them); as in evaluate.
+WINDOW_LIMIT = 5000
+# A spike group whose baseline holds more is not kept in memory (read from SQL each time).
+MAX_SPIKE_ENTRIES = 50_000
+# Entries kept in all groups together; the least recently used groups go first.
+MAX_ENTRIES = 1_000_000
+CACHED_GROUP_BY = frozenset({"rule", "feed"})
+
+
+def cacheable(rule: CompiledRule) -> bool:
+    """Whether ``rule``'s windows are kept in memory (see the module docstring)."""
+    model = rule.rule
+    return ((model.count is not None or model.spike is not None)
+            and set(model.group_by) <= CACHED_GROUP_BY)
+
+
+def horizon(rule: CompiledRule) -> timedelta:
+    """How far back from ``now`` the rule's windows reach (its baseline, for a spike)."""
+    model = rule.rule
+    if model.count is not None:
+        return model.count.within
+    assert model.spike is not None
+    windows = max(1, int(model.spike.baseline / model.spike.within))
+    return model.spike.within * (windows + 1)
+
+
+def feed_group(rule: CompiledRule, feed_id: str) -> tuple[str, dict[str, str]]:
+    """`payload.group_of` for a rule grouped by ``rule`` and ``feed`` only."""
+    labels: dict[str, str] = {}
+    for key in rule.rule.group_by:
+        labels[key] = rule.name if key == "rule" else feed_id
+    return group_key(labels), labels
+
+
+@dataclass
+class Group:
+    """One (rule, group)'s matching articles: id -> (published, feed)."""
+
+    since: datetime  # entries published before this were never read
+    entries: dict[str, tuple[datetime, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Entry:
+    article_id: str
+    published: datetime
+    feed_id: str
+
+
+class WindowCache:
+    """The windows of one rule set on one database (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._groups: OrderedDict[tuple[str, str], Group] = OrderedDict()
+        self._filed: dict[str, dict[str, str]] = {}  # article -> rule -> group key
+        self._uncached: set[tuple[str, str]] = set()  # spike groups too big to keep
+        self._token: tuple[int, datetime | None] | None = None
+        self._size = 0
+        self.cold_loads = 0  # windows read from SQL
+        self.reads = 0  # windows answered
+
+    # --- staying in step with the database -----------------------------------------
+
+    def sync(self, conn: Connection) -> None:
+        """Start afresh unless the cursor is as this cache last left it."""
+        row = conn.execute(select(S.c.watermark, S.c.updated_at)
+                           .where(S.c.name == CURSOR_NAME)).first()
+        token = None if row is None else (int(row.watermark), _utc(row.updated_at))
+        if token != self._token or token is None:
+            if self._groups:
+                log.info("alert windows read afresh (the cursor moved elsewhere)",
+                         extra={"groups": len(self._groups)})
+            self.clear()
+
+    def committed(self, watermark: int, updated_at: datetime) -> None:
+        """The evaluation that used the cache committed with this cursor."""
+        self._token = (watermark, _utc(updated_at))
+
+    def clear(self) -> None:
+        self._groups.clear()
+        self._filed.clear()
+        self._uncached.clear()
+        self._size = 0
+        self._token = None
+
+    # --- what a batch changed ----------------------------------------------------------
+
+    def observe(self, conn: Connection, rules: Sequence[CompiledRule],
+                article_ids: Iterable[str],
+                pairs: Sequence[tuple[CompiledRule, str]]) -> None:
+        """File this batch's matches; take out articles of the batch that stopped matching.
+
+        ``article_ids`` are all articles with a hit in the batch, ``pairs`` every
+        (rule, article) match among them, already alerted or not.
+        """
+        batch = set(article_ids)
+        cached = [(rule, aid) for rule, aid in pairs if cacheable(rule)]
+        matched: dict[str, set[str]] = {}
+        for rule, aid in cached:
+            matched.setdefault(aid, set()).add(rule.name)
+        for aid in batch & set(self._filed):
+            for rule_name in [r for r in self._filed[aid] if r not in matched.get(aid, ())]:
+                self._remove(rule_name, aid)
+        if not cached:
+            return
+        rows = {row.id: (as_utc(row.published), row.feed_id) for part in _chunks(sorted(matched))
+                for row in conn.execute(select(A.c.id, A.c.published, A.c.feed_id)
+                                        .where(A.c.id.in_(part)))}
+        for rule, aid in cached:
+            row = rows.get(aid)
+            if row is None:
+                continue
+            key, _ = feed_group(rule, row[1])
+            filed = self._filed.get(aid, {}).get(rule.name)
+            if filed is not None and filed != key:
+                self._remove(rule.name, aid)
+            group = self._groups.get((rule.name, key))
+            if group is not None and row[0] >= group.since:
+                self._put(rule, key, group, aid, row)
+
+    def discard(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Take (rule, article) pairs out of their groups (found deleted or changed)."""
+        for rule_name, aid in pairs:
+            self._remove(rule_name, aid)
+
+    def groups(self) -> list[tuple[str, str]]:
+        """The (rule, group key) windows held."""
+        return list(self._groups)
+
+    def _put(self, rule: CompiledRule, key: str, group: Group, aid: str,
+             row: tuple[datetime, str]) -> None:
+        if aid not in group.entries:
+            self._size += 1
+        group.entries[aid] = row
+        self._filed.setdefault(aid, {})[rule.name] = key
+        if rule.rule.count is not None and len(group.entries) > WINDOW_LIMIT * 6 // 5:
+            self._trim(rule.name, key, group)
+        elif rule.rule.spike is not None and len(group.entries) > MAX_SPIKE_ENTRIES:
+            self._drop_group((rule.name, key))
+            self._uncached.add((rule.name, key))
+
+    def _remove(self, rule_name: str, aid: str) -> None:
+        key = self._filed.get(aid, {}).pop(rule_name, None)
+        if not self._filed.get(aid, True):
+            del self._filed[aid]
+        group = self._groups.get((rule_name, key)) if key is not None else None
+        if group is not None and group.entries.pop(aid, None) is not None:
+            self._size -= 1
+
+    def _trim(self, rule_name: str, key: str, group: Group) -> None:
+        """Keep the newest `WINDOW_LIMIT` entries (the ones a count window reads)."""
+        # The SQL's order: newest first, ties by id.
+        ordered = sorted(group.entries.items(), key=lambda item: item[0])
+        ordered.sort(key=lambda item: item[1][0], reverse=True)
+        for aid, _ in ordered[WINDOW_LIMIT:]:
+            del group.entries[aid]
+            self._forget(rule_name, aid)
+            self._size -= 1
+
+    def _forget(self, rule_name: str, aid: str) -> None:
+        filed = self._filed.get(aid)
+        if filed is not None:
+            filed.pop(rule_name, None)
+            if not filed:
+                del self._filed[aid]
+
+    def _drop_group(self, name: tuple[str, str]) -> None:
+        group = self._groups.pop(name, None)
+        if group is None:
+            return
+        for aid in group.entries:
+            self._forget(name[0], aid)
+        self._size -= len(group.entries)
+
+    # --- reading a window --------------------------------------------------------------
+
+    def window(self, conn: Connection, rule: CompiledRule, key: str,
+               labels: Mapping[str, str], now: datetime) -> list[Entry] | None:
+        """The group's matching articles published since ``now - horizon(rule)`` (no end),
+        newest first; None when this group is not kept in memory (read SQL instead)."""
+        name = (rule.name, key)
+        if not cacheable(rule) or name in self._uncached:
+            return None
+        self.reads += 1
+        start = now - horizon(rule)
+        group = self._groups.get(name)
+        if group is None or start < group.since:
+            group = self._load(conn, rule, key, labels, start)
+            if group is None:
+                return None
+        self._groups.move_to_end(name)
+        old = [aid for aid, (published, _) in group.entries.items() if published < start]
+        for aid in old:
+            del group.entries[aid]
+            self._forget(rule.name, aid)
+        self._size -= len(old)
+        group.since = max(group.since, start)
+        entries = [Entry(aid, published, feed)
+                   for aid, (published, feed) in group.entries.items()]
+        entries.sort(key=lambda e: e.article_id)
+        entries.sort(key=lambda e: e.published, reverse=True)
+        self._evict()
+        return entries
+
+    def _load(self, conn: Connection, rule: CompiledRule, key: str,
+              labels: Mapping[str, str], start: datetime) -> Group | None:
+        """Read the group from SQL: what the evaluator used to read on every evaluation."""
+        self._drop_group((rule.name, key))
+        limit = WINDOW_LIMIT if rule.rule.count is not None else MAX_SPIKE_ENTRIES + 1
+        rows = conn.execute(window_articles_query(rule, labels, start, None, limit)).all()
+        self.cold_loads += 1
+        if rule.rule.spike is not None and len(rows) > MAX_SPIKE_ENTRIES:
+            self._uncached.add((rule.name, key))
+            return None
+        # A count group of more than WINDOW_LIMIT was read newest first and cut: the older
+        # entries are unknown, and never needed (they leave the window before the newest).
+        group = Group(since=start)
+        self._groups[(rule.name, key)] = group
+        for row in rows:
+            self._put(rule, key, group, row.id, (as_utc(row.published), row.feed_id))
+        return group
+
+    def _evict(self) -> None:
+        while self._size > MAX_ENTRIES and len(self._groups) > 1:
+            name = next(iter(self._groups))
+            self._drop_group(name)
+
+    @property
+    def size(self) -> int:
+        """Entries held in all groups."""
+        return self._size
+
+
+def verify(conn: Connection, rules: Mapping[str, CompiledRule],
+           wanted: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Of the (rule, article) pairs, those whose article still exists and still matches."""
+    pairs = set(wanted)
+    facts = load_facts(conn, {aid for _, aid in pairs})
+    return {(name, aid) for name, aid in pairs
+            if aid in facts and matches(rules[name].rule.match, facts[aid])}
+
+
+_CACHES: weakref.WeakKeyDictionary[CompiledRules, dict[str, WindowCache]] = (
+    weakref.WeakKeyDictionary())
+
+
+def windows_for(engine: Engine, rules: Sequence[CompiledRule]) -> WindowCache | None:
+    """The cache of this rule set on this database (None for a plain list of rules, which
+    has no identity to key a cache on). A reloaded rules file starts a new one."""
+    if not isinstance(rules, CompiledRules):
+        return None
+    per_database = _CACHES.setdefault(rules, {})
+    url = engine.url.render_as_string(hide_password=True)
+    cache = per_database.get(url)
+    if cache is None:
+        cache = per_database[url] = WindowCache()
+    return cache
+
+
+def _chunks(items: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
+    for begin in range(0, len(items), size):
+        yield items[begin:begin + size]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else as_utc(moment)
