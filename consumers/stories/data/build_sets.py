@@ -40,6 +40,8 @@ GROUPS: dict[str, list[tuple[str, int]]] = {
     "guardian-stormy-daniels-kimmel": [("guardian-us-edition", 28), ("guardian-us-edition", 32)],
     "tpm-2017-election-results": [("talkingpointsmemo-us-politics", i)
                                   for i in (5, 6, 10, 14, 16, 17, 19)],
+    "tpm-doj-cnn-sale": [("talkingpointsmemo-us-politics", 7),
+                         ("talkingpointsmemo-us-politics", 9)],
     "tpm-menendez-deliberations": [("talkingpointsmemo-us-politics", 2),
                                    ("talkingpointsmemo-us-politics", 12)],
     "demo-honduras-taiwan-china": [("demo-ontopic", 10), ("demo-ontopic", 11)],
