@@ -163,6 +163,7 @@ class StoryClusterer:
         if placed is not None:
             return placed
         self._advance(article.published)
+        when = article.published or self._clock
         features = self._features(article)
         original = None
         if features.print_ is not None:
@@ -172,9 +173,9 @@ class StoryClusterer:
             story_id, score = self._member_of[original], 1.0
             original = self._original_of.get(original, original)
         else:
-            story_id, score = self._best_story(article, features)
+            story_id, score = self._best_story(article, features, when)
         new_story = story_id is None
-        self._add(article, features, story_id or article.id, original)
+        self._add(article, features, story_id or article.id, original, when)
         return Placement(article.id, story_id or article.id, original, new_story, score)
 
     def restore(self, article: StoryInput, story_id: str, duplicate_of: str | None
@@ -187,7 +188,7 @@ class StoryClusterer:
         self._advance(article.published)
         features = self._features(article)
         new_story = story_id not in self._stories
-        self._add(article, features, story_id, duplicate_of)
+        self._add(article, features, story_id, duplicate_of, article.published or self._clock)
         return Placement(article.id, story_id, duplicate_of, new_story, 1.0)
 
     def drain_closed(self) -> list[OpenStory]:
@@ -209,7 +210,9 @@ class StoryClusterer:
         # time order; a late article about an old story reopens nothing.
         while self._stories:
             story = next(iter(self._stories.values()))
-            if story.last_seen is None or story.last_seen >= cutoff:
+            # A story from before the first dated article (no time at all) is closed
+            # with the first date: undated, it would otherwise never go quiet.
+            if story.last_seen is not None and story.last_seen >= cutoff:
                 break
             self._evict(story)
             closed.append(story)
@@ -255,7 +258,7 @@ class StoryClusterer:
         copy_text = f"{article.title}\n{first_words(article.text, COPY_WORDS)}".strip()
         return _Features(weights, sum(weights.values()), fingerprint(copy_text), language)
 
-    def _best_story(self, article: StoryInput, features: _Features
+    def _best_story(self, article: StoryInput, features: _Features, when: datetime | None
                     ) -> tuple[str | None, float]:
         if features.total <= 0:
             return None, 0.0
@@ -285,29 +288,30 @@ class StoryClusterer:
                          or not _outlet_only(story, article.outlet))
                     and (shared.get(story_id, 0) >= config.min_shared
                          or strongest[story_id] >= config.lone_word)
-                    and self._in_time(story, article)):
+                    and self._in_time(story, when)):
                 best, best_score = story_id, score
         if best_score < config.threshold:
             return None, best_score
         return best, best_score
 
-    def _in_time(self, story: OpenStory, article: StoryInput) -> bool:
-        if article.published is None or story.last_seen is None:
+    def _in_time(self, story: OpenStory, when: datetime | None) -> bool:
+        if when is None or story.last_seen is None:
             return True
-        return abs(article.published - story.last_seen) <= self.config.quiet
+        return abs(when - story.last_seen) <= self.config.quiet
 
     def _add(self, article: StoryInput, features: _Features, story_id: str,
-             duplicate_of: str | None) -> None:
+             duplicate_of: str | None, when: datetime | None) -> None:
+        """``when``: the article's date, or the stream's clock for an undated one (an
+        undated story must still go quiet, and must not take articles from any year)."""
         story = self._stories.get(story_id)
         if story is None:
-            story = OpenStory(story_id, article.title, article.published, article.published,
-                              features.language)
+            story = OpenStory(story_id, article.title, when, when, features.language)
             self._stories[story_id] = story
         else:
             self._stories.move_to_end(story_id)
-            if article.published is not None:
-                story.first_seen = min(filter(None, (story.first_seen, article.published)))
-                story.last_seen = max(filter(None, (story.last_seen, article.published)))
+            if when is not None:
+                story.first_seen = min(filter(None, (story.first_seen, when)))
+                story.last_seen = max(filter(None, (story.last_seen, when)))
         story.articles += 1
         story.members.append(article.id)
         if article.outlet:

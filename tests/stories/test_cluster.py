@@ -126,6 +126,22 @@ def test_one_outlet_following_its_own_story_with_strong_evidence_still_joins() -
     assert story_a == story_b
 
 
+def test_an_undated_article_takes_the_streams_time_and_its_story_still_goes_quiet() -> None:
+    clusterer = StoryClusterer(ClusterConfig(quiet=timedelta(hours=24)))
+    clusterer.place(StoryInput("undated-1", "Orangutans moved from Thai zoo"))
+    clusterer.place(StoryInput("dated", "Jakarta attack claimed", published=T0))
+    # The undated story is closed with the first date, not kept open for ever ...
+    assert clusterer.story("undated-1") is None
+    # ... and a later undated article is placed at the stream's time.
+    clusterer.place(StoryInput("undated-2", "Jakarta attack claimed by group"))
+    story = clusterer.story("dated")
+    assert story is not None
+    assert story.last_seen == T0
+    later = clusterer.place(StoryInput("much-later", "Jakarta attack claimed",
+                                       published=T0 + timedelta(days=30)))
+    assert later.story == "much-later"
+
+
 def _dev() -> list[StoryInput]:
     with (DATA / "uci-dev.jsonl").open() as lines:
         return [item.article for item in read_lines(lines)]
@@ -180,11 +196,13 @@ def test_bcubed_scores_a_known_case() -> None:
 
 
 # Measured with the defaults (docs/stories.md): dev F1 0.816, Bears Ears 1.000, demo feeds
-# precision 0.979 (F1 0.976). The floors leave room for noise, none for a regression.
+# precision 0.979 (F1 0.974), labelled news 2016-2025 (never tuned on) precision 0.957,
+# F1 0.971. The floors leave room for noise, none for a regression.
 @pytest.mark.parametrize(("name", "floor_f1", "floor_precision"), [
     ("uci-dev", 0.80, 0.92),
     ("bearsears-2026", 0.95, 0.95),
     ("demo-feeds", 0.95, 0.96),
+    ("labelled-news-2016-2025", 0.95, 0.94),
 ])
 def test_quality_on_the_labelled_sets_stays_above_its_floor(
         name: str, floor_f1: float, floor_precision: float) -> None:
@@ -234,10 +252,12 @@ def test_the_demo_feeds_do_not_merge_different_events() -> None:
 
 # The hand-judged pairs of demo-feed items (demo-pairs.jsonl, README beside it): the
 # pairs an online clusterer is tempted to join. Measured with the defaults: 50 of the 54
-# different-event pairs apart, 11 of the 22 same-event pairs together (one outlet's own
-# follow-ups of the State of the Union and of election night are the ones it splits).
+# different-event pairs apart, 9 of the 22 same-event pairs together (one outlet's own
+# follow-ups of the State of the Union and of election night are the ones it splits; and
+# two copies of an advert eight months apart, now that the quiet time closes the first:
+# an undated item at the head of the stream used to keep every story open).
 PAIRS_APART_FLOOR = 48
-PAIRS_TOGETHER_FLOOR = 10
+PAIRS_TOGETHER_FLOOR = 9
 
 
 def test_hand_judged_demo_feed_pairs_stay_above_their_floors() -> None:
@@ -247,7 +267,8 @@ def test_hand_judged_demo_feed_pairs_stay_above_their_floors() -> None:
         pairs = [json.loads(line) for line in lines]
     apart = [p for p in pairs if not p["same"] and story[p["a"]] != story[p["b"]]]
     together = [p for p in pairs if p["same"] and story[p["a"]] == story[p["b"]]]
-    assert sum(not p["same"] for p in pairs) == 54 and sum(p["same"] for p in pairs) == 22
+    assert sum(not p["same"] for p in pairs) == 54
+    assert sum(p["same"] for p in pairs) == 22
     assert len(apart) >= PAIRS_APART_FLOOR, [
         (p["title_a"], p["title_b"]) for p in pairs
         if not p["same"] and story[p["a"]] == story[p["b"]]]
