@@ -30,6 +30,7 @@ wall clock, no iteration over hash-ordered sets.
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -254,7 +255,10 @@ class StoryClusterer:
                     ** config.spread_power)
                 if word in entity_words:
                     weight *= config.entity_boost
-                weights[word] = weight * factor
+                # Interned: every open story that holds a word, and its posting list,
+                # then share one string instead of a copy per article (memory follows
+                # open stories; interned strings go when the last story lets go).
+                weights[sys.intern(word)] = weight * factor
         copy_text = f"{article.title}\n{first_words(article.text, COPY_WORDS)}".strip()
         return _Features(weights, sum(weights.values()), fingerprint(copy_text), language)
 
@@ -315,7 +319,7 @@ class StoryClusterer:
         story.articles += 1
         story.members.append(article.id)
         if article.outlet:
-            story.outlets.setdefault(article.outlet, None)
+            story.outlets.setdefault(sys.intern(article.outlet), None)
         for word in features.weights:
             count = story.df.get(word, 0)
             if count == 0:
