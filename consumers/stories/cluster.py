@@ -138,7 +138,10 @@ class StoryClusterer:
         self.config = config or ClusterConfig()
         self._keep_closed = keep_closed
         self._stories: OrderedDict[str, OpenStory] = OrderedDict()  # by last update
-        self._postings: dict[str, dict[str, None]] = {}  # word -> open stories with it
+        # word -> the open stories with it, in the order they got it. A list, not a set
+        # or dict: most words are in one or two stories, and a one-item list costs a
+        # third of a one-item dict; a story is added once (when its count goes from 0).
+        self._postings: dict[str, list[str]] = {}
         self._member_of: dict[str, str] = {}  # article id -> story, open stories only
         self._original_of: dict[str, str] = {}  # article id -> original, for copies
         self._duplicates = DuplicateIndex()
@@ -323,7 +326,7 @@ class StoryClusterer:
         for word in features.weights:
             count = story.df.get(word, 0)
             if count == 0:
-                self._postings.setdefault(word, {})[story_id] = None
+                self._postings.setdefault(word, []).append(story_id)
             story.df[word] = count + 1
         self._member_of[article.id] = story_id
         if duplicate_of is not None:
@@ -336,7 +339,7 @@ class StoryClusterer:
         for word in story.df:
             posting = self._postings.get(word)
             if posting is not None:
-                posting.pop(story.id, None)
+                posting.remove(story.id)  # there once, by construction (see `_add`)
                 if not posting:
                     del self._postings[word]
         for article_id in story.members:
