@@ -6,9 +6,13 @@ stories by `StoryClusterer.restore` (what a restart does), then times `place` on
 stream of 5,000 articles, half of them joining open stories and half starting new ones,
 on one core. Headlines are built from the English word-frequency table (the 20,000
 commonest words after the first 500), so posting lists are as long as a real vocabulary
-makes them. Nothing is written: this measures the clusterer, which is the stage's CPU.
+makes them; each article also has a summary of ``--text-words`` words (default 30), as
+feed items do, so every article of an open story keeps a MinHash signature
+(``--text-words 0``: bare headlines, as the first version of this benchmark measured).
+Nothing is written: this measures the clusterer, which is the stage's CPU.
 
     .venv/bin/python bench/bench_stories.py [--levels 10000 50000 100000] [--stream 5000]
+                                            [--text-words 30]
 
 Targets (issue 11): >= 1,000 articles/s with 50,000 open stories, < 500 MB. The rate is
 printed per wall second and per CPU second of the child (pinned to one core): on a
@@ -46,7 +50,8 @@ def _headline(rng: random.Random, vocabulary: list[str], words: int = 8) -> list
     return rng.sample(vocabulary, words)
 
 
-def run_level(open_stories: int, stream: int, seed: int = 11) -> dict[str, float]:
+def run_level(open_stories: int, stream: int, text_words: int = 30, seed: int = 11
+              ) -> dict[str, float]:
     from consumers.stories.cluster import StoryClusterer, StoryInput
 
     rng = random.Random(seed)
@@ -59,7 +64,9 @@ def run_level(open_stories: int, stream: int, seed: int = 11) -> dict[str, float
         story_words.append(words)
         # A unique name per story, as events have (a place, a person, a product).
         title = " ".join([*words, f"zx{n}q"])
-        clusterer.restore(StoryInput(f"s{n}", title, published=T0 + timedelta(seconds=n / 10),
+        text = " ".join(_headline(rng, vocabulary, text_words)) if text_words else ""
+        clusterer.restore(StoryInput(f"s{n}", title, text=text,
+                                     published=T0 + timedelta(seconds=n / 10),
                                      outlet=f"outlet{n % 50}"), f"s{n}", None)
     opened = time.perf_counter() - began
     from consumers.store.daemon import tune_gc_for_batches
@@ -73,7 +80,8 @@ def run_level(open_stories: int, stream: int, seed: int = 11) -> dict[str, float
             words = [*rng.sample(story_words[k], 4), f"zx{k}q", *_headline(rng, vocabulary, 3)]
         else:  # a new event
             words = [*_headline(rng, vocabulary), f"new{i}w"]
-        articles.append(StoryInput(f"a{i}", " ".join(words), published=now,
+        text = " ".join(_headline(rng, vocabulary, text_words)) if text_words else ""
+        articles.append(StoryInput(f"a{i}", " ".join(words), text=text, published=now,
                                    outlet=f"outlet{i % 50}"))
     began, cpu_began = time.perf_counter(), time.process_time()
     joined = 0
@@ -92,17 +100,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--levels", type=int, nargs="+", default=[10_000, 50_000, 100_000])
     parser.add_argument("--stream", type=int, default=5000)
+    parser.add_argument("--text-words", type=int, default=30,
+                        help="words of summary per article (0: bare headlines)")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        print(json.dumps(run_level(args.child, args.stream)))
+        print(json.dumps(run_level(args.child, args.stream, args.text_words)))
         return 0
     print(f"uptime: {os.popen('uptime').read().strip()}")
+    print(f"articles: 9-word headlines, {args.text_words}-word summaries")
     ok = True
     for level in args.levels:
         out = subprocess.run(
             ["taskset", "-c", "0", sys.executable, __file__, "--child", str(level),
-             "--stream", str(args.stream)], capture_output=True, text=True, check=True)
+             "--stream", str(args.stream), "--text-words", str(args.text_words)],
+            capture_output=True, text=True, check=True)
         result = json.loads(out.stdout.strip().splitlines()[-1])
         line = (f"{level:>7} open stories: {result['rate']:>7,.0f} articles/s wall, "
                 f"{result['cpu_rate']:>7,.0f} per CPU-second "

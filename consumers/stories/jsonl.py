@@ -2,9 +2,9 @@
 
 Input, one object a line: ``id`` and ``title`` (required), optionally ``text``,
 ``published`` (ISO 8601; UTC when it has no offset), ``outlet``, ``url``, ``entities``
-(a list of names) and, for evaluation, ``story`` (the true story id). Output, one object
-a line per input, in input order: ``{"id": ..., "story": ..., "duplicate_of": ...}``.
-This interface is stable: other tools call it.
+(a list of names), ``language`` (the feed's, e.g. "de") and, for evaluation,
+``story`` (the true story id). Output, one object a line per input, in input order:
+``{"id": ..., "story": ..., "duplicate_of": ...}``. This interface is stable: other tools call it.
 
 A line that is not such an object raises `InputLineError` naming the line: the CLI stops
 there rather than cluster a stream with a hole in it.
@@ -78,7 +78,8 @@ def parse_line(raw: str, line: int) -> LabelledInput:
     return LabelledInput(
         StoryInput(id=article_id, title=_text(obj, "title", line, required=True),
                    text=_text(obj, "text", line), published=_published(obj, line),
-                   outlet=_text(obj, "outlet", line), entities=tuple(entities)),
+                   outlet=_text(obj, "outlet", line), entities=tuple(entities),
+                   language=_text(obj, "language", line) or None),
         None if story is None else str(story))
 
 

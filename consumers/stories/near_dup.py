@@ -22,6 +22,7 @@ stories, not history. Deterministic: blake2b hashes and fixed hash parameters.
 from __future__ import annotations
 
 import hashlib
+from array import array
 from dataclasses import dataclass
 
 from consumers.stories.text import shingles, words
@@ -45,27 +46,31 @@ def _hash64(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
 
 
-def minhash(features: set[str]) -> tuple[int, ...]:
-    """The MinHash signature of a non-empty feature set."""
+def minhash(features: set[str]) -> array[int]:
+    """The MinHash signature of a non-empty feature set: `HASHES` unsigned 64-bit values
+    in an array (264 bytes; a tuple of Python ints took about 1,300)."""
     values = [_hash64(feature) for feature in features]
-    return tuple(min(((a * v + b) & _MASK) % _PRIME for v in values) for a, b in _PARAMS)
+    return array("Q", (min(((a * v + b) & _MASK) % _PRIME for v in values)
+                       for a, b in _PARAMS))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Fingerprint:
     """What the index keeps of one text: a hash of its words, or a MinHash signature.
     (A 64-bit hash, not the words: memory follows open stories' articles.)"""
 
     exact: int | None
-    signature: tuple[int, ...] | None
+    signature: array[int] | None
 
-    def index_keys(self) -> list[tuple[int, int]]:
-        """(-1, exact hash), or (band number, band hash) for each band."""
+    def index_keys(self) -> list[int]:
+        """The exact hash, or one key per band: a hash of (band number, band values).
+        Plain ints, not tuples, because the index holds one per band per article; a
+        collision only adds a candidate, which `is_copy` then checks."""
         if self.signature is None:
             assert self.exact is not None
-            return [(-1, self.exact)]
+            return [self.exact]
         sig = self.signature
-        return [(band, hash(sig[band * ROWS:(band + 1) * ROWS])) for band in range(BANDS)]
+        return [hash((band, *sig[band * ROWS:(band + 1) * ROWS])) for band in range(BANDS)]
 
 
 def fingerprint(text: str) -> Fingerprint | None:
@@ -89,7 +94,7 @@ class DuplicateIndex:
     """Fingerprints of the articles of open stories, found by band."""
 
     def __init__(self) -> None:
-        self._by_key: dict[tuple[int, int], list[str]] = {}
+        self._by_key: dict[int, list[str]] = {}
         self._prints: dict[str, Fingerprint] = {}
 
     def __len__(self) -> int:

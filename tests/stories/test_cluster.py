@@ -102,6 +102,46 @@ def test_articles_about_different_events_get_different_stories(
     assert original is None
 
 
+LORDE = ("Lorde takes out newspaper advert in wake of Grammys snub to women",
+         "Lorde: Israeli fans sue activists over tour cancellation")
+
+
+@pytest.mark.parametrize(("outlets", "together"), [
+    (("Guardian", "Guardian"), False),  # one outlet's beat: a shared name is not enough
+    (("Guardian", "BBC"), True),        # two outlets naming one rare name: the usual bar
+])
+def test_a_story_only_its_own_outlet_told_needs_more_evidence(
+        outlets: tuple[str, str], together: bool) -> None:
+    story_a, story_b, _ = _pair({"title": LORDE[0], "outlet": outlets[0]},
+                                {"title": LORDE[1], "outlet": outlets[1]})
+    assert (story_a == story_b) is together
+
+
+def test_one_outlet_following_its_own_story_with_strong_evidence_still_joins() -> None:
+    story_a, story_b, _ = _pair(
+        {"title": "Trump State of the Union address promised unity but emphasized discord",
+         "outlet": "Guardian"},
+        {"title": "Moments of protest during Trump's State of the Union address",
+         "outlet": "Guardian"})
+    assert story_a == story_b
+
+
+def test_an_undated_article_takes_the_streams_time_and_its_story_still_goes_quiet() -> None:
+    clusterer = StoryClusterer(ClusterConfig(quiet=timedelta(hours=24)))
+    clusterer.place(StoryInput("undated-1", "Orangutans moved from Thai zoo"))
+    clusterer.place(StoryInput("dated", "Jakarta attack claimed", published=T0))
+    # The undated story is closed with the first date, not kept open for ever ...
+    assert clusterer.story("undated-1") is None
+    # ... and a later undated article is placed at the stream's time.
+    clusterer.place(StoryInput("undated-2", "Jakarta attack claimed by group"))
+    story = clusterer.story("dated")
+    assert story is not None
+    assert story.last_seen == T0
+    later = clusterer.place(StoryInput("much-later", "Jakarta attack claimed",
+                                       published=T0 + timedelta(days=30)))
+    assert later.story == "much-later"
+
+
 def _dev() -> list[StoryInput]:
     with (DATA / "uci-dev.jsonl").open() as lines:
         return [item.article for item in read_lines(lines)]
@@ -156,11 +196,13 @@ def test_bcubed_scores_a_known_case() -> None:
 
 
 # Measured with the defaults (docs/stories.md): dev F1 0.816, Bears Ears 1.000, demo feeds
-# precision 0.892. The floors leave room for noise, none for a regression.
+# precision 0.979 (F1 0.974), labelled news 2016-2025 (never tuned on) precision 0.957,
+# F1 0.971. The floors leave room for noise, none for a regression.
 @pytest.mark.parametrize(("name", "floor_f1", "floor_precision"), [
     ("uci-dev", 0.80, 0.92),
     ("bearsears-2026", 0.95, 0.95),
-    ("demo-feeds", 0.90, 0.88),
+    ("demo-feeds", 0.95, 0.96),
+    ("labelled-news-2016-2025", 0.95, 0.94),
 ])
 def test_quality_on_the_labelled_sets_stays_above_its_floor(
         name: str, floor_f1: float, floor_precision: float) -> None:
@@ -171,12 +213,11 @@ def test_quality_on_the_labelled_sets_stays_above_its_floor(
     assert scores.precision >= floor_precision, scores
 
 
-# Predicted stories that mix different events among the 507 demo-feed items, with the
-# defaults, as measured: 29 of 341, nearly all pairs of one outlet's items on one subject
-# ("Lorde" twice, "Oscar" twice, Tesla's results and Tesla's hiring). A regression bound,
-# not a target (docs/stories.md). Template series of one outlet (county calendars, an
-# outlet's own adverts) are counted apart: same wording, one publisher, one day.
-KNOWN_WRONG_MERGES = 29
+# Predicted stories that mix different events among the 512 demo-feed items, with the
+# defaults, as measured: 10 of 397; 4 once template series of one outlet (county
+# calendars, an outlet's own adverts: same wording, one publisher, one day) are counted
+# apart, which this test does. Before the one-outlet rule: 29 of 341. A regression bound.
+KNOWN_WRONG_MERGES = 4
 SERIES = ("wellness calendar", "heise-Angebot", "heise+", "iX-Workshop")
 
 
@@ -207,6 +248,31 @@ def test_the_demo_feeds_do_not_merge_different_events() -> None:
          "Kabul Establishes Diplomatic Ties with Russia, Bidding Formal Recognition"),
     ]:
         assert by_title[one] != by_title[other], (one, other)
+
+
+# The hand-judged pairs of demo-feed items (demo-pairs.jsonl, README beside it): the
+# pairs an online clusterer is tempted to join. Measured with the defaults: 50 of the 54
+# different-event pairs apart, 9 of the 22 same-event pairs together (one outlet's own
+# follow-ups of the State of the Union and of election night are the ones it splits; and
+# two copies of an advert eight months apart, now that the quiet time closes the first:
+# an undated item at the head of the stream used to keep every story open).
+PAIRS_APART_FLOOR = 48
+PAIRS_TOGETHER_FLOOR = 9
+
+
+def test_hand_judged_demo_feed_pairs_stay_above_their_floors() -> None:
+    with (DATA / "demo-feeds.jsonl").open() as lines:
+        story = {p.id: p.story for p in cluster_all(item.article for item in read_lines(lines))}
+    with (DATA / "demo-pairs.jsonl").open() as lines:
+        pairs = [json.loads(line) for line in lines]
+    apart = [p for p in pairs if not p["same"] and story[p["a"]] != story[p["b"]]]
+    together = [p for p in pairs if p["same"] and story[p["a"]] == story[p["b"]]]
+    assert sum(not p["same"] for p in pairs) == 54
+    assert sum(p["same"] for p in pairs) == 22
+    assert len(apart) >= PAIRS_APART_FLOOR, [
+        (p["title_a"], p["title_b"]) for p in pairs
+        if not p["same"] and story[p["a"]] == story[p["b"]]]
+    assert len(together) >= PAIRS_TOGETHER_FLOOR
 
 
 def test_the_cli_writes_one_line_per_input_in_order(tmp_path: Path) -> None:
