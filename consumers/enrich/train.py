@@ -201,14 +201,18 @@ def choose_operating_point(probabilities: NDArray[np.float64], scores: NDArray[n
     threshold or its rule score reaches the floor: the rules' strongest evidence (the
     topic's own name, "drug trafficking", "formal recognition") keeps a topic the model
     doubts, when the training items show that this costs no precision. Ties go to no
-    floor, then to the higher floor; the threshold lies halfway between the lowest
+    floor, then to the lower floor; the threshold lies halfway between the lowest
     probability it accepts and the highest below it."""
     positives = float(y.sum())
     if positives == 0:
         return 0.5, None
     best: tuple[bool, float, int, int] | None = None
     chosen: tuple[float, float | None] = (0.5, None)
-    for rank, floor in enumerate((None, *sorted(FLOORS, reverse=True))):
+    # Preference on equal F1: no floor (a floor must earn its place), then the lower floor
+    # (the side of recall, like the threshold).
+    floors = (None, *sorted(FLOORS))
+    for floor in floors:
+        preference = len(floors) if floor is None else -floors.index(floor)
         kept = np.zeros(len(y), dtype=bool) if floor is None else scores >= floor
         order = np.argsort(-probabilities, kind="stable")
         ranked = probabilities[order]
@@ -221,7 +225,7 @@ def choose_operating_point(probabilities: NDArray[np.float64], scores: NDArray[n
                 continue  # a threshold takes all items of equal probability or none
             recall = tp / positives
             f1 = 2 * tp / (tp + fp + positives)
-            key = (recall >= min_recall, f1 if recall >= min_recall else recall, -rank, k)
+            key = (recall >= min_recall, f1 if recall >= min_recall else recall, preference, k)
             if best is None or key > best:
                 below = float(ranked[k + 1]) if k + 1 < len(order) else 0.0
                 best = key
