@@ -105,8 +105,9 @@ def multilingual_rows(path: Path, topics: dict[str, Topic]) -> list[str]:
         by_language: dict[str, list[tuple[LabelledItem, set[str]]]] = {}
         for item, analysis in zip(items, analyses, strict=True):
             found = {hit.topic for hit in analysis.hits}
-            by_language.setdefault(analysis.language, []).append((item, found))
-            if analysis.language != "en":
+            language = analysis.language or "unknown"
+            by_language.setdefault(language, []).append((item, found))
+            if language != "en":
                 by_language.setdefault("non-en", []).append((item, found))
         shown = sorted(by_language, key=lambda name: (name == "non-en", name))
         for language in shown if kind == "as shipped" else ["non-en"]:
