@@ -203,11 +203,12 @@ def layer_cost(enricher: Enricher, articles: Sequence[Article], enrich_cpu: floa
     models = enricher.relevance.topics
     featuriser = enricher.relevance.featuriser()
     documents = [article_document(article) for article in articles]
-    docs = list(enricher.nlp.pipe((d.text for d in documents), batch_size=batch_size))
+    pipeline = enricher.pipelines.default  # the corpus is English, what the model judges
+    docs = list(pipeline.nlp.pipe((d.text for d in documents), batch_size=batch_size))
     prepared = []
     for doc, document in zip(docs, documents, strict=True):
-        mentions = enricher._entities.mentions(doc)
-        scored = [item for item in enricher._matcher.score(doc, mentions, document.title_end)
+        mentions = pipeline.entities.mentions(doc)
+        scored = [item for item in pipeline.matcher.score(doc, mentions, document.title_end)
                   if item.evidence and item.topic in models]
         prepared.append((doc, document, mentions, scored))
     candidates = sum(len(scored) for *_, scored in prepared)

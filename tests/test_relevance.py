@@ -19,6 +19,7 @@ import pytest
 from consumers.enrich.enrich import Enricher, document_text
 from consumers.enrich.relevance import (
     ABOUTNESS,
+    EntitySpan,
     Evidence,
     FeatureSpec,
     Featuriser,
@@ -90,6 +91,27 @@ def test_aboutness_features_say_where_the_evidence_stands() -> None:
     assert named(deep)["strongest"] == 0.65
 
 
+def test_window_features_see_what_a_match_is_about() -> None:
+    """The words and entity labels right after "recognise" (its object) are features of
+    their own; with no window weight, the same two documents look alike."""
+
+    def vector(spec: FeatureSpec, obj: str, label: str) -> dict[int, float]:
+        text = f"Ministers say they recognise {obj} now"
+        start = text.index("recognise")
+        # One canonical name for both objects: only the words beside the match differ.
+        entity = EntitySpan("a state", label, text.index(obj), text.index(obj) + len(obj))
+        return Featuriser(spec).features(
+            text=text, title_end=0, sentence_starts=[0], score=0.65,
+            evidence=[Evidence(start, start + 9, "recognise_polity", "recognise", 0.65)],
+            entities=[entity], text_features={})
+
+    windowed = SPEC.model_copy(update={"window_weight": 2.0})
+    assert vector(windowed, "Palestine", "GPE") != vector(windowed, "Palestine", "PERSON")
+    assert vector(windowed, "Palestine", "GPE") != vector(windowed, "Venezuela", "GPE")
+    plain = SPEC.model_copy(update={"window_weight": 0.0})
+    assert vector(plain, "Palestine", "GPE") == vector(plain, "Venezuela", "GPE")
+
+
 # --- the model file ---------------------------------------------------------------------
 
 def test_a_saved_model_loads_with_the_same_predictions(tmp_path: Path) -> None:
@@ -105,6 +127,27 @@ def test_a_saved_model_loads_with_the_same_predictions(tmp_path: Path) -> None:
         model.topics["recognition"].probability(features))
     assert loaded.to_bytes() == path.read_bytes()  # saving what was loaded changes nothing
     assert json.loads(path.read_text())["format"] == "newswatch-relevance"
+
+
+def test_threshold_and_floor_round_trip_and_older_files_still_load(tmp_path: Path) -> None:
+    model = constant_model(0.0, ("recognition",))
+    chosen = replace(model, topics={"recognition": replace(
+        model.topics["recognition"], threshold=0.42, floor=0.8)})
+    path = tmp_path / "model.json"
+    chosen.save(path)
+    loaded = load_model(path).topics["recognition"]
+    assert (loaded.threshold, loaded.floor) == (0.42, 0.8)
+    # A file written before thresholds, floors and window features: the topic file's
+    # threshold, no floor, and no window features (it was not trained with them).
+    document = json.loads(model.to_bytes())
+    del document["features"]["window_weight"], document["features"]["window_words"]
+    for topic in document["topics"].values():
+        del topic["threshold"], topic["floor"]
+    path.write_text(json.dumps(document))
+    older = load_model(path)
+    assert older.spec.window_weight == 0.0
+    assert older.topics["recognition"].keeps(0.45, 0.0, 0.4)
+    assert not older.topics["recognition"].keeps(0.35, 0.99, 0.4)
 
 
 def _damaged(tmp_path: Path, change: str) -> Path:
@@ -259,10 +302,39 @@ def test_the_seed_article_keeps_all_three_topics_with_evidence(enricher: Enriche
     enriched = enricher.enrich(article(lines[0], content="\n".join(lines[1:])))
     hits = {hit.topic: hit for hit in enriched.topic_hits}
     assert set(hits) == {"is_threat", "drug_trafficking", "recognition"}
+    assert enricher.relevance is not None
     for hit in hits.values():
         assert hit.evidence
         assert hit.probability is not None
-        assert hit.probability >= enricher.topics.topics.topics[hit.topic].threshold
+        assert enricher.relevance.topics[hit.topic].keeps(
+            hit.probability, hit.score, enricher.topics.topics.topics[hit.topic].threshold)
+
+
+def test_the_models_own_threshold_decides_not_the_topic_files(enricher: Enricher) -> None:
+    """0.5 clears the topic file's threshold (0.4) but not the one training chose."""
+    model = constant_model(0.0, ("recognition",))
+    strict = replace(model, topics={"recognition": replace(
+        model.topics["recognition"], threshold=0.6)})
+    assert enricher.topics.topics.topics["recognition"].threshold < 0.5
+    assert "recognition" in {hit.topic for hit in Enricher(
+        enricher.nlp, enricher.topics, relevance=model).analyse(document_text(HEADLINE)).hits}
+    assert "recognition" not in {hit.topic for hit in Enricher(
+        enricher.nlp, enricher.topics, relevance=strict).analyse(document_text(HEADLINE)).hits}
+
+
+def test_a_floor_keeps_strong_rule_evidence_the_model_doubts(enricher: Enricher) -> None:
+    doubtful = constant_model(-4.0, ("recognition",))
+    score = enricher.analyse(document_text(HEADLINE)).scores["recognition"]
+    for floor, kept in ((score, True), (min(1.0, score + 0.01), False)):
+        model = replace(doubtful, topics={"recognition": replace(
+            doubtful.topics["recognition"], floor=floor)})
+        hits = Enricher(enricher.nlp, enricher.topics, relevance=model).analyse(
+            document_text(HEADLINE)).hits
+        assert ("recognition" in {hit.topic for hit in hits}) is kept
+        if kept:
+            (hit,) = hits
+            assert hit.probability == pytest.approx(0.018, abs=0.001)  # reported as it is
+            assert hit.evidence
 
 
 def test_enriched_messages_carry_score_and_probability_and_read_back(

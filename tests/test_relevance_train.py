@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from consumers.enrich.enrich import Enricher, document_text
@@ -17,6 +18,7 @@ from consumers.enrich.train import (
     Example,
     LabelledItem,
     assign_folds,
+    choose_operating_point,
     featurise,
     read_labelled,
     train,
@@ -149,3 +151,51 @@ def test_a_judged_item_trains_only_the_topics_it_was_judged_on() -> None:
     assert item.judges("recognition")
     assert not item.judges("is_threat")
     assert LabelledItem(id="b", title="t", text="", labels=frozenset()).judges("is_threat")
+
+
+
+def test_the_threshold_keeps_the_recall_target_with_the_best_f1() -> None:
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1])
+    y = np.array([1, 1, 0, 1, 1, 0, 0, 0, 1], dtype=float)
+    scores = np.zeros(len(y))  # no rule score reaches a floor
+    # Recall >= 0.75: four of the five positives, one negative (F1 0.80), halfway to 0.4.
+    assert choose_operating_point(p, scores, y, min_recall=0.75) == (0.45, None)
+    # Recall 1.0 needs the last positive too, whatever it costs.
+    assert choose_operating_point(p, scores, y, min_recall=1.0) == (0.05, None)
+
+
+def test_a_floor_is_chosen_only_where_it_costs_no_precision() -> None:
+    # A positive the model doubts (0.1) with the rules' strongest evidence (score 0.95).
+    p = np.array([0.9, 0.8, 0.7, 0.1, 0.05, 0.02])
+    y = np.array([1, 1, 0, 1, 0, 0], dtype=float)
+    scores = np.array([0.9, 0.9, 0.5, 0.95, 0.3, 0.3])
+    assert choose_operating_point(p, scores, y, min_recall=0.95) == (0.75, 0.8)
+    # The same, but negatives with that strong evidence too: the floor would cost two
+    # false alarms, a low threshold only one.
+    scores = np.array([0.9, 0.9, 0.5, 0.95, 0.95, 0.95])
+    threshold, floor = choose_operating_point(p, scores, y, min_recall=0.95)
+    assert floor is None
+    assert threshold == pytest.approx(0.075)
+
+
+def test_the_seed_article_keeps_its_topics_with_a_model_that_never_saw_it(
+        enricher: Enricher) -> None:
+    """No special weight: trained without the seed article at all, the floor that
+    training chooses (the rules' strongest evidence) keeps all three of its topics."""
+    from tests.enrich_fixtures import SEED_ARTICLE
+
+    files = ("train.jsonl", "articles.jsonl", "extra.jsonl", "relevance-extra.jsonl")
+    items = [item for name in files for item in read_labelled(LABELLED / name)]
+    assert not any("seed" in str(item.id) for item in items)
+    topics = dict(enricher.topics.topics.topics)
+    model, _ = train(featurise(enricher, items, FeatureSpec()), topics, FeatureSpec(),
+                     cross_validate=False)
+    judged = Enricher(enricher.nlp, enricher.topics, relevance=model)
+    lines = SEED_ARTICLE.read_text().splitlines()
+    analysis = judged.analyse(document_text(lines[0], content="\n".join(lines[1:])))
+    hits = {hit.topic: hit for hit in analysis.hits}
+    assert set(hits) == {"is_threat", "drug_trafficking", "recognition"}
+    for hit in hits.values():
+        assert hit.evidence
+        assert model.topics[hit.topic].keeps(hit.probability or 0.0, hit.score,
+                                              topics[hit.topic].threshold)

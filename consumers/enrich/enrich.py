@@ -322,8 +322,9 @@ class Enricher:
         for item in scored:
             if item.topic in models:
                 probability = probabilities.get(item.topic)
-                if probability is not None and (
-                        probability >= self.topics.topics.topics[item.topic].threshold):
+                if probability is not None and models[item.topic].keeps(
+                        probability, item.score,
+                        self.topics.topics.topics[item.topic].threshold):
                     hits.append(TopicHit(topic=item.topic, score=item.score,
                                          probability=probability, evidence=item.evidence))
             elif item.hit:

@@ -3,9 +3,13 @@
 The rules of `consumers.enrich.topics` find candidate evidence with high recall; for each
 topic that has a model, this module turns the document and that evidence into features
 and a calibrated probability. The hit keeps the rules' evidence and score; the topic's
-``threshold`` then applies to the probability (see `Enricher`).
+hit is kept when the probability reaches the threshold that training chose for the topic
+(on out-of-fold probabilities, best F1 with recall >= 0.95; the topics file's
+``threshold`` for a model file that has none), or when the rule score reaches the floor
+that training chose with it (the rules' strongest evidence, kept even when the model
+doubts it, only where the training items show that this costs no precision).
 
-Features, one sparse vector per (document, topic), of three kinds:
+Features, one sparse vector per (document, topic), of four kinds:
 
 * aboutness, from the evidence: the rule score, how many matches, of how many rules and
   phrases, whether the title and the lead hold some, where the first one stands, how much
@@ -14,6 +18,8 @@ Features, one sparse vector per (document, topic), of three kinds:
   labels) in the title and in the evidence sentences;
 * words: hashed word unigrams and bigrams of the title and the lead (its first
   ``lead_chars`` characters), and of the evidence sentences;
+* windows: per rule, the few words just before and after each match and the labels of
+  the entities that start there (what is recognised, who is attacked);
 * characters: hashed character 3-5-grams within words of the title and the lead, which
   work in any script and language (no tokenizer, no stemmer).
 
@@ -81,6 +87,13 @@ class FeatureSpec(BaseModel):
                                 description="Weight of rule and entity indicators")
     context_weight: float = Field(default=3.0, ge=0.0,
                                   description="Weight of the words of evidence sentences")
+    # Files written before it existed read as 0 (`ModelFile`): a model reads the features
+    # it was trained on.
+    window_weight: float = Field(default=2.0, ge=0.0,
+                                 description="Weight of the words and entity labels right "
+                                             "beside each match (what is recognised, "
+                                             "trafficked, attacked)")
+    window_words: int = Field(default=3, ge=1, le=10)
 
     @property
     def size(self) -> int:
@@ -230,11 +243,36 @@ class Featuriser:
                 if i + 1 < len(tokens):
                     context[self._slot(f"s:{token} {tokens[i + 1]}")] += 1
         _add_normalised(out, context, self.spec.context_weight)
+        if self.spec.window_weight:
+            _add_normalised(out, self._window(text, spans, entities),
+                            self.spec.window_weight)
         for key, count in indicators.items():
             slot = self._slot(key)
             out[slot] = out.get(slot, 0.0) + self.spec.named_weight * min(1.0, math.log1p(count)
                                                                           / math.log1p(8))
         return out
+
+    def _window(self, text: str, spans: Sequence[Evidence],
+                entities: Sequence[EntitySpan]) -> Counter[int]:
+        """Per rule, the words just before and after each of its matches and the labels of
+        the entities that start there: the match's object and subject ("recognised *as
+        the best*", "recognise *Palestine*/GPE"), which a sentence's bag of words blurs."""
+        window: Counter[int] = Counter()
+        reach = 12 * self.spec.window_words  # characters: enough for that many words
+        for item in spans:
+            before = _WORD.findall(text[max(0, item.start - reach):item.start].lower())
+            after = _WORD.findall(text[item.end:item.end + reach].lower())
+            for side, words in (("<", before[-self.spec.window_words:]),
+                                (">", after[:self.spec.window_words])):
+                for word in words:
+                    window[self._slot(f"n{side}{item.rule}:{word}")] += 1
+                    window[self._slot(f"n{side}:{word}")] += 1
+            for entity in entities:
+                if item.end <= entity.start < item.end + reach:
+                    window[self._slot(f"n>{item.rule}:{entity.label}")] += 1
+                elif item.start - reach < entity.end <= item.start:
+                    window[self._slot(f"n<{item.rule}:{entity.label}")] += 1
+        return window
 
     def dense(self, rows: Sequence[Sparse]) -> NDArray[np.float32]:
         """Sparse rows as one dense matrix (training only)."""
@@ -289,6 +327,14 @@ class TopicModelFile(_Strict):
     examples: int = Field(ge=0, description="Candidates it was fitted on")
     positives: int = Field(ge=0)
     regularisation: float = Field(gt=0.0)
+    threshold: float | None = Field(
+        default=None, gt=0.0, lt=1.0,
+        description="Probability at which the topic is hit, chosen in training on "
+                    "out-of-fold probabilities (None: the topic's threshold)")
+    floor: float | None = Field(
+        default=None, gt=0.0, le=1.0,
+        description="Rule score that keeps the topic whatever the probability, chosen "
+                    "with the threshold (None: no floor)")
 
 
 class ModelFile(_Strict):
@@ -300,6 +346,15 @@ class ModelFile(_Strict):
     topics: dict[str, TopicModelFile]
     trained_on: dict[str, Any] = Field(default_factory=dict,
                                        description="Files, counts, seed, topics version")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_features(cls, data: Any) -> Any:
+        """A file from before the window features had none (weight 0, not the default)."""
+        features = data.get("features") if isinstance(data, dict) else None
+        if isinstance(features, dict) and "window_weight" not in features:
+            data = {**data, "features": {**features, "window_weight": 0.0}}
+        return data
 
     @model_validator(mode="after")
     def _check_version(self) -> ModelFile:
@@ -319,6 +374,14 @@ class TopicModel:
     examples: int = 0
     positives: int = 0
     regularisation: float = 1.0
+    threshold: float | None = None  # chosen in training; None: the topic file's threshold
+    floor: float | None = None  # rule score that keeps the topic on its own
+
+    def keeps(self, probability: float, score: float, topic_threshold: float) -> bool:
+        """Whether a candidate is a hit: its probability reaches the threshold chosen in
+        training (else the topic file's), or its rule score reaches the floor."""
+        cut = topic_threshold if self.threshold is None else self.threshold
+        return probability >= cut or (self.floor is not None and score >= self.floor)
 
     def decision(self, features: Mapping[int, float]) -> float:
         """The uncalibrated score ``w.x``."""
@@ -363,7 +426,8 @@ class RelevanceModel:
                 weights=base64.b64encode(raw).decode("ascii"),
                 sha256=hashlib.sha256(raw).hexdigest(), platt=model.platt,
                 examples=model.examples, positives=model.positives,
-                regularisation=model.regularisation)
+                regularisation=model.regularisation, threshold=model.threshold,
+                floor=model.floor)
         document = ModelFile(format=FORMAT, version=FORMAT_VERSION, features=self.spec,
                              topics=topics, trained_on=self.trained_on)
         return (json.dumps(document.model_dump(mode="json"), sort_keys=True, indent=1,
@@ -424,7 +488,8 @@ def load_model(path: Path) -> RelevanceModel:
             raise ConfigError(f"{where}: topic {name!r}: weights are not finite numbers")
         topics[name] = TopicModel(weights=weights, platt=stored.platt,
                                   examples=stored.examples, positives=stored.positives,
-                                  regularisation=stored.regularisation)
+                                  regularisation=stored.regularisation,
+                                  threshold=stored.threshold, floor=stored.floor)
     return RelevanceModel(spec=document.features, topics=topics,
                           trained_on=document.trained_on, path=path,
                           digest=hashlib.sha256(raw).hexdigest()[:16])

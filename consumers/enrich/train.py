@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_FOLDS = 5
 DEFAULT_REGULARISATION = 1.0
+MIN_RECALL = 0.95  # the threshold chosen in training keeps at least this recall
+FLOORS = (0.8, 0.9)  # rule scores tried as floors: the weight of a topic's strongest rule
 MIN_EACH_CLASS = 3  # positives and negatives among a topic's candidates to fit a model
 NEWTON_STEPS = 30
 _NON_WORD = re.compile(r"\W+")
@@ -98,6 +100,7 @@ class TopicReport:
     threshold: float
     fitted: bool
     why_not: str = ""
+    floor: float | None = None  # the rule score that keeps a hit (chosen in training)
     examples: int = 0
     positives: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
@@ -189,16 +192,61 @@ def fit_platt(decisions: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[f
     return round(a, 8), round(b, 8)
 
 
+def choose_operating_point(probabilities: NDArray[np.float64], scores: NDArray[np.float64],
+                           y: NDArray[np.float64], min_recall: float = MIN_RECALL
+                           ) -> tuple[float, float | None]:
+    """The probability threshold and the rule-score floor (None: no floor) with the best
+    F1 among those whose recall reaches ``min_recall`` (else the highest recall), read off
+    out-of-fold probabilities. A candidate is a hit when its probability reaches the
+    threshold or its rule score reaches the floor: the rules' strongest evidence (the
+    topic's own name, "drug trafficking", "formal recognition") keeps a topic the model
+    doubts, when the training items show that this costs no precision. Ties go to no
+    floor, then to the lower floor; the threshold lies halfway between the lowest
+    probability it accepts and the highest below it."""
+    positives = float(y.sum())
+    if positives == 0:
+        return 0.5, None
+    best: tuple[bool, float, int, int] | None = None
+    chosen: tuple[float, float | None] = (0.5, None)
+    # Preference on equal F1: no floor (a floor must earn its place), then the lower floor
+    # (the side of recall, like the threshold).
+    floors = (None, *sorted(FLOORS))
+    for floor in floors:
+        preference = len(floors) if floor is None else -floors.index(floor)
+        kept = np.zeros(len(y), dtype=bool) if floor is None else scores >= floor
+        order = np.argsort(-probabilities, kind="stable")
+        ranked = probabilities[order]
+        tp = float(np.sum(y[kept]))
+        fp = float(np.sum(kept)) - tp
+        for k, index in enumerate(order):
+            if not kept[index]:
+                tp, fp = tp + y[index], fp + (1.0 - y[index])
+            if k + 1 < len(order) and ranked[k + 1] == ranked[k]:
+                continue  # a threshold takes all items of equal probability or none
+            recall = tp / positives
+            f1 = 2 * tp / (tp + fp + positives)
+            key = (recall >= min_recall, f1 if recall >= min_recall else recall, preference, k)
+            if best is None or key > best:
+                below = float(ranked[k + 1]) if k + 1 < len(order) else 0.0
+                best = key
+                chosen = (round(min(max((float(ranked[k]) + below) / 2, 0.01), 0.99), 4),
+                          floor)
+    return chosen
+
+
 @dataclass(frozen=True)
 class _Fit:
     alpha: NDArray[np.float64]
     platt: tuple[float, float]
+    threshold: float
+    floor: float | None
 
 
 def _fit_calibrated(gram: NDArray[np.float64], y: NDArray[np.float64],
                     groups: Sequence[str], folds: int, seed: int, regularisation: float,
-                    weights: NDArray[np.float64]) -> _Fit:
-    """Fit on all of ``gram``; calibrate on out-of-fold decisions of inner folds."""
+                    weights: NDArray[np.float64], scores: NDArray[np.float64]) -> _Fit:
+    """Fit on all of ``gram``; calibrate, and choose the threshold and floor, on
+    out-of-fold decisions of inner folds."""
     inner = assign_folds(groups, [str(int(label)) for label in y], folds, seed + 1)
     decisions = np.zeros(len(y))
     for fold in range(folds):
@@ -210,7 +258,10 @@ def _fit_calibrated(gram: NDArray[np.float64], y: NDArray[np.float64],
                                   weights[train_])
         decisions[test] = gram[np.ix_(test, train_)] @ alpha
     alpha = fit_dual_logistic(gram, y, regularisation, weights)
-    return _Fit(alpha, fit_platt(decisions, y))
+    platt = fit_platt(decisions, y)
+    a, b = platt
+    calibrated = 1.0 / (1.0 + np.exp(-np.clip(a * decisions + b, -35, 35)))
+    return _Fit(alpha, platt, *choose_operating_point(calibrated, scores, y))
 
 
 def _probabilities(gram_rows: NDArray[np.float64], fit: _Fit) -> NDArray[np.float64]:
@@ -251,16 +302,17 @@ def train(examples: Sequence[Example], topics: dict[str, Topic], spec: FeatureSp
         gram = (matrix @ matrix.T).astype(np.float64)
         groups = [example.item.group for _, example in rows]
         weights = np.array([example.item.weight for _, example in rows])
-        fit = _fit_calibrated(gram, y, groups, folds, seed, regularisation, weights)
+        scores = np.array([example.candidates[name].score for _, example in rows])
+        fit = _fit_calibrated(gram, y, groups, folds, seed, regularisation, weights, scores)
         models[name] = TopicModel(
             weights=(matrix.T.astype(np.float64) @ fit.alpha).astype(np.float32),
             platt=fit.platt, examples=len(rows), positives=report.positives,
-            regularisation=regularisation)
-        report.fitted = True
+            regularisation=regularisation, threshold=fit.threshold, floor=fit.floor)
+        report.fitted, report.threshold, report.floor = True, fit.threshold, fit.floor
         if cross_validate:
-            probability = _cross_validated(gram, y, groups, [outer[i] for i, _ in rows],
-                                           folds, seed, regularisation, weights)
-            report.outcomes = _outcomes(name, topic, judged, rows, probability)
+            hit = _cross_validated(gram, y, groups, [outer[i] for i, _ in rows], folds, seed,
+                                   regularisation, weights, scores)
+            report.outcomes = _outcomes(name, judged, rows, *hit)
         log.info("relevance model fitted", extra={"topic": name, "examples": len(rows),
                                                   "positives": report.positives})
     model = RelevanceModel(spec=spec, topics=models, trained_on=trained_on or {})
@@ -269,8 +321,13 @@ def train(examples: Sequence[Example], topics: dict[str, Topic], spec: FeatureSp
 
 def _cross_validated(gram: NDArray[np.float64], y: NDArray[np.float64], groups: list[str],
                      fold_of: list[int], folds: int, seed: int, regularisation: float,
-                     weights: NDArray[np.float64]) -> NDArray[np.float64]:
+                     weights: NDArray[np.float64], scores: NDArray[np.float64]
+                     ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Out-of-fold probability of every row, and whether it is a hit by the threshold and
+    floor its fold's model chose (inside that fold's training part: the test fold never
+    sets its own operating point)."""
     probability = np.full(len(y), np.nan)
+    hit = np.zeros(len(y), dtype=bool)
     for fold in range(folds):
         test = np.array([f == fold for f in fold_of])
         train_ = ~test
@@ -279,26 +336,29 @@ def _cross_validated(gram: NDArray[np.float64], y: NDArray[np.float64], groups: 
         train_y = y[train_]
         if len(set(train_y)) < 2:
             probability[test] = float(train_y.mean()) if len(train_y) else 0.5
+            hit[test] = probability[test] >= 0.5
             continue
         index = np.flatnonzero(train_)
         fit = _fit_calibrated(gram[np.ix_(train_, train_)], train_y,
                               [groups[i] for i in index], folds, seed, regularisation,
-                              weights[train_])
+                              weights[train_], scores[train_])
         probability[test] = _probabilities(gram[np.ix_(test, train_)], fit)
-    return probability
+        hit[test] = probability[test] >= fit.threshold
+        if fit.floor is not None:
+            hit[test] |= scores[test] >= fit.floor
+    return probability, hit
 
 
-def _outcomes(name: str, topic: Topic, judged: list[tuple[int, Example]],
-              rows: list[tuple[int, Example]], probability: NDArray[np.float64]
-              ) -> list[Outcome]:
-    by_index = {i: float(p) for (i, _), p in zip(rows, probability, strict=True)}
+def _outcomes(name: str, judged: list[tuple[int, Example]], rows: list[tuple[int, Example]],
+              probability: NDArray[np.float64], hit: NDArray[np.bool_]) -> list[Outcome]:
+    by_index: dict[int, tuple[float | None, bool]] = {
+        i: (float(p), bool(h)) for (i, _), p, h in zip(rows, probability, hit, strict=True)}
     outcomes = []
     for i, example in judged:
-        p = by_index.get(i)
+        p, predicted = by_index.get(i, (None, False))
         candidate = example.candidates.get(name)
         outcomes.append(Outcome(
-            item=example.item, expected=name in example.item.labels,
-            predicted=p is not None and p >= topic.threshold,
+            item=example.item, expected=name in example.item.labels, predicted=predicted,
             probability=None if p is None else round(p, 4),
             score=example.scores.get(name, 0.0),
             evidence=candidate.evidence if candidate is not None else ()))
@@ -341,7 +401,9 @@ def evaluate_model(model: RelevanceModel, examples: Sequence[Example],
             p = None if candidate is None else topic_model.probability(candidate.features)
             report.outcomes.append(Outcome(
                 item=example.item, expected=name in example.item.labels,
-                predicted=p is not None and p >= topic.threshold, probability=p,
+                predicted=candidate is not None and topic_model.keeps(
+                    p or 0.0, candidate.score, topic.threshold),
+                probability=p,
                 score=example.scores.get(name, 0.0),
                 evidence=candidate.evidence if candidate is not None else ()))
         reports[name] = report

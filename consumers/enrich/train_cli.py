@@ -105,14 +105,15 @@ def prf(outcomes: Sequence[Outcome]) -> tuple[float, float, float, int, int, int
 def table(reports: dict[str, TopicReport], rules: dict[str, TopicReport]) -> str:
     """Per topic: the layer's cross-validated P/R/F1 beside the rules alone."""
     lines = [f"{'topic':<20} {'':<10} {'precision':>9} {'recall':>7} {'F1':>6} "
-             f"{'TP':>4} {'FP':>4} {'FN':>4}  candidates"]
+             f"{'TP':>4} {'FP':>4} {'FN':>4}  candidates; threshold and floor of the model written"]
     for name, report in reports.items():
         for kind, outcomes in (("rules", rules[name].outcomes),
                                ("relevance" if report.fitted else "(rules)", report.outcomes
                                 if report.fitted else rules[name].outcomes)):
             p, r, f1, tp, fp, fn = prf(outcomes)
-            extra = (f"  {report.examples} ({report.positives} relevant)"
-                     if kind == "relevance" else "")
+            floor = "none" if report.floor is None else f"{report.floor:.2f}"
+            extra = (f"  {report.examples} ({report.positives} relevant); threshold "
+                     f"{report.threshold:.2f}, floor {floor}" if kind == "relevance" else "")
             lines.append(f"{name:<20} {kind:<10} {p:>9.3f} {r:>7.3f} {f1:>6.3f} "
                          f"{tp:>4} {fp:>4} {fn:>4}{extra}")
         if not report.fitted:
