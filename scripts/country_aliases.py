@@ -1,5 +1,6 @@
-"""Write consumers/enrich/country_aliases.yaml: every ISO 3166 country, and the capitals
-that matter to the default topics, with their names in the languages Newswatch reads.
+"""Write consumers/enrich/country_aliases.yaml: every ISO 3166 country, the capitals that
+matter to the default topics and the partially recognised states whose recognition is
+news (Kosovo, Somaliland, Abkhazia...), with their names in the languages Newswatch reads.
 
     .venv/bin/pip install pycountry && .venv/bin/python scripts/country_aliases.py
 
@@ -8,8 +9,8 @@ maintained upstream): the short name and the common name, translated by the
 ``iso3166-1`` catalogues; a formal name such as "Syrien, Arabische Republik" keeps only
 its part before the comma. Where the catalogue gives only a formal name ("Russische
 Föderation") the everyday one is added from ``COMMON`` below, written by hand, as are the
-capitals (no maintained package translates city names). pycountry is needed only to
-regenerate the file; Newswatch reads the YAML.
+capitals and the states ISO 3166 does not list (no maintained package translates them).
+pycountry is needed only to regenerate the file; Newswatch reads the YAML.
 
 Every entity is ``cased``: a country's names are found only where written with a capital
 ("Turkey", not "turkey"). The canonical name is the English common name, the one the
@@ -78,13 +79,14 @@ COMMON: dict[str, dict[str, list[str]]] = {
 }
 CAPITALS: list[dict[str, Any]] = [
     {"name": "Kabul", "names": {"de": ["Kabul"], "fr": ["Kaboul"], "es": ["Kabul"],
-     "pt": ["Cabul"], "ru": ["Кабул"], "ar": ["كابول"], "pl": ["Kabul"], "tr": ["Kabil"]}},
+     "pt": ["Cabul"], "ru": ["Кабул"], "ar": ["كابول"], "pl": ["Kabul"], "tr": ["Kabil"],
+     "zh": ["喀布尔"]}},
     {"name": "Damascus", "names": {"de": ["Damaskus"], "fr": ["Damas"], "es": ["Damasco"],
      "pt": ["Damasco"], "ru": ["Дамаск"], "ar": ["دمشق"], "pl": ["Damaszek"],
-     "tr": ["Şam"]}},
+     "tr": ["Şam"], "zh": ["大马士革"]}},
     {"name": "Baghdad", "names": {"de": ["Bagdad"], "fr": ["Bagdad"], "es": ["Bagdad"],
      "pt": ["Bagdá", "Bagdade"], "ru": ["Багдад"], "ar": ["بغداد"], "pl": ["Bagdad"],
-     "tr": ["Bağdat"]}},
+     "tr": ["Bağdat"], "zh": ["巴格达"]}},
     {"name": "Moscow", "names": {"de": ["Moskau"], "fr": ["Moscou"], "es": ["Moscú"],
      "pt": ["Moscou", "Moscovo"], "ru": ["Москва"], "ar": ["موسكو"], "pl": ["Moskwa"],
      "tr": ["Moskova"], "zh": ["莫斯科"]}},
@@ -99,59 +101,89 @@ CAPITALS: list[dict[str, Any]] = [
      "tr": ["Taipei"], "zh": ["台北"]}},
     {"name": "Tehran", "names": {"de": ["Teheran"], "fr": ["Téhéran"], "es": ["Teherán"],
      "pt": ["Teerã", "Teerão"], "ru": ["Тегеран"], "ar": ["طهران"], "pl": ["Teheran"],
-     "tr": ["Tahran"]}},
+     "tr": ["Tahran"], "zh": ["德黑兰"]}},
     {"name": "Kyiv", "names": {"de": ["Kiew"], "fr": ["Kiev", "Kyiv"], "es": ["Kiev"],
      "pt": ["Kiev", "Kyiv"], "ru": ["Киев"], "ar": ["كييف"], "pl": ["Kijów"],
-     "tr": ["Kiev"]}},
+     "tr": ["Kiev"], "zh": ["基辅"]}},
     {"name": "Paris", "names": {"de": ["Paris"], "fr": ["Paris"], "es": ["París"],
-     "pt": ["Paris"], "ru": ["Париж"], "ar": ["باريس"], "pl": ["Paryż"], "tr": ["Paris"]}},
+     "pt": ["Paris"], "ru": ["Париж"], "ar": ["باريس"], "pl": ["Paryż"], "tr": ["Paris"],
+     "zh": ["巴黎"]}},
     {"name": "Berlin", "names": {"de": ["Berlin"], "fr": ["Berlin"], "es": ["Berlín"],
      "pt": ["Berlim"], "ru": ["Берлин"], "ar": ["برلين"], "pl": ["Berlin"],
-     "tr": ["Berlin"]}},
+     "tr": ["Berlin"], "zh": ["柏林"]}},
     {"name": "London", "names": {"de": ["London"], "fr": ["Londres"], "es": ["Londres"],
      "pt": ["Londres"], "ru": ["Лондон"], "ar": ["لندن"], "pl": ["Londyn"],
-     "tr": ["Londra"]}},
+     "tr": ["Londra"], "zh": ["伦敦"]}},
     {"name": "Brussels", "names": {"de": ["Brüssel"], "fr": ["Bruxelles"],
      "es": ["Bruselas"], "pt": ["Bruxelas"], "ru": ["Брюссель"], "ar": ["بروكسل"],
-     "pl": ["Bruksela"], "tr": ["Brüksel"]}},
+     "pl": ["Bruksela"], "tr": ["Brüksel"], "zh": ["布鲁塞尔"]}},
     {"name": "Vienna", "names": {"de": ["Wien"], "es": ["Viena"], "pt": ["Viena"],
-     "ru": ["Вена"], "ar": ["فيينا"], "pl": ["Wiedeń"], "tr": ["Viyana"]}},
+     "ru": ["Вена"], "ar": ["فيينا"], "pl": ["Wiedeń"], "tr": ["Viyana"], "zh": ["维也纳"]}},
     {"name": "Warsaw", "names": {"de": ["Warschau"], "fr": ["Varsovie"],
      "es": ["Varsovia"], "pt": ["Varsóvia"], "ru": ["Варшава"], "ar": ["وارسو"],
-     "pl": ["Warszawa"], "tr": ["Varşova"]}},
+     "pl": ["Warszawa"], "tr": ["Varşova"], "zh": ["华沙"]}},
     {"name": "Ankara", "names": {"de": ["Ankara"], "fr": ["Ankara"], "es": ["Ankara"],
      "pt": ["Ancara"], "ru": ["Анкара"], "ar": ["أنقرة"], "pl": ["Ankara"],
-     "tr": ["Ankara"]}},
+     "tr": ["Ankara"], "zh": ["安卡拉"]}},
     {"name": "Istanbul", "names": {"de": ["Istanbul"], "fr": ["Istanbul"],
      "es": ["Estambul"], "pt": ["Istambul"], "ru": ["Стамбул"], "ar": ["إسطنبول"],
-     "pl": ["Stambuł"], "tr": ["İstanbul"]}},
+     "pl": ["Stambuł"], "tr": ["İstanbul"], "zh": ["伊斯坦布尔"]}},
     {"name": "Jerusalem", "names": {"de": ["Jerusalem"], "fr": ["Jérusalem"],
      "es": ["Jerusalén"], "pt": ["Jerusalém"], "ru": ["Иерусалим"], "ar": ["القدس"],
-     "pl": ["Jerozolima"], "tr": ["Kudüs"]}},
+     "pl": ["Jerozolima"], "tr": ["Kudüs"], "zh": ["耶路撒冷"]}},
     {"name": "Riyadh", "names": {"de": ["Riad"], "fr": ["Riyad"], "es": ["Riad"],
      "pt": ["Riade"], "ru": ["Эр-Рияд"], "ar": ["الرياض"], "pl": ["Rijad"],
-     "tr": ["Riyad"]}},
+     "tr": ["Riyad"], "zh": ["利雅得"]}},
     {"name": "Cairo", "names": {"de": ["Kairo"], "fr": ["Le Caire"], "es": ["El Cairo"],
-     "pt": ["Cairo"], "ru": ["Каир"], "ar": ["القاهرة"], "pl": ["Kair"], "tr": ["Kahire"]}},
+     "pt": ["Cairo"], "ru": ["Каир"], "ar": ["القاهرة"], "pl": ["Kair"], "tr": ["Kahire"],
+     "zh": ["开罗"]}},
     {"name": "Islamabad", "names": {"de": ["Islamabad"], "fr": ["Islamabad"],
      "es": ["Islamabad"], "pt": ["Islamabad"], "ru": ["Исламабад"], "ar": ["إسلام آباد"],
-     "pl": ["Islamabad"], "tr": ["İslamabad"]}},
+     "pl": ["Islamabad"], "tr": ["İslamabad"], "zh": ["伊斯兰堡"]}},
     {"name": "Mogadishu", "names": {"de": ["Mogadischu"], "fr": ["Mogadiscio"],
      "es": ["Mogadiscio"], "pt": ["Mogadíscio"], "ru": ["Могадишо"], "ar": ["مقديشو"],
-     "pl": ["Mogadiszu"], "tr": ["Mogadişu"]}},
+     "pl": ["Mogadiszu"], "tr": ["Mogadişu"], "zh": ["摩加迪沙"]}},
     {"name": "Bogotá", "names": {"de": ["Bogotá"], "fr": ["Bogota"], "es": ["Bogotá"],
      "pt": ["Bogotá"], "ru": ["Богота"], "ar": ["بوغوتا"], "pl": ["Bogota"],
-     "tr": ["Bogota"]}},
+     "tr": ["Bogota"], "zh": ["波哥大"]}},
     {"name": "Mexico City", "names": {"de": ["Mexiko-Stadt"], "es": ["Ciudad de México"],
-     "pt": ["Cidade do México"], "ru": ["Мехико"], "pl": ["Meksyk"]}},
+     "pt": ["Cidade do México"], "ru": ["Мехико"], "pl": ["Meksyk"], "zh": ["墨西哥城"]}},
     {"name": "Lisbon", "names": {"de": ["Lissabon"], "fr": ["Lisbonne"], "es": ["Lisboa"],
      "pt": ["Lisboa"], "ru": ["Лиссабон"], "ar": ["لشبونة"], "pl": ["Lizbona"],
-     "tr": ["Lizbon"]}},
+     "tr": ["Lizbon"], "zh": ["里斯本"]}},
     {"name": "Madrid", "names": {"de": ["Madrid"], "fr": ["Madrid"], "es": ["Madrid"],
      "pt": ["Madri", "Madrid"], "ru": ["Мадрид"], "ar": ["مدريد"], "pl": ["Madryt"],
-     "tr": ["Madrid"]}},
+     "tr": ["Madrid"], "zh": ["马德里"]}},
     {"name": "Brasília", "names": {"de": ["Brasília"], "fr": ["Brasilia"],
-     "es": ["Brasilia"], "pt": ["Brasília"], "ru": ["Бразилиа"], "pl": ["Brasília"]}},
+     "es": ["Brasilia"], "pt": ["Brasília"], "ru": ["Бразилиа"], "pl": ["Brasília"],
+     "zh": ["巴西利亚"]}},
+]
+
+
+# States whose recognition is itself the news (the English recognition constraint names
+# them): not in ISO 3166, so written by hand.
+POLITIES: list[dict[str, Any]] = [
+    {"name": "Kosovo", "names": {"de": ["Kosovo"], "fr": ["Kosovo"], "es": ["Kosovo"],
+     "pt": ["Kosovo"], "ru": ["Косово"], "ar": ["كوسوفو"], "pl": ["Kosowo"],
+     "tr": ["Kosova"], "zh": ["科索沃"]}},
+    {"name": "Somaliland", "names": {"de": ["Somaliland"], "fr": ["Somaliland"],
+     "es": ["Somalilandia"], "pt": ["Somalilândia"], "ru": ["Сомалиленд"],
+     "ar": ["أرض الصومال"], "pl": ["Somaliland"], "tr": ["Somaliland"], "zh": ["索马里兰"]}},
+    {"name": "Abkhazia", "names": {"de": ["Abchasien"], "fr": ["Abkhazie"], "es": ["Abjasia"],
+     "pt": ["Abecásia", "Abkhazia"], "ru": ["Абхазия"], "ar": ["أبخازيا"], "pl": ["Abchazja"],
+     "tr": ["Abhazya"], "zh": ["阿布哈兹"]}},
+    {"name": "South Ossetia", "names": {"de": ["Südossetien"], "fr": ["Ossétie du Sud"],
+     "es": ["Osetia del Sur"], "pt": ["Ossétia do Sul"], "ru": ["Южная Осетия"],
+     "ar": ["أوسيتيا الجنوبية"], "pl": ["Osetia Południowa"], "tr": ["Güney Osetya"],
+     "zh": ["南奥塞梯"]}},
+    {"name": "Northern Cyprus", "names": {"de": ["Nordzypern"], "fr": ["Chypre du Nord"],
+     "es": ["Chipre del Norte"], "pt": ["Chipre do Norte"], "ru": ["Северный Кипр"],
+     "ar": ["شمال قبرص"], "pl": ["Cypr Północny"], "tr": ["Kuzey Kıbrıs"],
+     "zh": ["北塞浦路斯"]}},
+    {"name": "Transnistria", "names": {"de": ["Transnistrien"], "fr": ["Transnistrie"],
+     "es": ["Transnistria"], "pt": ["Transnístria"], "ru": ["Приднестровье"],
+     "ar": ["ترانسنيستريا"], "pl": ["Naddniestrze"], "tr": ["Transdinyester"],
+     "zh": ["德涅斯特河沿岸"]}},
 ]
 
 
@@ -176,7 +208,7 @@ def main() -> int:
             if kept:
                 names[code] = kept
         entities.append({"name": canonical, "label": "GPE", "cased": True, "names": names})
-    for capital in CAPITALS:
+    for capital in [*CAPITALS, *POLITIES]:
         entities.append({"name": capital["name"], "label": "GPE", "cased": True,
                          "names": {code: [n for n in found if n != capital["name"]]
                                    for code, found in capital["names"].items()
