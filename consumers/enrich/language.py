@@ -16,17 +16,12 @@ with its tables inside the wheel) reads the first ``FAST_SAMPLE_CHARS`` characte
 in ~10 µs: when it is sure (its ``reliable`` flag) that the text is in the declared
 language, that is the answer. Anything else (CLD2 unsure, another language, no declared
 language) goes to py3langid as before, so the fast path can only confirm a declared
-language, never override one. Measured on the 625 labelled items (``bench/bench_language.py``):
-with the right hint the fast path answers 604 and the result is right for all 625; with a
-wrong hint it accepts the wrong language 4 times in 6,875 tries (German tech headlines
-full of English words called English), where py3langid alone accepts it NNN times.
-
-The declared language (``language:`` in feeds.yaml, else the feed's own ``<language>``)
-is a hint, not the answer: a German feed carries English wire copy, and a feed may
-declare nothing or the wrong thing. It wins only where the text says little: when
-detection is unsure (probability below ``CONFIDENT``) or the text is too short to judge.
-When the detected language is the declared one, the declared tag is kept with its region
-(``pt-BR``); otherwise the detected primary code is returned.
+language, never override one. Measured on the labelled items (``bench/bench_language.py``,
+641 of them, title plus text): with the right hint CLD2 answers ~95% of them and every
+answer is right (py3langid alone: also all right), at ~21 µs a document on average
+instead of ~200 µs; declared in each of 11 wrong languages in turn, the wrong one is
+taken 82 times in 7,051 (py3langid alone: 77), mostly German tech headlines full of
+English words.
 """
 
 from __future__ import annotations
