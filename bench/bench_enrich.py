@@ -64,7 +64,8 @@ ENGLISH_FEEDS = (
 
 
 ENGLISH_LABELLED = ("articles.jsonl", "extra.jsonl")
-OTHER_LANGUAGES_LABELLED = ("multilingual-dev.jsonl", "multilingual-feeds.jsonl")
+OTHER_LANGUAGES_LABELLED = ("multilingual-dev.jsonl", "multilingual-feeds.jsonl",
+                            "multilingual-heldout.jsonl")
 
 
 def load_other_languages() -> dict[str, list[Article]]:
@@ -92,21 +93,26 @@ def compare_languages(enricher: Enricher, english: list[Article], english_rate: 
     print(f"\nper language (English NER: {english_rate:,.0f} words/s; target for a "
           "language without NER: >= 3.0x per word)")
     print(f"{'language':<9} {'pipeline':<22} {'docs':>5} {'words':>7} {'words/s':>9} "
-          f"{'vs English':>10}")
+          f"{'vs English':>10} {'detection':>10}  (detection: share of enrichment CPU, "
+          "target < 2%)")
     all_articles: list[Article] = []
     for language in sorted(by_language):
         articles = by_language[language] * repeat
         all_articles += articles
-        words = sum(len(article_document(a).text.split()) for a in articles)
-        cpu, _ = interleaved(rounds, {language: lambda a=articles: enricher.enrich_many(a)}
-                             )[language]
+        documents = [article_document(a) for a in articles]
+        words = sum(len(d.text.split()) for d in documents)
+        timings = interleaved(rounds, {
+            "enrich": lambda a=articles: enricher.enrich_many(a),
+            "detect": lambda t=documents: [enricher.identifier.guess(d.text, d.language)
+                                           for d in t]})
+        cpu, detect = timings["enrich"][0], timings["detect"][0]
         pipeline = enricher.pipelines.get(language).pipeline
         meta = pipeline.nlp.meta
         kind = (f"NER {meta['lang']}_{meta['name']}" if pipeline.has_ner
                 else f"blank:{pipeline.language} + gazetteer")
         rate = words / cpu
         print(f"{language:<9} {kind[:22]:<22} {len(articles):>5} {words:>7} {rate:>9,.0f} "
-              f"{rate / english_rate:>9.1f}x")
+              f"{rate / english_rate:>9.1f}x {detect / cpu:>10.1%}")
     for name, corpus in (("English", english), ("other languages", all_articles)):
         texts = [article_document(a) for a in corpus]
         timings = interleaved(rounds, {

@@ -18,7 +18,7 @@ from consumers.enrich.cli import (
     read_items,
 )
 from consumers.enrich.enrich import Enricher, document_text
-from consumers.enrich.language import LanguageIdentifier, primary_subtag
+from consumers.enrich.language import LanguageIdentifier, confirmed, primary_subtag
 from consumers.enrich.lemma_forms import arabic_forms, phrase_forms
 from consumers.enrich.nlp import load_blank
 from consumers.enrich.pipelines import Pipelines
@@ -26,6 +26,8 @@ from consumers.enrich.topics import DEFAULT_TOPICS_PATH
 from newswatch.errors import ConfigError
 from schemas.topics_file import load_topics
 from tests.enrich_fixtures import article
+
+LABELLED = Path(__file__).parent / "data" / "labelled"
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +77,49 @@ def test_clear_text_overrides_a_wrong_declared_language(identify: LanguageIdenti
     assert (guess.language, guess.source) == ("en", "detected")
     # When detection agrees, the declared tag keeps its region.
     assert identify.guess(LONG["pt"], declared="pt-BR").language == "pt-BR"
+
+
+def test_cld2_confirms_a_declared_language_without_py3langid() -> None:
+    fresh = LanguageIdentifier()
+    for language, text in LONG.items():
+        guess = fresh.guess(text, declared=f"{language}-XX")
+        assert (guess.language, guess.source) == (f"{language}-XX", "detected")
+        assert 0.5 < guess.confidence <= 1.0
+    assert fresh._loaded is None  # py3langid's model was never needed
+    # A wrong declared language is never confirmed: py3langid decides, and overrides it.
+    guess = fresh.guess(LONG["pt"], declared="es")
+    assert (guess.language, guess.source) == ("pt", "detected")
+    assert fresh._loaded is not None
+
+
+def test_text_cld2_cannot_read_goes_to_py3langid(identify: LanguageIdentifier) -> None:
+    # A lone surrogate is not UTF-8: CLD2 refuses it, py3langid still decides.
+    text = "\ud800" + LONG["ru"]
+    assert confirmed(text) == (None, 0.0)
+    assert identify.guess(text, declared="ru").language == "ru"
+    assert confirmed("") == (None, 0.0)
+
+
+def test_the_fast_path_keeps_accuracy_on_the_labelled_items() -> None:
+    # Every labelled item, long (title + text) and short (title): the declared language is
+    # confirmed as often as py3langid alone confirms it, and a wrong declared language is
+    # not taken much more often (bench/bench_language.py prints the figures).
+    items = [(record.get("lang") or "en", record["title"],
+              f"{record['title']}\n\n{record['text']}")
+             for path in sorted(LABELLED.glob("*.jsonl"))
+             for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+             for record in [json.loads(line)]]
+    hints = ("en", "de", "fr", "es", "pt", "ru", "ar", "pl")
+    fast, alone = LanguageIdentifier(), LanguageIdentifier(fast=False)
+    for column in (1, 2):
+        texts = [(item[0], item[column]) for item in items]
+        for identifier in (fast, alone):
+            assert all(primary_subtag(identifier.guess(text, lang).language) == lang
+                       for lang, text in texts)
+        taken = {name: sum(primary_subtag(identifier.guess(text, hint).language) == hint
+                           for lang, text in texts for hint in hints if hint != lang)
+                 for name, identifier in (("fast", fast), ("alone", alone))}
+        assert taken["fast"] <= taken["alone"] + len(texts) // 100, taken
 
 
 def test_text_without_letters_has_no_language(identify: LanguageIdentifier) -> None:
@@ -179,6 +224,21 @@ CASES = [
      "الفلسطينية."),
     ("ar", "recognition", False, "المتهم اعترف بارتكاب الجريمة",
      "قالت النيابة إن المتهم اعترف بارتكاب السرقة أمام المحكمة."),
+    # Chinese: characters are the tokens, phrases match as runs of characters.
+    ("zh", "is_threat", True, "伊斯兰国宣称对喀布尔机场袭击负责",
+     "极端组织伊斯兰国周四宣称对阿富汗首都喀布尔机场附近的自杀式炸弹袭击负责，袭击造成"
+     "数十人死亡。"),
+    ("zh", "is_threat", False, "伊斯兰金融在东南亚快速发展",
+     "分析人士说，伊斯兰银行和伊斯兰债券市场规模持续扩大，吸引了更多投资者。"),
+    ("zh", "drug_trafficking", True, "警方破获特大跨国贩毒案 缴获冰毒两吨",
+     "警方破获一起特大跨国贩毒案，抓获犯罪嫌疑人12名，缴获冰毒两吨。该贩毒集团从境外"
+     "走私毒品入境。"),
+    ("zh", "drug_trafficking", False, "戒毒所推出新的康复计划",
+     "当局表示，吸毒者将在戒毒所接受为期两年的康复治疗，医生将帮助他们摆脱毒瘾。"),
+    ("zh", "recognition", True, "俄罗斯正式承认塔利班政府",
+     "俄罗斯成为第一个正式承认阿富汗塔利班政权的国家，塔利班外长对此表示欢迎。"),
+    ("zh", "recognition", False, "前官员在法庭上承认错误",
+     "这名前官员在法庭上承认错误，并承认犯罪事实，法院将择日宣判。"),
 ]
 
 
@@ -210,6 +270,7 @@ def test_one_canonical_name_across_languages_and_scripts(enricher: Enricher
         "tr": "IŞİD'in militanları kente saldırdı, Rusya ve Türkiye polisi açıklama yaptı.",
         "fr": "Des combattants de l'État islamique ont attaqué la ville, a indiqué la police "
               "en Russie.",
+        "zh": "伊斯兰国武装分子袭击了这座城市，俄罗斯警方和联合国官员表示。",
     }
     for language, text in texts.items():
         analysis = enricher.analyse(document_text("", content=text))
@@ -217,8 +278,10 @@ def test_one_canonical_name_across_languages_and_scripts(enricher: Enricher
         names = {entity.name: entity for entity in analysis.entities}
         assert "Islamic State" in names, (language, names)
         assert names["Islamic State"].label == "ORG"
-        if language in ("de", "ru", "tr", "fr"):
+        if language in ("de", "ru", "tr", "fr", "zh"):
             assert names["Russia"].label == "GPE", (language, names)
+    chinese = enricher.analyse(document_text("", content=texts["zh"]))
+    assert {e.name for e in chinese.entities} == {"Islamic State", "Russia", "United Nations"}
     german = enricher.analyse(document_text("", content=texts["de"]))
     assert {e.name for e in german.entities} >= {"Islamic State", "Russia", "Germany"}
     assert not {e.name for e in german.entities} & {"Polizei", "Stadt"}  # no junk "entities"
@@ -310,8 +373,12 @@ def test_topics_check_reports_languages_without_phrases() -> None:
     gaps = language_gaps(loaded, frozenset({"en", "fr"}))
     for topic in ("is_threat", "drug_trafficking", "recognition"):
         covered, missing = gaps[topic]
-        assert {"en", "de", "fr", "es", "pt", "ru", "ar", "pl", "tr"} <= set(covered)
-        assert missing == ["zh"]  # the alias table has Chinese names, the topics no phrases
+        assert {"en", "de", "fr", "es", "pt", "ru", "ar", "pl", "tr", "zh"} <= set(covered)
+        assert missing == []
+    # A language with a model (or names) but no phrases is reported, not scored zero.
+    gaps = language_gaps(loaded, frozenset({"en", "fr", "it"}))
+    assert {topic: missing for topic, (_, missing) in gaps.items()} == {
+        "is_threat": ["it"], "drug_trafficking": ["it"], "recognition": ["it"]}
 
 
 def test_a_language_block_must_name_parts_of_its_topic(tmp_path: Path) -> None:

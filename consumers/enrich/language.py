@@ -8,15 +8,20 @@ package; nothing downloads), restricted to ``NEWS_LANGUAGES`` so that a short ti
 called Aragonese or Luxembourgish. Measured on the 46 items of the multilingual
 development set: 100% right on title plus text; on titles alone 93% before the
 restriction (three short titles called ``lb`` and ``an``), 100% after. Only the first
-``MAX_DETECT_CHARS`` characters are read: ~0.2 ms a document, ~2% of English NER
-enrichment (``bench/bench_enrich.py`` prints the share).
+``MAX_DETECT_CHARS`` characters are read: ~0.2 ms a document, which is ~2% of English NER
+enrichment but ~25% of a blank pipeline's.
 
-The declared language (``language:`` in feeds.yaml, else the feed's own ``<language>``)
-is a hint, not the answer: a German feed carries English wire copy, and a feed may
-declare nothing or the wrong thing. It wins only where the text says little: when
-detection is unsure (probability below ``CONFIDENT``) or the text is too short to judge.
-When the detected language is the declared one, the declared tag is kept with its region
-(``pt-BR``); otherwise the detected primary code is returned.
+So when the feed declares a language, CLD2 (pycld2: Chromium's detector, compiled C++
+with its tables inside the wheel) reads the first ``FAST_SAMPLE_CHARS`` characters first,
+in ~10 µs: when it is sure (its ``reliable`` flag) that the text is in the declared
+language, that is the answer. Anything else (CLD2 unsure, another language, no declared
+language) goes to py3langid as before, so the fast path can only confirm a declared
+language, never override one. Measured on the labelled items (``bench/bench_language.py``,
+641 of them, title plus text): with the right hint CLD2 answers ~95% of them and every
+answer is right (py3langid alone: also all right), at ~21 µs a document on average
+instead of ~200 µs; declared in each of 11 wrong languages in turn, the wrong one is
+taken 82 times in 7,051 (py3langid alone: 77), mostly German tech headlines full of
+English words.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
+import pycld2
 from py3langid.langid import MODEL_FILE
 from py3langid.langid import LanguageIdentifier as _Py3LangId
 
@@ -51,6 +57,12 @@ MIN_DETECT_CHARS = 12  # fewer letters than this say nothing about a language
 # bytes in Python (~1 µs a byte). Measured on the 262 non-English labelled items: right on
 # all of them from 200 characters as from 2,000, at 0.19 ms instead of 0.29 ms a document.
 MAX_DETECT_CHARS = 300
+# CLD2 confirms a declared language from the title and lede. Measured on the 625 labelled
+# items with the right hint: 150 characters let it answer 604 (100: 590) at ~10 µs a
+# document (300: the same 604 at ~13 µs).
+FAST_SAMPLE_CHARS = 150
+# CLD2's codes where they differ from the BCP 47 primary subtags used here.
+CLD2_CODES = {"iw": "he", "jw": "jv", "nb": "no", "nn": "no", "zh-Hant": "zh"}
 
 Source = Literal["detected", "declared", "none"]
 
@@ -81,8 +93,10 @@ class LanguageIdentifier:
     """Language identification with a declared-language hint. Pure apart from loading
     the model on first use (~0.4 s, ~30 MB); not for use from several threads at once."""
 
-    def __init__(self, languages: frozenset[str] = NEWS_LANGUAGES) -> None:
+    def __init__(self, languages: frozenset[str] = NEWS_LANGUAGES, *, fast: bool = True
+                 ) -> None:
         self._wanted = languages
+        self._fast = fast  # False: py3langid decides every text (benchmarks compare)
         self._loaded: _Py3LangId | None = None
 
     @property
@@ -106,6 +120,10 @@ class LanguageIdentifier:
     def guess(self, text: str, declared: str | None = None) -> Guess:
         """Decide the language of ``text`` given the ``declared`` tag (see the module doc)."""
         hint = primary_subtag(declared)
+        if hint is not None and self._fast:
+            fast, share = confirmed(text[:FAST_SAMPLE_CHARS])
+            if fast == hint:
+                return Guess(declared, "detected", share)
         detected, confidence = self.detect(text)
         if detected is None:
             return Guess(declared, "declared") if hint else Guess(None, "none")
@@ -116,3 +134,16 @@ class LanguageIdentifier:
         if not hint and confidence < UNSURE:
             return Guess(None, "none", confidence)
         return Guess(detected, "detected", confidence)
+
+
+def confirmed(sample: str) -> tuple[str | None, float]:
+    """CLD2's language for ``sample`` when it is sure, with the share of the text in that
+    language (0-1, not a probability); (None, 0.0) when it is unsure or cannot read it."""
+    try:
+        reliable, _, details = pycld2.detect(sample, isPlainText=True)
+    except (pycld2.error, UnicodeEncodeError):  # not UTF-8 (lone surrogates): py3langid
+        return None, 0.0
+    code = details[0][1]
+    if not reliable or code == "un":
+        return None, 0.0
+    return CLD2_CODES.get(code, primary_subtag(code)), details[0][2] / 100
