@@ -23,8 +23,8 @@ from sqlalchemy import Engine, func, select
 from consumers.alert.backtest import backtest
 from consumers.alert.compile import CompiledRules, compile_rules
 from consumers.alert.outbox import run_tick
-from newswatch.utc import as_utc
 from consumers.alert.rules import parse_rules
+from newswatch.utc import as_utc
 from schemas import tables
 from tests.alert.conftest import NOW, insert_article
 
