@@ -48,7 +48,7 @@ from newswatch.logs import setup_logging  # noqa: E402
 from newswatch.migrate import upgrade  # noqa: E402
 from newswatch.settings import Settings  # noqa: E402
 from producers.daemon import LoopState, build_context, close_context, one_pass  # noqa: E402
-from producers.normalise import normalise  # noqa: E402
+from producers.entries import normalise  # noqa: E402
 from producers.parse import parse  # noqa: E402
 from producers.refresh import Context  # noqa: E402
 from producers.state import Store  # noqa: E402

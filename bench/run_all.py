@@ -79,7 +79,7 @@ from newswatch.kafka_local import DEFAULT_LIB_DIR, LocalKafka  # noqa: E402
 from newswatch.logs import setup_logging  # noqa: E402
 from newswatch.migrate import upgrade  # noqa: E402
 from newswatch.settings import Settings  # noqa: E402
-from producers.normalise import normalise  # noqa: E402
+from producers.entries import normalise  # noqa: E402
 from producers.parse import parse  # noqa: E402
 from schemas.feeds_file import FeedConfig  # noqa: E402
 from schemas.ids import article_id, canonical_url  # noqa: E402

@@ -46,6 +46,7 @@ import httpx
 from newswatch.daemon import StopFlag
 from newswatch.errors import FeedError
 from newswatch.http_deadline import RequestCancelledError, deadline_transport, request_deadline
+from newswatch.retry_after import parse_retry_after
 from newswatch.settings import Settings
 from producers.egress import EgressDeniedError, EgressPolicy, guarded_transport, parse_allow
 
@@ -87,21 +88,6 @@ class FetchResult:
         match = _CHARSET.search(self.content_type or "")
         return match.group(1) if match else None
 
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Retry-After as seconds from now: delta-seconds or an HTTP date; None if unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def parse_max_age(cache_control: str | None) -> float | None:

@@ -24,8 +24,9 @@ from typing import Any
 from newswatch import metrics
 from newswatch.errors import FeedError
 from newswatch.settings import Settings
+from producers.entries import MAX_CONTENT_CHARS
 from producers.fetch import PAGE_ACCEPT, Fetcher
-from producers.normalise import MAX_CONTENT_CHARS, clip, plain_to_text
+from producers.text import clip, plain_to_text
 from schemas.messages import Article
 
 log = logging.getLogger(__name__)

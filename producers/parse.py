@@ -144,7 +144,7 @@ def _ttl(value: Any) -> int | None:
 
 def parse(body: bytes, *, http_charset: str | None = None, encoding: str | None = None,
           language: str | None = None) -> ParsedFeed:
-    """Parse one feed document; links are left as written (`producers.normalise` resolves
+    """Parse one feed document; links are left as written (`producers.entries` resolves
     them: given a base, feedparser would also turn GUIDs such as ``a-1`` into URLs).
 
     ``encoding`` forces a character encoding; ``language`` helps guess an undeclared one.

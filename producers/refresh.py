@@ -25,10 +25,10 @@ from newswatch.daemon import StopFlag
 from newswatch.errors import FeedError
 from newswatch.settings import Settings
 from producers import schedule
+from producers.entries import normalise
 from producers.fetch import Fetcher, FetchResult, Validators
 from producers.fulltext import FullText
 from producers.lease import FeedLeases
-from producers.normalise import normalise
 from producers.parse import ParsedFeed, parse
 from producers.publish import Publisher
 from producers.recover import Recovery

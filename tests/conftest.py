@@ -28,6 +28,8 @@ from newswatch.kafka_local import LocalKafka
 from tests.producer_fixtures import TopicWatch
 from tests.support.feed_server import FeedServer
 from tests.support.ports import free_port
+from tests.support.smtp import SmtpServer
+from tests.support.webhook import WebhookReceiver
 
 POSTGRES_ENV = "NEWSWATCH_TEST_POSTGRES_URL"
 
@@ -37,7 +39,7 @@ POSTGRES_ENV = "NEWSWATCH_TEST_POSTGRES_URL"
 # ``-m "not integration"`` runs the unit tests alone.
 SERVICE_FIXTURES = frozenset({
     "kafka_bootstrap", "disposable_postgres", "pg_engine", "pg_schema_url",
-    "feed_server", "feeds_http", "receiver", "webhook", "smtp", "smtp_server",
+    "feed_server", "receiver", "webhook", "smtp_server",
     "console", "sqlite_console",
 })
 
@@ -193,3 +195,23 @@ def enricher() -> Enricher:
     from consumers.enrich.enrich import Enricher
 
     return Enricher.from_files()
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    """A real webhook receiver on 127.0.0.1 (`WebhookReceiver`)."""
+    receiver = WebhookReceiver()
+    try:
+        yield receiver
+    finally:
+        receiver.close()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 (`SmtpServer`)."""
+    server = SmtpServer()
+    try:
+        yield server
+    finally:
+        server.close()

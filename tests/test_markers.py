@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import needs_a_service
+from tests.conftest import SERVICE_FIXTURES, needs_a_service
 
 
 def test_service_tests_are_marked_and_unit_tests_are_not(request: pytest.FixtureRequest) -> None:
@@ -19,9 +19,11 @@ def test_service_tests_are_marked_and_unit_tests_are_not(request: pytest.Fixture
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_the_postgresql_half_of_db_url_is_integration(backend: str,
                                                       request: pytest.FixtureRequest) -> None:
-    """Collected anywhere, a db_url test's PostgreSQL half is marked, its SQLite half is
-    not (when the session holds such tests)."""
+    """A db_url test's PostgreSQL half is always marked; its SQLite half only when it also
+    uses a service (a Kafka broker, an HTTP server ...)."""
     halves = [item for item in request.session.items
               if getattr(getattr(item, "callspec", None), "params", {}).get("db_url") == backend]
-    marked = {item.get_closest_marker("integration") is not None for item in halves}
-    assert marked <= {backend == "postgresql"}
+    for item in halves:
+        marked = item.get_closest_marker("integration") is not None
+        uses_service = bool(set(getattr(item, "fixturenames", ())) & SERVICE_FIXTURES)
+        assert marked == (backend == "postgresql" or uses_service), item.nodeid

@@ -58,6 +58,10 @@ def test_an_existing_topic_with_fewer_partitions_is_kept_and_warned_about(
     settings = Settings(kafka_bootstrap_servers=kafka_bootstrap,
                         kafka_topic_prefix=f"t{uuid.uuid4().hex[:8]}.")
     names = ensure_topics(settings, partitions=3)
+    # Wait until the broker lists the new topics' partitions: right after creation a
+    # describe may list none, and ensure_topics rightly warns only about what it sees.
+    for topic in (names.articles, names.enriched):
+        assert _partitions(kafka_bootstrap, topic) == 3
     with caplog.at_level(logging.WARNING, logger="newswatch.kafka_admin"):
         ensure_topics(settings)
     assert _partitions(kafka_bootstrap, names.articles) == 3

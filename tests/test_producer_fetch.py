@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from newswatch.errors import FeedError
+from newswatch.retry_after import parse_retry_after
 from newswatch.settings import Settings
-from producers.fetch import Fetcher, Validators, parse_max_age, parse_retry_after
+from producers.fetch import Fetcher, Validators, parse_max_age
 from producers.parse import parse
 from tests.producer_fixtures import news_items, rss
 from tests.support.feed_server import FeedServer, Reply
@@ -124,7 +125,8 @@ def test_network_error_is_retryable() -> None:
 
 
 @pytest.mark.parametrize(("value", "expected"), [
-    ("120", 120.0), ("0", 0.0), ("soon", None), (None, None), ("", None),
+    ("120", 120.0), ("0", 0.0), ("1.5", 1.5), (" 7 ", 7.0), ("soon", None), (None, None),
+    ("", None), ("-3", None), ("nan", None), ("inf", None), ("1e9", None),
     ("Thu, 26 Nov 2026 12:05:00 GMT", 300.0),
     ("Thu, 26 Nov 2026 11:00:00 GMT", 0.0),  # in the past: now
 ])

@@ -7,15 +7,10 @@ from typing import Any
 
 import pytest
 
-from producers.normalise import (
-    clip,
-    html_to_text,
-    normalise,
-    normalise_entry,
-    normalise_language,
-    parse_loose_date,
-)
+from producers.dates import parse_loose_date
+from producers.entries import normalise, normalise_entry, normalise_language
 from producers.parse import ParsedFeed, parse
+from producers.text import clip, html_to_text
 from schemas.feeds_file import FeedConfig
 from schemas.ids import article_id
 from tests.producer_fixtures import rss

@@ -12,7 +12,7 @@ import pytest
 
 from newswatch.errors import FeedError
 from producers.decode import decode_feed
-from producers.normalise import normalise
+from producers.entries import normalise
 from producers.parse import parse, strip_doctype
 from schemas.feeds_file import FeedConfig, load_feeds_file
 

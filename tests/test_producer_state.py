@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from newswatch.db import make_engine
-from producers.normalise import content_hash
+from producers.entries import content_hash
 from producers.state import InFlight, Store
 from schemas import tables
 from schemas.feeds_file import FeedConfig

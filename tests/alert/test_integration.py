@@ -16,7 +16,6 @@ import ssl
 import subprocess
 import time
 from collections import deque
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,13 +53,6 @@ def _now() -> datetime:
 SCRIPT_TITLE = "<script>alert('x')</script> Taliban & Russia hold talks"
 
 
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    yield server
-    server.close()
-
-
 def _ruleset(path: Path, engine: Engine, tmp_path: Path, **env: str) -> Any:
     return build_ruleset(path, dialect=engine.dialect.name, state_dir=tmp_path,
                          environ={**os.environ, **env})
@@ -96,8 +88,8 @@ def _count(engine: Engine, table: Any, **where: Any) -> int:
 
 
 def test_seed_article_by_email_one_per_rule_multipart_with_evidence_escaped(
-        engine: Engine, tmp_path: Path, smtp: SmtpServer) -> None:
-    inbox, port = smtp, smtp.port
+        engine: Engine, tmp_path: Path, smtp_server: SmtpServer) -> None:
+    inbox, port = smtp_server, smtp_server.port
     channels = (f"  mail:\n    type: email\n    host: 127.0.0.1\n    port: {port}\n"
                 "    security: none\n    from: newswatch@example.org\n"
                 "    to: [analyst@example.org, desk@example.org]\n")

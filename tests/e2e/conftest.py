@@ -9,9 +9,6 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import postgres_schema
-from tests.support.feed_server import FeedServer
-from tests.support.smtp import SmtpServer
-from tests.support.webhook import WebhookReceiver
 
 
 @pytest.fixture
@@ -26,30 +23,3 @@ def pg_schema_url() -> Iterator[str]:
 def prefix() -> str:
     """A Kafka topic prefix no other test uses."""
     return f"e2e{uuid.uuid4().hex[:10]}."
-
-
-@pytest.fixture
-def feeds_http() -> Iterator[FeedServer]:
-    server = FeedServer()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def webhook() -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver()
-    try:
-        yield receiver
-    finally:
-        receiver.close()
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    try:
-        yield server
-    finally:
-        server.close()

@@ -59,10 +59,10 @@ def _all_feeds_polled(engine: Engine, feed_count: int) -> bool:
 
 
 def test_seed_article_alerts_by_email_and_webhook_and_nothing_else(
-        kafka_bootstrap: str, pg_schema_url: str, prefix: str, feeds_http: FeedServer,
+        kafka_bootstrap: str, pg_schema_url: str, prefix: str, feed_server: FeedServer,
         webhook: WebhookReceiver, smtp_server: SmtpServer, tmp_path: Path) -> None:
     began = time.monotonic()
-    unrelated = serve_demo_feeds(feeds_http, tmp_path / "feeds.yaml")
+    unrelated = serve_demo_feeds(feed_server, tmp_path / "feeds.yaml")
     rules = rules_file(tmp_path / "rules.yaml", webhook_url=webhook.url,
                        smtp_port=smtp_server.port)
     names = ensure_topics(Settings(kafka_bootstrap_servers=kafka_bootstrap,

@@ -282,7 +282,7 @@ class FaultRun:
 
 
 @pytest.fixture
-def fault_run(request: pytest.FixtureRequest, tmp_path: Path, feeds_http: FeedServer,
+def fault_run(request: pytest.FixtureRequest, tmp_path: Path, feed_server: FeedServer,
               webhook: WebhookReceiver, smtp_server: SmtpServer,
               disposable_postgres: PostgresServer) -> Iterator[Callable[[str], FaultRun]]:
     """Builds the test's `FaultRun` on a broker it names; kills every daemon afterwards and
@@ -292,7 +292,7 @@ def fault_run(request: pytest.FixtureRequest, tmp_path: Path, feeds_http: FeedSe
     def make(bootstrap: str) -> FaultRun:
         seed = _seed()
         run = FaultRun(request.node.name.removeprefix("test_"), tmp_path, bootstrap,
-                       disposable_postgres.url, webhook, smtp_server, feeds_http, seed)
+                       disposable_postgres.url, webhook, smtp_server, feed_server, seed)
         runs.append(run)
         print(f"\n  [{run.name}] seed {seed} (NEWSWATCH_FAULT_SEED={seed} replays it)")
         return run

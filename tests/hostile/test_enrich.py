@@ -24,7 +24,7 @@ from kafka.admin import NewTopic
 from consumers.enrich.enrich import BATCH_TOKENS, MAX_TOKENS, Enricher, article_document
 from consumers.enrich.entities import MAX_NAME_CHARS
 from newswatch.consumer_loop import MAX_DEAD_LETTER_VALUE_BYTES
-from producers.normalise import normalise
+from producers.entries import normalise
 from producers.parse import parse
 from schemas.feeds_file import FeedConfig
 from schemas.messages import MAX_MESSAGE_BYTES, Article, EnrichedArticle

@@ -24,7 +24,7 @@ from newswatch.daemon import StopFlag
 from newswatch.db import make_engine
 from newswatch.settings import Settings
 from producers.daemon import LoopState, build_context, close_context, one_pass
-from producers.normalise import (
+from producers.entries import (
     MAX_CONTENT_CHARS,
     MAX_GUID_CHARS,
     MAX_NAMES,

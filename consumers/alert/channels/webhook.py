@@ -18,13 +18,13 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable, Mapping
-from email.utils import parsedate_to_datetime
 
 import httpx
 
 from consumers.alert.channels.base import SendResult, delivered, final, retryable
 from consumers.alert.destinations import webhook_destination
 from newswatch.http_deadline import deadline_transport, request_deadline
+from newswatch.retry_after import parse_retry_after
 from schemas.alert_payload import AlertPayload
 
 SIGNATURE_HEADER = "X-Newswatch-Signature"
@@ -58,21 +58,9 @@ def classify(status: int, retry_after: str | None = None) -> SendResult:
     if 200 <= status < 300:
         return delivered(code)
     if status == 429 or status >= 500:
-        return retryable(code, f"the receiver answered {status}", _retry_after(retry_after))
+        return retryable(code, f"the receiver answered {status}", parse_retry_after(retry_after))
     return final(code, f"the receiver answered {status}")
 
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 class WebhookNotifier:
