@@ -169,7 +169,8 @@ def latency(url: str, folder: Path, rate: float, seconds: float, poll: float | N
             committed[aid] = time.time()
         achieved = total / (time.monotonic() - start)
         deadline = time.monotonic() + 60
-        while len(receiver.arrived) < total and time.monotonic() < deadline:
+        while (any(aid not in receiver.arrived for aid in committed)
+               and time.monotonic() < deadline):
             time.sleep(0.1)
     finally:
         daemon.send_signal(signal.SIGTERM)
