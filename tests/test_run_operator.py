@@ -19,8 +19,7 @@ import pytest
 from newswatch.kafka_local import LocalKafka
 from newswatch.progress import RunOutput
 from newswatch.run_cli import STAGES
-from tests.conftest import free_port
-from tests.test_run_command import _free_port_block
+from tests.support.ports import free_port, free_port_block
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,7 +116,7 @@ def test_a_closed_pipe_is_dropped_not_raised() -> None:
 @pytest.mark.integration
 def test_run_into_a_pipe_that_closes_then_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    base = _free_port_block(len(STAGES))
+    base = free_port_block(len(STAGES))
     process = subprocess.Popen(
         [sys.executable, "-m", "newswatch.cli", "run", "--metrics-base-port", str(base)],
         cwd=ROOT, env=_run_env(state), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

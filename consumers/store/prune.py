@@ -49,7 +49,9 @@ from schemas import tables
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH = 1000
+# Articles per delete transaction. 1,000 held SQLite's write lock up to ~1 s under load
+# (bench/bench_prune.py: a writer's longest stall 985 ms at load 10); 500 halves it.
+DEFAULT_BATCH = 500
 DEFAULT_ALERTS_AGE = timedelta(days=90)
 By = Literal["stored", "published"]
 

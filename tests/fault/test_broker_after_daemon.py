@@ -30,9 +30,9 @@ from newswatch.kafka_local import LocalKafka
 from newswatch.migrate import upgrade
 from newswatch.settings import Settings
 from schemas import tables
-from tests.conftest import free_port
 from tests.factories import realistic_batch
-from tests.waiting import wait_for
+from tests.support.ports import free_port
+from tests.support.waits import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 

@@ -16,8 +16,8 @@ import pytest
 
 from newswatch.db import make_engine
 from newswatch.migrate import upgrade
-from tests.conftest import free_port
-from tests.waiting import wait_for
+from tests.support.ports import free_port
+from tests.support.waits import wait_for
 
 pytestmark = pytest.mark.integration
 
