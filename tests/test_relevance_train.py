@@ -18,7 +18,7 @@ from consumers.enrich.train import (
     Example,
     LabelledItem,
     assign_folds,
-    choose_operating_point,
+    choose_threshold,
     featurise,
     read_labelled,
     train,
@@ -157,31 +157,27 @@ def test_a_judged_item_trains_only_the_topics_it_was_judged_on() -> None:
 def test_the_threshold_keeps_the_recall_target_with_the_best_f1() -> None:
     p = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1])
     y = np.array([1, 1, 0, 1, 1, 0, 0, 0, 1], dtype=float)
-    scores = np.zeros(len(y))  # no rule score reaches a floor
+    scores = np.zeros(len(y))  # no rule score reaches the floor
     # Recall >= 0.75: four of the five positives, one negative (F1 0.80), halfway to 0.4.
-    assert choose_operating_point(p, scores, y, min_recall=0.75) == (0.45, None)
+    assert choose_threshold(p, scores, y, min_recall=0.75) == 0.45
     # Recall 1.0 needs the last positive too, whatever it costs.
-    assert choose_operating_point(p, scores, y, min_recall=1.0) == (0.05, None)
+    assert choose_threshold(p, scores, y, min_recall=1.0) == 0.05
 
 
-def test_a_floor_is_chosen_only_where_it_costs_no_precision() -> None:
-    # A positive the model doubts (0.1) with the rules' strongest evidence (score 0.95).
-    p = np.array([0.9, 0.8, 0.7, 0.1, 0.05, 0.02])
-    y = np.array([1, 1, 0, 1, 0, 0], dtype=float)
-    scores = np.array([0.9, 0.9, 0.5, 0.95, 0.3, 0.3])
-    assert choose_operating_point(p, scores, y, min_recall=0.95) == (0.75, 0.8)
-    # The same, but negatives with that strong evidence too: the floor would cost two
-    # false alarms, a low threshold only one.
-    scores = np.array([0.9, 0.9, 0.5, 0.95, 0.95, 0.95])
-    threshold, floor = choose_operating_point(p, scores, y, min_recall=0.95)
-    assert floor is None
-    assert threshold == pytest.approx(0.075)
+def test_the_threshold_leaves_to_the_floor_what_the_floor_keeps() -> None:
+    # A positive the model doubts (0.1) with the rules' strongest evidence (score 0.95):
+    # the floor keeps it, so the threshold need not sink to 0.1 and take a false alarm.
+    p = np.array([0.9, 0.8, 0.7, 0.1, 0.05])
+    y = np.array([1, 1, 0, 1, 0], dtype=float)
+    scores = np.array([0.9, 0.9, 0.5, 0.95, 0.3])
+    assert choose_threshold(p, scores, y, floor=0.8, min_recall=0.95) == 0.75
+    assert choose_threshold(p, scores, y, floor=None, min_recall=0.95) == 0.075
 
 
 def test_the_seed_article_keeps_its_topics_with_a_model_that_never_saw_it(
         enricher: Enricher) -> None:
-    """No special weight: trained without the seed article at all, the floor that
-    training chooses (the rules' strongest evidence) keeps all three of its topics."""
+    """No special weight: trained without the seed article at all, the floor (the rules'
+    strongest evidence keeps a topic) keeps all three of its topics."""
     from tests.enrich_fixtures import SEED_ARTICLE
 
     files = ("train.jsonl", "articles.jsonl", "extra.jsonl", "relevance-extra.jsonl")

@@ -49,7 +49,10 @@ log = logging.getLogger(__name__)
 DEFAULT_FOLDS = 5
 DEFAULT_REGULARISATION = 1.0
 MIN_RECALL = 0.95  # the threshold chosen in training keeps at least this recall
-FLOORS = (0.8, 0.9)  # rule scores tried as floors: the weight of a topic's strongest rule
+# The rule score that keeps a topic whatever the model says: one match of a topic's
+# strongest rules ("drug trafficking", "diplomatic recognition": weight 0.8) or several
+# strong ones. The layer vetoes weak and moderate evidence, never the rules' strongest.
+FLOOR = 0.8
 MIN_EACH_CLASS = 3  # positives and negatives among a topic's candidates to fit a model
 NEWTON_STEPS = 30
 _NON_WORD = re.compile(r"\W+")
@@ -100,7 +103,7 @@ class TopicReport:
     threshold: float
     fitted: bool
     why_not: str = ""
-    floor: float | None = None  # the rule score that keeps a hit (chosen in training)
+    floor: float | None = None  # the rule score that keeps a hit whatever the model says
     examples: int = 0
     positives: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
@@ -192,46 +195,37 @@ def fit_platt(decisions: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[f
     return round(a, 8), round(b, 8)
 
 
-def choose_operating_point(probabilities: NDArray[np.float64], scores: NDArray[np.float64],
-                           y: NDArray[np.float64], min_recall: float = MIN_RECALL
-                           ) -> tuple[float, float | None]:
-    """The probability threshold and the rule-score floor (None: no floor) with the best
-    F1 among those whose recall reaches ``min_recall`` (else the highest recall), read off
-    out-of-fold probabilities. A candidate is a hit when its probability reaches the
-    threshold or its rule score reaches the floor: the rules' strongest evidence (the
-    topic's own name, "drug trafficking", "formal recognition") keeps a topic the model
-    doubts, when the training items show that this costs no precision. Ties go to no
-    floor, then to the lower floor; the threshold lies halfway between the lowest
-    probability it accepts and the highest below it."""
+def choose_threshold(probabilities: NDArray[np.float64], scores: NDArray[np.float64],
+                     y: NDArray[np.float64], floor: float | None = FLOOR,
+                     min_recall: float = MIN_RECALL) -> float:
+    """The probability threshold with the best F1 among those whose recall reaches
+    ``min_recall`` (else the highest recall), read off out-of-fold probabilities, where a
+    candidate is a hit when its probability reaches the threshold or its rule score
+    reaches ``floor`` (None: no floor). The threshold lies halfway between the lowest
+    probability it accepts and the highest below it; on equal F1 the lower one wins (the
+    side of recall)."""
     positives = float(y.sum())
     if positives == 0:
-        return 0.5, None
-    best: tuple[bool, float, int, int] | None = None
-    chosen: tuple[float, float | None] = (0.5, None)
-    # Preference on equal F1: no floor (a floor must earn its place), then the lower floor
-    # (the side of recall, like the threshold).
-    floors = (None, *sorted(FLOORS))
-    for floor in floors:
-        preference = len(floors) if floor is None else -floors.index(floor)
-        kept = np.zeros(len(y), dtype=bool) if floor is None else scores >= floor
-        order = np.argsort(-probabilities, kind="stable")
-        ranked = probabilities[order]
-        tp = float(np.sum(y[kept]))
-        fp = float(np.sum(kept)) - tp
-        for k, index in enumerate(order):
-            if not kept[index]:
-                tp, fp = tp + y[index], fp + (1.0 - y[index])
-            if k + 1 < len(order) and ranked[k + 1] == ranked[k]:
-                continue  # a threshold takes all items of equal probability or none
-            recall = tp / positives
-            f1 = 2 * tp / (tp + fp + positives)
-            key = (recall >= min_recall, f1 if recall >= min_recall else recall, preference, k)
-            if best is None or key > best:
-                below = float(ranked[k + 1]) if k + 1 < len(order) else 0.0
-                best = key
-                chosen = (round(min(max((float(ranked[k]) + below) / 2, 0.01), 0.99), 4),
-                          floor)
-    return chosen
+        return 0.5
+    kept = np.zeros(len(y), dtype=bool) if floor is None else scores >= floor
+    order = np.argsort(-probabilities, kind="stable")
+    ranked = probabilities[order]
+    tp = float(np.sum(y[kept]))
+    fp = float(np.sum(kept)) - tp
+    best: tuple[bool, float, int] | None = None
+    threshold = 0.5
+    for k, index in enumerate(order):
+        if not kept[index]:
+            tp, fp = tp + y[index], fp + (1.0 - y[index])
+        if k + 1 < len(order) and ranked[k + 1] == ranked[k]:
+            continue  # a threshold takes all items of equal probability or none
+        recall = tp / positives
+        f1 = 2 * tp / (tp + fp + positives)
+        key = (recall >= min_recall, f1 if recall >= min_recall else recall, k)
+        if best is None or key > best:
+            below = float(ranked[k + 1]) if k + 1 < len(order) else 0.0
+            best, threshold = key, (float(ranked[k]) + below) / 2
+    return round(min(max(threshold, 0.01), 0.99), 4)
 
 
 @dataclass(frozen=True)
@@ -244,8 +238,9 @@ class _Fit:
 
 def _fit_calibrated(gram: NDArray[np.float64], y: NDArray[np.float64],
                     groups: Sequence[str], folds: int, seed: int, regularisation: float,
-                    weights: NDArray[np.float64], scores: NDArray[np.float64]) -> _Fit:
-    """Fit on all of ``gram``; calibrate, and choose the threshold and floor, on
+                    weights: NDArray[np.float64], scores: NDArray[np.float64],
+                    floor: float | None) -> _Fit:
+    """Fit on all of ``gram``; calibrate, and choose the threshold (given the floor), on
     out-of-fold decisions of inner folds."""
     inner = assign_folds(groups, [str(int(label)) for label in y], folds, seed + 1)
     decisions = np.zeros(len(y))
@@ -261,7 +256,7 @@ def _fit_calibrated(gram: NDArray[np.float64], y: NDArray[np.float64],
     platt = fit_platt(decisions, y)
     a, b = platt
     calibrated = 1.0 / (1.0 + np.exp(-np.clip(a * decisions + b, -35, 35)))
-    return _Fit(alpha, platt, *choose_operating_point(calibrated, scores, y))
+    return _Fit(alpha, platt, choose_threshold(calibrated, scores, y, floor), floor)
 
 
 def _probabilities(gram_rows: NDArray[np.float64], fit: _Fit) -> NDArray[np.float64]:
@@ -272,7 +267,7 @@ def _probabilities(gram_rows: NDArray[np.float64], fit: _Fit) -> NDArray[np.floa
 def train(examples: Sequence[Example], topics: dict[str, Topic], spec: FeatureSpec, *,
           folds: int = DEFAULT_FOLDS, seed: int = 0,
           regularisation: float = DEFAULT_REGULARISATION, cross_validate: bool = True,
-          trained_on: dict[str, Any] | None = None
+          trained_on: dict[str, Any] | None = None, floor: float | None = FLOOR
           ) -> tuple[RelevanceModel, dict[str, TopicReport]]:
     """A model for every topic with enough labelled candidates, and per topic the
     cross-validated report (``cross_validate=False`` skips the outer folds)."""
@@ -303,7 +298,8 @@ def train(examples: Sequence[Example], topics: dict[str, Topic], spec: FeatureSp
         groups = [example.item.group for _, example in rows]
         weights = np.array([example.item.weight for _, example in rows])
         scores = np.array([example.candidates[name].score for _, example in rows])
-        fit = _fit_calibrated(gram, y, groups, folds, seed, regularisation, weights, scores)
+        fit = _fit_calibrated(gram, y, groups, folds, seed, regularisation, weights, scores,
+                              floor)
         models[name] = TopicModel(
             weights=(matrix.T.astype(np.float64) @ fit.alpha).astype(np.float32),
             platt=fit.platt, examples=len(rows), positives=report.positives,
@@ -311,7 +307,7 @@ def train(examples: Sequence[Example], topics: dict[str, Topic], spec: FeatureSp
         report.fitted, report.threshold, report.floor = True, fit.threshold, fit.floor
         if cross_validate:
             hit = _cross_validated(gram, y, groups, [outer[i] for i, _ in rows], folds, seed,
-                                   regularisation, weights, scores)
+                                   regularisation, weights, scores, floor)
             report.outcomes = _outcomes(name, judged, rows, *hit)
         log.info("relevance model fitted", extra={"topic": name, "examples": len(rows),
                                                   "positives": report.positives})
@@ -321,11 +317,11 @@ def train(examples: Sequence[Example], topics: dict[str, Topic], spec: FeatureSp
 
 def _cross_validated(gram: NDArray[np.float64], y: NDArray[np.float64], groups: list[str],
                      fold_of: list[int], folds: int, seed: int, regularisation: float,
-                     weights: NDArray[np.float64], scores: NDArray[np.float64]
-                     ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-    """Out-of-fold probability of every row, and whether it is a hit by the threshold and
-    floor its fold's model chose (inside that fold's training part: the test fold never
-    sets its own operating point)."""
+                     weights: NDArray[np.float64], scores: NDArray[np.float64],
+                     floor: float | None) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Out-of-fold probability of every row, and whether it is a hit by the floor or the
+    threshold its fold's model chose (inside that fold's training part: the test fold
+    never sets its own threshold)."""
     probability = np.full(len(y), np.nan)
     hit = np.zeros(len(y), dtype=bool)
     for fold in range(folds):
@@ -341,7 +337,7 @@ def _cross_validated(gram: NDArray[np.float64], y: NDArray[np.float64], groups: 
         index = np.flatnonzero(train_)
         fit = _fit_calibrated(gram[np.ix_(train_, train_)], train_y,
                               [groups[i] for i in index], folds, seed, regularisation,
-                              weights[train_], scores[train_])
+                              weights[train_], scores[train_], floor)
         probability[test] = _probabilities(gram[np.ix_(test, train_)], fit)
         hit[test] = probability[test] >= fit.threshold
         if fit.floor is not None:
