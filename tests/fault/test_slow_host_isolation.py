@@ -24,6 +24,7 @@ from consumers.alert.ruleset import build_ruleset
 from schemas import tables
 from tests.alert.conftest import Receiver, engine, insert_article, receiver, write_rules
 from tests.alert.test_integration import Inbox, smtp
+from tests.fault.chaos import report
 from tests.fault.slow_http import DripServer
 from tests.waiting import wait_for
 
@@ -87,3 +88,9 @@ rules:
     assert slow_in_flight == 1
     assert dict(sent) == {"fast": ALERTS, "mail": ALERTS}
     assert len(receiver.accepted) == ALERTS, "a fast webhook delivered twice"
+    report(f"Dripping webhook host beside a fast one and SMTP ({engine.dialect.name})",
+           faults="one host dripping its headers for the channel's 60 s timeout",
+           volume=f"{ALERTS} alerts x 3 channels", lost=0,
+           duplicated=len(receiver.accepted) - ALERTS,
+           repeated=f"{connections_to_slow_host} connection to the slow host",
+           recovery=f"{2 * ALERTS} other sends done while it held {slow_in_flight} worker")
