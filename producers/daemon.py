@@ -200,8 +200,11 @@ def one_pass(ctx: Context, store: Store, loop: LoopState, broker_wait_s: float =
         _submit_due(pool, ctx, store, loop, skip=handed_out)
         while loop.running and not ctx.stop.stopping:
             handed_out |= loop.running.keys()
-            wait(list(loop.running.values()), return_when=FIRST_COMPLETED)
+            # Not longer than a scan: the leases of a pass longer than one lease period
+            # are renewed as the daemon's are.
+            wait(list(loop.running.values()), timeout=SCAN_EVERY_S, return_when=FIRST_COMPLETED)
             _collect(loop)
+            _renew(ctx, loop)
             # Feeds held back by the per-host limit, once each.
             _submit_due(pool, ctx, store, loop, skip=handed_out)
             if not loop.running and loop.unpublished and time.monotonic() < deadline:

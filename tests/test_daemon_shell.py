@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from newswatch.daemon import Daemon
 from newswatch.errors import BrokerUnavailableError, ConfigError
 from newswatch.settings import Settings
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, update
@@ -18,6 +19,16 @@ from producers.lease import RowLeases, WriterLease, dead_here, leases_for, owner
 from producers.state import Store
 from schemas import tables
 from schemas.feeds_file import FeedConfig
+from tests.producer_fixtures import (
+    articles_topic,
+    news_items,
+    producer_settings,
+    read_topic,
+    rss,
+    unique_prefix,
+)
+from tests.support.feed_server import FeedServer, Reply
+from tests.test_producer_daemon import Producer, _env, _write_feeds
 
 pytestmark = pytest.mark.integration
 FEEDS = ["f1", "f2", "f3"]
@@ -112,3 +123,26 @@ def test_release_frees_the_feed_for_the_others(feeds: Engine) -> None:
     assert first.claim(["f1"], _now()) == ["f1"]
     first.release("f1")
     assert second.claim(["f1"], _now()) == ["f1"]
+
+
+def test_a_once_pass_longer_than_its_lease_publishes_every_feed(
+        kafka_bootstrap: str, engine: Engine, tmp_path: Path, feed_server: FeedServer) -> None:
+    # One worker, six feeds answering in 1 s each: the pass outlasts the 3 s lease of the
+    # feeds waiting for the worker, which must be renewed along the way or the later feeds
+    # are left unpublished.
+    feeds = {}
+    for n in range(6):
+        feeds[f"s{n}"] = feed_server.add(f"/s{n}", Reply(200, rss(news_items(f"s{n}", 2)),
+                                                         delay_s=1.0))
+    feeds_file = tmp_path / "feeds.yaml"
+    _write_feeds(feeds_file, feeds)
+    db_url = engine.url.render_as_string(hide_password=False)
+    prefix = unique_prefix()
+    topic = articles_topic(producer_settings(kafka_bootstrap, db_url, prefix))
+    env = _env({"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "NEWSWATCH_DATABASE_URL": db_url,
+                "NEWSWATCH_KAFKA_TOPIC_PREFIX": prefix, "NEWSWATCH_PRODUCER_LEASE_S": "3",
+                "NEWSWATCH_PRODUCER_CONCURRENCY": "1"})
+    producer = Producer(env, feeds_file, "--once")
+    assert producer.finish(timeout_s=120) == 0
+    assert not producer.saw("feed lease lost"), "the pass lost its lease"
+    assert len(read_topic(kafka_bootstrap, topic)) == 12

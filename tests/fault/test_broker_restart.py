@@ -23,6 +23,7 @@ from kafka import KafkaProducer
 from newswatch.daemon import StopFlag
 from newswatch.kafka_local import LocalKafka
 from newswatch.logs import JsonFormatter, RepeatFilter
+from tests.fault.chaos import report
 from tests.support.ports import free_port
 from tests.support.waits import wait_for
 from tests.test_consumer_loop import Collector, _run
@@ -91,3 +92,6 @@ def test_a_broker_restart_is_over_in_seconds_with_a_few_log_lines(
           f"{len(lines)} log lines, {len(errors)} at ERROR")
     assert set(handler.seen) == set(range(20))
     assert len(errors) <= 10, [line.get("message") for line in errors]
+    report("Single broker stopped 6 s", faults="1 restart", volume="20 messages",
+           lost=20 - len(set(handler.seen)), duplicated=len(handler.seen) - 20,
+           recovery=f"{recovered:.1f} s from the broker answering; {len(errors)} ERROR lines")

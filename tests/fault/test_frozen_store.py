@@ -36,8 +36,9 @@ from newswatch.settings import Settings
 from schemas import tables
 from tests.alert.test_evaluate import _one, _rules
 from tests.factories import make_enriched, make_entity, make_hit
+from tests.fault.chaos import report
 from tests.producer_fixtures import unique_prefix
-from tests.waiting import wait_for
+from tests.support.waits import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 ROOT = Path(__file__).resolve().parents[2]
@@ -191,3 +192,10 @@ def test_a_frozen_store_process_does_not_stop_the_other_and_loses_nothing(
     assert not still_frozen, "the frozen transaction was still open at the end of the freeze"
     assert sorted(hits) == sorted(sent), "a hit lost or stored twice"
     assert sorted(alerted) == sorted(sent), "an alert skipped or decided twice"
+    report("Two store processes, one frozen inside its transaction (PostgreSQL)",
+           faults=f"SIGSTOP for {FREEZE_S:.0f} s mid-transaction",
+           volume=f"{len(sent)} articles, {len(alerted)} alerted",
+           lost=len(sent - set(hits)), duplicated=len(hits) - len(set(hits)),
+           repeated=f"{len(alerted) - len(set(alerted))} alerted twice",
+           recovery=f"the other stored {stored_during_freeze} of {len(early)} during the "
+                    "freeze")

@@ -27,6 +27,7 @@ from newswatch.kafka_admin import ensure_topics
 from newswatch.kafka_clients import make_consumer, make_producer
 from newswatch.kafka_local import LocalKafkaCluster
 from newswatch.settings import Settings
+from tests.fault.chaos import report
 from tests.support.ports import free_port
 from tests.support.waits import wait_for
 
@@ -103,7 +104,8 @@ def test_killing_the_leader_then_a_second_broker_loses_and_duplicates_nothing(
         began = time.monotonic()
         wait_for(lambda: len(set(handled)) >= MESSAGES, timeout_s=180,
                  what="every message in SQL")
-        print(f"cluster faults: {faults}; caught up {time.monotonic() - began:.1f}s after "
+        caught_up = time.monotonic() - began
+        print(f"cluster faults: {faults}; caught up {caught_up:.1f}s after "
               f"the last send; {len(handled) - MESSAGES} redeliveries absorbed")
     finally:
         stop.stop()
@@ -117,3 +119,7 @@ def test_killing_the_leader_then_a_second_broker_loses_and_duplicates_nothing(
     engine.dispose()
     assert stored == MESSAGES
     assert numbers == set(range(MESSAGES)), "a message acknowledged by Kafka was lost"
+    report("3-node KRaft cluster, RF 3, min ISR 2", faults="; ".join(faults),
+           volume=f"{MESSAGES} messages", lost=MESSAGES - len(numbers), duplicated=0,
+           repeated=f"{len(handled) - MESSAGES} redeliveries absorbed",
+           recovery=f"caught up {caught_up:.1f} s after the last send")

@@ -16,6 +16,7 @@ from consumers.alert.outbox import run_tick
 from schemas import tables
 from tests.alert.conftest import NOW, insert_article, later
 from tests.alert.test_evaluate import _one, _rules
+from tests.fault.chaos import report
 
 pytestmark = pytest.mark.integration
 
@@ -49,3 +50,6 @@ def test_a_hit_committed_an_hour_late_below_the_watermark_still_alerts(
     with engine.connect() as conn:
         alerted = conn.execute(select(tables.alert_articles.c.article_id)).scalars().all()
     assert sorted(alerted) == sorted([frozen_article, other_article])
+    report("Store transaction committed an hour late below the watermark",
+           faults="1 late commit", volume="2 alerts", lost=0,
+           duplicated=len(alerted) - len(set(alerted)), recovery="next tick")

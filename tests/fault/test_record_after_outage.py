@@ -27,6 +27,7 @@ from newswatch.db import make_engine
 from newswatch.migrate import upgrade
 from tests.alert.conftest import NOW, insert_seed
 from tests.alert.test_deliver import RULES, _send_state
+from tests.fault.chaos import report
 from tests.pg_server import PostgresServer
 from tests.support.webhook import Received, WebhookReceiver
 
@@ -113,3 +114,7 @@ def test_a_send_acknowledged_during_an_outage_is_recorded_not_sent_again(
     assert receiver.posts == 1, f"{receiver.posts} POSTs for one alert"
     assert _send_state(pg_engine)[0] == "sent"
     assert getattr(outcome[0], "sent", None) == 1, outcome
+    report("PostgreSQL stopped 10 s during a webhook's 2xx", faults="pg_ctl -m immediate",
+           volume="1 alert", lost=0, duplicated=0,
+           repeated=f"{receiver.posts - 1} ({receiver.posts} POST)",
+           recovery="recorded on reconnect")

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, func, select
 
 from schemas import tables
 from tests.alert.conftest import insert_article
+from tests.fault.chaos import report
 from tests.support.daemons import DaemonProcess, stop_all
 from tests.support.waits import wait_for
 
@@ -76,6 +77,11 @@ rules:
     print(f"two alert daemons, one killed: {decided} alerts decided, {len(ids)} deliveries "
           f"({len(ids) - len(set(ids))} repeated after the kill)")
     assert set(ids) == _alert_ids(engine), "a decided alert was not delivered"
+    report(f"Two alert daemons on one database ({engine.dialect.name})",
+           faults="kill -9 of one mid-stream", volume=f"{len(articles)} articles, "
+           f"{decided} alerts", lost=len(set(articles) - set(alerted)),
+           duplicated=f"{len(alerted) - len(set(alerted))} decided twice",
+           repeated=len(ids) - len(set(ids)), recovery="survivor took over at the 5 s lease")
 
 
 def _alert_ids(engine: Engine) -> set[int]:

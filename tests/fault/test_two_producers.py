@@ -30,20 +30,18 @@ from sqlalchemy import Engine, select
 from newswatch.settings import Settings
 from schemas import tables
 from schemas.ids import article_id, canonical_url
+from tests.fault.chaos import report
 from tests.producer_fixtures import (
-    FeedServer,
-    Reply,
     articles_topic,
-    feed_server,
     news_items,
     read_topic,
     rss,
     unique_prefix,
 )
+from tests.support.feed_server import FeedServer, Reply
+from tests.support.waits import wait_for
 from tests.test_producer_daemon import Producer, _env, _write_feeds
-from tests.waiting import wait_for
 
-__all__ = ["feed_server"]
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
 FEEDS = 10
@@ -208,3 +206,9 @@ def test_two_producers_share_feeds_and_take_over_a_frozen_then_a_killed_one(
     assert not duplicates, f"published twice: {sorted(duplicates)[:5]}"
     assert set(keys) == expected, f"lost: {len(expected - set(keys))}"
     assert feeds.closest_polls() >= REPLY_DELAY_S, "one feed polled by two producers at once"
+    report(f"Two producers on one database ({engine.dialect.name})",
+           faults="SIGSTOP of one past its lease, then kill -9 of the other",
+           volume=f"{len(expected)} items from {FEEDS} feeds", lost=len(expected - set(keys)),
+           duplicated=len(duplicates),
+           recovery=f"frozen one's feeds polled after {after_freeze:.1f} s, killed one's "
+                    f"after {after_kill:.1f} s (target 30 s)")

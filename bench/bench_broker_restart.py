@@ -1,0 +1,203 @@
+"""Recovery after a broker restart, per consumer daemon (issue 16, item 8).
+
+Starts a Kafka broker of its own (the local KRaft broker, on free ports), a SQLite
+database, and the three consumer daemons as processes (`newswatch enrich`, `newswatch
+store`, `newswatch stories run`); feeds articles through them; stops the broker for
+``--outage`` seconds and starts it again; publishes more articles at once and measures,
+from the moment the broker answers again, how long until each daemon handled its first
+new article:
+
+- enrich: the first new message on news.enriched;
+- store: the first new row in ``articles``;
+- stories: the first new row in ``story_articles``.
+
+It also counts each daemon's log lines (and those at ERROR) from the stop to its
+recovery. Target: <= 10 s each, "a few" lines. Prints a table with ``uptime`` beside it;
+run it under the shared lock: ``flock /work/wt/bench.lock .venv/bin/python
+bench/bench_broker_restart.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.structs import TopicPartition
+from sqlalchemy import func, select
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # for tests.factories, the shared message builders
+
+from newswatch.db import make_engine  # noqa: E402
+from newswatch.kafka_admin import ensure_topics  # noqa: E402
+from newswatch.kafka_local import LocalKafka  # noqa: E402
+from newswatch.migrate import upgrade  # noqa: E402
+from newswatch.settings import Settings  # noqa: E402
+from schemas import tables  # noqa: E402
+from tests.factories import make_article  # noqa: E402
+
+TARGET_S = 10.0
+DAEMONS = {"enrich": ["enrich"], "store": ["store"], "stories": ["stories", "run"]}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False
+                          ).stdout.strip()
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
+    """Poll ``condition`` every 50 ms; the time it became true (monotonic)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return time.monotonic()
+        time.sleep(0.05)
+    raise SystemExit(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+def _publish(bootstrap: str, topic: str, count: int, text: str) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=10,
+                             reconnect_backoff_ms=100)
+    for _ in range(count):
+        article = make_article(title="Officials meet in Kabul", summary=text,
+                               content=text * 3)
+        producer.send(topic, key=article.id.encode(), value=article.to_bytes())
+    producer.flush(timeout=60)
+    producer.close()
+
+
+class EndOffsets:
+    """Messages on a topic so far, asked cheaply (a fresh client after the restart)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+        partitions = self._consumer.partitions_for_topic(topic) or set()
+        self._tps = [TopicPartition(topic, p) for p in partitions]
+
+    def size(self) -> int:
+        try:
+            return sum(self._consumer.end_offsets(self._tps).values())
+        except Exception:  # the broker is still coming back: not yet
+            return -1
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def _count(engine: object, table: object) -> int:
+    with engine.connect() as conn:  # type: ignore[attr-defined]
+        return int(conn.execute(select(func.count()).select_from(table)).scalar() or 0)
+
+
+def _lines_since(path: Path, offset: int) -> tuple[int, int]:
+    """(lines, ERROR lines) written to ``path`` after byte ``offset``."""
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        lines = handle.read().decode("utf-8", "replace").splitlines()
+    errors = 0
+    for line in lines:
+        try:
+            errors += json.loads(line).get("level") in ("ERROR", "CRITICAL")
+        except json.JSONDecodeError:
+            errors += "Error" in line or "ERROR" in line
+    return len(lines), errors
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--outage", type=float, default=6.0, help="seconds the broker is down")
+    parser.add_argument("--articles", type=int, default=30, help="articles before and after")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="newswatch-restart-"))
+    broker = LocalKafka(state_dir=work / "kafka", port=_free_port(),
+                        controller_port=_free_port(), heap="384m")
+    bootstrap = broker.start(timeout_s=180)
+    db_url = f"sqlite:///{work / 'newswatch.db'}"
+    engine = make_engine(db_url)
+    upgrade(engine)
+    prefix = f"b{uuid.uuid4().hex[:8]}."
+    settings = Settings(kafka_bootstrap_servers=bootstrap, kafka_topic_prefix=prefix,
+                        database_url=db_url)
+    names = ensure_topics(settings)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWATCH_")}
+    env.update({"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "NEWSWATCH_DATABASE_URL": db_url,
+                "NEWSWATCH_KAFKA_TOPIC_PREFIX": prefix, "NEWSWATCH_LOG_FORMAT": "json",
+                "NEWSWATCH_STATE_DIR": str(work / "state")})
+    logs = {name: work / f"{name}.log" for name in DAEMONS}
+    processes = {name: subprocess.Popen(
+        [sys.executable, "-m", "newswatch.cli", *command], env=env, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=logs[name].open("wb"))
+        for name, command in DAEMONS.items()}
+    text = "Officials of the Taliban met diplomats in Kabul to discuss recognition. "
+    try:
+        _publish(bootstrap, names.articles, args.articles, text)
+        _wait(lambda: _count(engine, tables.articles) >= args.articles
+              and _count(engine, tables.story_articles) >= args.articles, 300,
+              "the first articles stored and placed")
+        enriched = EndOffsets(bootstrap, names.enriched)
+        before = {"enrich": enriched.size(), "store": _count(engine, tables.articles),
+                  "stories": _count(engine, tables.story_articles)}
+        enriched.close()
+        offsets = {name: path.stat().st_size for name, path in logs.items()}
+        broker.stop()
+        time.sleep(args.outage)
+        broker.start(timeout_s=180)
+        answering = time.monotonic()
+        _publish(bootstrap, names.articles, args.articles, text)
+        enriched = EndOffsets(bootstrap, names.enriched)
+        probes: dict[str, Callable[[], bool]] = {
+            "enrich": lambda: enriched.size() > before["enrich"],
+            "store": lambda: _count(engine, tables.articles) > before["store"],
+            "stories": lambda: _count(engine, tables.story_articles) > before["stories"],
+        }
+        recovered = {}
+        for name, probe in probes.items():
+            recovered[name] = _wait(probe, 300, f"{name} after the restart") - answering
+        enriched.close()
+        time.sleep(2)  # lines a daemon writes just after recovering count too
+        uptime = _uptime()
+        print(f"Broker stopped {args.outage:.0f} s; times from the broker answering again "
+              f"to each daemon's first new article ({args.articles} articles published "
+              "then)\n")
+        print("| daemon | recovery | target | log lines since the stop (ERROR) | uptime |")
+        print("|---|---|---|---|---|")
+        worst = 0.0
+        for name in DAEMONS:
+            lines, errors = _lines_since(logs[name], offsets[name])
+            mark = "ok" if recovered[name] <= TARGET_S else "MISSED"
+            worst = max(worst, recovered[name])
+            print(f"| {name} | {recovered[name]:.1f} s | <= {TARGET_S:.0f} s {mark} | "
+                  f"{lines} ({errors}) | {uptime} |")
+        return 0 if worst <= TARGET_S else 1
+    finally:
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        engine.dispose()
+        broker.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
