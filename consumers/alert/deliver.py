@@ -155,13 +155,25 @@ class Deliverer:
         return self._slots.in_flight()
 
     def _finished(self) -> DeliveryStats:
+        """Count the sends of earlier rounds that ended, and forget them.
+
+        An attempt that raised (the database went away between the claim and the send,
+        so nothing was sent) is logged once and dropped: its row stays pending under its
+        lease. Raising it here instead would raise it again on every later round, and
+        the daemon would pause delivery for good (found by tests/e2e/test_faults.py).
+        """
         stats = DeliveryStats()
         still = []
         for future in self._started:
-            if future.done():
+            if not future.done():
+                still.append(future)
+                continue
+            error = future.exception()
+            if error is None:
                 _count(stats, future.result())
             else:
-                still.append(future)
+                log.warning("a delivery attempt ended without a send; its row is sent "
+                            "after its lease: %s", error)
         self._started = still
         return stats
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 
@@ -22,7 +23,7 @@ from consumers.alert.deliver import Deliverer, backoff_delay
 from consumers.alert.outbox import failed_alert_ids, resend_alert, run_tick
 from consumers.alert.rules import parse_rules
 from newswatch.cli import main
-from newswatch.errors import NotFoundError
+from newswatch.errors import NotFoundError, ServiceUnavailableError
 from schemas import tables
 from schemas.rules_file import Delivery
 from tests.alert.conftest import NOW, insert_seed, later
@@ -246,4 +247,36 @@ def test_a_resent_alert_gets_a_fresh_retry_budget_and_keeps_its_dedup_key(
     assert _send_state(engine) == ("sent", 2, "sent")
     with pytest.raises(NotFoundError):
         resend_alert(engine, 99, who="analyst")
+    deliverer.close()
+
+
+def test_an_attempt_that_raised_in_an_unwaited_round_does_not_stop_later_rounds(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon's rounds do not wait (``wait=False``). An attempt that raised (the
+    database went away between claim and send) used to be raised again by every later
+    round, so the daemon paused delivery for good."""
+    script = Script()
+    deliverer, _ = _setup(engine, script)
+    real_attempt = deliverer._attempt
+    failures = [ServiceUnavailableError("database unavailable: gone")]
+
+    def attempt_once_failing(*args: object) -> str:
+        if failures:
+            raise failures.pop()
+        return real_attempt(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(deliverer, "_attempt", attempt_once_failing)
+    deliverer.run_once(NOW, wait=False)
+    deadline = time.monotonic() + 10
+    while deliverer.in_flight() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert deliverer.in_flight() == 0
+    assert deliverer.run_once(NOW, wait=False).attempts == 0  # not raised; under lease
+    after_lease = NOW + timedelta(minutes=3)
+    deliverer.run_once(after_lease, wait=False)
+    deadline = time.monotonic() + 10
+    while _send_state(engine)[0] != "sent" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _send_state(engine) == ("sent", 1, "sent")
+    assert len(script.requests) == 1
     deliverer.close()

@@ -41,13 +41,13 @@ def drip() -> Iterator[DripServer]:
 
 
 def test_a_slow_webhook_host_holds_one_worker_and_the_others_flow(
-        engine: Engine, tmp_path: Path, drip: DripServer, receiver: WebhookReceiver,
+        engine: Engine, tmp_path: Path, drip: DripServer, webhook: WebhookReceiver,
         smtp_server: SmtpServer) -> None:
     inbox, port = smtp_server, smtp_server.port
     rules = write_rules(tmp_path, f"""version: 1
 channels:
   slow: {{type: webhook, url: "{drip.url('/hook')}", timeout: 60s}}
-  fast: {{type: webhook, url: "{receiver.url}", timeout: 10s}}
+  fast: {{type: webhook, url: "{webhook.url}", timeout: 10s}}
   mail: {{type: email, host: 127.0.0.1, port: {port}, security: none,
           from: newswatch@example.org, to: [desk@example.org]}}
 rules:
@@ -67,7 +67,7 @@ rules:
     try:
         def others_delivered() -> bool:
             deliverer.run_once(wait=False)  # the daemon's rounds: they never wait
-            return len(receiver.accepted) >= ALERTS and len(inbox.messages) >= ALERTS
+            return len(webhook.accepted) >= ALERTS and len(inbox.messages) >= ALERTS
 
         wait_for(others_delivered, timeout_s=45,
                  what="the fast webhook and the emails delivered beside the slow host")
@@ -87,10 +87,10 @@ rules:
     assert connections_to_slow_host == 1, "more than one worker went to the slow host"
     assert slow_in_flight == 1
     assert dict(sent) == {"fast": ALERTS, "mail": ALERTS}
-    assert len(receiver.accepted) == ALERTS, "a fast webhook delivered twice"
+    assert len(webhook.accepted) == ALERTS, "a fast webhook delivered twice"
     report(f"Dripping webhook host beside a fast one and SMTP ({engine.dialect.name})",
            faults="one host dripping its headers for the channel's 60 s timeout",
            volume=f"{ALERTS} alerts x 3 channels", lost=0,
-           duplicated=len(receiver.accepted) - ALERTS,
+           duplicated=len(webhook.accepted) - ALERTS,
            repeated=f"{connections_to_slow_host} connection to the slow host",
            recovery=f"{2 * ALERTS} other sends done while it held {slow_in_flight} worker")
