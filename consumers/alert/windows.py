@@ -49,6 +49,7 @@ from sqlalchemy import Connection, Engine, select
 from consumers.alert.compile import CompiledRule, CompiledRules, window_articles_query
 from consumers.alert.payload import group_key
 from consumers.alert.rule_index import load_facts, matches
+from newswatch.chunks import chunks
 from newswatch.utc import as_utc
 from schemas import tables
 
@@ -123,7 +124,7 @@ class WindowCache:
         """Start afresh unless the cursor is as this cache last left it."""
         row = conn.execute(select(S.c.watermark, S.c.updated_at)
                            .where(S.c.name == CURSOR_NAME)).first()
-        token = None if row is None else (int(row.watermark), _utc(row.updated_at))
+        token = None if row is None else (int(row.watermark), as_utc(row.updated_at))
         if token != self._token or token is None:
             if self._groups:
                 log.info("alert windows read afresh (the cursor moved elsewhere)",
@@ -132,7 +133,7 @@ class WindowCache:
 
     def committed(self, watermark: int, updated_at: datetime) -> None:
         """The evaluation that used the cache committed with this cursor."""
-        self._token = (watermark, _utc(updated_at))
+        self._token = (watermark, as_utc(updated_at))
 
     def clear(self) -> None:
         self._groups.clear()
@@ -161,9 +162,10 @@ class WindowCache:
                 self._remove(rule_name, aid)
         if not cached:
             return
-        rows = {row.id: (as_utc(row.published), row.feed_id) for part in _chunks(sorted(matched))
-                for row in conn.execute(select(A.c.id, A.c.published, A.c.feed_id)
-                                        .where(A.c.id.in_(part)))}
+        query = select(A.c.id, A.c.published, A.c.feed_id)
+        rows = {row.id: (as_utc(row.published), row.feed_id)
+                for part in chunks(sorted(matched), 500)
+                for row in conn.execute(query.where(A.c.id.in_(part)))}
         for rule, aid in cached:
             row = rows.get(aid)
             if row is None:
@@ -313,12 +315,3 @@ def windows_for(engine: Engine, rules: Sequence[CompiledRule]) -> WindowCache | 
     if cache is None:
         cache = per_database[url] = WindowCache()
     return cache
-
-
-def _chunks(items: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
-    for begin in range(0, len(items), size):
-        yield items[begin:begin + size]
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    return None if moment is None else as_utc(moment)
