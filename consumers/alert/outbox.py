@@ -72,10 +72,20 @@ def run_tick(engine: Engine, rules: Sequence[CompiledRule], now: datetime) -> Ev
 
 
 def load_cursor(conn: Connection, lock: bool = False) -> Cursor:
-    """The stored cursor; a database never evaluated starts from the first hit."""
+    """The stored cursor; a database never evaluated starts from the first hit.
+
+    ``lock``: hold the cursor until the transaction ends, so that two evaluators take
+    turns instead of deciding the same hits at once: ``FOR UPDATE`` on PostgreSQL; on
+    SQLite a write statement, which takes the database's write lock at once (a plain
+    read did not, so two alert daemons started together both decided the first hits and
+    the second died on a UNIQUE constraint: tests/fault/test_two_alert_daemons.py).
+    """
     query = select(T_STATE.c.watermark, T_STATE.c.gaps).where(T_STATE.c.name == CURSOR_NAME)
     if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update()
+    elif lock:
+        conn.execute(update(T_STATE).where(T_STATE.c.name == CURSOR_NAME)
+                     .values(watermark=T_STATE.c.watermark))
     row = conn.execute(query).first()
     if row is None:
         return Cursor()
