@@ -35,9 +35,9 @@ import time
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, and_, event, func, or_, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -114,6 +114,14 @@ def leases_for(engine: Engine, lease_s: float, owner: str | None = None) -> Feed
     return WriterLease(engine, lease_s, owner or owner_id())
 
 
+def _end_idle_after(dbapi_connection: Any, timeout_ms: int) -> None:
+    """Session setting: PostgreSQL aborts a transaction idle for ``timeout_ms``."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"SET idle_in_transaction_session_timeout = {int(timeout_ms)}")
+    cursor.close()
+    dbapi_connection.commit()
+
+
 class RowLeases:
     """Per-feed leases on the ``feeds`` rows, claimed with SKIP LOCKED (PostgreSQL)."""
 
@@ -122,6 +130,16 @@ class RowLeases:
         self.lease_s = lease_s
         self.owner = owner
         self._next_renew = 0.0
+        # A producer frozen (SIGSTOP, a stalled VM) inside any of its transactions keeps
+        # that transaction's row locks on ``feeds``, and SKIP LOCKED then skips those
+        # feeds for every other producer for the whole freeze: no takeover at all. Every
+        # producer transaction is a few statements in milliseconds, so PostgreSQL may end
+        # one whose client went quiet for a third of a lease; the frozen producer, resumed,
+        # finds its connection gone and retries (its lease is gone too, so it does not
+        # publish). New pool connections get the setting; existing ones are dropped.
+        timeout_ms = max(1000, int(self.renew_every_s * 1000))
+        event.listen(engine, "connect", lambda dbapi, _record: _end_idle_after(dbapi, timeout_ms))
+        engine.dispose()
 
     @property
     def renew_every_s(self) -> float:
