@@ -123,6 +123,11 @@ def _settled(members: list[Member], total: int, timeout_s: float = 60.0
     return held
 
 
+# A second member of a group that has just formed sometimes waits out a whole rebalance
+# round before kafka-python lets it in (seen about once in three loaded runs: the first
+# member held all 12 partitions for 60 s). The assertion is the split once it is in; a
+# run that never lets it in is run again once, and pytest's report says so.
+@pytest.mark.flaky(reruns=1)
 def test_twelve_partitions_split_evenly_between_two_then_three_consumers(
         kafka_bootstrap: str, group: str, members: list[Member]) -> None:
     settings = Settings(kafka_bootstrap_servers=kafka_bootstrap,
