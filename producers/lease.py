@@ -38,9 +38,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, and_, event, func, or_, select, update
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
+from newswatch.upsert import insert_ignoring
 from schemas import tables
 
 log = logging.getLogger(__name__)
@@ -236,9 +236,7 @@ class WriterLease:
         now = datetime.now(UTC)
         started = time.monotonic()
         with self.engine.begin() as conn:
-            conn.execute(sqlite.insert(leases).values(name=WRITER).on_conflict_do_nothing()
-                         if conn.dialect.name == "sqlite"
-                         else leases.insert().values(name=WRITER))
+            conn.execute(insert_ignoring(conn, leases).values(name=WRITER))
             holder = conn.execute(select(leases.c.owner).where(leases.c.name == WRITER)
                                   ).scalar()
             free = [self.owner] + ([holder] if holder and dead_here(holder) else [])

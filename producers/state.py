@@ -31,9 +31,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from newswatch.chunks import chunks
+from newswatch.upsert import insert_ignoring, insert_or_update
 from newswatch.utc import as_utc
 from schemas import tables
 from schemas.feeds_file import FeedConfig
@@ -126,17 +126,9 @@ def _upsert_seen(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     seen = tables.seen_items
-    dialect = conn.dialect.name
-    if dialect not in ("sqlite", "postgresql"):
-        raise NotImplementedError(f"seen_items upsert is not written for {dialect}")
-    insert = postgresql.insert(seen) if dialect == "postgresql" else sqlite.insert(seen)
-    statement = insert.on_conflict_do_update(
-        index_elements=[seen.c.article_id],
-        set_={"content_hash": insert.excluded.content_hash,
-              "revision": insert.excluded.revision,
-              "last_seen_at": insert.excluded.last_seen_at},
-        where=seen.c.revision <= insert.excluded.revision,
-    )
+    statement = insert_or_update(conn, seen, key=["article_id"],
+                                 update=("content_hash", "revision", "last_seen_at"),
+                                 when=lambda proposed: seen.c.revision <= proposed.revision)
     conn.execute(statement, rows)
 
 
@@ -165,13 +157,11 @@ class Store:
         with self.engine.begin() as conn:
             existing = {row.id: row for row in conn.execute(
                 select(table.c.id, table.c.url, table.c.name))}
-            insert = (postgresql.insert(table) if conn.dialect.name == "postgresql"
-                      else sqlite.insert(table))
+            insert = insert_ignoring(conn, table, key=["id"])
             for feed in feeds:
                 row = existing.get(feed.id)
                 if row is None:
-                    conn.execute(insert.values(id=feed.id, url=feed.url, name=feed.display_name)
-                                 .on_conflict_do_nothing(index_elements=[table.c.id]))
+                    conn.execute(insert.values(id=feed.id, url=feed.url, name=feed.display_name))
                 elif row.url != feed.url:
                     log.info("feed URL changed; polling it afresh",
                              extra={"feed": feed.id, "url": feed.url})

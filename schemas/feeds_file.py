@@ -39,9 +39,11 @@ from pydantic import (
 
 from schemas.duration import Duration
 from schemas.errors import ConfigError
+from schemas.messages import FEED_ID_LENGTH
 from schemas.yaml_load import YamlDocument, field_path, load_document
 
-FEED_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+# At most FEED_ID_LENGTH characters: the column that keeps it (schemas.messages).
+FEED_ID_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{FEED_ID_LENGTH - 1}}}$"
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$"
 
 

@@ -23,6 +23,35 @@ DEAD_LETTER_VERSION: Literal[1] = 1
 # messages at their edge, as poison, instead of relaying what no topic would accept.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
+# --- Stored lengths: declared here, once ------------------------------------------------
+# The wire leaves these fields unbounded (a reader takes what comes), but the SQL columns
+# that hold them are bounded: `schemas.tables` sizes those columns from these numbers, and
+# the store refuses a message with a longer value as poison (`consumers.store.daemon`)
+# instead of letting PostgreSQL refuse its whole batch. tests/test_stored_lengths.py
+# checks that the columns, these numbers and the store's check agree.
+ARTICLE_ID_LENGTH = 64  # schemas.ids.article_id makes 32 hex digits: room to spare
+FEED_ID_LENGTH = 64
+LANGUAGE_LENGTH = 16
+CONTENT_HASH_LENGTH = 64
+TOPICS_VERSION_LENGTH = 64
+TOPIC_LENGTH = 64
+ENTITY_LABEL_LENGTH = 16
+# entities.name is TEXT, but PostgreSQL's (name, label) unique index refuses entries over
+# ~2.7 KB; 500 characters fit even at 4 bytes each (found by tests/hostile).
+ENTITY_NAME_LENGTH = 500
+
+# Field paths of `EnrichedArticle` (a tuple field applies to each of its items) -> the
+# most characters the store can keep. `Article.id` is bounded by the model itself.
+STORED_LENGTHS: dict[str, int] = {
+    "article.feed_id": FEED_ID_LENGTH,
+    "article.language": LANGUAGE_LENGTH,
+    "article.content_hash": CONTENT_HASH_LENGTH,
+    "topics_version": TOPICS_VERSION_LENGTH,
+    "topic_hits.topic": TOPIC_LENGTH,
+    "entities.label": ENTITY_LABEL_LENGTH,
+    "entities.name": ENTITY_NAME_LENGTH,
+}
+
 
 class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -36,7 +65,8 @@ class Article(_Message):
     """A normalised feed item on ``news.articles``; key = ``id``."""
 
     schema_version: Literal[1] = ARTICLE_VERSION
-    id: str = Field(min_length=1, max_length=64, description="schemas.ids.article_id")
+    id: str = Field(min_length=1, max_length=ARTICLE_ID_LENGTH,
+                    description="schemas.ids.article_id")
     url: str | None = Field(description="Canonical URL, tracking parameters removed")
     guid: str | None = None
     title: str = ""

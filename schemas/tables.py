@@ -29,6 +29,16 @@ from sqlalchemy import (
     false,
 )
 
+from schemas.messages import (
+    ARTICLE_ID_LENGTH,
+    CONTENT_HASH_LENGTH,
+    ENTITY_LABEL_LENGTH,
+    FEED_ID_LENGTH,
+    LANGUAGE_LENGTH,
+    TOPIC_LENGTH,
+    TOPICS_VERSION_LENGTH,
+)
+
 # SQLite only auto-increments INTEGER PRIMARY KEY; BigInteger stays 64-bit on PostgreSQL.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -44,7 +54,8 @@ metadata = MetaData(
 feeds = Table(
     "feeds",
     metadata,
-    Column("id", String(64), primary_key=True, comment="From feeds.yaml: the feed's key"),
+    Column("id", String(FEED_ID_LENGTH), primary_key=True,
+           comment="From feeds.yaml: the feed's key"),
     Column("url", Text, nullable=False),
     Column("name", Text, nullable=False, server_default=""),
     Column("etag", Text),
@@ -89,10 +100,10 @@ producer_leases = Table(
 seen_items = Table(
     "seen_items",
     metadata,
-    Column("article_id", String(64), primary_key=True),
-    Column("content_hash", String(64), nullable=False),
+    Column("article_id", String(ARTICLE_ID_LENGTH), primary_key=True),
+    Column("content_hash", String(CONTENT_HASH_LENGTH), nullable=False),
     Column("revision", Integer, nullable=False, server_default="0"),
-    Column("feed_id", String(64), nullable=False),
+    Column("feed_id", String(FEED_ID_LENGTH), nullable=False),
     Column("first_seen_at", DateTime(timezone=True), nullable=False),
     Column("last_seen_at", DateTime(timezone=True), nullable=False),
     comment="Producer's record of what Kafka acknowledged; written after the ack only.",
@@ -101,7 +112,7 @@ seen_items = Table(
 articles = Table(
     "articles",
     metadata,
-    Column("id", String(64), primary_key=True, comment="schemas.ids.article_id"),
+    Column("id", String(ARTICLE_ID_LENGTH), primary_key=True, comment="schemas.ids.article_id"),
     Column("url", Text),
     Column("guid", Text),
     Column("title", Text, nullable=False, server_default=""),
@@ -111,24 +122,24 @@ articles = Table(
     Column("published_estimated", Boolean, nullable=False, server_default=false()),
     Column("updated", DateTime(timezone=True)),
     Column("fetched_at", DateTime(timezone=True), nullable=False),
-    Column("feed_id", String(64), nullable=False),
+    Column("feed_id", String(FEED_ID_LENGTH), nullable=False),
     Column("feed_name", Text, nullable=False, server_default=""),
-    Column("language", String(16)),
+    Column("language", String(LANGUAGE_LENGTH)),
     Column("authors", JSON, nullable=False),
     Column("tags", JSON, nullable=False),
     Column("revision", Integer, nullable=False, server_default="0"),
-    Column("content_hash", String(64), nullable=False, server_default=""),
+    Column("content_hash", String(CONTENT_HASH_LENGTH), nullable=False, server_default=""),
     # What the stored hits and entities were computed from: with revision and
     # content_hash it tells a replay (no change) from a re-enrichment (replace).
-    Column("topics_version", String(64), nullable=False, server_default=""),
+    Column("topics_version", String(TOPICS_VERSION_LENGTH), nullable=False, server_default=""),
     Column("enriched_at", DateTime(timezone=True), nullable=False,
            comment="Orders enrichments: an older one arriving late never replaces a newer"),
     Column("stored_at", DateTime(timezone=True), nullable=False),
     # Written by the stories stage (consumers/stories), or by the store when the stage
     # placed the article first; both copy them from story_articles, which is the record.
-    Column("story_id", String(64), comment="stories.id; NULL until the stories stage "
-                                           "placed the article"),
-    Column("duplicate_of", String(64),
+    Column("story_id", String(ARTICLE_ID_LENGTH),
+           comment="stories.id; NULL until the stories stage placed the article"),
+    Column("duplicate_of", String(ARTICLE_ID_LENGTH),
            comment="articles.id of the original when this is a near-duplicate copy"),
     Index("ix_articles_published", "published"),
     Index("ix_articles_feed_published", "feed_id", "published"),
@@ -141,7 +152,7 @@ entities = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("name", Text, nullable=False),
-    Column("label", String(16), nullable=False),
+    Column("label", String(ENTITY_LABEL_LENGTH), nullable=False),
     UniqueConstraint("name", "label", name="uq_entities_name_label"),
 )
 
@@ -152,7 +163,7 @@ entities = Table(
 article_entities = Table(
     "article_entities",
     metadata,
-    Column("article_id", String(64), primary_key=True, comment="articles.id"),
+    Column("article_id", String(ARTICLE_ID_LENGTH), primary_key=True, comment="articles.id"),
     Column("entity_id", BigId, primary_key=True, comment="entities.id"),
     Column("count", Integer, nullable=False),
     Column("published", DateTime(timezone=True), nullable=False,
@@ -166,14 +177,14 @@ topic_hits = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True,
            comment="Grows with every insert: the alert evaluator's watermark"),
-    Column("article_id", String(64), ForeignKey("articles.id", ondelete="CASCADE"),
+    Column("article_id", String(ARTICLE_ID_LENGTH), ForeignKey("articles.id", ondelete="CASCADE"),
            nullable=False),
-    Column("topic", String(64), nullable=False),
+    Column("topic", String(TOPIC_LENGTH), nullable=False),
     Column("score", Float, nullable=False),
     Column("probability", Float, nullable=True,
            comment="The relevance model's probability; NULL when rules alone decided"),
     Column("evidence", JSON, nullable=False),
-    Column("topics_version", String(64), nullable=False),
+    Column("topics_version", String(TOPICS_VERSION_LENGTH), nullable=False),
     Column("published", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("evaluated", Boolean, nullable=False, server_default=false(),
@@ -243,7 +254,7 @@ alert_articles = Table(
     "alert_articles",
     metadata,
     Column("rule", String(64), primary_key=True),
-    Column("article_id", String(64), ForeignKey("articles.id", ondelete="CASCADE"),
+    Column("article_id", String(ARTICLE_ID_LENGTH), ForeignKey("articles.id", ondelete="CASCADE"),
            primary_key=True, comment="An article is alerted at most once per rule"),
     Column("group_key", String(255), nullable=False),
     Column("state", String(16), nullable=False,
@@ -292,10 +303,10 @@ feedback = Table(
     "feedback",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("article_id", String(64), nullable=False,
+    Column("article_id", String(ARTICLE_ID_LENGTH), nullable=False,
            comment="articles.id; no foreign key: a verdict outlives a pruned article, "
                    "because it is training data"),
-    Column("topic", String(64), nullable=False),
+    Column("topic", String(TOPIC_LENGTH), nullable=False),
     Column("verdict", String(16), nullable=False, comment="relevant or not_relevant"),
     Column("who", String(128), nullable=False, comment="User name, or the OS user for the CLI"),
     Column("note", Text, nullable=False, server_default=""),
@@ -314,7 +325,7 @@ feedback = Table(
 stories = Table(
     "stories",
     metadata,
-    Column("id", String(64), primary_key=True,
+    Column("id", String(ARTICLE_ID_LENGTH), primary_key=True,
            comment="The id of the story's first article: stable across replays"),
     Column("title", Text, nullable=False, server_default="",
            comment="Leading title: the first article's"),
@@ -334,9 +345,9 @@ story_articles = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True,
            comment="Placement order: a restart replays open stories in this order"),
-    Column("article_id", String(64), nullable=False, comment="articles.id"),
-    Column("story_id", String(64), nullable=False, comment="stories.id"),
-    Column("duplicate_of", String(64)),
+    Column("article_id", String(ARTICLE_ID_LENGTH), nullable=False, comment="articles.id"),
+    Column("story_id", String(ARTICLE_ID_LENGTH), nullable=False, comment="stories.id"),
+    Column("duplicate_of", String(ARTICLE_ID_LENGTH)),
     Column("published", DateTime(timezone=True), nullable=False),
     Column("outlet", Text, nullable=False, server_default=""),
     # What the clusterer read, so that a restart rebuilds the open stories exactly as
@@ -345,7 +356,8 @@ story_articles = Table(
     Column("lead", Text, nullable=False, server_default="",
            comment="The first words of the article's text that the clusterer read"),
     Column("entities", JSON, nullable=False),
-    Column("language", String(16), comment="The feed's language tag, as the article had it"),
+    Column("language", String(LANGUAGE_LENGTH),
+           comment="The feed's language tag, as the article had it"),
     Column("placed_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("article_id", name="uq_story_articles_article_id"),
     Index("ix_story_articles_story_id", "story_id"),

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from consumers.alert.compile import CompiledRule
 from consumers.alert.evaluate import Cursor, Evaluation, evaluate, mark_evaluated, next_batch
@@ -30,6 +29,7 @@ from consumers.store.audit import record_audit
 from newswatch.chunks import chunks
 from newswatch.db_errors import unavailable_as_retryable
 from newswatch.errors import NewswatchError, NotFoundError
+from newswatch.upsert import insert_or_update
 from newswatch.utc import as_utc
 from schemas import tables
 from schemas.alert_payload import AlertPayload
@@ -256,15 +256,10 @@ class SqlStore:
         return ids
 
     def _save_groups(self, states: Sequence[GroupState]) -> None:
-        insert_of = postgresql.insert if self.conn.dialect.name == "postgresql" else sqlite.insert
-        statement = insert_of(T_GROUPS)
         columns = ("labels", "sequence", "last_alert_at", "release_at", "last_true_at",
                    "last_reason")
         self.conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=[T_GROUPS.c.rule, T_GROUPS.c.group_key],
-                set_={name: statement.excluded[name] for name in columns},
-            ),
+            insert_or_update(self.conn, T_GROUPS, key=["rule", "group_key"], update=columns),
             [{"rule": state.rule, "group_key": state.key, "labels": state.labels,
               "sequence": state.sequence, "last_alert_at": state.last_alert_at,
               "release_at": state.release_at, "last_true_at": state.last_true_at,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC
 from typing import Any
 
@@ -36,8 +36,7 @@ from newswatch.db_errors import is_unavailable, short_reason, unavailable_as_ret
 from newswatch.migrate import wait_for_schema
 from newswatch.retry import RetryPolicy
 from newswatch.settings import Settings
-from schemas import tables
-from schemas.messages import EnrichedArticle
+from schemas.messages import STORED_LENGTHS, EnrichedArticle
 from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -55,24 +54,31 @@ class UnstorableMessageError(ValueError):
     """A message that is valid JSON of the right type but cannot be stored as it is."""
 
 
-def _limit(column: Any) -> int:
-    length: int = column.type.length
-    return length
+def _field_values(owner: Any, path: Sequence[str]) -> Iterator[Any]:
+    """The values at ``path`` below ``owner``; a tuple on the way stands for each item."""
+    if isinstance(owner, tuple):
+        for item in owner:
+            yield from _field_values(item, path)
+        return
+    if not path:
+        yield owner
+        return
+    yield from _field_values(getattr(owner, path[0]), path[1:])
 
 
-# Fields the contract leaves unbounded but the tables bound; PostgreSQL would reject the
-# whole batch over one of them, so they are checked at the edge, message by message.
-_BOUNDED: tuple[tuple[str, int], ...] = (
-    ("article.feed_id", _limit(tables.articles.c.feed_id)),
-    ("article.language", _limit(tables.articles.c.language)),
-    ("article.content_hash", _limit(tables.articles.c.content_hash)),
-    ("topics_version", _limit(tables.articles.c.topics_version)),
-)
-_TOPIC_LIMIT = _limit(tables.topic_hits.c.topic)
-_LABEL_LIMIT = _limit(tables.entities.c.label)
-# entities.name is TEXT, but PostgreSQL's (name, label) unique index refuses entries over
-# ~2.7 KB; 500 characters fit even at 4 bytes each (found by tests/hostile).
-_ENTITY_NAME_LIMIT = 500
+def check_stored_lengths(enriched: EnrichedArticle) -> None:
+    """Raise `UnstorableMessageError` for a value longer than its column holds.
+
+    The contract leaves those fields unbounded but the tables bound them
+    (`schemas.messages.STORED_LENGTHS`); PostgreSQL would reject the whole batch over one
+    of them, so they are checked at the edge, message by message.
+    """
+    for path, limit in STORED_LENGTHS.items():
+        for value in _field_values(enriched, path.split(".")):
+            if value is not None and len(value) > limit:
+                shown = value if len(value) <= 80 else value[:80] + "..."
+                raise UnstorableMessageError(f"{path} {shown!r} is {len(value)} characters; "
+                                             f"at most {limit} fit")
 
 
 def decode(value: bytes | None) -> EnrichedArticle:
@@ -87,12 +93,7 @@ def decode(value: bytes | None) -> EnrichedArticle:
         raise UnstorableMessageError("empty message: no enriched article in it")
     check_message_size(value)
     enriched = EnrichedArticle.model_validate_json(value)
-    for path, limit in _BOUNDED:
-        owner: Any = enriched
-        for part in path.split("."):
-            owner = getattr(owner, part)
-        if owner is not None and len(owner) > limit:
-            raise UnstorableMessageError(f"{path} is {len(owner)} characters; at most {limit} fit")
+    check_stored_lengths(enriched)
     article = enriched.article
     for name, moment in (("article.published", article.published),
                          ("article.fetched_at", article.fetched_at),
@@ -106,18 +107,6 @@ def decode(value: bytes | None) -> EnrichedArticle:
         except OverflowError:
             raise UnstorableMessageError(f"{name} {moment.isoformat()} has no UTC "
                                          "equivalent") from None
-    for hit in enriched.topic_hits:
-        if len(hit.topic) > _TOPIC_LIMIT:
-            raise UnstorableMessageError(f"topic name {hit.topic[:80]!r}... is longer than "
-                                  f"{_TOPIC_LIMIT} characters")
-    for entity in enriched.entities:
-        if len(entity.label) > _LABEL_LIMIT:
-            raise UnstorableMessageError(f"entity label {entity.label[:80]!r} is longer than "
-                                  f"{_LABEL_LIMIT} characters")
-        if len(entity.name) > _ENTITY_NAME_LIMIT:
-            raise UnstorableMessageError(f"entity name {entity.name[:80]!r}... is "
-                                         f"{len(entity.name)} characters; at most "
-                                         f"{_ENTITY_NAME_LIMIT} fit")
     return enriched
 
 

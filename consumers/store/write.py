@@ -48,10 +48,11 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeEngine
 
 from consumers.store.idle_guard import end_if_idle
+from newswatch.upsert import insert_ignoring, insert_or_update
 from schemas import tables
 from schemas.messages import EnrichedArticle
 
@@ -313,8 +314,8 @@ def _pg_insert_links() -> Any:
         "entity_id", "count").render_derived()
     source = select(per_article.c.article_id, pairs.c.entity_id, pairs.c.count,
                     per_article.c.published).select_from(per_article.join(pairs, true()))
-    return postgresql.insert(tables.article_entities).from_select(
-        ["article_id", "entity_id", "count", "published"], source).on_conflict_do_nothing()
+    return insert_ignoring("postgresql", tables.article_entities).from_select(
+        ["article_id", "entity_id", "count", "published"], source)
 
 
 _PG_INSERT_LINKS = _pg_insert_links()
@@ -348,15 +349,6 @@ def _hit_rows(changed: Iterable[EnrichedArticle], stamp: datetime) -> list[dict[
 
 # --- statements --------------------------------------------------------------------------
 
-def _insert(connection: Connection, table: Table) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL alike)."""
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    if connection.dialect.name == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"no upsert for the {connection.dialect.name} dialect")
-
-
 def _upsert_articles(connection: Connection, changed: list[EnrichedArticle],
                      stamp: datetime) -> None:
     rows = [_article_row(item, stamp) for item in changed]
@@ -384,26 +376,24 @@ def _bulk_insert(connection: Connection, table: Table, rows: list[dict[str, Any]
         source = func.json_to_recordset(cast(bindparam("rows", type_=Text()), JSON)).table_valued(
             *[column(name, _record_type(table.c[name].type)) for name in names]
         ).render_derived(with_types=True)
-        insert = postgresql.insert(table).from_select(
+        statement = _on_conflict("postgresql", table, names, update_on).from_select(
             names, select(*[source.c[name] for name in names]))
-        statement = _on_conflict(insert, names, update_on)
         for chunk in _chunks(rows, ROWS_PER_INSERT):
             connection.execute(statement, {"rows": json.dumps(chunk, default=_json_default)})
         return
-    insert = _insert(connection, table)
-    statement = _on_conflict(insert, names, update_on)
+    statement = _on_conflict(connection, table, names, update_on)
     # SQLite's executemany runs its loop in C, which is as fast as it gets there;
     # psycopg's sends the statements in one pipeline.
     for chunk in _chunks(rows, ROWS_PER_INSERT):
         connection.execute(statement, chunk)
 
 
-def _on_conflict(insert: Any, names: list[str], update_on: set[str] | None) -> Any:
+def _on_conflict(dialect: str | Connection, table: Table, names: list[str],
+                 update_on: set[str] | None) -> Any:
     if update_on is None:
-        return insert.on_conflict_do_nothing()
-    return insert.on_conflict_do_update(
-        index_elements=sorted(update_on),
-        set_={name: insert.excluded[name] for name in names if name not in update_on})
+        return insert_ignoring(dialect, table)
+    return insert_or_update(dialect, table, key=sorted(update_on),
+                            update=[name for name in names if name not in update_on])
 
 
 def _record_type(column_type: TypeEngine[Any]) -> TypeEngine[Any]:

@@ -18,16 +18,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from consumers.stories.cluster import OpenStory, Placement, StoryInput
 from newswatch.chunks import chunks
 from newswatch.errors import NewswatchError
+from newswatch.upsert import insert_ignoring, insert_or_update
 from newswatch.utc import as_utc
 from schemas import tables
+from schemas.messages import LANGUAGE_LENGTH
 
 LEASE_NAME = "clusterer"
 CHUNK = 500
@@ -41,18 +41,6 @@ class LeaseLostError(NewswatchError):
 class Known:
     story: str
     duplicate_of: str | None
-
-
-
-
-
-
-
-
-def _insert(connection: Connection, table: Any) -> Any:
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 # --- what was decided before -------------------------------------------------------------
@@ -111,10 +99,11 @@ def write_batch(connection: Connection, placed: Sequence[NewPlacement],
                  "published": as_utc(p.article.published or now), "outlet": p.article.outlet,
                  "title": p.article.title, "lead": p.article.text,
                  "entities": list(p.article.entities),
-                 "language": (p.article.language or None) and p.article.language[:16],
+                 "language": ((p.article.language or None)
+                              and p.article.language[:LANGUAGE_LENGTH]),
                  "placed_at": now}
                 for p in placed]
-        statement = _insert(connection, tables.story_articles).on_conflict_do_nothing()
+        statement = insert_ignoring(connection, tables.story_articles)
         for chunk in chunks(rows, CHUNK):
             connection.execute(statement, list(chunk))
     _upsert_stories(connection, list(touched), now)
@@ -135,12 +124,9 @@ def _upsert_stories(connection: Connection, stories: list[OpenStory], now: datet
              "articles": story.articles, "outlets": len(story.outlets), "closed_at": None,
              "updated_at": now}
             for story in sorted(stories, key=lambda s: s.id)]
-    insert = _insert(connection, tables.stories)
-    statement = insert.on_conflict_do_update(
-        index_elements=["id"],
-        set_={name: insert.excluded[name]
-              for name in ("last_seen", "first_seen", "articles", "outlets", "closed_at",
-                           "updated_at")})
+    statement = insert_or_update(connection, tables.stories, key=["id"],
+                                 update=("last_seen", "first_seen", "articles", "outlets",
+                                         "closed_at", "updated_at"))
     for chunk in chunks(rows, CHUNK):
         connection.execute(statement, list(chunk))
 
@@ -181,9 +167,8 @@ def link_unlinked(connection: Connection, since: datetime) -> int:
 def take_lease(connection: Connection, owner: str, now: datetime, length: timedelta) -> bool:
     """Take or renew the lease when it is free, expired or ours; True when we hold it."""
     s = tables.story_state.c
-    connection.execute(_insert(connection, tables.story_state).values(
-        name=LEASE_NAME, owner=owner, lease_until=now + length, updated_at=now
-    ).on_conflict_do_nothing())
+    connection.execute(insert_ignoring(connection, tables.story_state).values(
+        name=LEASE_NAME, owner=owner, lease_until=now + length, updated_at=now))
     result = connection.execute(
         update(tables.story_state)
         .where(s.name == LEASE_NAME)

@@ -119,7 +119,7 @@ def test_poison_is_dead_lettered_and_its_neighbours_are_stored(
         else:
             assert original(letter) == (value or b""), name
     assert "schema_version" in by_key[b"p5"].error
-    assert "entity name" in by_key[b"p12"].error
+    assert "entities.name" in by_key[b"p12"].error
 
     for error, count in Counter(error for *_rest, error in poison).items():
         assert counted.delta("newswatch_dead_lettered_total", stage="store",
