@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from consumers.store_cli import parse_duration as store_cli_duration
+from newswatch.cli.store import parse_duration as store_cli_duration
 from schemas.duration import format_duration, parse_duration
 from schemas.errors import ConfigError
 from schemas.feeds_file import parse_feeds_yaml

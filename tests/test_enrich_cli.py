@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from consumers.enrich.cli import Item, classify, evaluate, read_items, report
 from consumers.enrich.enrich import Enricher
 from newswatch.cli import main
+from newswatch.cli.enrich import Item, classify, evaluate, read_items, report
 from tests.enrich_fixtures import SEED_ARTICLE
 
 INPUT: list[dict[str, object]] = [

@@ -11,7 +11,6 @@ import numpy
 import pytest
 from thinc.api import NumpyOps
 
-from consumers.enrich.cli import enricher_from, read_items
 from consumers.enrich.enrich import Enricher
 from consumers.enrich.kernel import (
     GENERIC,
@@ -27,6 +26,7 @@ from consumers.enrich.kernel import (
 from consumers.enrich.nlp import load_pipeline
 from consumers.enrich.topics import DEFAULT_TOPICS_PATH
 from newswatch.cli import main
+from newswatch.cli.enrich import enricher_from, read_items
 from newswatch.settings import Settings
 from schemas.topics_file import load_topics
 

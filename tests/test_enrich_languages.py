@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from consumers.enrich.cli import (
-    LanguageResults,
-    evaluate,
-    language_gaps,
-    language_report,
-    read_items,
-)
 from consumers.enrich.enrich import Enricher, document_text
 from consumers.enrich.language import LanguageIdentifier, confirmed, primary_subtag
 from consumers.enrich.lemma_forms import arabic_forms, phrase_forms
 from consumers.enrich.nlp import load_blank
 from consumers.enrich.pipelines import Pipelines
 from consumers.enrich.topics import DEFAULT_TOPICS_PATH
+from newswatch.cli.enrich import (
+    LanguageResults,
+    evaluate,
+    language_gaps,
+    language_report,
+    read_items,
+)
 from newswatch.errors import ConfigError
 from schemas.topics_file import load_topics
 from tests.enrich_fixtures import article

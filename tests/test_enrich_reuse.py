@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from consumers.enrich.cli import enricher_from
 from consumers.enrich.enrich import Analysis, Document, Enricher, document_text
 from consumers.enrich.reuse import AnalysisCache, document_key
 from newswatch import metrics
+from newswatch.cli.enrich import enricher_from
 from newswatch.settings import Settings
 from tests.enrich_fixtures import article, labelled
 

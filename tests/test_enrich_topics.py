@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from consumers.enrich.cli import Item, evaluate
 from consumers.enrich.enrich import Enricher, document_text
+from newswatch.cli.enrich import Item, evaluate
 from tests.enrich_fixtures import SEED_ARTICLE, hits, labelled
 
 IS_THREAT_POSITIVE = [

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer
 
+from newswatch.cli.kafka import local_kafka
 from newswatch.kafka_admin import ensure_topics
-from newswatch.kafka_cli import local_kafka
 from newswatch.kafka_clients import make_consumer
 from newswatch.settings import Settings
 from tests.support.waits import wait_for

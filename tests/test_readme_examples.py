@@ -54,9 +54,9 @@ def test_readme_rules_example_is_a_valid_rules_file() -> None:
 
 
 def test_readme_stories_example_prints_what_it_shows() -> None:
-    from consumers.stories.cli import cluster_config
     from consumers.stories.cluster import StoryClusterer
     from consumers.stories.jsonl import placement_line, read_lines
+    from newswatch.cli.stories import cluster_config
     from newswatch.settings import Settings
 
     readme = (ROOT / "README.md").read_text()

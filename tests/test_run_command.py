@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from newswatch.cli.run import STAGES
 from newswatch.kafka_local import LocalKafka
-from newswatch.run_cli import STAGES
 from tests.support.ports import free_port, free_port_block
 
 pytestmark = pytest.mark.integration

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from newswatch.cli.run import STAGES
 from newswatch.kafka_local import LocalKafka
 from newswatch.progress import RunOutput
-from newswatch.run_cli import STAGES
 from tests.support.ports import free_port, free_port_block
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import Engine
 
 from consumers.store import store_batch
-from consumers.store_cli import parse_duration, parse_since
 from newswatch import migrate
 from newswatch.cli import main
+from newswatch.cli.store import parse_duration, parse_since
 from tests.factories import make_article, make_enriched, make_entity, make_hit
 
 

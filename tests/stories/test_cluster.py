@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from consumers.stories.bcubed import bcubed, worst
-from consumers.stories.cli import evaluate_items
 from consumers.stories.cluster import ClusterConfig, StoryClusterer, StoryInput, cluster_all
 from consumers.stories.jsonl import InputLineError, parse_line, read_lines
+from newswatch.cli.stories import evaluate_items
 
 DATA = Path(__file__).resolve().parents[2] / "consumers" / "stories" / "data"
 T0 = datetime(2026, 7, 13, 22, 0, tzinfo=UTC)

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from consumers.web.auth import authenticate, token_user
-from consumers.web.cli import ensure_first_admin
 from newswatch.cli import main
+from newswatch.cli.web import ensure_first_admin
 from newswatch.db import make_engine
 from newswatch.migrate import upgrade
 from newswatch.settings import Settings

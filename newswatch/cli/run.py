@@ -20,11 +20,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from consumers.web.cli import ensure_first_admin
+from newswatch.cli.kafka import local_kafka
+from newswatch.cli.web import ensure_first_admin
 from newswatch.daemon import StopFlag, install_signal_handlers
 from newswatch.db import make_engine
 from newswatch.kafka_admin import ensure_topics
-from newswatch.kafka_cli import local_kafka
 from newswatch.kafka_local import LocalKafka
 from newswatch.migrate import upgrade
 from newswatch.progress import RunOutput, failed_summary, render, scrape

@@ -40,7 +40,7 @@ from consumers.enrich.language import primary_subtag
 from consumers.enrich.nlp import DEFAULT_MODEL
 from consumers.enrich.pipelines import DEFAULT_MODELS, configured_languages
 from consumers.enrich.topics import DEFAULT_TOPICS_PATH, TopicMatcher
-from consumers.enrich.train_cli import add_train_parser
+from newswatch.cli.enrich_train import add_train_parser
 from newswatch.errors import ConfigError
 from newswatch.settings import Settings
 from schemas.topics_file import LoadedTopics, load_topics
@@ -326,7 +326,7 @@ def _cross_validate(args: argparse.Namespace, settings: Settings) -> int:
     """``eval --cv K``: train k-fold on the files, print the table and the worst errors."""
     from consumers.enrich.relevance import FeatureSpec
     from consumers.enrich.train import featurise, rules_outcomes, train
-    from consumers.enrich.train_cli import prf, read_all, table
+    from newswatch.cli.enrich_train import prf, read_all, table
 
     if args.cv < 2:
         raise ConfigError("--cv needs at least 2 folds")

@@ -18,16 +18,16 @@ from newswatch.settings import Settings, load_settings
 
 # Modules that add subcommands, in the order they appear in --help.
 COMMAND_MODULES = (
-    "newswatch.kafka_cli",
-    "newswatch.schema_cli",
-    "newswatch.run_cli",
-    "producers.cli",
-    "consumers.store_cli",
-    "consumers.enrich.cli",
-    "consumers.store.feedback_cli",
-    "consumers.alert.cli",
-    "consumers.stories.cli",
-    "consumers.web.cli",
+    "newswatch.cli.kafka",
+    "newswatch.cli.schema",
+    "newswatch.cli.run",
+    "newswatch.cli.producer",
+    "newswatch.cli.store",
+    "newswatch.cli.enrich",
+    "newswatch.cli.feedback",
+    "newswatch.cli.alert",
+    "newswatch.cli.stories",
+    "newswatch.cli.web",
 )
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -77,6 +77,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -35,7 +35,7 @@ from newswatch.settings import Settings
 
 
 def add_train_parser(actions: Any) -> None:
-    """``newswatch topics train``, added to the ``topics`` group of `consumers.enrich.cli`."""
+    """``newswatch topics train``, added to the ``topics`` group of `newswatch.cli.enrich`."""
     fit = actions.add_parser("train", help="fit the relevance model, print cross-validated "
                                            "P/R/F1 per topic, write the model file")
     fit.add_argument("files", nargs="+", type=Path, metavar="LABELLED.jsonl",

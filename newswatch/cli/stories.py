@@ -59,7 +59,7 @@ def register(subparsers: Any) -> None:
     crossval.add_argument("--folds", type=int, default=5)
     crossval.set_defaults(handler=_handle_cv)
 
-    from consumers.stories.daemon_cli import register_run  # the daemon's own options
+    from newswatch.cli.stories_daemon import register_run  # the daemon's own options
     register_run(commands)
 
 
@@ -163,8 +163,8 @@ def _print_examples(heading: str, rows: list[tuple[float, str, list[str]]]) -> N
 
 
 def _handle_list(args: argparse.Namespace, settings: Settings) -> int:
-    from consumers.store_cli import parse_since
     from consumers.stories.listing import print_stories  # needs the database
+    from newswatch.cli.store import parse_since
 
     since = parse_since(args.since) if args.since else datetime.min.replace(tzinfo=UTC)
     return print_stories(settings, since=since, topic=args.topic, limit=args.limit,
