@@ -29,8 +29,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from kafka import KafkaConsumer, KafkaProducer
-from kafka.structs import TopicPartition
+from kafka import KafkaProducer
 from sqlalchemy import func, select
 
 from bench.harness import uptime
@@ -41,6 +40,7 @@ from newswatch.migrate import upgrade
 from newswatch.settings import Settings
 from schemas import tables
 from tests.factories import make_article
+from tests.producer_fixtures import TopicWatch
 from tests.support.daemons import DaemonProcess, stop_all
 from tests.support.ports import free_port
 from tests.support.waits import wait_for
@@ -60,22 +60,12 @@ def _publish(bootstrap: str, topic: str, count: int, text: str) -> None:
     producer.close()
 
 
-class EndOffsets:
-    """Messages on a topic so far, asked cheaply (a fresh client after the restart)."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-        partitions = self._consumer.partitions_for_topic(topic) or set()
-        self._tps = [TopicPartition(topic, p) for p in partitions]
-
-    def size(self) -> int:
-        try:
-            return sum(self._consumer.end_offsets(self._tps).values())
-        except Exception:  # the broker is still coming back: not yet
-            return -1
-
-    def close(self) -> None:
-        self._consumer.close()
+def _size(watch: TopicWatch) -> int:
+    """Messages on the watched topic so far; -1 while the broker is still coming back."""
+    try:
+        return watch.size()
+    except Exception:  # the broker is still coming back: not yet
+        return -1
 
 
 def _count(engine: object, table: object) -> int:
@@ -137,8 +127,8 @@ def main() -> int:
         _wait(lambda: _count(engine, tables.articles) >= args.articles
               and _count(engine, tables.story_articles) >= args.articles, 300,
               "the first articles stored and placed")
-        enriched = EndOffsets(bootstrap, names.enriched)
-        before = {"enrich": enriched.size(), "store": _count(engine, tables.articles),
+        enriched = TopicWatch(bootstrap, names.enriched)
+        before = {"enrich": _size(enriched), "store": _count(engine, tables.articles),
                   "stories": _count(engine, tables.story_articles)}
         enriched.close()
         offsets = {name: path.stat().st_size for name, path in logs.items()}
@@ -147,9 +137,9 @@ def main() -> int:
         broker.start(timeout_s=180)
         answering = time.monotonic()
         _publish(bootstrap, names.articles, args.articles, text)
-        enriched = EndOffsets(bootstrap, names.enriched)
+        enriched = TopicWatch(bootstrap, names.enriched)
         probes: dict[str, Callable[[], bool]] = {
-            "enrich": lambda: enriched.size() > before["enrich"],
+            "enrich": lambda: _size(enriched) > before["enrich"],
             "store": lambda: _count(engine, tables.articles) > before["store"],
             "stories": lambda: _count(engine, tables.story_articles) > before["stories"],
         }

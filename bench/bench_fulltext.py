@@ -49,13 +49,13 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from kafka import KafkaAdminClient
-from kafka.errors import KafkaError
 from sqlalchemy import func, select
 
 from bench.fulltext_corpus import fulltext_articles
 from bench.harness import (
     cpu_seconds,
     daemon_env,
+    group_settled,
     local_broker,
     peak_rss_mb,
     progress,
@@ -190,15 +190,6 @@ class StaticFeeds:
 # --- the pipeline ------------------------------------------------------------------------
 
 
-def _group_stable(admin: KafkaAdminClient, group: str, members: int) -> bool:
-    try:
-        described = admin.describe_groups([group])[group]
-    except KafkaError:  # no coordinator yet on a fresh broker: not ready
-        return False
-    return (described.get("group_state") == "Stable"
-            and len(described.get("members", [])) == members)
-
-
 def _kernels(daemon: DaemonProcess) -> list[str]:
     """What the enrich daemon logged about its matrix kernel."""
     found = []
@@ -269,8 +260,8 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
             metrics_ports[f"enrich-{n}"] = port = free_port()
             daemons.append(start_daemon(f"enrich-{n}", {
                 **enrich_env, "NEWSWATCH_METRICS_PORT": str(port)}, folder / "logs", "enrich"))
-        wait_for(lambda: _group_stable(admin, ENRICH_GROUP, processes)
-                         and _group_stable(admin, STORE_GROUP, 1), 240,
+        wait_for(lambda: group_settled(admin, ENRICH_GROUP, processes)
+                         and group_settled(admin, STORE_GROUP, 1), 240,
                          "enrich and store groups settled", check=check, interval_s=0.5)
         cpu_before = {d.name: cpu_seconds(d.pid) for d in daemons}
         broker_pid = broker.pid()

@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from kafka import KafkaConsumer
-from kafka.structs import TopicPartition
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
 
 from newswatch.kafka_clients import make_producer
 from newswatch.kafka_local import LocalKafka
@@ -98,6 +98,19 @@ def local_broker(heap: str = "512m", timeout_s: float = 120,
         yield broker, broker.start(timeout_s=timeout_s)
 
 
+def group_settled(admin: KafkaAdminClient, group: str, members: int) -> bool:
+    """``group`` is Stable with exactly ``members`` members, each assigned partitions: input
+    published now is not replayed by a rebalance mid-run."""
+    try:
+        described = admin.describe_groups([group])[group]
+    except KafkaError:  # no group coordinator yet on a fresh broker: not ready
+        return False
+    return (described.get("group_state") == "Stable"
+            and len(described.get("members", [])) == members
+            and all(m.get("member_assignment", {}).get("assigned_partitions")
+                    for m in described["members"]))
+
+
 def daemon_env(bootstrap: str, prefix: str, state_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of a daemon: this run's broker, topics and state folder only;
     ``extra`` adds ``NEWSWATCH_<NAME>`` settings (``database_url=...``)."""
@@ -124,18 +137,6 @@ def publish_articles(settings: Settings, topic: str, articles: Sequence[Article]
         producer.flush(timeout=120)
     finally:
         producer.close()
-
-
-def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
-    """The end offset of each partition of ``topic``."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p)
-                      for p in consumer.partitions_for_topic(topic) or ()]
-        offsets: dict[TopicPartition, int] = consumer.end_offsets(partitions)
-        return offsets
-    finally:
-        consumer.close()
 
 
 @contextlib.contextmanager

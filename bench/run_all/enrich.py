@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from bench.harness import end_offsets, progress, publish_articles
+from bench.harness import progress, publish_articles
 from bench.run_all.section import Figures, Row, Run, Section, met, number
 from consumers.enrich.daemon import serve as serve_enrich
 from consumers.enrich.enrich import Enricher, article_document
@@ -21,6 +21,7 @@ from newswatch.daemon import StopFlag
 from newswatch.kafka_admin import ensure_topics
 from newswatch.settings import Settings
 from schemas.messages import Article, EnrichedArticle
+from tests.producer_fixtures import topic_size
 from tests.support.waits import wait_for
 
 RATIO_TARGET = 0.85
@@ -85,7 +86,7 @@ def consumer_path_round(bootstrap: str, enricher: Enricher, articles: Sequence[A
     if errors:
         raise errors[0]
     assert clocked.began is not None
-    produced = sum(end_offsets(bootstrap, names.enriched).values())
+    produced = topic_size(bootstrap, names.enriched)
     if produced != len(articles):
         raise RuntimeError(f"the consumer path produced {produced} of {len(articles)}")
     return ended[1] - clocked.began[1], ended[0] - clocked.began[0]

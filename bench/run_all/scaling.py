@@ -16,6 +16,7 @@ from kafka.structs import TopicPartition
 from bench.harness import (
     cpu_seconds,
     daemon_env,
+    group_settled,
     peak_rss_mb,
     progress,
     publish_articles,
@@ -30,16 +31,6 @@ from tests.support.daemons import DaemonProcess, stop_all
 from tests.support.waits import wait_for
 
 SPEEDUP_TARGET = 1.7
-
-
-def _group_ready(admin: KafkaAdminClient, members: int) -> bool:
-    try:
-        group = admin.describe_groups([ENRICH_GROUP])[ENRICH_GROUP]
-    except KafkaError:  # no group coordinator yet on a fresh broker: not ready
-        return False
-    return (group.get("group_state") == "Stable" and len(group.get("members", [])) == members
-            and all(m.get("member_assignment", {}).get("assigned_partitions")
-                    for m in group["members"]))
 
 
 def _committed(admin: KafkaAdminClient, topic: str) -> int:
@@ -98,7 +89,8 @@ def scaling_run(run: Run, processes: int, prefix: str) -> Figures:
                                         "enrich"))
         # Input only once the group is settled with every member, so no rebalance
         # replays records mid-run; a warm-up batch per process loads what loads lazily.
-        wait_for(lambda: _group_ready(admin, processes), 180, "enrich group settled", check=check)
+        wait_for(lambda: group_settled(admin, ENRICH_GROUP, processes), 180,
+                 "enrich group settled", check=check)
         warm = _copies(run.corpus[: 64 * processes], 1, "warm")
         publish_articles(settings, names.articles, warm)
         wait_for(lambda: _committed(admin, names.articles) >= len(warm), 120,
