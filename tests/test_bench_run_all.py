@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bench.run_all import table
-from bench.run_all.runner import README, measure_sections
+from bench.run_all.runner import README, measure_sections, merged
 from bench.run_all.section import Run
 from bench.run_all.sections import NAMES, SECTIONS
 from bench.run_all.sizes import TINY
@@ -122,3 +122,22 @@ def test_each_section_module_documents_what_it_measures(module: str) -> None:
 
     doc = importlib.import_module(module).__doc__ or ""
     assert doc.startswith("Section "), module
+
+
+def test_a_run_in_parts_keeps_every_part_and_says_so() -> None:
+    results = committed()
+    first = {k: v for k, v in results.items() if k not in ("store", "end_to_end")}
+    second = {k: v for k, v in results.items() if k in ("machine", "mode", "store")}
+    second.update(started_at="2026-12-02 10:00 UTC", total_s=40.0, uptime_start="up",
+                  uptime_end="up", load_average_start=[3.0], load_average_end=[3.5],
+                  load_average_by_section={"store": 3.1})
+    whole = merged(first, second)
+    assert whole["store"] == results["store"]
+    assert whole["producer"] == results["producer"]
+    assert "end_to_end" not in whole
+    assert whole["load_average_by_section"]["store"] == 3.1
+    assert whole["load_average_by_section"]["producer"] == \
+        results["load_average_by_section"]["producer"]
+    assert [part["sections"] for part in whole["parts"]] == [
+        ["producer", "enrich", "enrich_scaling"], ["store"]]
+    assert "(2 parts, each under the benchmark lock)" in table.describe_machine(whole)

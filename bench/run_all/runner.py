@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -48,6 +49,27 @@ def measure_sections(run: Run, results: dict[str, Any],
             progress(f"  {section.name} FAILED: {type(exc).__name__}: {exc}")
 
 
+def merged(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """``later``'s sections over ``earlier``'s: a run in parts. The machine line then
+    tells the parts' start times, loads and seconds together."""
+    out = {**earlier, **{k: v for k, v in later.items() if k not in ("load_average_by_section",
+                                                                      "parts")}}
+    out["load_average_by_section"] = {**earlier.get("load_average_by_section", {}),
+                                      **later.get("load_average_by_section", {})}
+    out["load_average_start"] = earlier["load_average_start"]
+    out["uptime_start"] = earlier.get("uptime_start", later["uptime_start"])
+    out["started_at"] = earlier["started_at"]
+    out["total_s"] = round(earlier.get("total_s", 0) + later["total_s"], 1)
+    out["parts"] = [*earlier.get("parts", [_part(earlier)]), _part(later)]
+    return out
+
+
+def _part(results: dict[str, Any]) -> dict[str, Any]:
+    return {"started_at": results["started_at"], "total_s": results.get("total_s"),
+            "sections": [name for name in NAMES if name in results],
+            "uptime_start": results.get("uptime_start"), "uptime_end": results.get("uptime_end")}
+
+
 def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -63,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
                              "the least the settings allow)")
     parser.add_argument("--only", default=None, metavar="SECTIONS",
                         help=f"comma-separated subset of {','.join(NAMES)}")
+    parser.add_argument("--update", action="store_true",
+                        help="with --only: keep the other sections' figures of the --json file "
+                             "(a run in parts, each under the benchmark lock)")
     parser.add_argument("--write-readme", action="store_true",
                         help="also replace the README's benchmark table with this run's")
     return parser
@@ -97,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     results["uptime_end"] = uptime()
     results["total_s"] = round(time.monotonic() - began, 1)
+    if args.update and args.json.exists():
+        results = merged(json.loads(args.json.read_text()), results)
     print(table.report(results))
     # The bench's own processes add up to ~2 to the load average (two enrich daemons);
     # more than that, or load before it began, was someone else's.

@@ -50,7 +50,9 @@ def describe_machine(results: dict[str, Any]) -> str:
             f"Load average (1 min, this benchmark's own processes included) "
             f"{start[0]:.2f} at the start, "
             f"{number(end[0], 2)} at the end ({sections}); run {results['mode']} on "
-            f"{results['started_at']} in {results.get('total_s', 0):.0f}s.")
+            f"{results['started_at']} in {results.get('total_s', 0):.0f}s"
+            + (f" ({len(results['parts'])} parts, each under the benchmark lock)"
+               if results.get("parts") else "") + ".")
 
 
 def report(results: dict[str, Any]) -> str:
