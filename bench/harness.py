@@ -25,8 +25,8 @@ from newswatch.kafka_clients import make_producer
 from newswatch.kafka_local import LocalKafka
 from newswatch.settings import Settings
 from schemas.messages import Article
+from tests.support.broker import running_broker
 from tests.support.daemons import REPO, DaemonProcess
-from tests.support.ports import free_port
 from tests.support.postgres import POSTGRES_ENV, fresh_schema
 
 
@@ -92,10 +92,8 @@ def local_broker(heap: str = "512m", timeout_s: float = 120,
     with contextlib.ExitStack() as stack:
         if scratch is None:
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
-        broker = LocalKafka(state_dir=scratch / "kafka", port=free_port(),
-                            controller_port=free_port(), heap=heap)
-        stack.callback(broker.stop)
-        yield broker, broker.start(timeout_s=timeout_s)
+        broker = stack.enter_context(running_broker(scratch / "kafka", heap, timeout_s))
+        yield broker, broker.bootstrap
 
 
 def group_settled(admin: KafkaAdminClient, group: str, members: int) -> bool:

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 from newswatch.db import make_engine
 from newswatch.kafka_local import LocalKafka
 from tests.producer_fixtures import TopicWatch
+from tests.support.broker import running_broker
 from tests.support.feed_server import FeedServer
-from tests.support.ports import free_port
 from tests.support.postgres import POSTGRES_ENV, fresh_schema
 from tests.support.smtp import SmtpServer
 from tests.support.webhook import WebhookReceiver
@@ -35,7 +35,7 @@ from tests.support.webhook import WebhookReceiver
 # integration test: `pytest_collection_modifyitems` marks it, so none is forgotten, and
 # ``-m "not integration"`` runs the unit tests alone.
 SERVICE_FIXTURES = frozenset({
-    "kafka_bootstrap", "disposable_postgres", "pg_engine", "pg_schema_url",
+    "kafka_bootstrap", "own_broker", "disposable_postgres", "pg_engine", "pg_schema_url",
     "feed_server", "receiver", "webhook", "smtp_server",
     "console", "sqlite_console",
 })
@@ -61,17 +61,16 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if existing:
         yield existing
         return
-    broker = LocalKafka(
-        state_dir=tmp_path_factory.mktemp("kafka"),
-        port=free_port(),
-        controller_port=free_port(),
-        heap="384m",
-    )
-    bootstrap = broker.start(timeout_s=120)
-    try:
-        yield bootstrap
-    finally:
-        broker.stop()
+    with running_broker(tmp_path_factory.mktemp("kafka")) as broker:
+        yield broker.bootstrap
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
+    """A broker of this test's own, which it may stop and start: the session broker that
+    other tests use stays untouched."""
+    with running_broker(tmp_path / "kafka") as broker:
+        yield broker
 
 
 @pytest.fixture
