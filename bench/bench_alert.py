@@ -24,11 +24,11 @@
 ``--postgres`` runs on the PostgreSQL of ``scripts/postgres.sh`` (a schema per database,
 dropped at the end) instead of SQLite files.
 
-    .venv/bin/python bench/bench_alert.py                      # SQLite
-    .venv/bin/python bench/bench_alert.py --database-url postgresql+psycopg://...
-    .venv/bin/python bench/bench_alert.py --skip-latency --skip-throughput \
+    .venv/bin/python -m bench.bench_alert                      # SQLite
+    .venv/bin/python -m bench.bench_alert --database-url postgresql+psycopg://...
+    .venv/bin/python -m bench.bench_alert --skip-latency --skip-throughput \
         --scale 100,1000,10000 [--stored 1000000] [--postgres]
-    .venv/bin/python bench/bench_alert.py --skip-throughput --latency-extra-rules 10000 \
+    .venv/bin/python -m bench.bench_alert --skip-throughput --latency-extra-rules 10000 \
         --seconds 30 [--postgres]
 """
 
@@ -38,9 +38,7 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,23 +47,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine, delete, select
+
+from bench.harness import postgres_database, uptime
+from consumers.alert import evaluate as evaluate_module
+from consumers.alert import outbox as outbox_module
+from consumers.alert.compile import CompiledRules, compile_rules
+from consumers.alert.outbox import run_tick, skip_history
+from consumers.alert.rule_index import index_of
+from consumers.alert.rules import parse_rules
+from consumers.alert.windows import windows_for
+from newswatch import migrate
+from newswatch.db import make_engine
+from schemas import tables
+from schemas.ids import article_id
+from tests.support.daemons import DaemonProcess
+from tests.support.waits import wait_for
+from tests.support.webhook import WebhookReceiver
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # for tests.support, the harness the tests use too
-
-from sqlalchemy import Engine, delete, select  # noqa: E402
-
-from consumers.alert import evaluate as evaluate_module  # noqa: E402
-from consumers.alert import outbox as outbox_module  # noqa: E402
-from consumers.alert.compile import CompiledRules, compile_rules  # noqa: E402
-from consumers.alert.outbox import run_tick, skip_history  # noqa: E402
-from consumers.alert.rule_index import index_of  # noqa: E402
-from consumers.alert.rules import parse_rules  # noqa: E402
-from consumers.alert.windows import windows_for  # noqa: E402
-from newswatch import migrate  # noqa: E402
-from newswatch.db import make_engine  # noqa: E402
-from schemas import tables  # noqa: E402
-from schemas.ids import article_id  # noqa: E402
-from tests.support.webhook import WebhookReceiver  # noqa: E402
 
 TOPICS = ("is_threat", "drug_trafficking", "recognition")
 EVIDENCE = [{"phrase": "Islamic State fighters", "start": 0, "end": 22, "rule": "x",
@@ -113,21 +113,21 @@ def latency(url: str, folder: Path, rate: float, seconds: float, poll: float | N
            "NEWSWATCH_LOG_FORMAT": "json", "NEWSWATCH_LOG_LEVEL": "WARNING"}
     if poll is not None:
         env["NEWSWATCH_ALERT_POLL_INTERVAL_S"] = str(poll)
-    log = (folder / "alert-daemon.log").open("ab")
-    daemon = subprocess.Popen([sys.executable, "-m", "newswatch.cli", "alert", "--rules",
-                               str(rules), "--skip-history"], env=env, stdout=log, stderr=log)
+    daemon = DaemonProcess("alert", ("alert", "--rules", str(rules), "--skip-history"), env,
+                           folder / "alert-daemon.log").start()
     committed: dict[str, float] = {}
     try:
         # A probe every 2 s until one's alert arrives: one stored before the daemon
         # skipped the history it found at start-up is never alerted.
         began, probes = time.monotonic(), list[str]()
-        while not set(probes) & receiver.article_arrivals().keys():
-            if daemon.poll() is not None or time.monotonic() - began > 240:
-                raise RuntimeError("the alert daemon did not get ready (see its log)")
+
+        def probe_alerted() -> bool:
             if time.monotonic() - began >= 2 * len(probes):
                 probes.append(insert(engine, -1 - len(probes), TOPICS[0], datetime.now(UTC)))
-            time.sleep(0.05)
-        ready_s = time.monotonic() - began
+            return bool(set(probes) & receiver.article_arrivals().keys())
+
+        ready_s = wait_for(probe_alerted, 240, "the alert daemon's first probe alert",
+                           check=daemon.check, interval_s=0.05)
         start = time.monotonic()
         total = int(rate * seconds)
         for n in range(total):
@@ -138,13 +138,11 @@ def latency(url: str, folder: Path, rate: float, seconds: float, poll: float | N
             aid = insert(engine, n, TOPICS[n % 3], datetime.now(UTC))
             committed[aid] = time.time()
         achieved = total / (time.monotonic() - start)
-        deadline = time.monotonic() + 60
-        while (committed.keys() - receiver.article_arrivals().keys()
-               and time.monotonic() < deadline):
-            time.sleep(0.1)
+        with contextlib.suppress(TimeoutError):  # what is missing then is reported
+            wait_for(lambda: not committed.keys() - receiver.article_arrivals().keys(), 60,
+                     "every hit's alert", interval_s=0.1)
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(30)
+        daemon.stop(30)
         receiver.close()
         engine.dispose()
     problems = [line for line in (folder / "alert-daemon.log").read_text().splitlines()
@@ -407,22 +405,12 @@ def scale(url_for: Any, counts: list[int], profiles: list[str], batch: int, roun
     return rows
 
 
-def uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True,
-                          check=False).stdout.strip()
-
-
-POSTGRES_SCHEMAS: list[tuple[str, str]] = []  # (admin url, schema) to drop at the end
+SCHEMAS = contextlib.ExitStack()  # the PostgreSQL schemas of this run, dropped at the end
 
 
 def prepare(url: str | None, folder: Path, name: str, postgres: bool = False) -> str:
     if postgres:
-        from bench_store import postgres_url  # the store bench's schema-per-run helper
-        made = postgres_url()
-        if made is None:
-            raise SystemExit("--postgres: run eval \"$(scripts/postgres.sh start)\" first")
-        url, base, schema = made
-        POSTGRES_SCHEMAS.append((base, schema))
+        url = SCHEMAS.enter_context(postgres_database())
     elif url is None:
         url = f"sqlite:///{folder / f'{name}.db'}"
     engine = make_engine(url)
@@ -491,9 +479,7 @@ def main() -> int:
     try:
         return run(args)
     finally:
-        from bench_store import drop_schema
-        for base, schema in POSTGRES_SCHEMAS:
-            drop_schema(base, schema)
+        SCHEMAS.close()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,8 +13,8 @@ new article:
 
 It also counts each daemon's log lines (and those at ERROR) from the stop to its
 recovery. Target: <= 10 s each, "a few" lines. Prints a table with ``uptime`` beside it;
-run it under the shared lock: ``flock /work/wt/bench.lock .venv/bin/python
-bench/bench_broker_restart.py``.
+run it under the shared lock: ``flock /work/wt/bench.lock .venv/bin/python -m
+bench.bench_broker_restart``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,44 +29,24 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from kafka import KafkaConsumer, KafkaProducer
-from kafka.structs import TopicPartition
+from kafka import KafkaProducer
 from sqlalchemy import func, select
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # for tests.factories, the shared message builders
-
-from newswatch.db import make_engine  # noqa: E402
-from newswatch.kafka_admin import ensure_topics  # noqa: E402
-from newswatch.kafka_local import LocalKafka  # noqa: E402
-from newswatch.migrate import upgrade  # noqa: E402
-from newswatch.settings import Settings  # noqa: E402
-from schemas import tables  # noqa: E402
-from tests.factories import make_article  # noqa: E402
+from bench.harness import uptime
+from newswatch.db import make_engine
+from newswatch.kafka_admin import ensure_topics
+from newswatch.kafka_local import LocalKafka
+from newswatch.migrate import upgrade
+from newswatch.settings import Settings
+from schemas import tables
+from tests.factories import make_article
+from tests.producer_fixtures import TopicWatch
+from tests.support.daemons import DaemonProcess, stop_all
+from tests.support.ports import free_port
+from tests.support.waits import wait_for
 
 TARGET_S = 10.0
 DAEMONS = {"enrich": ["enrich"], "store": ["store"], "stories": ["stories", "run"]}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True, check=False
-                          ).stdout.strip()
-
-
-def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
-    """Poll ``condition`` every 50 ms; the time it became true (monotonic)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return time.monotonic()
-        time.sleep(0.05)
-    raise SystemExit(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
 def _publish(bootstrap: str, topic: str, count: int, text: str) -> None:
@@ -82,22 +60,12 @@ def _publish(bootstrap: str, topic: str, count: int, text: str) -> None:
     producer.close()
 
 
-class EndOffsets:
-    """Messages on a topic so far, asked cheaply (a fresh client after the restart)."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-        partitions = self._consumer.partitions_for_topic(topic) or set()
-        self._tps = [TopicPartition(topic, p) for p in partitions]
-
-    def size(self) -> int:
-        try:
-            return sum(self._consumer.end_offsets(self._tps).values())
-        except Exception:  # the broker is still coming back: not yet
-            return -1
-
-    def close(self) -> None:
-        self._consumer.close()
+def _size(watch: TopicWatch) -> int:
+    """Messages on the watched topic so far; -1 while the broker is still coming back."""
+    try:
+        return watch.size()
+    except Exception:  # the broker is still coming back: not yet
+        return -1
 
 
 def _count(engine: object, table: object) -> int:
@@ -126,8 +94,8 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="newswatch-restart-"))
-    broker = LocalKafka(state_dir=work / "kafka", port=_free_port(),
-                        controller_port=_free_port(), heap="384m")
+    broker = LocalKafka(state_dir=work / "kafka", port=free_port(),
+                        controller_port=free_port(), heap="384m")
     bootstrap = broker.start(timeout_s=180)
     db_url = f"sqlite:///{work / 'newswatch.db'}"
     engine = make_engine(db_url)
@@ -141,18 +109,26 @@ def main() -> int:
                 "NEWSWATCH_KAFKA_TOPIC_PREFIX": prefix, "NEWSWATCH_LOG_FORMAT": "json",
                 "NEWSWATCH_STATE_DIR": str(work / "state")})
     logs = {name: work / f"{name}.log" for name in DAEMONS}
-    processes = {name: subprocess.Popen(
-        [sys.executable, "-m", "newswatch.cli", *command], env=env, cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=logs[name].open("wb"))
-        for name, command in DAEMONS.items()}
+    processes = [DaemonProcess(name, command, env, logs[name]).start()
+                 for name, command in DAEMONS.items()]
+
+    def check() -> None:
+        for process in processes:
+            process.check()
+
+    def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
+        """The moment (monotonic) ``condition`` held, polled every 50 ms."""
+        began = time.monotonic()
+        return began + wait_for(condition, timeout_s, what, interval_s=0.05, check=check)
+
     text = "Officials of the Taliban met diplomats in Kabul to discuss recognition. "
     try:
         _publish(bootstrap, names.articles, args.articles, text)
         _wait(lambda: _count(engine, tables.articles) >= args.articles
               and _count(engine, tables.story_articles) >= args.articles, 300,
               "the first articles stored and placed")
-        enriched = EndOffsets(bootstrap, names.enriched)
-        before = {"enrich": enriched.size(), "store": _count(engine, tables.articles),
+        enriched = TopicWatch(bootstrap, names.enriched)
+        before = {"enrich": _size(enriched), "store": _count(engine, tables.articles),
                   "stories": _count(engine, tables.story_articles)}
         enriched.close()
         offsets = {name: path.stat().st_size for name, path in logs.items()}
@@ -161,9 +137,9 @@ def main() -> int:
         broker.start(timeout_s=180)
         answering = time.monotonic()
         _publish(bootstrap, names.articles, args.articles, text)
-        enriched = EndOffsets(bootstrap, names.enriched)
+        enriched = TopicWatch(bootstrap, names.enriched)
         probes: dict[str, Callable[[], bool]] = {
-            "enrich": lambda: enriched.size() > before["enrich"],
+            "enrich": lambda: _size(enriched) > before["enrich"],
             "store": lambda: _count(engine, tables.articles) > before["store"],
             "stories": lambda: _count(engine, tables.story_articles) > before["stories"],
         }
@@ -172,7 +148,7 @@ def main() -> int:
             recovered[name] = _wait(probe, 300, f"{name} after the restart") - answering
         enriched.close()
         time.sleep(2)  # lines a daemon writes just after recovering count too
-        uptime = _uptime()
+        load = uptime()
         print(f"Broker stopped {args.outage:.0f} s; times from the broker answering again "
               f"to each daemon's first new article ({args.articles} articles published "
               "then)\n")
@@ -184,17 +160,10 @@ def main() -> int:
             mark = "ok" if recovered[name] <= TARGET_S else "MISSED"
             worst = max(worst, recovered[name])
             print(f"| {name} | {recovered[name]:.1f} s | <= {TARGET_S:.0f} s {mark} | "
-                  f"{lines} ({errors}) | {uptime} |")
+                  f"{lines} ({errors}) | {load} |")
         return 0 if worst <= TARGET_S else 1
     finally:
-        for process in processes.values():
-            process.terminate()
-        for process in processes.values():
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_all(processes)
         engine.dispose()
         broker.stop()
 

@@ -1,6 +1,6 @@
 """Benchmark: raw spaCy ``nlp.pipe`` against the full enrichment stage, same documents.
 
-    .venv/bin/python bench/bench_enrich.py [--repeat 10] [--model NAME] [--batch-size 64]
+    .venv/bin/python -m bench.bench_enrich [--repeat 10] [--model NAME] [--batch-size 64]
 
 Documents: the English labelled sets (tests/data/labelled/articles.jsonl, extra.jsonl)
 and the English items of the demo feeds (newswatch/demo/feeds), repeated ``--repeat``
@@ -32,29 +32,27 @@ import html
 import json
 import re
 import resource
-import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import feedparser
+from spacy.language import Language
 
-import feedparser  # noqa: E402
-from spacy.language import Language  # noqa: E402
-
-from consumers.enrich.enrich import (  # noqa: E402
+from consumers.enrich.enrich import (
     Enricher,
     _candidate_features,
     article_document,
 )
-from consumers.enrich.nlp import DEFAULT_MODEL, load_pipeline  # noqa: E402
-from consumers.enrich.relevance import load_model  # noqa: E402
-from consumers.enrich.topics import DEFAULT_TOPICS_PATH  # noqa: E402
-from schemas.messages import Article  # noqa: E402
-from schemas.topics_file import load_topics  # noqa: E402
+from consumers.enrich.nlp import DEFAULT_MODEL, load_pipeline
+from consumers.enrich.relevance import load_model
+from consumers.enrich.topics import DEFAULT_TOPICS_PATH
+from schemas.messages import Article
+from schemas.topics_file import load_topics
+
+ROOT = Path(__file__).resolve().parent.parent
 
 ENGLISH_FEEDS = (
     "guardian-us-edition", "nytimes-homepage", "talkingpointsmemo-us-politics",

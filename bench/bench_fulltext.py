@@ -1,7 +1,7 @@
 """Full-text end-to-end benchmark: the real workload through all four daemons and Kafka,
 beside raw spaCy on the same texts, in the same run.
 
-    .venv/bin/python bench/bench_fulltext.py [--articles 600] [--feeds 15]
+    .venv/bin/python -m bench.bench_fulltext [--articles 600] [--feeds 15]
         [--processes 1,2] [--copies 0.3] [--kernel auto|blis|numpy] [--json FILE]
 
 Articles: ``--articles`` full texts of 560-700 words built from the project's real texts
@@ -36,58 +36,56 @@ import json
 import multiprocessing
 import os
 import resource
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from kafka import KafkaAdminClient
+from sqlalchemy import func, select
+
+from bench.fulltext_corpus import fulltext_articles
+from bench.harness import (
+    cpu_seconds,
+    daemon_env,
+    group_settled,
+    local_broker,
+    peak_rss_mb,
+    progress,
+    start_daemon,
+    uptime,
+)
+from bench.run_all.end_to_end import rules_yaml
+from bench.run_all.machine import machine
+from consumers.enrich.daemon import GROUP_ID as ENRICH_GROUP
+from consumers.enrich.enrich import document_text
+from consumers.store.daemon import DEFAULT_GROUP as STORE_GROUP
+from newswatch.db import make_engine
+from newswatch.kafka_admin import ensure_topics
+from newswatch.kafka_local import LocalKafka
+from newswatch.logs import setup_logging
+from newswatch.migrate import upgrade
+from newswatch.settings import Settings
+from schemas import tables
+from schemas.ids import article_id, canonical_url
+from tests.support.daemons import DaemonProcess, stop_all
+from tests.support.feed_server import FeedServer, Reply, Route
+from tests.support.ports import free_port
+from tests.support.waits import wait_for
+from tests.support.webhook import WebhookReceiver
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-import run_all  # noqa: E402
-from fulltext_corpus import fulltext_articles  # noqa: E402
-from kafka import KafkaAdminClient  # noqa: E402
-from kafka.errors import KafkaError  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
-
-from consumers.enrich.daemon import GROUP_ID as ENRICH_GROUP  # noqa: E402
-from consumers.enrich.enrich import document_text  # noqa: E402
-from consumers.store.daemon import DEFAULT_GROUP as STORE_GROUP  # noqa: E402
-from newswatch.db import make_engine  # noqa: E402
-from newswatch.kafka_admin import ensure_topics  # noqa: E402
-from newswatch.kafka_local import LocalKafka  # noqa: E402
-from newswatch.logs import setup_logging  # noqa: E402
-from newswatch.migrate import upgrade  # noqa: E402
-from newswatch.settings import Settings  # noqa: E402
-from schemas import tables  # noqa: E402
-from schemas.ids import article_id, canonical_url  # noqa: E402
-from tests.support.daemons import DaemonProcess, stop_all  # noqa: E402
-from tests.support.ports import free_port  # noqa: E402
-from tests.support.waits import wait_for  # noqa: E402
-from tests.support.webhook import WebhookReceiver  # noqa: E402
 
 DEFAULT_JSON = ROOT / "bench" / "results_fulltext.json"
 TARGET_RATE = 40.0  # articles/s end to end on 2 cores (issue 17)
 TARGET_RATIO = 0.85  # of raw NER in 2 processes, same kernel
-
-
-def uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
-
-
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # --- raw spaCy in N processes ------------------------------------------------------------
@@ -164,30 +162,17 @@ class StaticFeeds:
              f"<title>Full-text wire {number}</title><link>https://bench.example.org/</link>"
              + "".join(items) + "</channel></rss>").encode()
             for number, items in enumerate(bodies)]
-        owner = self
+        self.server = FeedServer()
+        for number, document in enumerate(self.documents):
+            self.server.add(f"/feed/{number}", self._route(document))
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def _route(self, body: bytes) -> Route:
+        def route(_headers: dict[str, str]) -> Reply:
+            if self.first_request is None:
+                self.first_request = time.time()
+            return Reply(200, body, {"Content-Type": "application/rss+xml; charset=utf-8"})
 
-            def do_GET(self) -> None:
-                if owner.first_request is None:
-                    owner.first_request = time.time()
-                try:
-                    body = owner.documents[int(self.path.rsplit("/", 1)[1])]
-                except (ValueError, IndexError):
-                    body = b""
-                self.send_response(200 if body else 404)
-                self.send_header("Content-Type", "application/rss+xml; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return route
 
     def link(self, n: int) -> str:
         return f"https://bench.example.org/{self.token}/full/{n}.html"
@@ -196,23 +181,13 @@ class StaticFeeds:
         return article_id(canonical_url(self.link(n)))
 
     def url(self, number: int) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/feed/{number}"
+        return self.server.url(f"/feed/{number}")
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 # --- the pipeline ------------------------------------------------------------------------
-
-
-def _group_stable(admin: KafkaAdminClient, group: str, members: int) -> bool:
-    try:
-        described = admin.describe_groups([group])[group]
-    except KafkaError:  # no coordinator yet on a fresh broker: not ready
-        return False
-    return (described.get("group_state") == "Stable"
-            and len(described.get("members", [])) == members)
 
 
 def _kernels(daemon: DaemonProcess) -> list[str]:
@@ -268,8 +243,8 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
         (folder / "feeds.yaml").write_text("feeds:\n" + "".join(
             f"  - {{id: full-{n}, name: Full-text wire {n}, url: '{server.url(n)}'}}\n"
             for n in range(feeds)))
-        (folder / "rules.yaml").write_text(run_all.rules_yaml(receiver.url))
-        env = run_all.daemon_env(bootstrap, prefix, folder, database_url=database_url,
+        (folder / "rules.yaml").write_text(rules_yaml(receiver.url))
+        env = daemon_env(bootstrap, prefix, folder, database_url=database_url,
                                  feeds_file=str(folder / "feeds.yaml"),
                                  rules_file=str(folder / "rules.yaml"),
                                  producer_default_interval_s="3600", enrich_kernel=kernel,
@@ -279,19 +254,19 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
         cleanup.callback(admin.close)
         cleanup.callback(stop_all, daemons)
         for stage in ("store", "alert"):
-            daemons.append(run_all.start_daemon(stage, stage, env, folder / "logs"))
+            daemons.append(start_daemon(stage, env, folder / "logs", stage))
         metrics_ports = {}
         for n in range(processes):
             metrics_ports[f"enrich-{n}"] = port = free_port()
-            daemons.append(run_all.start_daemon(f"enrich-{n}", "enrich", {
-                **enrich_env, "NEWSWATCH_METRICS_PORT": str(port)}, folder / "logs"))
-        wait_for(lambda: _group_stable(admin, ENRICH_GROUP, processes)
-                         and _group_stable(admin, STORE_GROUP, 1), 240,
+            daemons.append(start_daemon(f"enrich-{n}", {
+                **enrich_env, "NEWSWATCH_METRICS_PORT": str(port)}, folder / "logs", "enrich"))
+        wait_for(lambda: group_settled(admin, ENRICH_GROUP, processes)
+                         and group_settled(admin, STORE_GROUP, 1), 240,
                          "enrich and store groups settled", check=check, interval_s=0.5)
-        cpu_before = {d.name: run_all.cpu_seconds(d.pid) for d in daemons}
+        cpu_before = {d.name: cpu_seconds(d.pid) for d in daemons}
         broker_pid = broker.pid()
-        broker_before = run_all.cpu_seconds(broker_pid) if broker_pid else 0.0
-        daemons.append(run_all.start_daemon("producer", "producer", env, folder / "logs"))
+        broker_before = cpu_seconds(broker_pid) if broker_pid else 0.0
+        daemons.append(start_daemon("producer", env, folder / "logs", "producer"))
         cpu_before["producer"] = 0.0
         progress(f"  pipeline with {processes} enrich process(es) up; producer started")
 
@@ -317,12 +292,12 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
         with contextlib.suppress(TimeoutError):  # what is missing is reported
             wait_for(lambda: arrived() == len(alerted), 120, "every alert", check=check,
                      interval_s=0.5)
-        cpu = {d.name: round(run_all.cpu_seconds(d.pid) - cpu_before[d.name], 2)
+        cpu = {d.name: round(cpu_seconds(d.pid) - cpu_before[d.name], 2)
                for d in daemons}
-        broker_cpu = run_all.cpu_seconds(broker_pid) - broker_before if broker_pid else 0.0
-        memory = {d.name: run_all.peak_rss_mb(d.pid) for d in daemons}
+        broker_cpu = cpu_seconds(broker_pid) - broker_before if broker_pid else 0.0
+        memory = {d.name: peak_rss_mb(d.pid) for d in daemons}
         if broker_pid is not None:
-            memory["kafka broker (JVM)"] = run_all.peak_rss_mb(broker_pid)
+            memory["kafka broker (JVM)"] = peak_rss_mb(broker_pid)
         kernels = {d.name: _kernels(d) for d in daemons if d.name.startswith("enrich")}
         reused = {name: _metric(port, "newswatch_analyses_reused_total")
                   for name, port in metrics_ports.items()}
@@ -451,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     texts = [document_text(title, content=text).text for title, text in articles]
     results: dict[str, Any] = {
         "started_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": run_all.machine(), "uptime_start": uptime(),
+        "machine": machine(), "uptime_start": uptime(),
         "articles": len(articles), "words": sum(len(t.split()) for t in texts),
         "distinct": len(set(texts)), "copies": args.copies, "feeds": args.feeds,
         "kernel": args.kernel, "processes": counts, "raw": {}, "pipeline": {},
@@ -463,10 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         broker = None
         bootstrap = ""
         if not args.skip_pipeline:
-            broker = LocalKafka(state_dir=scratch / "kafka", port=free_port(),
-                                controller_port=free_port(), heap="512m")
-            stack.callback(broker.stop)
-            bootstrap = broker.start(timeout_s=120)
+            broker, bootstrap = stack.enter_context(local_broker(scratch=scratch))
         for processes in counts:
             if not args.skip_raw:
                 progress(f"raw spaCy, {processes} process(es)")

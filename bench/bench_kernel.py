@@ -1,7 +1,7 @@
 """Benchmark: the matrix kernel under NER: BLIS as selected, BLIS's generic fallback, and
 numpy's OpenBLAS, on NER's own product shapes and on raw NER, in one process.
 
-    .venv/bin/python bench/bench_kernel.py [--repeat 2] [--rounds 3]
+    .venv/bin/python -m bench.bench_kernel [--repeat 2] [--rounds 3]
 
 cython-blis picks its generic kernel on processors it does not know (AMD EPYC family 25
 in issue 17). This machine may not be one, so the generic kernel is also run here on
@@ -22,26 +22,23 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import blis.cy
+import blis.py
+import numpy
+from thinc.api import NumpyOps, set_current_ops
+from threadpoolctl import threadpool_limits
+
+from bench.harness import uptime
+from consumers.enrich.kernel import OpenBlasOps, best_seconds, blis_arch, numpy_blas
+from consumers.enrich.nlp import load_pipeline
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-import blis.cy  # noqa: E402
-import blis.py  # noqa: E402
-import numpy  # noqa: E402
-from thinc.api import NumpyOps, set_current_ops  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
-
-from consumers.enrich.kernel import OpenBlasOps, blis_arch, numpy_blas  # noqa: E402
-from consumers.enrich.nlp import load_pipeline  # noqa: E402
 
 # (m, k, n) of NER's products in en_core_web_sm, logged from NumpyOps.gemm on a batch of
 # 64 articles: the maxout window encoder and the parser's precomputed features.
@@ -91,19 +88,6 @@ class GenericBlisOps(NumpyOps):  # type: ignore[misc]
     def gemm(self, x: Any, y: Any, *, out: Any = None, trans1: bool = False,
              trans2: bool = False) -> Any:
         return self.kernel.gemm(x, y, out=out, trans1=trans1, trans2=trans2)
-
-
-def uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
-
-
-def best_seconds(run: Callable[[], object], rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        began = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - began)
-    return best
 
 
 def shapes_table() -> None:

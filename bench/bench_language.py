@@ -1,6 +1,6 @@
 """Benchmark: language identification, py3langid alone against CLD2 first, same texts.
 
-    .venv/bin/python bench/bench_language.py [--rounds 3]
+    .venv/bin/python -m bench.bench_language [--rounds 3]
 
 Texts: every labelled item (tests/data/labelled/*.jsonl; ``lang`` where an item has one,
 else English), 625 items in 9 languages, each as its title alone (short) and as title plus
@@ -27,10 +27,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from consumers.enrich.language import LanguageIdentifier, primary_subtag
 
-from consumers.enrich.language import LanguageIdentifier, primary_subtag  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 HINTS = ("en", "de", "fr", "es", "pt", "pl", "ru", "ar", "tr", "it", "nl", "zh")
 

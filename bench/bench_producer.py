@@ -1,6 +1,6 @@
 """Benchmark: the feed producer against a local HTTP server and a real local Kafka broker.
 
-    .venv/bin/python bench/bench_producer.py [--feeds 200] [--items 50] [--polls 10000]
+    .venv/bin/python -m bench.bench_producer [--feeds 200] [--items 50] [--polls 10000]
 
 Starts a Kafka broker (newswatch.kafka_local.LocalKafka) on free ports in a temporary
 folder, and an HTTP server in a child process (so it does not share our GIL, as a real
@@ -21,40 +21,32 @@ The broker and the server are stopped at the end.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from xml.sax.saxutils import escape
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from sqlalchemy import Engine, update
 
-from sqlalchemy import Engine, update  # noqa: E402
-
-from newswatch.daemon import StopFlag  # noqa: E402
-from newswatch.db import make_engine  # noqa: E402
-from newswatch.kafka_admin import ensure_topics  # noqa: E402
-from newswatch.kafka_local import LocalKafka  # noqa: E402
-from newswatch.logs import setup_logging  # noqa: E402
-from newswatch.migrate import upgrade  # noqa: E402
-from newswatch.settings import Settings  # noqa: E402
-from producers.daemon import LoopState, build_context, close_context, one_pass  # noqa: E402
-from producers.entries import normalise  # noqa: E402
-from producers.parse import parse  # noqa: E402
-from producers.refresh import Context  # noqa: E402
-from producers.state import Store  # noqa: E402
-from schemas import tables  # noqa: E402
-from schemas.feeds_file import FeedConfig, FeedsFile  # noqa: E402
-from tests.support.ports import free_port  # noqa: E402
+from bench.harness import local_broker, rss_mb, timed, uptime
+from newswatch.daemon import StopFlag
+from newswatch.db import make_engine
+from newswatch.kafka_admin import ensure_topics
+from newswatch.logs import setup_logging
+from newswatch.migrate import upgrade
+from newswatch.settings import Settings
+from producers.daemon import LoopState, build_context, close_context, one_pass
+from producers.entries import normalise
+from producers.parse import parse
+from producers.refresh import Context
+from producers.state import Store
+from schemas import tables
+from schemas.feeds_file import FeedConfig, FeedsFile
+from tests.support.feed_server import FeedServer, FeedServerProcess
 
 TEASER = ("Officials from ten countries met on Tuesday to discuss security, trade and aid "
           "in the region, a day after the government announced new measures. The talks, "
@@ -78,66 +70,16 @@ def feed_document(n: int, items: int) -> bytes:
     return "\n".join(parts).encode()
 
 
-def serve(port: int, feeds: int, items: int, ready: Any) -> None:
-    """The publisher side, in its own process: 200 with an ETag, 304 when it matches."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler, if it set one
-    documents = {f"/f{n}": feed_document(n, items) for n in range(feeds)}
+def start_server(feeds: int, items: int) -> FeedServerProcess:
+    """The publisher in a child process (it does not share our GIL, as a real one would
+    not): ``/f<n>`` for each feed, 200 with an ETag, 304 when it matches."""
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    def setup(server: FeedServer) -> None:
+        for n in range(feeds):
+            server.feed(f"/f{n}", feed_document(n, items), etag=f'"/f{n}-v1"',
+                        content_type="application/rss+xml; charset=utf-8")
 
-        def do_GET(self) -> None:
-            body = documents.get(self.path)
-            if body is None:
-                self.send_response(404)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            etag = f'"{self.path}-v1"'
-            if self.headers.get("If-None-Match") == etag:
-                self.send_response(304)
-                self.send_header("ETag", etag)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/rss+xml; charset=utf-8")
-            self.send_header("ETag", etag)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    ready.set()
-    server.serve_forever()
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def timed(action: Callable[[], object]) -> float:
-    began = time.perf_counter()
-    action()
-    return time.perf_counter() - began
-
-
-def start_server(feeds: int, items: int) -> tuple[multiprocessing.Process, int]:
-    """The publisher (`serve`) in a child process; returns it and its port once it listens."""
-    http_port = free_port()
-    ready = multiprocessing.Event()
-    server = multiprocessing.Process(target=serve, args=(http_port, feeds, items, ready),
-                                     daemon=True)
-    server.start()
-    ready.wait(10)
-    return server, http_port
+    return FeedServerProcess(setup)
 
 
 def main() -> int:
@@ -148,17 +90,13 @@ def main() -> int:
     args = parser.parse_args()
     setup_logging("text", "WARNING")
 
-    server, http_port = start_server(args.feeds, args.items)
-    with tempfile.TemporaryDirectory(prefix="bench-producer-") as scratch:
-        broker = LocalKafka(state_dir=Path(scratch) / "kafka", port=free_port(),
-                            controller_port=free_port(), heap="512m")
-        try:
-            bootstrap = broker.start(timeout_s=120)
-            return run(args, bootstrap, http_port, Path(scratch))
-        finally:
-            broker.stop()
-            server.terminate()
-            server.join(5)
+    server = start_server(args.feeds, args.items)
+    try:
+        with (tempfile.TemporaryDirectory(prefix="bench-producer-") as scratch,
+              local_broker(scratch=Path(scratch)) as (_, bootstrap)):
+            return run(args, bootstrap, server.base, Path(scratch))
+    finally:
+        server.close()
 
 
 @dataclass
@@ -180,9 +118,9 @@ class Rig:
         self.engine.dispose()
 
 
-def build_rig(bootstrap: str, http_port: int, feeds: int, scratch: Path,
+def build_rig(bootstrap: str, base_url: str, feeds: int, scratch: Path,
               prefix: str = "bench.") -> Rig:
-    """A producer for ``feeds`` feeds of the server at ``http_port``, publishing to
+    """A producer for ``feeds`` feeds of the server at ``base_url``, publishing to
     ``prefix``news.articles (3 partitions)."""
     db_url = f"sqlite:///{scratch / 'bench.db'}"
     engine = make_engine(db_url)
@@ -191,7 +129,7 @@ def build_rig(bootstrap: str, http_port: int, feeds: int, scratch: Path,
                         database_url=db_url, state_dir=scratch)
     ensure_topics(settings, partitions=3)
     config = FeedsFile(feeds=tuple(
-        FeedConfig(id=f"f{n}", url=f"http://127.0.0.1:{http_port}/f{n}")
+        FeedConfig(id=f"f{n}", url=f"{base_url}/f{n}")
         for n in range(feeds)))
     store = Store(engine)
     store.sync_feeds(config.feeds)
@@ -206,14 +144,14 @@ def new_items_pass(rig: Rig) -> tuple[int, float]:
     return published, elapsed
 
 
-def run(args: argparse.Namespace, bootstrap: str, http_port: int, scratch: Path) -> int:
-    rig = build_rig(bootstrap, http_port, args.feeds, scratch)
+def run(args: argparse.Namespace, bootstrap: str, base_url: str, scratch: Path) -> int:
+    rig = build_rig(bootstrap, base_url, args.feeds, scratch)
     ctx, store, loop, settings = rig.ctx, rig.store, rig.loop, rig.settings
     total_items = args.feeds * args.items
     print(f"producer benchmark: {args.feeds} feeds x {args.items} items on one local host, "
           f"compression {ctx.publisher.compression}, "
           f"{settings.producer_concurrency} feeds at once, "
-          f"{settings.producer_per_host_concurrency} requests per host")
+          f"{settings.producer_per_host_concurrency} requests per host; {uptime()}")
     try:
         published, elapsed = new_items_pass(rig)
         assert published == total_items, f"published {published} of {total_items}"
@@ -255,6 +193,7 @@ def run(args: argparse.Namespace, bootstrap: str, http_port: int, scratch: Path)
     elapsed = timed(parse_only)
     count = len(documents) * args.items
     print(f"4. parse + normalise alone: {count / elapsed:,.0f} items/s on one core")
+    print(f"uptime: {uptime()}")
     return 0
 
 

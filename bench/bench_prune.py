@@ -8,8 +8,8 @@ each commit took. First the writer runs alone (``--baseline`` seconds), then bes
 (``--batch-size``, the shipped default unless given). The figure is the writer's longest
 stall while the prune ran, beside the target of 1 s (issue 17, item 6).
 
-    .venv/bin/python bench/bench_prune.py                 # SQLite
-    .venv/bin/python bench/bench_prune.py --postgres      # scripts/postgres.sh's server
+    .venv/bin/python -m bench.bench_prune                 # SQLite
+    .venv/bin/python -m bench.bench_prune --postgres      # scripts/postgres.sh's server
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench_alert import TOPICS, fill, insert, uptime
-from bench_store import drop_schema, postgres_url
 from sqlalchemy import Engine, func, select
 
+from bench.bench_alert import TOPICS, fill, insert
+from bench.harness import postgres_database, uptime
 from consumers.store.prune import DEFAULT_BATCH, prune
 from newswatch import migrate
 from newswatch.db import make_engine
@@ -125,14 +125,8 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-prune-") as scratch:
         if args.postgres:
-            made = postgres_url()
-            if made is None:
-                raise SystemExit('--postgres: run eval "$(scripts/postgres.sh start)" first')
-            url, base, schema = made
-            try:
+            with postgres_database() as url:
                 report = run(url, args.articles, args.batch_size, args.baseline)
-            finally:
-                drop_schema(base, schema)
         else:
             url = f"sqlite:///{Path(scratch) / 'prune.db'}"
             report = run(url, args.articles, args.batch_size, args.baseline)

@@ -8,7 +8,7 @@ reading from offset 0 into a freshly migrated, empty database. The broker is sto
 the end.
 
     eval "$(scripts/postgres.sh start)"     # sets NEWSWATCH_TEST_POSTGRES_URL
-    .venv/bin/python bench/bench_store.py [--articles 20000] [--batch-size 500]
+    .venv/bin/python -m bench.bench_store [--articles 20000] [--batch-size 500]
 
 Figures printed per database:
 - steady: articles / (last commit - first commit), the rate once the group has joined;
@@ -28,26 +28,19 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # for tests.factories, the shared message builders
-
-from consumers.store.daemon import DEFAULT_BATCH, run_store, tune_gc_for_batches  # noqa: E402
-from newswatch.daemon import StopFlag  # noqa: E402
-from newswatch.db import make_engine  # noqa: E402
-from newswatch.kafka_admin import ensure_topics  # noqa: E402
-from newswatch.kafka_clients import make_producer  # noqa: E402
-from newswatch.kafka_local import LocalKafka  # noqa: E402
-from newswatch.migrate import upgrade  # noqa: E402
-from newswatch.settings import Settings, load_settings  # noqa: E402
-from schemas import tables  # noqa: E402
-from tests.factories import realistic_batch  # noqa: E402
-from tests.support.ports import free_port  # noqa: E402
-
-POSTGRES_ENV = "NEWSWATCH_TEST_POSTGRES_URL"
-
+from bench.harness import local_broker, uptime
+from consumers.store.daemon import DEFAULT_BATCH, run_store, tune_gc_for_batches
+from newswatch.daemon import StopFlag
+from newswatch.db import make_engine
+from newswatch.kafka_admin import ensure_topics
+from newswatch.kafka_clients import make_producer
+from newswatch.migrate import upgrade
+from newswatch.settings import Settings, load_settings
+from schemas import tables
+from tests.factories import realistic_batch
+from tests.support.postgres import POSTGRES_ENV, fresh_schema
 
 
 @dataclass
@@ -125,26 +118,6 @@ def run_once(settings: Settings, url: str, name: str, count: int, batch_size: in
     return Figures(name, count, steady, count / (finished - began), links, hits)
 
 
-def postgres_url() -> tuple[str, str, str] | None:
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        return None
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    return url.render_as_string(hide_password=False), base, schema
-
-
-def drop_schema(base: str, schema: str) -> None:
-    admin = make_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=20_000)
@@ -153,43 +126,33 @@ def main() -> int:
     args = parser.parse_args()
     tune_gc_for_batches()  # as `newswatch store` does
 
-    with tempfile.TemporaryDirectory(prefix="bench-store-") as scratch:
-        broker = LocalKafka(state_dir=Path(scratch) / "kafka", port=free_port(),
-                            controller_port=free_port(), heap="512m")
-        began = time.perf_counter()
-        bootstrap = broker.start(timeout_s=120)
-        print(f"Kafka ready at {bootstrap} in {time.perf_counter() - began:.1f}s")
-        try:
-            settings = load_settings(kafka_bootstrap_servers=bootstrap,
-                                     kafka_topic_prefix=f"bench.{uuid.uuid4().hex[:8]}.")
-            ensure_topics(settings, partitions=3)
-            publish(settings, args.articles)
-            results: list[Figures] = []
-            if args.only in (None, "postgresql"):
-                pg = postgres_url()
-                if pg is None:
-                    print(f"PostgreSQL skipped: {POSTGRES_ENV} is not set "
-                          "(eval \"$(scripts/postgres.sh start)\")")
-                else:
-                    url, base, schema = pg
-                    try:
-                        results.append(run_once(settings, url, "postgresql", args.articles,
-                                                args.batch_size))
-                    finally:
-                        drop_schema(base, schema)
-            if args.only in (None, "sqlite"):
-                url = f"sqlite:///{Path(scratch) / 'bench.db'}"
-                results.append(run_once(settings, url, "sqlite", args.articles,
-                                        args.batch_size))
-        finally:
-            broker.stop()
+    with (tempfile.TemporaryDirectory(prefix="bench-store-") as scratch,
+          local_broker(scratch=Path(scratch)) as (_, bootstrap)):
+        settings = load_settings(kafka_bootstrap_servers=bootstrap,
+                                 kafka_topic_prefix=f"bench.{uuid.uuid4().hex[:8]}.")
+        ensure_topics(settings, partitions=3)
+        publish(settings, args.articles)
+        results: list[Figures] = []
+        if args.only in (None, "postgresql"):
+            base = os.environ.get(POSTGRES_ENV)
+            if not base:
+                print(f"PostgreSQL skipped: {POSTGRES_ENV} is not set "
+                      "(eval \"$(scripts/postgres.sh start)\")")
+            else:
+                with fresh_schema(base, "bench") as url:
+                    results.append(run_once(settings, url, "postgresql", args.articles,
+                                            args.batch_size))
+        if args.only in (None, "sqlite"):
+            url = f"sqlite:///{Path(scratch) / 'bench.db'}"
+            results.append(run_once(settings, url, "sqlite", args.articles,
+                                    args.batch_size))
     print(f"\n{'database':<12}{'articles':>10}{'steady/s':>12}{'end-to-end/s':>14}"
           f"{'entity links':>14}{'hits':>8}")
     for row in results:
         print(f"{row.database:<12}{row.articles:>10}{row.steady_per_s:>12,.0f}"
               f"{row.end_to_end_per_s:>14,.0f}{row.entity_links:>14}{row.hits:>8}")
     print(f"(batch size {args.batch_size}; {os.cpu_count()} CPUs; "
-          "broker, database and daemon on this machine)")
+          f"broker, database and daemon on this machine; {uptime()})")
     return 0
 
 

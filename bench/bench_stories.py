@@ -11,7 +11,7 @@ feed items do, so every article of an open story keeps a MinHash signature
 (``--text-words 0``: bare headlines, as the first version of this benchmark measured).
 Nothing is written: this measures the clusterer, which is the stage's CPU.
 
-    .venv/bin/python bench/bench_stories.py [--levels 10000 50000 100000] [--stream 5000]
+    .venv/bin/python -m bench.bench_stories [--levels 10000 50000 100000] [--stream 5000]
                                             [--text-words 30]
 
 Targets (issue 11): >= 1,000 articles/s with 50,000 open stories, < 500 MB. The rate is
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import resource
 import subprocess
@@ -32,8 +31,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench.harness import uptime
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 TARGET_RATE = 1000.0
 TARGET_MB = 500.0
@@ -109,14 +109,14 @@ def main() -> int:
     if args.child is not None:
         print(json.dumps(run_level(args.child, args.stream, args.text_words)))
         return 0
-    print(f"uptime: {os.popen('uptime').read().strip()}")
+    print(f"uptime: {uptime()}")
     print(f"articles: 9-word headlines, {args.text_words}-word summaries")
     ok = True
     for level in args.levels:
         out = subprocess.run(
-            ["taskset", "-c", "0", sys.executable, __file__, "--child", str(level),
-             "--stream", str(args.stream), "--text-words", str(args.text_words)],
-            capture_output=True, text=True, check=True)
+            ["taskset", "-c", "0", sys.executable, "-m", "bench.bench_stories", "--child",
+             str(level), "--stream", str(args.stream), "--text-words", str(args.text_words)],
+            capture_output=True, text=True, check=True, cwd=ROOT)
         result = json.loads(out.stdout.strip().splitlines()[-1])
         line = (f"{level:>7} open stories: {result['rate']:>7,.0f} articles/s wall, "
                 f"{result['cpu_rate']:>7,.0f} per CPU-second "
@@ -129,7 +129,7 @@ def main() -> int:
             line += (f"  [target >= {TARGET_RATE:,.0f}/s and < {TARGET_MB:.0f} MB: "
                      f"{'met' if met else 'NOT met'}]")
         print(line, flush=True)
-    print(f"uptime: {os.popen('uptime').read().strip()}")
+    print(f"uptime: {uptime()}")
     return 0 if ok else 1
 
 

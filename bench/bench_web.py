@@ -13,8 +13,8 @@
 3. Prints p50/p95 per kind beside its target, the web process's peak RSS, and ``uptime``.
 
     eval "$(scripts/postgres.sh start)"
-    .venv/bin/python bench/bench_web.py --db sqlite [--articles 1000000] [--requests 200]
-    .venv/bin/python bench/bench_web.py --db postgresql
+    .venv/bin/python -m bench.bench_web --db sqlite [--articles 1000000] [--requests 200]
+    .venv/bin/python -m bench.bench_web --db postgresql
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -32,14 +31,16 @@ import httpx
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.harness import peak_rss_mb, percentile, uptime
+from consumers.web.auth import add_user, count_users, create_token
+from newswatch.db import make_engine
+from newswatch.migrate import upgrade
+from schemas import tables
+from tests.support.daemons import DaemonProcess
+from tests.support.ports import free_port
+from tests.support.waits import wait_for
 
-from consumers.web.auth import add_user, count_users, create_token  # noqa: E402
-from newswatch.db import make_engine  # noqa: E402
-from newswatch.migrate import upgrade  # noqa: E402
-from schemas import tables  # noqa: E402
-from tests.support.ports import free_port  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 TARGETS_MS = {"search": 300.0, "alerts": 300.0, "article": 100.0}
 TARGET_RSS_MB = 300.0
@@ -159,18 +160,6 @@ def word_classes() -> dict[str, list[str]]:
 
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def p(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def drive(url: str, engine_url: str, requests: int) -> int:
     engine = make_engine(engine_url)
     if not count_users(engine):
@@ -184,21 +173,20 @@ def drive(url: str, engine_url: str, requests: int) -> int:
     port = free_port()
     env = {**os.environ, "NEWSWATCH_DATABASE_URL": engine_url, "NEWSWATCH_WEB_PORT": str(port),
            "NEWSWATCH_LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen([sys.executable, "-m", "newswatch.cli", "web"], env=env,
-                              stdin=subprocess.DEVNULL)
+    server = DaemonProcess("web", ("web",), env, ROOT / ".state" / "bench-web" / "web.log")
+    server.start()
     base = f"http://127.0.0.1:{port}"
     try:
         client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"},
                               timeout=60)
-        deadline = time.monotonic() + 60
-        while True:
+
+        def ready() -> bool:
             try:
-                if client.get("/readyz").status_code == 200:
-                    break
+                return client.get("/readyz").status_code == 200
             except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "web did not start"
-            time.sleep(0.2)
+                return False
+
+        wait_for(ready, 60, "the web daemon's /readyz", check=server.check, interval_s=0.2)
         kinds: dict[str, list[float]] = {k: [] for k in TARGETS_MS}
         by_class: dict[str, list[float]] = {name: [] for name in classes}
 
@@ -232,28 +220,28 @@ def drive(url: str, engine_url: str, requests: int) -> int:
             timed("search", "/search", {"q": rng.choice(classes[name])})
             timed("alerts", "/alerts", {})
             timed("article", f"/articles/{rng.randrange(total):032x}", {})
-        rss = peak_rss_mb(server.pid)
+        rss = peak_rss_mb(server.pid) or float("nan")
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
     load = os.getloadavg()
     print(f"\n{total:,} articles, {requests} API + {max(10, requests // 10)} HTML requests "
           f"per kind; uptime load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     failed = 0
     for kind, values in kinds.items():
-        p95 = p(values, 0.95)
+        p95 = percentile(values, 0.95)
         ok = p95 <= TARGETS_MS[kind]
         failed += not ok
-        print(f"  {kind:8} p50 {p(values, 0.5):7.1f} ms  p95 {p95:7.1f} ms  "
+        print(f"  {kind:8} p50 {percentile(values, 0.5):7.1f} ms  p95 {p95:7.1f} ms  "
               f"(target p95 <= {TARGETS_MS[kind]:.0f} ms: {'ok' if ok else 'MISSED'})")
     for name, values in by_class.items():
         share = {"rare": "< 0.1%", "medium": "0.1-1%", "common": "1-10%",
                  "stop": "> 10%, not in the target"}[name]
-        print(f"    search words in {share:>24} of articles: p50 {p(values, 0.5):7.1f} ms  "
-              f"p95 {p(values, 0.95):7.1f} ms ({len(values)} queries)")
+        print(f"    search words in {share:>24} of articles: p50 "
+              f"{percentile(values, 0.5):7.1f} ms  p95 {percentile(values, 0.95):7.1f} ms "
+              f"({len(values)} queries)")
     print(f"  web peak RSS {rss:.0f} MB (target <= {TARGET_RSS_MB:.0f} MB: "
           f"{'ok' if rss <= TARGET_RSS_MB else 'MISSED'})")
-    print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    print(uptime())
     return 1 if failed or rss > TARGET_RSS_MB else 0
 
 
@@ -278,7 +266,7 @@ def main() -> int:
         admin.dispose()
         url = make_url(base).update_query_dict(
             {"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-    print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
+    print(f"uptime: {uptime()}")
     generate(url, args.articles)
     return drive(url, url, args.requests)
 

@@ -10,7 +10,7 @@ the script's, never typed by hand. Exits non-zero when a fault test failed (its 
 then missing and the README is left alone).
 
     eval "$(scripts/postgres.sh start)"
-    .venv/bin/python bench/chaos_report.py --write-readme
+    .venv/bin/python -m bench.chaos_report --write-readme
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+
+from bench.harness import uptime
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- chaos:begin -->", "<!-- chaos:end -->"
@@ -48,10 +50,8 @@ def run_suite(pytest_args: list[str]) -> tuple[int, list[dict[str, object]]]:
 
 
 def table(rows: list[dict[str, object]]) -> str:
-    uptime = subprocess.run(["uptime"], capture_output=True, text=True, check=False
-                            ).stdout.strip()
     lines = [f"Produced by `bench/chaos_report.py` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
-             f"(`uptime`: {uptime}).", "", HEADER, "|---|---|---|---|---|---|---|"]
+             f"(`uptime`: {uptime()}).", "", HEADER, "|---|---|---|---|---|---|---|"]
     for row in rows:
         cells = [str(row.get(column, "-")).replace("|", "/") for column in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")

@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
+from bench import bench_enrich
 
-import bench_enrich  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 MIN_WORDS, MAX_WORDS = 560, 700  # a mean near 590 words
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'“])")

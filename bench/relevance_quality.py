@@ -1,6 +1,6 @@
 """Quality of the relevance layer, before (rules alone) and after, per topic and per set.
 
-    .venv/bin/python bench/relevance_quality.py [--folds 5] [--before-topics FILE]
+    .venv/bin/python -m bench.relevance_quality [--folds 5] [--before-topics FILE]
 
 Sets (all in tests/data/labelled):
 
@@ -28,18 +28,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from consumers.enrich.enrich import Enricher  # noqa: E402
-from consumers.enrich.relevance import FeatureSpec, RelevanceModel  # noqa: E402
-from consumers.enrich.train import (  # noqa: E402
+from consumers.enrich.enrich import Enricher
+from consumers.enrich.relevance import FeatureSpec, RelevanceModel
+from consumers.enrich.train import (
     Example,
     LabelledItem,
     Outcome,
@@ -49,8 +45,10 @@ from consumers.enrich.train import (  # noqa: E402
     rules_outcomes,
     train,
 )
-from consumers.enrich.train_cli import prf  # noqa: E402
-from schemas.topics_file import Topic, load_topics  # noqa: E402
+from consumers.enrich.train_cli import prf
+from schemas.topics_file import Topic, load_topics
+
+ROOT = Path(__file__).resolve().parent.parent
 
 LABELLED = ROOT / "tests" / "data" / "labelled"
 POOL_FILES = ("extra.jsonl", "relevance-extra.jsonl", "seed.jsonl")

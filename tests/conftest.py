@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 if TYPE_CHECKING:
     from consumers.enrich.enrich import Enricher
@@ -26,19 +24,18 @@ if TYPE_CHECKING:
 from newswatch.db import make_engine
 from newswatch.kafka_local import LocalKafka
 from tests.producer_fixtures import TopicWatch
+from tests.support.broker import running_broker
 from tests.support.feed_server import FeedServer
-from tests.support.ports import free_port
+from tests.support.postgres import POSTGRES_ENV, fresh_schema
 from tests.support.smtp import SmtpServer
 from tests.support.webhook import WebhookReceiver
-
-POSTGRES_ENV = "NEWSWATCH_TEST_POSTGRES_URL"
 
 # Fixtures that start or reach a real service (Kafka, PostgreSQL, an HTTP, SMTP or web
 # server on 127.0.0.1). A test that uses one, directly or through another fixture, is an
 # integration test: `pytest_collection_modifyitems` marks it, so none is forgotten, and
 # ``-m "not integration"`` runs the unit tests alone.
 SERVICE_FIXTURES = frozenset({
-    "kafka_bootstrap", "disposable_postgres", "pg_engine", "pg_schema_url",
+    "kafka_bootstrap", "own_broker", "disposable_postgres", "pg_engine", "pg_schema_url",
     "feed_server", "receiver", "webhook", "smtp_server",
     "console", "sqlite_console",
 })
@@ -64,17 +61,16 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if existing:
         yield existing
         return
-    broker = LocalKafka(
-        state_dir=tmp_path_factory.mktemp("kafka"),
-        port=free_port(),
-        controller_port=free_port(),
-        heap="384m",
-    )
-    bootstrap = broker.start(timeout_s=120)
-    try:
-        yield bootstrap
-    finally:
-        broker.stop()
+    with running_broker(tmp_path_factory.mktemp("kafka")) as broker:
+        yield broker.bootstrap
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
+    """A broker of this test's own, which it may stop and start: the session broker that
+    other tests use stays untouched."""
+    with running_broker(tmp_path / "kafka") as broker:
+        yield broker
 
 
 @pytest.fixture
@@ -104,18 +100,8 @@ def postgres_schema(prefix: str) -> Iterator[str]:
 
     Skips (or fails under CI) when NEWSWATCH_TEST_POSTGRES_URL is not set.
     """
-    base = _postgres_url_or_skip()
-    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with fresh_schema(_postgres_url_or_skip(), prefix) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])

@@ -141,7 +141,9 @@ def decide(setting: KernelSetting, arch: str | None, blis_gflops: float | None,
                     "GFLOP/s: not enough faster")
 
 
-def _best_seconds(run: Callable[[], object], rounds: int) -> float:
+def best_seconds(run: Callable[[], object], rounds: int) -> float:
+    """The fastest wall-clock time of ``rounds`` runs of ``run`` (other load only ever
+    slows a run down). The kernel probe and bench/bench_kernel.py time with it."""
     best = float("inf")
     for _ in range(rounds):
         began = time.perf_counter()
@@ -169,8 +171,8 @@ def measure(shape: tuple[int, int, int] = PROBE_SHAPE, rounds: int = PROBE_ROUND
     # moment (measured one after the other, a burst of other load decided the choice).
     blis_s = numpy_s = float("inf")
     for _ in range(rounds):
-        blis_s = min(blis_s, _best_seconds(lambda: blis.py.gemm(x, y, trans2=True), 1))
-        numpy_s = min(numpy_s, _best_seconds(lambda: numpy.matmul(x, y.T), 1))
+        blis_s = min(blis_s, best_seconds(lambda: blis.py.gemm(x, y, trans2=True), 1))
+        numpy_s = min(numpy_s, best_seconds(lambda: numpy.matmul(x, y.T), 1))
     flop = 2.0 * m * k * n
     return flop / blis_s / 1e9, flop / numpy_s / 1e9, agree
 

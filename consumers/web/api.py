@@ -16,12 +16,11 @@ from pydantic import BaseModel, Field
 
 from consumers.alert.outbox import resend_alert
 from consumers.alert.silence import create_silence, expire_silence, list_silences
-from consumers.store.feedback import export_feedback, latest_verdicts, record_feedback
+from consumers.store.feedback import export_feedback, latest_verdicts
 from consumers.web import queries
-from consumers.web.app import Principal, check_csrf, principal, require_change, state_of
+from consumers.web.app import Principal, change, principal, state_of
 from consumers.web.pages import _duration, parse_when
 from consumers.web.search import SearchQuery, search_articles
-from newswatch.metrics import WEB_CHANGES
 
 router = APIRouter(prefix="/api/v1", tags=["v1"])
 Who = Annotated[Principal, Depends(principal)]
@@ -103,21 +102,17 @@ def alert(request: Request, who: Who, alert_id: int) -> dict[str, Any]:
 @router.post("/alerts/{alert_id}/ack", summary="Acknowledge an alert")
 def ack(request: Request, who: Who, alert_id: int, body: AckBody | None = None,
         x_csrf_token: CsrfHeader = None) -> dict[str, Any]:
-    check_csrf(who, x_csrf_token)
-    require_change(who)
-    done = queries.acknowledge(state_of(request).engine, [alert_id], who=who.name,
-                               comment=body.comment if body else "")
-    WEB_CHANGES.labels("acknowledge").inc()
+    with change(who, x_csrf_token, "acknowledge"):
+        done = queries.acknowledge(state_of(request).engine, [alert_id], who=who.name,
+                                   comment=body.comment if body else "")
     return {"acknowledged": done}
 
 
 @router.post("/alerts/{alert_id}/resend", summary="Send an alert's failed deliveries again")
 def resend(request: Request, who: Who, alert_id: int,
            x_csrf_token: CsrfHeader = None) -> dict[str, Any]:
-    check_csrf(who, x_csrf_token)
-    require_change(who)
-    requeued = resend_alert(state_of(request).engine, alert_id, who=who.name)
-    WEB_CHANGES.labels("resend").inc()
+    with change(who, x_csrf_token, "resend"):
+        requeued = resend_alert(state_of(request).engine, alert_id, who=who.name)
     return {"requeued": requeued}
 
 
@@ -131,23 +126,19 @@ def silences(request: Request, who: Who, all: bool = False) -> dict[str, Any]:
 @router.post("/silences", summary="Silence a rule or one of its groups", status_code=201)
 def silence(request: Request, who: Who, body: SilenceBody,
             x_csrf_token: CsrfHeader = None) -> dict[str, Any]:
-    check_csrf(who, x_csrf_token)
-    require_change(who)
-    new_id = create_silence(state_of(request).engine, rule=body.rule,
-                            group_key=body.group_key or None,
-                            duration=_duration(body.duration), comment=body.comment,
-                            who=who.name)
-    WEB_CHANGES.labels("silence").inc()
+    with change(who, x_csrf_token, "silence"):
+        new_id = create_silence(state_of(request).engine, rule=body.rule,
+                                group_key=body.group_key or None,
+                                duration=_duration(body.duration), comment=body.comment,
+                                who=who.name)
     return {"id": new_id}
 
 
 @router.delete("/silences/{silence_id}", summary="End a silence now")
 def unsilence(request: Request, who: Who, silence_id: int,
               x_csrf_token: CsrfHeader = None) -> dict[str, Any]:
-    check_csrf(who, x_csrf_token)
-    require_change(who)
-    expire_silence(state_of(request).engine, silence_id, who=who.name)
-    WEB_CHANGES.labels("unsilence").inc()
+    with change(who, x_csrf_token, "unsilence"):
+        expire_silence(state_of(request).engine, silence_id, who=who.name)
     return {"expired": silence_id}
 
 
@@ -191,14 +182,10 @@ def feeds(request: Request, who: Who) -> dict[str, Any]:
 @router.post("/feedback", summary="Record a verdict on an article's topic", status_code=201)
 def feedback(request: Request, who: Who, body: FeedbackBody,
              x_csrf_token: CsrfHeader = None) -> dict[str, Any]:
-    check_csrf(who, x_csrf_token)
-    require_change(who)
-    engine = state_of(request).engine
-    feedback_id = record_feedback(engine, article_id=body.article_id, topic=body.topic,
-                                  verdict=body.verdict, who=who.name, note=body.note)
-    queries.audit_feedback(engine, who=who.name, article_id=body.article_id,
-                           topic=body.topic, verdict=body.verdict, feedback_id=feedback_id)
-    WEB_CHANGES.labels("feedback").inc()
+    with change(who, x_csrf_token, "feedback"):
+        feedback_id = queries.record_verdict(
+            state_of(request).engine, who=who.name, article_id=body.article_id,
+            topic=body.topic, verdict=body.verdict, note=body.note)
     return {"id": feedback_id}
 
 

@@ -7,10 +7,11 @@ headers, request metrics, and the routers of `pages` (HTML) and `api` (JSON). No
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -31,7 +32,7 @@ from newswatch.errors import (
     PermissionDeniedError,
     ServiceUnavailableError,
 )
-from newswatch.metrics import WEB_REQUEST_SECONDS, WEB_REQUESTS
+from newswatch.metrics import WEB_CHANGES, WEB_REQUEST_SECONDS, WEB_REQUESTS
 from newswatch.settings import Settings
 from schemas.rules_file import RulesFile
 
@@ -152,6 +153,17 @@ def require_change(who: Principal) -> None:
         raise PermissionDeniedError(
             f"{who.user.role} accounts can read only; acknowledging, silencing, feedback "
             "and sending again need an analyst or admin account")
+
+
+@contextlib.contextmanager
+def change(who: Principal, csrf: str | None, action: str) -> Iterator[None]:
+    """A change ``who`` makes from a page or the API (acknowledge, silence, feedback ...):
+    the CSRF token and the account's right to change are checked before it runs; it is
+    counted in ``WEB_CHANGES{action}`` once it succeeded, not when it raised."""
+    check_csrf(who, csrf)
+    require_change(who)
+    yield
+    WEB_CHANGES.labels(action).inc()
 
 
 def safe_next(target: str | None, default: str = "/alerts") -> str:

@@ -19,16 +19,16 @@ from consumers.alert.backtest import backtest
 from consumers.alert.compile import compile_rules
 from consumers.alert.outbox import resend_alert
 from consumers.alert.silence import create_silence, expire_silence, list_silences
-from consumers.store.feedback import latest_verdicts, record_feedback
+from consumers.store.feedback import latest_verdicts
 from consumers.web import queries
 from consumers.web.app import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
     CsrfError,
     Principal,
+    change,
     check_csrf,
     principal,
-    require_change,
     safe_next,
     session_lifetime,
     state_of,
@@ -37,7 +37,7 @@ from consumers.web.auth import authenticate, end_session, start_session
 from consumers.web.charts import bar_chart
 from consumers.web.search import SearchQuery, search_articles
 from newswatch.errors import ConfigError
-from newswatch.metrics import WEB_CHANGES, WEB_LOGIN_FAILURES
+from newswatch.metrics import WEB_LOGIN_FAILURES
 from schemas.duration import parse_duration
 
 log = logging.getLogger(__name__)
@@ -182,31 +182,25 @@ def alert_page(request: Request, who: Who, alert_id: int) -> Response:
 @router.post("/alerts/{alert_id}/ack")
 def ack(request: Request, who: Who, alert_id: int, csrf: Csrf = "",
         comment: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "") -> Response:
-    check_csrf(who, csrf)
-    require_change(who)
-    queries.acknowledge(state_of(request).engine, [alert_id], who=who.name, comment=comment)
-    WEB_CHANGES.labels("acknowledge").inc()
+    with change(who, csrf, "acknowledge"):
+        queries.acknowledge(state_of(request).engine, [alert_id], who=who.name, comment=comment)
     return _back(next, f"/alerts/{alert_id}")
 
 
 @router.post("/alerts/{alert_id}/ack-group")
 def ack_group(request: Request, who: Who, alert_id: int, csrf: Csrf = "",
               next: Annotated[str, Form()] = "") -> Response:
-    check_csrf(who, csrf)
-    require_change(who)
-    engine = state_of(request).engine
-    rule, group_key = queries.alert_group_of(engine, alert_id)
-    queries.acknowledge_group(engine, rule, group_key, who=who.name)
-    WEB_CHANGES.labels("acknowledge").inc()
+    with change(who, csrf, "acknowledge"):
+        engine = state_of(request).engine
+        rule, group_key = queries.alert_group_of(engine, alert_id)
+        queries.acknowledge_group(engine, rule, group_key, who=who.name)
     return _back(next, "/alerts")
 
 
 @router.post("/alerts/{alert_id}/resend")
 def resend(request: Request, who: Who, alert_id: int, csrf: Csrf = "") -> Response:
-    check_csrf(who, csrf)
-    require_change(who)
-    resend_alert(state_of(request).engine, alert_id, who=who.name)
-    WEB_CHANGES.labels("resend").inc()
+    with change(who, csrf, "resend"):
+        resend_alert(state_of(request).engine, alert_id, who=who.name)
     return _back(None, f"/alerts/{alert_id}")
 
 
@@ -215,21 +209,17 @@ def silence(request: Request, who: Who, *, csrf: Csrf = "", rule: Annotated[str,
             duration: Annotated[str, Form()], comment: Annotated[str, Form()] = "",
             group_key: Annotated[str, Form()] = "",
             next: Annotated[str, Form()] = "") -> Response:
-    check_csrf(who, csrf)
-    require_change(who)
-    create_silence(state_of(request).engine, rule=rule, group_key=group_key or None,
-                   duration=_duration(duration), comment=comment, who=who.name)
-    WEB_CHANGES.labels("silence").inc()
+    with change(who, csrf, "silence"):
+        create_silence(state_of(request).engine, rule=rule, group_key=group_key or None,
+                       duration=_duration(duration), comment=comment, who=who.name)
     return _back(next, "/alerts")
 
 
 @router.post("/silences/{silence_id}/expire")
 def unsilence(request: Request, who: Who, silence_id: int, csrf: Csrf = "",
               next: Annotated[str, Form()] = "") -> Response:
-    check_csrf(who, csrf)
-    require_change(who)
-    expire_silence(state_of(request).engine, silence_id, who=who.name)
-    WEB_CHANGES.labels("unsilence").inc()
+    with change(who, csrf, "unsilence"):
+        expire_silence(state_of(request).engine, silence_id, who=who.name)
     return _back(next, "/alerts")
 
 
@@ -248,14 +238,9 @@ def article_page(request: Request, who: Who, article_id: str) -> Response:
 def feedback(request: Request, who: Who, article_id: str, *, csrf: Csrf = "",
              topic: Annotated[str, Form()], verdict: Annotated[str, Form()],
              note: Annotated[str, Form()] = "") -> Response:
-    check_csrf(who, csrf)
-    require_change(who)
-    engine = state_of(request).engine
-    feedback_id = record_feedback(engine, article_id=article_id, topic=topic[:64],
-                                  verdict=verdict, who=who.name, note=note[:2000])
-    queries.audit_feedback(engine, who=who.name, article_id=article_id, topic=topic[:64],
-                           verdict=verdict, feedback_id=feedback_id)
-    WEB_CHANGES.labels("feedback").inc()
+    with change(who, csrf, "feedback"):
+        queries.record_verdict(state_of(request).engine, who=who.name, article_id=article_id,
+                               topic=topic[:64], verdict=verdict, note=note[:2000])
     return _back(None, f"/articles/{article_id}")
 
 

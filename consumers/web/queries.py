@@ -26,7 +26,9 @@ from sqlalchemy import (
 
 from consumers.alert.silence import Silence, active_silences, silence_for
 from consumers.store.audit import record_audit
+from consumers.store.feedback import record_feedback
 from consumers.web.highlight import Segment, paragraphs, segments
+from consumers.web.listing import Window
 from newswatch.db_errors import unavailable_as_retryable
 from newswatch.errors import NotFoundError
 from newswatch.utc import as_utc
@@ -55,16 +57,14 @@ def _as_date(value: Any) -> date:
 # --- Alerts ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class AlertFilters:
+@dataclass(frozen=True, kw_only=True)
+class AlertFilters(Window):
+    """Alerts by rule, topic, channel and state, in a date range (of ``created_at``)."""
+
     rule: str | None = None
     topic: str | None = None
     channel: str | None = None
     state: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    page: int = 1
-    page_size: int = 25
 
 
 @dataclass(frozen=True)
@@ -150,22 +150,16 @@ def list_alerts(engine: Engine, f: AlertFilters, *,
                                 AL.group_key.contains(f"topic={f.topic}", autoescape=True)))
     if f.channel:
         query = query.where(exists().where(SND.alert_id == AL.id, SND.channel == f.channel))
-    if f.since is not None:
-        query = query.where(AL.created_at >= f.since)
-    if f.until is not None:
-        query = query.where(AL.created_at < f.until)
+    query = f.within(query, AL.created_at)
     if f.state == "acknowledged":
         query = query.where(ACK.alert_id.is_not(None))
     elif f.state == "silenced":
         query = query.where(ACK.alert_id.is_(None), _silenced_clause(now))
     elif f.state == "new":
         query = query.where(ACK.alert_id.is_(None), not_(_silenced_clause(now)))
-    page = max(1, f.page)
-    query = query.order_by(AL.id.desc()).limit(f.page_size + 1).offset((page - 1) * f.page_size)
+    query = f.one_page(query.order_by(AL.id.desc()))
     with unavailable_as_retryable(), engine.connect() as conn:
-        rows = conn.execute(query).all()
-        has_more = len(rows) > f.page_size
-        rows = rows[:f.page_size]
+        rows, has_more = f.split_page(conn.execute(query).all())
         silences = active_silences(conn, now)
         sends = _sends(conn, [row.id for row in rows])
     alerts = [_alert_view(row, silences, sends.get(row.id, [])) for row in rows]
@@ -176,7 +170,7 @@ def list_alerts(engine: Engine, f: AlertFilters, *,
             groups[key] = AlertGroupView(alert.rule, alert.group_key,
                                          silence_for(silences, *key), [])
         groups[key].alerts.append(alert)
-    return AlertPage(list(groups.values()), alerts, page, has_more)
+    return AlertPage(list(groups.values()), alerts, f.page_number, has_more)
 
 
 def _sends(conn: Any, ids: list[int]) -> dict[int, list[SendView]]:
@@ -575,12 +569,16 @@ def article_exists(engine: Engine, article_id: str) -> bool:
         return conn.execute(select(A.id).where(A.id == article_id)).first() is not None
 
 
-def audit_feedback(engine: Engine, *, who: str, article_id: str, topic: str, verdict: str,
-                   feedback_id: int) -> None:
-    """The audit row of a verdict (the feedback table is its own trail too)."""
+def record_verdict(engine: Engine, *, who: str, article_id: str, topic: str, verdict: str,
+                   note: str = "") -> int:
+    """A verdict from the console or the API: its feedback row (`record_feedback`), then
+    its audit row (the feedback table is its own trail too); returns the feedback id."""
+    feedback_id = record_feedback(engine, article_id=article_id, topic=topic,
+                                  verdict=verdict, who=who, note=note)
     with unavailable_as_retryable(), engine.begin() as conn:
         record_audit(conn, who=who, action="feedback", target=f"article:{article_id}",
                      detail={"topic": topic, "verdict": verdict, "feedback_id": feedback_id})
+    return feedback_id
 
 
 def recent_audit(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:

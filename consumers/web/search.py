@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 
 from consumers.web.highlight import MARK_END, MARK_START, Segment, marked, squash
+from consumers.web.listing import Window
 from newswatch.db_errors import unavailable_as_retryable
 from newswatch.utc import as_utc
 from schemas import tables
@@ -57,19 +58,16 @@ RANK_WINDOW = 1000
 SCAN_LIMIT = 20_000
 
 
-@dataclass(frozen=True)
-class SearchQuery:
-    """What to look for; every field is optional (no text: newest first)."""
+@dataclass(frozen=True, kw_only=True)
+class SearchQuery(Window):
+    """What to look for; every field is optional (no text: newest first); the date range
+    is of ``published``."""
 
     text: str = ""
     topic: str | None = None
     entity: str | None = None
     feed: str | None = None
     language: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    page: int = 1
-    page_size: int = 25
 
 
 @dataclass(frozen=True)
@@ -142,10 +140,7 @@ def _filters(query: Select[Any], q: SearchQuery) -> Select[Any]:
         query = query.where(A.feed_id == q.feed)
     if q.language:
         query = query.where(A.language == q.language)
-    if q.since is not None:
-        query = query.where(A.published >= q.since)
-    if q.until is not None:
-        query = query.where(A.published < q.until)
+    query = q.within(query, A.published)
     if q.topic:
         query = query.where(exists().where(H.article_id == A.id, H.topic == q.topic))
     if q.entity:
@@ -160,15 +155,14 @@ def _filtered(q: SearchQuery) -> bool:
 
 def search_articles(engine: Engine, q: SearchQuery) -> SearchPage:
     """One page of articles matching ``q``: best match first (newest first without text)."""
-    page = max(1, q.page)
-    offset = (page - 1) * q.page_size
+    page = q.page_number
     columns = (A.id, A.title, A.url, A.feed_id, A.feed_name, A.language, A.published)
     words = q.text.strip()[:MAX_QUERY]
     with unavailable_as_retryable(), engine.connect() as conn:
         dialect = conn.dialect.name
         snippets: dict[str, str] = {}
         if not words:
-            query = _filters(select(*columns, literal_column("NULL").label("rank")), q)
+            query: Select[Any] = _filters(select(*columns, literal_column("NULL").label("rank")), q)
             query = query.order_by(A.published.desc(), A.id)
         elif dialect == "postgresql":
             tsq = func.websearch_to_tsquery(literal_column("'english'::regconfig"),
@@ -211,9 +205,7 @@ def search_articles(engine: Engine, q: SearchQuery) -> SearchPage:
                 .where(matching), q).order_by(rank, A.published.desc())
             if bound is not None:
                 query = query.where(FTS.c.rowid >= bound)
-        rows = conn.execute(query.limit(q.page_size + 1).offset(offset)).all()
-        has_more = len(rows) > q.page_size
-        rows = rows[:q.page_size]
+        rows, has_more = q.split_page(conn.execute(q.one_page(query)).all())
         ids = [row.id for row in rows]
         if words and rows:
             snippets = _snippets(conn, dialect, words, rows)

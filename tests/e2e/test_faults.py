@@ -55,7 +55,6 @@ from tests.e2e.harness import (
 )
 from tests.pg_server import PostgresServer
 from tests.support.feed_server import FeedServer
-from tests.support.ports import free_port
 from tests.support.smtp import Mail, SmtpServer
 from tests.support.webhook import Received, WebhookReceiver
 
@@ -342,19 +341,6 @@ def test_kill_9_every_daemon_several_times(
         del down[stage]
     run.converge()
     _record(tmp_path_factory, run.verify())
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
-    """A broker of this test's own, which it may stop and start: the session broker that
-    other tests use stays untouched."""
-    broker = LocalKafka(state_dir=tmp_path / "kafka", port=free_port(),
-                        controller_port=free_port(), heap="384m")
-    broker.start(timeout_s=120)
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 def test_kafka_and_postgresql_restart_mid_run(

@@ -15,7 +15,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from kafka import KafkaProducer
@@ -24,22 +23,10 @@ from newswatch.daemon import StopFlag
 from newswatch.kafka_local import LocalKafka
 from newswatch.logs import JsonFormatter, RepeatFilter
 from tests.fault.chaos import report
-from tests.support.ports import free_port
 from tests.support.waits import wait_for
 from tests.test_consumer_loop import Collector, _run
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
-    broker = LocalKafka(state_dir=tmp_path / "kafka", port=free_port(),
-                        controller_port=free_port(), heap="384m")
-    broker.start(timeout_s=120)
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 - `tests.support.ports`: free TCP ports (one, or a block of consecutive ones).
 - `tests.support.waits`: waiting for an event with a bound, never for a fixed time.
 
-Pytest fixtures built on these live in the ``conftest.py`` files; benchmarks (``bench/``)
-import these modules directly, with the repository root on ``sys.path``.
+Also `daemons` (DaemonProcess), `feed_server` (FeedServer, FeedServerProcess), `webhook`,
+`smtp` and `postgres` (a fresh schema on the test server). Pytest fixtures built on these
+live in the ``conftest.py`` files; the benchmarks (``bench/``, run as ``python -m
+bench.<name>`` from the repository root) import these modules directly.
 """

@@ -3,16 +3,21 @@
 Each route answers a `Reply` (status, headers, body, a delay before the status line,
 chunked or not) or computes one from the request headers (conditional GETs); the server
 records every request and how many were in flight at once. The producer, hostile-input,
-end-to-end and fault tests and the end-to-end benchmark serve their feeds with it.
+end-to-end and fault tests and the benchmarks serve their feeds with it;
+`FeedServerProcess` runs one in a child process, for a benchmark whose publisher must not
+share the measured process's GIL.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.connection import Connection
 from typing import Any
 
 
@@ -129,3 +134,44 @@ class FeedServer:
                 return
 
         return Handler
+
+
+class FeedServerProcess:
+    """A `FeedServer` in a forked child process: ``setup`` adds its routes there.
+
+    The child serves until `close`; ``base`` and `url` address it as they do a
+    `FeedServer`. What the child records (requests, in-flight counts) stays in the child.
+    """
+
+    def __init__(self, setup: Callable[[FeedServer], None], timeout_s: float = 30.0) -> None:
+        context = multiprocessing.get_context("fork")
+        here, there = context.Pipe(duplex=False)
+        self._process = context.Process(target=_serve_in_child, args=(setup, there),
+                                        name="feed-server", daemon=True)
+        self._process.start()
+        there.close()
+        if not here.poll(timeout_s):
+            self.close()
+            raise RuntimeError(f"the feed server process did not listen in {timeout_s:.0f}s")
+        self.base: str = here.recv()
+        here.close()
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def close(self) -> None:
+        self._process.terminate()
+        self._process.join(5)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(5)
+
+
+def _serve_in_child(setup: Callable[[FeedServer], None], ready: Connection) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler, if it set one
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl+C reaches the parent; it closes us
+    server = FeedServer()
+    setup(server)
+    ready.send(server.base)
+    ready.close()
+    threading.Event().wait()  # the server's thread serves until the parent terminates us
