@@ -33,8 +33,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from consumers.enrich.train_cli import prf
-
 from consumers.enrich.enrich import Enricher
 from consumers.enrich.relevance import FeatureSpec, RelevanceModel
 from consumers.enrich.train import (
@@ -47,6 +45,7 @@ from consumers.enrich.train import (
     rules_outcomes,
     train,
 )
+from newswatch.cli.enrich_train import prf
 from schemas.topics_file import Topic, load_topics
 
 ROOT = Path(__file__).resolve().parent.parent
