@@ -95,6 +95,15 @@ class ClusterConfig:
     query_words: int = 12
     posting_cap: int = 256
     candidates: int = 16
+    # Against a story only the article's own outlet has reported, each word weighs
+    # 1 / (1 + outlet_damping * n), n = how many of the outlet's other open articles have
+    # it among their ``outlet_words`` heaviest words: the outlet's recurring words (its
+    # section, its series' frame, its beat) stop being evidence between its own items.
+    # On the demo feeds: 10 predicted stories of 399 mixed events before, 7 of 404 after
+    # (a tech site's "KI" items, its "Top 10" series, a tablet review and a tablet
+    # top-ten); nothing changed on the UCI or labelled-news sets (many outlets).
+    outlet_damping: float = 1.0
+    outlet_words: int = 12
 
 
 @dataclass(frozen=True)
@@ -135,13 +144,16 @@ class OpenStory:
     members: list[str] = field(default_factory=list)
     outlets: dict[str, None] = field(default_factory=dict)
     indexed: list[str] = field(default_factory=list)  # its words in the inverted index
+    # (outlet, words) of each of its articles with an outlet: what to take back from the
+    # outlets' word counts when the story closes.
+    outlet_counted: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class _Features:
     weights: dict[str, float]
     total: float
-    heaviest: list[str]  # the ``index_words`` heaviest words, heaviest first
+    heaviest: list[str]  # its heaviest words (index_words or outlet_words), heaviest first
     print_: Fingerprint | None
     language: str
 
@@ -161,6 +173,10 @@ class StoryClusterer:
         # third of a one-item dict; a story is added once (when its count goes from 0).
         self._postings: dict[str, list[str]] = {}
         self._member_of: dict[str, str] = {}  # article id -> story, open stories only
+        # outlet -> word -> how many of the outlet's articles in open stories have it
+        # among their ``outlet_words`` heaviest (kept with the stories: a restart that
+        # rebuilds the open stories rebuilds it too)
+        self._outlet_df: dict[str, dict[str, int]] = {}
         self._original_of: dict[str, str] = {}  # article id -> original, for copies
         self._duplicates = DuplicateIndex()
         self._clock: datetime | None = None
@@ -287,7 +303,8 @@ class StoryClusterer:
                 weights[sys.intern(word)] = weight
         # Stable on ties (first seen first): the same article always indexes the same words.
         heaviest = [word for word, weight in heapq.nlargest(
-            config.index_words, weights.items(), key=itemgetter(1)) if weight > 0]
+            max(config.index_words, config.outlet_words), weights.items(),
+            key=itemgetter(1)) if weight > 0]
         copy_text = f"{article.title}\n{copy_lead}".strip()
         return _Features(weights, sum(weights.values()), heaviest, fingerprint(copy_text),
                          language)
@@ -302,18 +319,37 @@ class StoryClusterer:
             story = self._stories[story_id]
             if (story.language != features.language or not self._in_time(story, when)):
                 continue
-            total, shared, strongest = _evidence(features.weights, story,
-                                                 config.prevalence_power,
+            weights, whole = features.weights, features.total
+            own = _outlet_only(story, article.outlet)
+            if own and config.outlet_damping:
+                weights = self._outlet_weights(article.outlet, story, features.weights)
+                whole = sum(weights.values())
+            total, shared, strongest = _evidence(weights, story, config.prevalence_power,
                                                  config.salient_weight)
-            score = total / features.total
+            score = total / whole if whole > 0 else 0.0
             if (score > best_score and total >= config.min_evidence
-                    and (score >= config.same_outlet_threshold
-                         or not _outlet_only(story, article.outlet))
+                    and (score >= config.same_outlet_threshold or not own)
                     and (shared >= config.min_shared or strongest >= config.lone_word)):
                 best, best_score = story_id, score
         if best_score < config.threshold:
             return None, best_score
         return best, best_score
+
+    def _outlet_weights(self, outlet: str, story: OpenStory, weights: dict[str, float]
+                        ) -> dict[str, float]:
+        """The article's word weights for comparing it with ``story``, a story only its
+        own ``outlet`` has reported (see ``ClusterConfig.outlet_damping``). The story's
+        own articles are taken out of the outlet's count by the story's count of the
+        word, which is at least theirs: when in doubt, less damping."""
+        used = self._outlet_df.get(outlet)
+        if not used:
+            return weights
+        df, damping = story.df, self.config.outlet_damping
+        out = {}
+        for word, weight in weights.items():
+            others = used.get(word, 0) - df.get(word, 0)
+            out[word] = weight / (1.0 + damping * others) if others > 0 else weight
+        return out
 
     def _candidates(self, features: _Features) -> list[str]:
         """The open stories worth scoring: those that indexed the most of the weight of
@@ -355,12 +391,19 @@ class StoryClusterer:
         story.articles += 1
         story.members.append(article.id)
         if article.outlet:
-            story.outlets.setdefault(sys.intern(article.outlet), None)
+            outlet = sys.intern(article.outlet)
+            story.outlets.setdefault(outlet, None)
+            counted = features.heaviest[:self.config.outlet_words]
+            if counted:
+                used = self._outlet_df.setdefault(outlet, {})
+                for word in counted:
+                    used[word] = used.get(word, 0) + 1
+                story.outlet_counted.append((outlet, tuple(counted)))
         df = story.df
         for word in features.weights:
             df[word] = df.get(word, 0) + 1
         indexed = story.indexed
-        for word in features.heaviest:
+        for word in features.heaviest[:self.config.index_words]:
             # Once per story. A list, not a set: it is short (tens of words), and a
             # story's list costs a fifth of a set's memory.
             if df[word] == 1 or word not in indexed:
@@ -379,6 +422,16 @@ class StoryClusterer:
             posting.remove(story.id)  # there once, by construction (see `_add`)
             if not posting:
                 del self._postings[word]
+        for outlet, words in story.outlet_counted:
+            used = self._outlet_df[outlet]
+            for word in words:
+                left = used[word] - 1
+                if left:
+                    used[word] = left
+                else:
+                    del used[word]
+            if not used:
+                del self._outlet_df[outlet]
         for article_id in story.members:
             self._member_of.pop(article_id, None)
             self._original_of.pop(article_id, None)

@@ -109,3 +109,32 @@ def test_the_duplicate_index_finds_and_forgets_articles_sharing_band_keys() -> N
     index.remove("third")  # removing twice is harmless
     assert index.find(print_) is None
     assert len(index) == 0
+
+
+SERIES = ["Workshop offer: Kubernetes security hardening for admins",
+          "Zyxoria council cancels workshop offer for qwembly farmers",
+          "Workshop offer withdrawn as Plorvik strike halts Tandria trains",
+          "Vexmoor museum workshop offer draws record Quillon crowds",
+          "Workshop offer: pentesting tools"]
+
+
+@pytest.mark.parametrize(("damping", "last_joins_first"), [(0.0, True), (1.0, False)])
+def test_an_outlets_recurring_words_are_no_evidence_between_its_own_items(
+        damping: float, last_joins_first: bool) -> None:
+    # One outlet uses "workshop offer" in item after item (its series' frame); its last
+    # workshop advert shares only the frame with the first, which only it has reported.
+    articles = [StoryInput(f"d{i}", title, outlet="Daily", language="en",
+                           published=T0 + timedelta(hours=i))
+                for i, title in enumerate(SERIES)]
+    placed = cluster_all(articles, replace(ClusterConfig(), outlet_damping=damping))
+    assert [p.story for p in placed[:4]] == ["d0", "d1", "d2", "d3"]
+    assert (placed[4].story == "d0") is last_joins_first
+
+
+def test_the_same_words_from_another_outlet_are_still_evidence() -> None:
+    articles = [StoryInput(f"d{i}", title, outlet="Daily", language="en",
+                           published=T0 + timedelta(hours=i))
+                for i, title in enumerate(SERIES[:4])]
+    articles.append(StoryInput("other", "Workshop offer: Kubernetes hardening", outlet="Wire",
+                               language="en", published=T0 + timedelta(hours=5)))
+    assert cluster_all(articles)[-1].story == "d0"
