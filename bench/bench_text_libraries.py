@@ -1,6 +1,6 @@
 """Benchmark: our feed-text code beside the libraries that could replace it (issue 15).
 
-    flock /work/wt/bench.lock .venv/bin/python bench/bench_text_libraries.py [--rounds 3]
+    flock /work/wt/bench.lock .venv/bin/python -m bench.bench_text_libraries [--rounds 3]
 
 On the demo feeds (real captures, newswatch/demo/feeds) and the hostile corpus
 (tests/hostile/corpus/feeds), each pair runs A/B alternated, ``--rounds`` times, and the
@@ -32,19 +32,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import feedparser
+from lxml import etree  # type: ignore[import-untyped]
+from lxml import html as lxml_html
+
+from producers import text
+from producers.dates import parse_loose_date
+from producers.decode import decode_feed
+from producers.entries import normalise
+from producers.parse import parse
+from schemas.feeds_file import FeedConfig
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import feedparser  # noqa: E402
-from lxml import etree  # type: ignore[import-untyped]  # noqa: E402
-from lxml import html as lxml_html  # noqa: E402
-
-from producers import text  # noqa: E402
-from producers.dates import parse_loose_date  # noqa: E402
-from producers.decode import decode_feed  # noqa: E402
-from producers.entries import normalise  # noqa: E402
-from producers.parse import parse  # noqa: E402
-from schemas.feeds_file import FeedConfig  # noqa: E402
 
 FEEDS = sorted((ROOT / "newswatch" / "demo" / "feeds").glob("*.xml"))
 HOSTILE = sorted((ROOT / "tests" / "hostile" / "corpus" / "feeds").glob("*.xml"))

@@ -25,6 +25,8 @@ import hashlib
 from array import array
 from dataclasses import dataclass
 
+import numpy as np
+
 from consumers.stories.text import shingles, words
 
 HASHES = 32
@@ -39,6 +41,9 @@ _PARAMS = tuple(
     (int.from_bytes(hashlib.blake2b(f"a{i}".encode(), digest_size=8).digest(), "big") | 1,
      int.from_bytes(hashlib.blake2b(f"b{i}".encode(), digest_size=8).digest(), "big"))
     for i in range(HASHES))
+# The same parameters as columns, for computing all HASHES values of all shingles at once.
+_A = np.array([a for a, _ in _PARAMS], dtype=np.uint64)[:, None]
+_B = np.array([b for _, b in _PARAMS], dtype=np.uint64)[:, None]
 
 
 def _hash64(text: str) -> int:
@@ -49,9 +54,13 @@ def _hash64(text: str) -> int:
 def minhash(features: set[str]) -> array[int]:
     """The MinHash signature of a non-empty feature set: `HASHES` unsigned 64-bit values
     in an array (264 bytes; a tuple of Python ints took about 1,300)."""
-    values = [_hash64(feature) for feature in features]
-    return array("Q", (min(((a * v + b) & _MASK) % _PRIME for v in values)
-                       for a, b in _PARAMS))
+    values = np.fromiter(map(_hash64, features), dtype=np.uint64, count=len(features))
+    # uint64 arithmetic wraps modulo 2**64, which is the ``& _MASK`` of the definition
+    # ``min(((a * v + b) & _MASK) % _PRIME)``: the same values as the pure-Python loop it
+    # replaced (tested), seven times faster on a 40-word lead.
+    with np.errstate(over="ignore"):
+        mins = ((_A * values + _B) % np.uint64(_PRIME)).min(axis=1)
+    return array("Q", mins.tobytes())
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +103,10 @@ class DuplicateIndex:
     """Fingerprints of the articles of open stories, found by band."""
 
     def __init__(self) -> None:
-        self._by_key: dict[int, list[str]] = {}
+        # band key -> the article with it, or the articles (in order) when several have
+        # it. Nearly every key has one article, and 16 keys an article made one-item
+        # lists the largest thing in the clusterer's memory (~1 KB per article).
+        self._by_key: dict[int, str | list[str]] = {}
         self._prints: dict[str, Fingerprint] = {}
 
     def __len__(self) -> int:
@@ -104,7 +116,8 @@ class DuplicateIndex:
         """The id of the earliest indexed article that ``print_`` is a copy of, if any."""
         seen: set[str] = set()
         for key in print_.index_keys():
-            for article_id in self._by_key.get(key, ()):
+            held = self._by_key.get(key)
+            for article_id in (held,) if isinstance(held, str) else held or ():
                 if article_id in seen:
                     continue
                 seen.add(article_id)
@@ -114,17 +127,30 @@ class DuplicateIndex:
 
     def add(self, article_id: str, print_: Fingerprint) -> None:
         self._prints[article_id] = print_
+        by_key = self._by_key
         for key in print_.index_keys():
-            self._by_key.setdefault(key, []).append(article_id)
+            held = by_key.get(key)
+            if held is None:
+                by_key[key] = article_id
+            elif isinstance(held, str):
+                by_key[key] = [held, article_id]
+            else:
+                held.append(article_id)
 
     def remove(self, article_id: str) -> None:
         print_ = self._prints.pop(article_id, None)
         if print_ is None:
             return
+        by_key = self._by_key
         for key in print_.index_keys():
-            ids = self._by_key.get(key)
-            if ids is None:
+            held = by_key.get(key)
+            if held is None:
                 continue
-            ids.remove(article_id)
-            if not ids:
-                del self._by_key[key]
+            if isinstance(held, str):
+                if held == article_id:
+                    del by_key[key]
+                continue
+            if article_id in held:
+                held.remove(article_id)
+            if len(held) == 1:
+                by_key[key] = held[0]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from functools import lru_cache
 
 # Unicode letters and digits; an apostrophe or a dot inside a word keeps it whole
 # ("mcdonald's", "u.s.", "7.1").
@@ -39,6 +40,8 @@ _OUTLET_SUFFIX = re.compile(r"\s+[-|–—:]\s+[^-|–—:]{1,40}$")
 
 def fold(text: str) -> str:
     """Lower case without accents: "Café Zürich" -> "cafe zurich"."""
+    if text.isascii():  # most feed text: no accents to fold, and casefold is lower
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
@@ -60,9 +63,14 @@ def stem(word: str) -> str:
     return word
 
 
+# Bounded: a word's stem is looked up once per article for every article, and a stream's
+# vocabulary repeats (the cache is what makes tokenising a 40-word summary cheap).
+_stem = lru_cache(maxsize=65_536)(stem)
+
+
 def words(text: str) -> list[str]:
     """Every word of ``text``, folded and stemmed, in order (stop words kept)."""
-    return [w for w in (stem(m.group()) for m in _WORD.finditer(fold(text))) if w]
+    return [w for w in map(_stem, _WORD.findall(fold(text))) if w]
 
 
 def strip_outlet(title: str) -> str:
@@ -80,16 +88,25 @@ def surfaces(text: str) -> dict[str, str]:
     """Each content word of ``text`` (as `terms` gives them) with its surface form: lower
     case with accents, as word-frequency tables spell it ("ameaça", not "ameaca")."""
     seen: dict[str, str] = {}
-    for match in _WORD.finditer(text):
-        surface = match.group().casefold()
-        word = stem(fold(surface))
-        if len(word) < 2 or word in STOP_WORDS or word in seen:
-            continue
-        for suffix in ("'s", "’s"):
-            if surface.endswith(suffix):
-                surface = surface[: -len(suffix)]
-        seen[word] = surface
+    for token in _WORD.findall(text):
+        word, surface = _content_word(token)
+        if word and word not in seen:
+            seen[word] = surface
     return seen
+
+
+@lru_cache(maxsize=65_536)
+def _content_word(token: str) -> tuple[str, str]:
+    """(term, surface) of one token; ("", "") for a stop word or a one-letter word.
+    Cached for the same reason as `_stem`."""
+    surface = token.casefold()
+    word = stem(fold(surface))
+    if len(word) < 2 or word in STOP_WORDS:
+        return "", ""
+    for suffix in ("'s", "’s"):
+        if surface.endswith(suffix):
+            surface = surface[: -len(suffix)]
+    return word, surface
 
 
 def shingles(text: str, size: int = 3) -> set[str]:

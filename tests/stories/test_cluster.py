@@ -196,12 +196,12 @@ def test_bcubed_scores_a_known_case() -> None:
 
 
 # Measured with the defaults (docs/stories.md): dev F1 0.816, Bears Ears 1.000, demo feeds
-# precision 0.979 (F1 0.974), labelled news 2016-2025 (never tuned on) precision 0.957,
+# precision 0.990 (F1 0.979), labelled news 2016-2025 (never tuned on) precision 0.957,
 # F1 0.971. The floors leave room for noise, none for a regression.
 @pytest.mark.parametrize(("name", "floor_f1", "floor_precision"), [
     ("uci-dev", 0.80, 0.92),
     ("bearsears-2026", 0.95, 0.95),
-    ("demo-feeds", 0.95, 0.96),
+    ("demo-feeds", 0.95, 0.98),
     ("labelled-news-2016-2025", 0.95, 0.94),
 ])
 def test_quality_on_the_labelled_sets_stays_above_its_floor(
@@ -214,10 +214,12 @@ def test_quality_on_the_labelled_sets_stays_above_its_floor(
 
 
 # Predicted stories that mix different events among the 512 demo-feed items, with the
-# defaults, as measured: 10 of 397; 4 once template series of one outlet (county
+# defaults, as measured: 5 of 408; 2 once template series of one outlet (county
 # calendars, an outlet's own adverts: same wording, one publisher, one day) are counted
-# apart, which this test does. Before the one-outlet rule: 29 of 341. A regression bound.
-KNOWN_WRONG_MERGES = 4
+# apart, which this test does (a daily digest and one of its items, and the Taliban's
+# UN envoy with an ISIS attack on the Taliban). Before the outlet damping: 10 of 399
+# (4); before the one-outlet rule: 29 of 341. A regression bound.
+KNOWN_WRONG_MERGES = 2
 SERIES = ("wellness calendar", "heise-Angebot", "heise+", "iX-Workshop")
 
 
@@ -251,27 +253,38 @@ def test_the_demo_feeds_do_not_merge_different_events() -> None:
 
 
 # The hand-judged pairs of demo-feed items (demo-pairs.jsonl, README beside it): the
-# pairs an online clusterer is tempted to join. Measured with the defaults: 50 of the 54
-# different-event pairs apart, 9 of the 22 same-event pairs together (one outlet's own
+# pairs an online clusterer is tempted to join. Measured with the defaults: 51 of the 54
+# different-event pairs apart, 8 of the 22 same-event pairs together (one outlet's own
 # follow-ups of the State of the Union and of election night are the ones it splits; and
 # two copies of an advert eight months apart, now that the quiet time closes the first:
 # an undated item at the head of the stream used to keep every story open).
-PAIRS_APART_FLOOR = 48
-PAIRS_TOGETHER_FLOOR = 9
+PAIRS_TOGETHER_FLOOR = 8
+# The different-event pairs still joined, by the first words of their titles: one
+# outlet's template series (county wellness calendars: the same listings text but the
+# county), and two outlets' Taliban items (the new UN envoy; an ISIS attack on the
+# Taliban) that share only the names. Any other different-event pair joined fails.
+STILL_JOINED = {
+    ("Fairfax County wellness", "Prince William County"),
+    ("D.C. wellness calendar", "Loudoun County wellness"),
+    ("ISIS affiliate claims", "Afghan Taliban’s new UN"),
+}
 
 
-def test_hand_judged_demo_feed_pairs_stay_above_their_floors() -> None:
+def test_no_demo_feed_story_joins_a_hand_judged_different_event_pair() -> None:
     with (DATA / "demo-feeds.jsonl").open() as lines:
         story = {p.id: p.story for p in cluster_all(item.article for item in read_lines(lines))}
     with (DATA / "demo-pairs.jsonl").open() as lines:
         pairs = [json.loads(line) for line in lines]
-    apart = [p for p in pairs if not p["same"] and story[p["a"]] != story[p["b"]]]
-    together = [p for p in pairs if p["same"] and story[p["a"]] == story[p["b"]]]
     assert sum(not p["same"] for p in pairs) == 54
     assert sum(p["same"] for p in pairs) == 22
-    assert len(apart) >= PAIRS_APART_FLOOR, [
-        (p["title_a"], p["title_b"]) for p in pairs
-        if not p["same"] and story[p["a"]] == story[p["b"]]]
+    joined = [(p["title_a"], p["title_b"]) for p in pairs
+              if not p["same"] and story[p["a"]] == story[p["b"]]]
+    unexpected = [pair for pair in joined
+                  if not any(pair[0].startswith(a) and pair[1].startswith(b)
+                             for a, b in STILL_JOINED)]
+    assert unexpected == []
+    assert len(joined) <= len(STILL_JOINED)
+    together = [p for p in pairs if p["same"] and story[p["a"]] == story[p["b"]]]
     assert len(together) >= PAIRS_TOGETHER_FLOOR
 
 
