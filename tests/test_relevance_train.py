@@ -21,6 +21,7 @@ from consumers.enrich.train import (
     choose_threshold,
     featurise,
     read_labelled,
+    topic_floor,
     train,
 )
 from newswatch.cli import main
@@ -172,6 +173,28 @@ def test_the_threshold_leaves_to_the_floor_what_the_floor_keeps() -> None:
     scores = np.array([0.9, 0.9, 0.5, 0.95, 0.3])
     assert choose_threshold(p, scores, y, floor=0.8, min_recall=0.95) == 0.75
     assert choose_threshold(p, scores, y, floor=None, min_recall=0.95) == 0.075
+
+
+def test_only_a_topic_whose_rules_name_it_outright_has_a_floor(enricher: Enricher,
+                                                              examples: list[Example]) -> None:
+    topics = dict(enricher.topics.topics.topics)
+    # is_threat's heaviest rule weighs 0.6: 0.8 only by adding up moderate words.
+    assert max(rule.weight for rule in topics["is_threat"].rules) < 0.8
+    assert topic_floor(topics["is_threat"]) is None
+    assert topic_floor(topics["drug_trafficking"]) == topic_floor(topics["recognition"]) == 0.8
+    assert topic_floor(topics["recognition"], floor=None) is None
+    model, reports = train(examples, topics, FeatureSpec(), cross_validate=False)
+    assert model.topics["is_threat"].floor is None
+    assert reports["is_threat"].floor is None
+    assert model.topics["drug_trafficking"].floor == model.topics["recognition"].floor == 0.8
+    # The is_threat candidate the floor would have kept is the model's to judge.
+    strong = next(example for example in examples if example.item.id == "t-184")
+    candidate = strong.candidates["is_threat"]
+    assert candidate.score >= 0.8
+    assert not strong.item.labels
+    assert not model.topics["is_threat"].keeps(
+        model.topics["is_threat"].probability(candidate.features), candidate.score,
+        topics["is_threat"].threshold)
 
 
 def test_the_seed_article_keeps_its_topics_with_a_model_that_never_saw_it(

@@ -52,12 +52,11 @@ MIN_RECALL = 0.95  # the threshold chosen in training keeps at least this recall
 # The rule score that keeps a topic whatever the model says: one match of a topic's
 # strongest rules ("drug trafficking", "diplomatic recognition": weight 0.8) or several
 # strong ones. The layer vetoes weak and moderate evidence, never the rules' strongest.
+# Only a topic with a rule that heavy, one that names the topic outright, has a floor
+# (`topic_floor`): is_threat's rules reach 0.8 only by adding up moderate words ("Islamic
+# State" beside "attack"), which is what a long piece on other things that names the
+# group looks like, so the model alone decides it.
 FLOOR = 0.8
-# What training may choose between, per topic, on inner-fold probabilities: the floor, or
-# none (a topic whose rules reach 0.8 only by adding up moderate words, as is_threat's
-# do with "Islamic State" beside "attack" in a long piece on other things, is better
-# judged by the model alone). On equal F1 the first wins: the floor, the side of recall.
-FLOOR_CHOICES: tuple[float | None, ...] = (FLOOR, None)
 MIN_EACH_CLASS = 3  # positives and negatives among a topic's candidates to fit a model
 NEWTON_STEPS = 30
 _NON_WORD = re.compile(r"\W+")
@@ -152,6 +151,14 @@ def assign_folds(groups: Sequence[str], strata: Sequence[str], folds: int, seed:
     return [fold_of[group] for group in groups]
 
 
+def topic_floor(topic: Topic, floor: float | None = FLOOR) -> float | None:
+    """The floor of ``topic``: ``floor`` when one of its rules weighs that much (it names
+    the topic outright), else None (the model decides every candidate)."""
+    if floor is None or max(rule.weight for rule in topic.rules) < floor:
+        return None
+    return floor
+
+
 def fit_dual_logistic(gram: NDArray[np.float64], y: NDArray[np.float64],
                       regularisation: float, weights: NDArray[np.float64] | None = None
                       ) -> NDArray[np.float64]:
@@ -244,9 +251,9 @@ class _Fit:
 def _fit_calibrated(gram: NDArray[np.float64], y: NDArray[np.float64],
                     groups: Sequence[str], folds: int, seed: int, regularisation: float,
                     weights: NDArray[np.float64], scores: NDArray[np.float64],
-                    floors: Sequence[float | None]) -> _Fit:
-    """Fit on all of ``gram``; calibrate, and choose the floor (one of ``floors``) and the
-    threshold, on out-of-fold decisions of inner folds."""
+                    floor: float | None) -> _Fit:
+    """Fit on all of ``gram``; calibrate, and choose the threshold (given the floor), on
+    out-of-fold decisions of inner folds."""
     inner = assign_folds(groups, [str(int(label)) for label in y], folds, seed + 1)
     decisions = np.zeros(len(y))
     for fold in range(folds):
@@ -261,21 +268,7 @@ def _fit_calibrated(gram: NDArray[np.float64], y: NDArray[np.float64],
     platt = fit_platt(decisions, y)
     a, b = platt
     calibrated = 1.0 / (1.0 + np.exp(-np.clip(a * decisions + b, -35, 35)))
-    options = [(floor, choose_threshold(calibrated, scores, y, floor)) for floor in floors]
-    # max() keeps the first of equals: the order of ``floors`` breaks ties.
-    floor, threshold = max(options, key=lambda option: _quality(
-        calibrated >= option[1], scores, y, option[0]))
-    return _Fit(alpha, platt, threshold, floor)
-
-
-def _quality(kept: NDArray[np.bool_], scores: NDArray[np.float64], y: NDArray[np.float64],
-             floor: float | None, min_recall: float = MIN_RECALL) -> tuple[bool, float]:
-    """(recall reaches ``min_recall``, F1) of the hits: ``kept`` or at the floor."""
-    hit = kept | (scores >= floor) if floor is not None else kept
-    tp = float(np.sum(y[hit]))
-    positives = float(y.sum())
-    recall = tp / positives if positives else 1.0
-    return recall >= min_recall, 2 * tp / (float(hit.sum()) + positives)
+    return _Fit(alpha, platt, choose_threshold(calibrated, scores, y, floor), floor)
 
 
 def _probabilities(gram_rows: NDArray[np.float64], fit: _Fit) -> NDArray[np.float64]:
@@ -286,12 +279,11 @@ def _probabilities(gram_rows: NDArray[np.float64], fit: _Fit) -> NDArray[np.floa
 def train(examples: Sequence[Example], topics: dict[str, Topic], spec: FeatureSpec, *,
           folds: int = DEFAULT_FOLDS, seed: int = 0,
           regularisation: float = DEFAULT_REGULARISATION, cross_validate: bool = True,
-          trained_on: dict[str, Any] | None = None,
-          floors: Sequence[float | None] = FLOOR_CHOICES
+          trained_on: dict[str, Any] | None = None, floor: float | None = FLOOR
           ) -> tuple[RelevanceModel, dict[str, TopicReport]]:
     """A model for every topic with enough labelled candidates, and per topic the
-    cross-validated report (``cross_validate=False`` skips the outer folds). Each topic's
-    floor is one of ``floors`` (``(None,)``: never a floor), chosen on inner folds."""
+    cross-validated report (``cross_validate=False`` skips the outer folds). A topic's
+    floor is ``floor`` where `topic_floor` grants it (None: no topic has one)."""
     featuriser = Featuriser(spec)
     outer = assign_folds([example.item.group for example in examples],
                          [",".join(sorted(example.item.labels)) for example in examples],
@@ -319,8 +311,9 @@ def train(examples: Sequence[Example], topics: dict[str, Topic], spec: FeatureSp
         groups = [example.item.group for _, example in rows]
         weights = np.array([example.item.weight for _, example in rows])
         scores = np.array([example.candidates[name].score for _, example in rows])
+        kept_by_rules = topic_floor(topic, floor)
         fit = _fit_calibrated(gram, y, groups, folds, seed, regularisation, weights, scores,
-                              floors)
+                              kept_by_rules)
         models[name] = TopicModel(
             weights=(matrix.T.astype(np.float64) @ fit.alpha).astype(np.float32),
             platt=fit.platt, examples=len(rows), positives=report.positives,
@@ -328,7 +321,7 @@ def train(examples: Sequence[Example], topics: dict[str, Topic], spec: FeatureSp
         report.fitted, report.threshold, report.floor = True, fit.threshold, fit.floor
         if cross_validate:
             hit = _cross_validated(gram, y, groups, [outer[i] for i, _ in rows], folds, seed,
-                                   regularisation, weights, scores, floors)
+                                   regularisation, weights, scores, kept_by_rules)
             report.outcomes = _outcomes(name, judged, rows, *hit)
         log.info("relevance model fitted", extra={"topic": name, "examples": len(rows),
                                                   "positives": report.positives})
@@ -339,11 +332,10 @@ def train(examples: Sequence[Example], topics: dict[str, Topic], spec: FeatureSp
 def _cross_validated(gram: NDArray[np.float64], y: NDArray[np.float64], groups: list[str],
                      fold_of: list[int], folds: int, seed: int, regularisation: float,
                      weights: NDArray[np.float64], scores: NDArray[np.float64],
-                     floors: Sequence[float | None]
-                     ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+                     floor: float | None) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """Out-of-fold probability of every row, and whether it is a hit by the floor or the
     threshold its fold's model chose (inside that fold's training part: the test fold
-    never sets its own threshold or floor)."""
+    never sets its own threshold)."""
     probability = np.full(len(y), np.nan)
     hit = np.zeros(len(y), dtype=bool)
     for fold in range(folds):
@@ -359,7 +351,7 @@ def _cross_validated(gram: NDArray[np.float64], y: NDArray[np.float64], groups: 
         index = np.flatnonzero(train_)
         fit = _fit_calibrated(gram[np.ix_(train_, train_)], train_y,
                               [groups[i] for i in index], folds, seed, regularisation,
-                              weights[train_], scores[train_], floors)
+                              weights[train_], scores[train_], floor)
         probability[test] = _probabilities(gram[np.ix_(test, train_)], fit)
         hit[test] = probability[test] >= fit.threshold
         if fit.floor is not None:
