@@ -324,7 +324,8 @@ class Enricher:
                 probability = probabilities.get(item.topic)
                 if probability is not None and models[item.topic].keeps(
                         probability, item.score,
-                        self.topics.topics.topics[item.topic].threshold):
+                        self.topics.topics.topics[item.topic].threshold,
+                        titled=titled(item.evidence, document.title_end)):
                     hits.append(TopicHit(topic=item.topic, score=item.score,
                                          probability=probability, evidence=item.evidence))
             elif item.hit:
@@ -348,6 +349,11 @@ class Enricher:
             probabilities=probabilities,
             candidates=candidates,
         )
+
+
+def titled(evidence: Sequence[EvidenceSpan], title_end: int) -> bool:
+    """Whether some of the evidence is in the title (the first ``title_end`` characters)."""
+    return any(span.start < title_end for span in evidence)
 
 
 def _candidate_features(featuriser: Featuriser, doc: Doc, document: Document,
