@@ -376,3 +376,36 @@ def test_a_version_1_enriched_message_is_still_read() -> None:
     message = EnrichedArticle.model_validate(old)
     assert message.schema_version == 1
     assert all(hit.probability is None for hit in message.topic_hits)
+
+
+def test_the_demo_feeds_unrelated_items_fire_nothing(enricher: Enricher) -> None:
+    """Every item of every demo feed but the on-topic one, through the shipped enricher
+    (model and rules, every language): the only hits are items labelled on topic."""
+    from datetime import UTC, datetime
+
+    from producers.entries import normalise
+    from producers.parse import parse
+    from schemas.feeds_file import load_feeds_file
+    from tests.enrich_fixtures import LABELLED
+
+    demo = Path(__file__).resolve().parents[1] / "newswatch" / "demo"
+    labelled_on_topic = {
+        (record["title"], topic)
+        for path in sorted(LABELLED.glob("*.jsonl"))
+        for record in map(json.loads, path.read_text(encoding="utf-8").splitlines())
+        if str(record.get("source", "")).startswith("newswatch/demo/feeds/")
+        for topic in record["labels"]}
+    assert labelled_on_topic  # the Guardian's cannabis-farm slavery story, oren.ru's heroin
+    feeds = load_feeds_file(demo / "feeds.yaml").feeds
+    articles = []
+    for feed in feeds:
+        name = feed.url.rsplit("/", 1)[-1]
+        if name == "demo-ontopic.xml" or not (demo / "feeds" / name).is_file():
+            continue
+        parsed = parse((demo / "feeds" / name).read_bytes(), language=feed.language)
+        articles += normalise(parsed, feed, fetched_at=datetime(2026, 12, 1, tzinfo=UTC))
+    assert len(articles) > 400
+    fired = {(enriched.article.title, hit.topic)
+             for enriched in enricher.enrich_many(articles)
+             for hit in enriched.topic_hits}
+    assert fired <= labelled_on_topic, sorted(fired - labelled_on_topic)
