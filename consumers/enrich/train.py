@@ -284,8 +284,8 @@ def train(examples: Sequence[Example], topics: dict[str, Topic], spec: FeatureSp
           trained_on: dict[str, Any] | None = None, floor: float | None = FLOOR
           ) -> tuple[RelevanceModel, dict[str, TopicReport]]:
     """A model for every topic with enough labelled candidates, and per topic the
-    cross-validated report (``cross_validate=False`` skips the outer folds). A topic's
-    floor is ``floor`` where `topic_floor` grants it (None: no topic has one)."""
+    cross-validated report (``cross_validate=False`` skips the outer folds). Every topic's
+    floor is ``floor`` (None: no floor), needing title evidence where `topic_floor` says."""
     featuriser = Featuriser(spec)
     outer = assign_folds([example.item.group for example in examples],
                          [",".join(sorted(example.item.labels)) for example in examples],
