@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from consumers.enrich.enrich import Enricher, document_text, titled
+from consumers.enrich.enrich import Enricher, document_text, headline_end, titled
 from consumers.enrich.relevance import (
     ABOUTNESS,
     EntitySpan,
@@ -409,3 +409,11 @@ def test_the_demo_feeds_unrelated_items_fire_nothing(enricher: Enricher) -> None
              for enriched in enricher.enrich_many(articles)
              for hit in enriched.topic_hits}
     assert fired <= labelled_on_topic, sorted(fired - labelled_on_topic)
+
+
+def test_a_plain_text_s_headline_is_its_first_short_line() -> None:
+    assert headline_end(document_text("A title", content="Body.")) == len("A title")
+    plain = document_text("", content="Russia recognises the Taliban\n\nThe body.")
+    assert plain.text[:headline_end(plain)].strip() == "Russia recognises the Taliban"
+    assert headline_end(document_text("", content="word " * 60 + "\nmore")) == 0
+    assert headline_end(document_text("", content="")) == 0

@@ -32,7 +32,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from consumers.enrich.enrich import Candidate, Document, Enricher, document_text, titled
+from consumers.enrich.enrich import (
+    Candidate,
+    Document,
+    Enricher,
+    document_text,
+    headline_end,
+    titled,
+)
 from consumers.enrich.relevance import (
     FeatureSpec,
     Featuriser,
@@ -337,7 +344,7 @@ def train(examples: Sequence[Example], topics: dict[str, Topic], spec: FeatureSp
 def _floor_score(example: Example, topic: str, needs_title: bool) -> float:
     """The candidate's rule score, or 0 when the floor needs title evidence it lacks."""
     candidate = example.candidates[topic]
-    if needs_title and not titled(candidate.evidence, example.item.document().title_end):
+    if needs_title and not titled(candidate.evidence, headline_end(example.item.document())):
         return 0.0
     return candidate.score
 
@@ -426,7 +433,7 @@ def evaluate_model(model: RelevanceModel, examples: Sequence[Example],
                 item=example.item, expected=name in example.item.labels,
                 predicted=candidate is not None and topic_model.keeps(
                     p or 0.0, candidate.score, topic.threshold,
-                    titled=titled(candidate.evidence, example.item.document().title_end)),
+                    titled=titled(candidate.evidence, headline_end(example.item.document()))),
                 probability=p,
                 score=example.scores.get(name, 0.0),
                 evidence=candidate.evidence if candidate is not None else ()))
