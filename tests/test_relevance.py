@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from consumers.enrich.enrich import Enricher, document_text
+from consumers.enrich.enrich import Enricher, document_text, headline_end, titled
 from consumers.enrich.relevance import (
     ABOUTNESS,
     EntitySpan,
@@ -132,17 +132,20 @@ def test_a_saved_model_loads_with_the_same_predictions(tmp_path: Path) -> None:
 def test_threshold_and_floor_round_trip_and_older_files_still_load(tmp_path: Path) -> None:
     model = constant_model(0.0, ("recognition",))
     chosen = replace(model, topics={"recognition": replace(
-        model.topics["recognition"], threshold=0.42, floor=0.8)})
+        model.topics["recognition"], threshold=0.42, floor=0.8, floor_needs_title=True)})
     path = tmp_path / "model.json"
     chosen.save(path)
     loaded = load_model(path).topics["recognition"]
-    assert (loaded.threshold, loaded.floor) == (0.42, 0.8)
+    assert (loaded.threshold, loaded.floor, loaded.floor_needs_title) == (0.42, 0.8, True)
+    assert loaded.keeps(0.1, 0.9, 0.4, titled=True)
+    assert not loaded.keeps(0.1, 0.9, 0.4, titled=False)  # the floor needs the title
+    assert loaded.keeps(0.5, 0.0, 0.4, titled=False)  # the threshold does not
     # A file written before thresholds, floors and window features: the topic file's
     # threshold, no floor, and no window features (it was not trained with them).
     document = json.loads(model.to_bytes())
     del document["features"]["window_weight"], document["features"]["window_words"]
     for topic in document["topics"].values():
-        del topic["threshold"], topic["floor"]
+        del topic["threshold"], topic["floor"], topic["floor_needs_title"]
     path.write_text(json.dumps(document))
     older = load_model(path)
     assert older.spec.window_weight == 0.0
@@ -307,7 +310,8 @@ def test_the_seed_article_keeps_all_three_topics_with_evidence(enricher: Enriche
         assert hit.evidence
         assert hit.probability is not None
         assert enricher.relevance.topics[hit.topic].keeps(
-            hit.probability, hit.score, enricher.topics.topics.topics[hit.topic].threshold)
+            hit.probability, hit.score, enricher.topics.topics.topics[hit.topic].threshold,
+            titled=titled(hit.evidence, len(lines[0])))
 
 
 def test_the_models_own_threshold_decides_not_the_topic_files(enricher: Enricher) -> None:
@@ -337,6 +341,20 @@ def test_a_floor_keeps_strong_rule_evidence_the_model_doubts(enricher: Enricher)
             assert hit.evidence
 
 
+def test_a_floor_that_needs_the_title_keeps_only_headline_evidence(
+        enricher: Enricher) -> None:
+    doubtful = constant_model(-4.0, ("recognition",))
+    model = replace(doubtful, topics={"recognition": replace(
+        doubtful.topics["recognition"], floor=0.01, floor_needs_title=True)})
+    judged = Enricher(enricher.nlp, enricher.topics, relevance=model)
+    # The same sentence as the headline, and after an unrelated one as the body.
+    in_title = judged.analyse(document_text(HEADLINE, content="Markets were calm."))
+    assert "recognition" in {hit.topic for hit in in_title.hits}
+    in_body = judged.analyse(document_text("Markets were calm", content=HEADLINE + "."))
+    assert in_body.scores["recognition"] > 0.01  # the rules found it ...
+    assert "recognition" not in {hit.topic for hit in in_body.hits}  # ... not in the title
+
+
 def test_enriched_messages_carry_score_and_probability_and_read_back(
         enricher: Enricher) -> None:
     enriched = enricher.enrich(article(HEADLINE))
@@ -358,3 +376,44 @@ def test_a_version_1_enriched_message_is_still_read() -> None:
     message = EnrichedArticle.model_validate(old)
     assert message.schema_version == 1
     assert all(hit.probability is None for hit in message.topic_hits)
+
+
+def test_the_demo_feeds_unrelated_items_fire_nothing(enricher: Enricher) -> None:
+    """Every item of every demo feed but the on-topic one, through the shipped enricher
+    (model and rules, every language): the only hits are items labelled on topic."""
+    from datetime import UTC, datetime
+
+    from producers.entries import normalise
+    from producers.parse import parse
+    from schemas.feeds_file import load_feeds_file
+    from tests.enrich_fixtures import LABELLED
+
+    demo = Path(__file__).resolve().parents[1] / "newswatch" / "demo"
+    labelled_on_topic = {
+        (record["title"], topic)
+        for path in sorted(LABELLED.glob("*.jsonl"))
+        for record in map(json.loads, path.read_text(encoding="utf-8").splitlines())
+        if str(record.get("source", "")).startswith("newswatch/demo/feeds/")
+        for topic in record["labels"]}
+    assert labelled_on_topic  # the Guardian's cannabis-farm slavery story, oren.ru's heroin
+    feeds = load_feeds_file(demo / "feeds.yaml").feeds
+    articles = []
+    for feed in feeds:
+        name = feed.url.rsplit("/", 1)[-1]
+        if name == "demo-ontopic.xml" or not (demo / "feeds" / name).is_file():
+            continue
+        parsed = parse((demo / "feeds" / name).read_bytes(), language=feed.language)
+        articles += normalise(parsed, feed, fetched_at=datetime(2026, 12, 1, tzinfo=UTC))
+    assert len(articles) > 400
+    fired = {(enriched.article.title, hit.topic)
+             for enriched in enricher.enrich_many(articles)
+             for hit in enriched.topic_hits}
+    assert fired <= labelled_on_topic, sorted(fired - labelled_on_topic)
+
+
+def test_a_plain_text_s_headline_is_its_first_short_line() -> None:
+    assert headline_end(document_text("A title", content="Body.")) == len("A title")
+    plain = document_text("", content="Russia recognises the Taliban\n\nThe body.")
+    assert plain.text[:headline_end(plain)].strip() == "Russia recognises the Taliban"
+    assert headline_end(document_text("", content="word " * 60 + "\nmore")) == 0
+    assert headline_end(document_text("", content="")) == 0

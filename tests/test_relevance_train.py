@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from consumers.enrich.enrich import Enricher, document_text
+from consumers.enrich.enrich import Enricher, document_text, titled
 from consumers.enrich.relevance import FeatureSpec, load_model
 from consumers.enrich.train import (
     Example,
@@ -21,6 +21,7 @@ from consumers.enrich.train import (
     choose_threshold,
     featurise,
     read_labelled,
+    topic_floor,
     train,
 )
 from newswatch.cli import main
@@ -174,6 +175,33 @@ def test_the_threshold_leaves_to_the_floor_what_the_floor_keeps() -> None:
     assert choose_threshold(p, scores, y, floor=None, min_recall=0.95) == 0.075
 
 
+def test_a_topic_whose_rules_never_name_it_outright_has_a_floor_for_headlines_only(
+        enricher: Enricher, examples: list[Example]) -> None:
+    topics = dict(enricher.topics.topics.topics)
+    # is_threat's heaviest rule weighs 0.6: 0.8 only by adding up moderate words.
+    assert max(rule.weight for rule in topics["is_threat"].rules) < 0.8
+    assert topic_floor(topics["is_threat"]) == (0.8, True)
+    assert topic_floor(topics["drug_trafficking"]) == topic_floor(topics["recognition"]) == (
+        0.8, False)
+    assert topic_floor(topics["recognition"], floor=None) == (None, False)
+    model, reports = train(examples, topics, FeatureSpec(), cross_validate=False)
+    threat = model.topics["is_threat"]
+    assert (threat.floor, threat.floor_needs_title) == (0.8, True)
+    assert reports["is_threat"].floor_needs_title
+    assert not model.topics["recognition"].floor_needs_title
+    # A long piece on Iraq's protests whose rules reach 0.8 deep in the text, never in the
+    # headline: the floor leaves it to the model, which calls it a passing mention.
+    passing = next(example for example in examples if example.item.id == "t-184")
+    candidate = passing.candidates["is_threat"]
+    assert candidate.score >= 0.8
+    assert not passing.item.labels
+    assert not titled(candidate.evidence, passing.item.document().title_end)
+    assert not threat.keeps(threat.probability(candidate.features), candidate.score,
+                            topics["is_threat"].threshold, titled=False)
+    # The same evidence in a headline is kept by the floor, however the model doubts it.
+    assert threat.keeps(0.0, candidate.score, topics["is_threat"].threshold, titled=True)
+
+
 def test_the_seed_article_keeps_its_topics_with_a_model_that_never_saw_it(
         enricher: Enricher) -> None:
     """No special weight: trained without the seed article at all, the floor (the rules'
@@ -193,5 +221,6 @@ def test_the_seed_article_keeps_its_topics_with_a_model_that_never_saw_it(
     assert set(hits) == {"is_threat", "drug_trafficking", "recognition"}
     for hit in hits.values():
         assert hit.evidence
-        assert model.topics[hit.topic].keeps(hit.probability or 0.0, hit.score,
-                                              topics[hit.topic].threshold)
+        assert model.topics[hit.topic].keeps(
+            hit.probability or 0.0, hit.score, topics[hit.topic].threshold,
+            titled=titled(hit.evidence, len(lines[0])))

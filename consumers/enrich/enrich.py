@@ -324,7 +324,8 @@ class Enricher:
                 probability = probabilities.get(item.topic)
                 if probability is not None and models[item.topic].keeps(
                         probability, item.score,
-                        self.topics.topics.topics[item.topic].threshold):
+                        self.topics.topics.topics[item.topic].threshold,
+                        titled=titled(item.evidence, headline_end(document))):
                     hits.append(TopicHit(topic=item.topic, score=item.score,
                                          probability=probability, evidence=item.evidence))
             elif item.hit:
@@ -348,6 +349,25 @@ class Enricher:
             probabilities=probabilities,
             candidates=candidates,
         )
+
+
+MAX_HEADLINE_CHARS = 200  # a longer first line of a plain text is a paragraph
+
+
+def titled(evidence: Sequence[EvidenceSpan], title_end: int) -> bool:
+    """Whether some of the evidence is in the title (the first ``title_end`` characters)."""
+    return any(span.start < title_end for span in evidence)
+
+
+def headline_end(document: Document) -> int:
+    """Where the document's headline ends: its title, or for a document without one (a
+    plain text) its first line, when that line is short enough to be a headline."""
+    if document.title_end:
+        return document.title_end
+    first = document.text.lstrip().split("\n", 1)[0]
+    if not first or len(first) > MAX_HEADLINE_CHARS:
+        return 0
+    return document.text.index(first) + len(first)
 
 
 def _candidate_features(featuriser: Featuriser, doc: Doc, document: Document,

@@ -6,8 +6,8 @@ and a calibrated probability. The hit keeps the rules' evidence and score; the t
 hit is kept when the probability reaches the threshold that training chose for the topic
 (on out-of-fold probabilities, best F1 with recall >= 0.95; the topics file's
 ``threshold`` for a model file that has none), or when the rule score reaches the floor
-that training chose with it (the rules' strongest evidence, kept even when the model
-doubts it, only where the training items show that this costs no precision).
+(the rules' strongest evidence, kept even when the model doubts it; for a topic whose
+rules never name it outright, only when some of that evidence is in the title).
 
 Features, one sparse vector per (document, topic), of four kinds:
 
@@ -335,6 +335,9 @@ class TopicModelFile(_Strict):
         default=None, gt=0.0, le=1.0,
         description="Rule score that keeps the topic whatever the probability, chosen "
                     "with the threshold (None: no floor)")
+    floor_needs_title: bool = Field(
+        default=False,
+        description="The floor keeps the topic only when some evidence is in the title")
 
 
 class ModelFile(_Strict):
@@ -376,12 +379,18 @@ class TopicModel:
     regularisation: float = 1.0
     threshold: float | None = None  # chosen in training; None: the topic file's threshold
     floor: float | None = None  # rule score that keeps the topic on its own
+    floor_needs_title: bool = False  # ... and only with evidence in the title
 
-    def keeps(self, probability: float, score: float, topic_threshold: float) -> bool:
+    def keeps(self, probability: float, score: float, topic_threshold: float, *,
+              titled: bool = False) -> bool:
         """Whether a candidate is a hit: its probability reaches the threshold chosen in
-        training (else the topic file's), or its rule score reaches the floor."""
+        training (else the topic file's), or its rule score reaches the floor (with
+        evidence in the title, ``titled``, where the floor needs it)."""
         cut = topic_threshold if self.threshold is None else self.threshold
-        return probability >= cut or (self.floor is not None and score >= self.floor)
+        if probability >= cut:
+            return True
+        return (self.floor is not None and score >= self.floor
+                and (titled or not self.floor_needs_title))
 
     def decision(self, features: Mapping[int, float]) -> float:
         """The uncalibrated score ``w.x``."""
@@ -427,7 +436,7 @@ class RelevanceModel:
                 sha256=hashlib.sha256(raw).hexdigest(), platt=model.platt,
                 examples=model.examples, positives=model.positives,
                 regularisation=model.regularisation, threshold=model.threshold,
-                floor=model.floor)
+                floor=model.floor, floor_needs_title=model.floor_needs_title)
         document = ModelFile(format=FORMAT, version=FORMAT_VERSION, features=self.spec,
                              topics=topics, trained_on=self.trained_on)
         return (json.dumps(document.model_dump(mode="json"), sort_keys=True, indent=1,
@@ -489,7 +498,8 @@ def load_model(path: Path) -> RelevanceModel:
         topics[name] = TopicModel(weights=weights, platt=stored.platt,
                                   examples=stored.examples, positives=stored.positives,
                                   regularisation=stored.regularisation,
-                                  threshold=stored.threshold, floor=stored.floor)
+                                  threshold=stored.threshold, floor=stored.floor,
+                                  floor_needs_title=stored.floor_needs_title)
     return RelevanceModel(spec=document.features, topics=topics,
                           trained_on=document.trained_on, path=path,
                           digest=hashlib.sha256(raw).hexdigest()[:16])

@@ -32,7 +32,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from consumers.enrich.enrich import Candidate, Document, Enricher, document_text
+from consumers.enrich.enrich import (
+    Candidate,
+    Document,
+    Enricher,
+    document_text,
+    headline_end,
+    titled,
+)
 from consumers.enrich.relevance import (
     FeatureSpec,
     Featuriser,
@@ -52,6 +59,10 @@ MIN_RECALL = 0.95  # the threshold chosen in training keeps at least this recall
 # The rule score that keeps a topic whatever the model says: one match of a topic's
 # strongest rules ("drug trafficking", "diplomatic recognition": weight 0.8) or several
 # strong ones. The layer vetoes weak and moderate evidence, never the rules' strongest.
+# A topic without a rule that heavy, one that names the topic outright, has the floor only
+# for evidence that reaches the title (`topic_floor`): is_threat's rules reach 0.8 only by
+# adding up moderate words ("Islamic State" beside "attack"), which a long piece on other
+# things that names the group does too; its headline does not name the group.
 FLOOR = 0.8
 MIN_EACH_CLASS = 3  # positives and negatives among a topic's candidates to fit a model
 NEWTON_STEPS = 30
@@ -104,6 +115,7 @@ class TopicReport:
     fitted: bool
     why_not: str = ""
     floor: float | None = None  # the rule score that keeps a hit whatever the model says
+    floor_needs_title: bool = False  # ... only with evidence in the title
     examples: int = 0
     positives: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
@@ -145,6 +157,15 @@ def assign_folds(groups: Sequence[str], strata: Sequence[str], folds: int, seed:
         first_stratum[group], hashlib.sha256(f"{seed}\x1f{group}".encode()).hexdigest()))
     fold_of = {group: i % folds for i, group in enumerate(ordered)}
     return [fold_of[group] for group in groups]
+
+
+def topic_floor(topic: Topic, floor: float | None = FLOOR) -> tuple[float | None, bool]:
+    """The floor of ``topic`` (None: none) and whether it needs evidence in the title:
+    it does unless one of the topic's rules weighs ``floor`` on its own (names the topic
+    outright)."""
+    if floor is None:
+        return None, False
+    return floor, max(rule.weight for rule in topic.rules) < floor
 
 
 def fit_dual_logistic(gram: NDArray[np.float64], y: NDArray[np.float64],
@@ -270,7 +291,8 @@ def train(examples: Sequence[Example], topics: dict[str, Topic], spec: FeatureSp
           trained_on: dict[str, Any] | None = None, floor: float | None = FLOOR
           ) -> tuple[RelevanceModel, dict[str, TopicReport]]:
     """A model for every topic with enough labelled candidates, and per topic the
-    cross-validated report (``cross_validate=False`` skips the outer folds)."""
+    cross-validated report (``cross_validate=False`` skips the outer folds). Every topic's
+    floor is ``floor`` (None: no floor), needing title evidence where `topic_floor` says."""
     featuriser = Featuriser(spec)
     outer = assign_folds([example.item.group for example in examples],
                          [",".join(sorted(example.item.labels)) for example in examples],
@@ -297,22 +319,34 @@ def train(examples: Sequence[Example], topics: dict[str, Topic], spec: FeatureSp
         gram = (matrix @ matrix.T).astype(np.float64)
         groups = [example.item.group for _, example in rows]
         weights = np.array([example.item.weight for _, example in rows])
-        scores = np.array([example.candidates[name].score for _, example in rows])
+        kept_by_rules, needs_title = topic_floor(topic, floor)
+        # The floor sees a rule score only where it may keep the candidate.
+        scores = np.array([_floor_score(example, name, needs_title) for _, example in rows])
         fit = _fit_calibrated(gram, y, groups, folds, seed, regularisation, weights, scores,
-                              floor)
+                              kept_by_rules)
         models[name] = TopicModel(
             weights=(matrix.T.astype(np.float64) @ fit.alpha).astype(np.float32),
             platt=fit.platt, examples=len(rows), positives=report.positives,
-            regularisation=regularisation, threshold=fit.threshold, floor=fit.floor)
+            regularisation=regularisation, threshold=fit.threshold, floor=fit.floor,
+            floor_needs_title=needs_title and fit.floor is not None)
         report.fitted, report.threshold, report.floor = True, fit.threshold, fit.floor
+        report.floor_needs_title = models[name].floor_needs_title
         if cross_validate:
             hit = _cross_validated(gram, y, groups, [outer[i] for i, _ in rows], folds, seed,
-                                   regularisation, weights, scores, floor)
+                                   regularisation, weights, scores, kept_by_rules)
             report.outcomes = _outcomes(name, judged, rows, *hit)
         log.info("relevance model fitted", extra={"topic": name, "examples": len(rows),
                                                   "positives": report.positives})
     model = RelevanceModel(spec=spec, topics=models, trained_on=trained_on or {})
     return model, reports
+
+
+def _floor_score(example: Example, topic: str, needs_title: bool) -> float:
+    """The candidate's rule score, or 0 when the floor needs title evidence it lacks."""
+    candidate = example.candidates[topic]
+    if needs_title and not titled(candidate.evidence, headline_end(example.item.document())):
+        return 0.0
+    return candidate.score
 
 
 def _cross_validated(gram: NDArray[np.float64], y: NDArray[np.float64], groups: list[str],
@@ -398,7 +432,8 @@ def evaluate_model(model: RelevanceModel, examples: Sequence[Example],
             report.outcomes.append(Outcome(
                 item=example.item, expected=name in example.item.labels,
                 predicted=candidate is not None and topic_model.keeps(
-                    p or 0.0, candidate.score, topic.threshold),
+                    p or 0.0, candidate.score, topic.threshold,
+                    titled=titled(candidate.evidence, headline_end(example.item.document()))),
                 probability=p,
                 score=example.scores.get(name, 0.0),
                 evidence=candidate.evidence if candidate is not None else ()))
