@@ -24,7 +24,8 @@ story covers, each shared word counted by how prevalent it is in the story:
     score = sum(w(t) * min(1, (df_story(t) / n_story) ** power)) / sum(w(t))
 
 with w(t) = rarity(t) * spread(t) ** spread_power from `consumers.stories.salience`
-(rarity in the article's language; spread over the open stories, off by default: on the
+(rarity in the article's language; spread over the open stories that index the word
+(the inverted index), off by default: on the
 dev and demo sets it cost more recall within big stories than it saved precision).
 The best story at or above ``threshold`` wins, else the article starts a
 story whose id is the article's own id (stable: the same stream gives the same ids).
@@ -169,9 +170,10 @@ class StoryClusterer:
         self.config = config or ClusterConfig()
         self._keep_closed = keep_closed
         self._stories: OrderedDict[str, OpenStory] = OrderedDict()  # by last update
-        # word -> the open stories with it, in the order they got it. A list, not a set
-        # or dict: most words are in one or two stories, and a one-item list costs a
-        # third of a one-item dict; a story is added once (when its count goes from 0).
+        # word -> the open stories that index it (it was among one of their articles'
+        # ``index_words`` heaviest), in the order they got it. A list, not a set or
+        # dict: most words are in one or two stories, and a one-item list costs a third
+        # of a one-item dict; a story is added once (see `_add`).
         self._postings: dict[str, list[str]] = {}
         self._member_of: dict[str, str] = {}  # article id -> story, open stories only
         # outlet -> word -> how many of the outlet's articles in open stories have it
