@@ -1,7 +1,7 @@
 """How long `newswatch topics train` takes for a thousand labelled examples, beside the
 issue's target (under a minute on one core).
 
-    flock /work/wt/bench.lock .venv/bin/python bench/relevance_train_speed.py [--items 1000]
+    flock /work/wt/bench.lock .venv/bin/python -m bench.relevance_train_speed [--items 1000]
 
 The labelled files of the shipped model, repeated until ``--items`` (each copy under its
 own id and title, so the grouped folds treat it as another story) stand in for a thousand
@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from consumers.enrich.enrich import Enricher
+from consumers.enrich.relevance import FeatureSpec
+from consumers.enrich.train import featurise, read_labelled, train
 
-from consumers.enrich.enrich import Enricher  # noqa: E402
-from consumers.enrich.relevance import FeatureSpec  # noqa: E402
-from consumers.enrich.train import featurise, read_labelled, train  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 LABELLED = ROOT / "tests" / "data" / "labelled"
 FILES = ("train.jsonl", "articles.jsonl", "extra.jsonl", "relevance-extra.jsonl",
