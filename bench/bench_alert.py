@@ -57,6 +57,7 @@ from sqlalchemy import Engine, delete, select  # noqa: E402
 from consumers.alert import evaluate as evaluate_module  # noqa: E402
 from consumers.alert import outbox as outbox_module  # noqa: E402
 from consumers.alert.compile import CompiledRules, compile_rules  # noqa: E402
+from consumers.alert.daemon import settle_heap  # noqa: E402
 from consumers.alert.outbox import run_tick, skip_history  # noqa: E402
 from consumers.alert.rule_index import index_of  # noqa: E402
 from consumers.alert.rules import parse_rules  # noqa: E402
@@ -364,6 +365,7 @@ def scale(url_for: Any, counts: list[int], profiles: list[str], batch: int, roun
             began = time.perf_counter()
             index_of(rules)
             indexed_s = time.perf_counter() - began
+            settle_heap()  # as the daemon does once its rules are loaded
             with engine.begin() as conn:
                 entity_ids = [conn.execute(tables.entities.insert().values(
                     name=f"Entity {i}", label="ORG")).inserted_primary_key[0]  # type: ignore[index]

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, tuple_, update
+from sqlalchemy import Connection, Engine, bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from consumers.alert.compile import CompiledRule
@@ -160,8 +160,10 @@ class SqlStore:
                     now: datetime) -> dict[tuple[str, str], GroupState]:
         wanted = sorted(set(keys) | {(name, DIGEST_KEY) for name, rule in rules.items()
                                      if rule.digest is not None})
-        conditions = [and_(T_GROUPS.c.release_at <= now, T_GROUPS.c.rule.in_(sorted(rules)))]
-        rows = list(self.conn.execute(select(T_GROUPS).where(or_(*conditions))))
+        # Due groups of other rule sets are left out here, not in SQL: naming all 10,000
+        # rules in an IN list cost every tick more than the rest of an idle one.
+        rows = [row for row in self.conn.execute(select(T_GROUPS).where(
+            T_GROUPS.c.release_at <= now)) if row.rule in rules]
         for part in chunks(wanted, CHUNK):
             rows.extend(self.conn.execute(select(T_GROUPS).where(
                 tuple_(T_GROUPS.c.rule, T_GROUPS.c.group_key).in_(part)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, and_, or_, select
@@ -60,10 +60,12 @@ class ArticleFacts:
     tags: frozenset[str]
     hits: tuple[tuple[str, float], ...]  # (topic, score) of every hit of the article
     entities: frozenset[tuple[str, str]]  # (folded name, label)
+    # The names alone, made once: each rule check used to build the set again.
+    entity_names: frozenset[str] = field(init=False, compare=False)
 
-    @property
-    def entity_names(self) -> frozenset[str]:
-        return frozenset(name for name, _ in self.entities)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "entity_names",
+                           frozenset(name for name, _ in self.entities))
 
 
 
