@@ -18,8 +18,10 @@
    alternating on the same database: ``index`` (the rule index, count and spike windows
    kept in memory: what the daemon runs), ``index-sqlwindows`` (windows re-counted in SQL
    per evaluation, as before issue 17's second session) and ``sql`` (the per-rule ``UNION
-   ALL`` SQL the index replaced); ``--stored N`` first stores N old articles with hits
-   (the history beside which rules run) in one database that all rule sets then share.
+   ALL`` SQL the index replaced), ``index-sqlgroups`` (group states and held articles
+   read from SQL on every evaluation, as before issue 17's third session); ``--stored N``
+   first stores N old articles with hits (the history beside which rules run) in one
+   database that all rule sets then share.
 
 ``--postgres`` runs on the PostgreSQL of ``scripts/postgres.sh`` (a schema per database,
 dropped at the end) instead of SQLite files.
@@ -272,8 +274,11 @@ def matcher(name: str) -> Iterator[None]:
     original = evaluate_module.match_batch
     original_windows = outbox_module.windows_for
     chosen = sql_match_batch if name == "sql" else original
-    if name != "index":  # the matchers before windows were kept in memory
+    original_groups = outbox_module.groups_for
+    if name not in ("index", "index-sqlgroups"):  # before windows were kept in memory
         outbox_module.windows_for = lambda engine, rules: None  # type: ignore[assignment]
+    if name != "index":  # before group states were kept in memory (issue 17, session 3)
+        outbox_module.groups_for = lambda engine, rules: None  # type: ignore[assignment]
 
     def timed(conn: Any, rules: Any, batch: Any) -> tuple[int, list[Any]]:
         began = time.perf_counter()
@@ -288,6 +293,7 @@ def matcher(name: str) -> Iterator[None]:
     finally:
         evaluate_module.match_batch = original
         outbox_module.windows_for = original_windows
+        outbox_module.groups_for = original_groups
 
 
 def fill(engine: Engine, count: int) -> None:
