@@ -18,8 +18,10 @@
    alternating on the same database: ``index`` (the rule index, count and spike windows
    kept in memory: what the daemon runs), ``index-sqlwindows`` (windows re-counted in SQL
    per evaluation, as before issue 17's second session) and ``sql`` (the per-rule ``UNION
-   ALL`` SQL the index replaced); ``--stored N`` first stores N old articles with hits
-   (the history beside which rules run) in one database that all rule sets then share.
+   ALL`` SQL the index replaced), ``index-sqlgroups`` (group states and held articles
+   read from SQL on every evaluation, as before issue 17's third session); ``--stored N``
+   first stores N old articles with hits (the history beside which rules run) in one
+   database that all rule sets then share.
 
 ``--postgres`` runs on the PostgreSQL of ``scripts/postgres.sh`` (a schema per database,
 dropped at the end) instead of SQLite files.
@@ -53,6 +55,7 @@ from bench.harness import postgres_database, uptime
 from consumers.alert import evaluate as evaluate_module
 from consumers.alert import outbox as outbox_module
 from consumers.alert.compile import CompiledRules, compile_rules
+from consumers.alert.daemon import settle_heap
 from consumers.alert.outbox import run_tick, skip_history
 from consumers.alert.rule_index import index_of
 from consumers.alert.rules import parse_rules
@@ -269,8 +272,11 @@ def matcher(name: str) -> Iterator[None]:
     original = evaluate_module.match_batch
     original_windows = outbox_module.windows_for
     chosen = sql_match_batch if name == "sql" else original
-    if name != "index":  # the matchers before windows were kept in memory
+    original_groups = outbox_module.groups_for
+    if name not in ("index", "index-sqlgroups"):  # before windows were kept in memory
         outbox_module.windows_for = lambda engine, rules: None  # type: ignore[assignment]
+    if name != "index":  # before group states were kept in memory (issue 17, session 3)
+        outbox_module.groups_for = lambda engine, rules: None  # type: ignore[assignment]
 
     def timed(conn: Any, rules: Any, batch: Any) -> tuple[int, list[Any]]:
         began = time.perf_counter()
@@ -285,6 +291,7 @@ def matcher(name: str) -> Iterator[None]:
     finally:
         evaluate_module.match_batch = original
         outbox_module.windows_for = original_windows
+        outbox_module.groups_for = original_groups
 
 
 def fill(engine: Engine, count: int) -> None:
@@ -362,6 +369,7 @@ def scale(url_for: Any, counts: list[int], profiles: list[str], batch: int, roun
             began = time.perf_counter()
             index_of(rules)
             indexed_s = time.perf_counter() - began
+            settle_heap()  # as the daemon does once its rules are loaded
             with engine.begin() as conn:
                 entity_ids = [conn.execute(tables.entities.insert().values(
                     name=f"Entity {i}", label="ORG")).inserted_primary_key[0]  # type: ignore[index]

@@ -45,6 +45,7 @@ from consumers.alert.compile import (
 from consumers.alert.group import ArticleRef, Decisions, GroupState, Trigger, decide
 from consumers.alert.payload import (
     ArticleView,
+    TopicMemo,
     build_payload,
     group_of,
     load_articles,
@@ -55,7 +56,7 @@ from consumers.alert.silence import Silence, drop_silenced
 from consumers.alert.windows import Entry, WindowCache, cacheable, verify
 from newswatch.utc import as_utc
 from schemas import tables
-from schemas.alert_payload import AlertPayload
+from schemas.alert_payload import AlertPayload, StoryItem
 from schemas.duration import format_duration
 from schemas.rules_file import Rule
 
@@ -370,12 +371,17 @@ def _payloads(conn: Connection, decisions: Decisions, rules: Mapping[str, Rule],
     if missing:
         views.update(load_articles(conn, missing))
     payloads: dict[str, AlertPayload] = {}
+    memo: TopicMemo = {}
+    stories: dict[str | None, StoryItem | None] = {None: None}
     for fire in decisions.fires:
+        story_id = fire.labels.get("story")
+        if story_id not in stories:
+            stories[story_id] = load_story(conn, story_id)
         payloads[fire.dedup_key] = build_payload(
             rule=rules[fire.rule], kind=fire.kind, labels=fire.labels,
             dedup_key=fire.dedup_key, reason=fire.reason, created_at=now,
             articles=[(views[ref.article_id], ref.labels) for ref in fire.articles
                       if ref.article_id in views],
-            story=load_story(conn, fire.labels.get("story")),
+            story=stories[story_id], memo=memo,
         )
     return payloads

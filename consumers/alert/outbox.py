@@ -14,15 +14,16 @@ same alerts twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, tuple_, update
+from sqlalchemy import Connection, Engine, bindparam, select, tuple_, update
 
 from consumers.alert.compile import CompiledRule
 from consumers.alert.evaluate import Cursor, Evaluation, evaluate, mark_evaluated, next_batch
 from consumers.alert.group import DIGEST_KEY, ArticleRef, Decisions, GroupState
+from consumers.alert.group_cache import GroupCache, groups_for
 from consumers.alert.silence import active_silences
 from consumers.alert.windows import windows_for
 from consumers.store.audit import record_audit
@@ -54,20 +55,30 @@ class ConcurrentEvaluationError(NewswatchError):
 def run_tick(engine: Engine, rules: Sequence[CompiledRule], now: datetime) -> Evaluation:
     """Evaluate the hits committed since the last tick; commit decisions and watermark.
 
-    Count and spike windows come from this rule set's `windows.WindowCache`; an
-    evaluation with hits always stamps the cursor, so another evaluator's work is seen."""
-    windows = windows_for(engine, rules)
+    Count and spike windows come from this rule set's `windows.WindowCache`, group
+    states from its `group_cache.GroupCache`; an evaluation with hits or decisions always
+    stamps the cursor, so another evaluator's work is seen."""
+    windows, groups = windows_for(engine, rules), groups_for(engine, rules)
     with unavailable_as_retryable(), engine.begin() as conn:
         cursor = load_cursor(conn, lock=True)
         if windows is not None:
             windows.sync(conn)
+        if groups is not None:
+            groups.sync(conn)
         batch, advanced = next_batch(conn, cursor, now)
-        result = evaluate(conn, rules, SqlStore(conn), now, batch,
+        store = SqlStore(conn, groups)
+        result = evaluate(conn, rules, store, now, batch,
                           silences=active_silences(conn, now), windows=windows)
         mark_evaluated(conn, batch)
-        saved = save_cursor(conn, cursor, advanced, now, touch=batch.count > 0)
-    if windows is not None and saved:
-        windows.committed(advanced.watermark, now)
+        # A release with no new hits changes groups too: the stamp tells other evaluators'
+        # group caches (a stale one would send a held article twice).
+        saved = save_cursor(conn, cursor, advanced, now,
+                            touch=batch.count > 0 or store.wrote)
+    if saved:  # after the commit: what a rolled-back evaluation decided is not kept
+        if windows is not None:
+            windows.committed(advanced.watermark, now)
+        if groups is not None:
+            groups.committed(advanced.watermark, now)
     return result
 
 
@@ -140,8 +151,13 @@ def skip_history(engine: Engine, now: datetime) -> int:
 class SqlStore:
     """`evaluate.StateStore` on the caller's connection and transaction."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, groups: GroupCache | None = None) -> None:
+        """``groups``: the live evaluator's `group_cache.GroupCache` (states kept between
+        evaluations, read from SQL only when not kept)."""
         self.conn = conn
+        self.groups = groups
+        self._loaded: dict[tuple[str, str], GroupState] = {}
+        self.wrote = False  # whether `apply` wrote anything
 
     def seen(self, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         found: set[tuple[str, str]] = set()
@@ -160,13 +176,23 @@ class SqlStore:
                     now: datetime) -> dict[tuple[str, str], GroupState]:
         wanted = sorted(set(keys) | {(name, DIGEST_KEY) for name, rule in rules.items()
                                      if rule.digest is not None})
-        conditions = [and_(T_GROUPS.c.release_at <= now, T_GROUPS.c.rule.in_(sorted(rules)))]
-        rows = list(self.conn.execute(select(T_GROUPS).where(or_(*conditions))))
+        # Due groups of other rule sets are left out here, not in SQL: naming all 10,000
+        # rules in an IN list cost every tick more than the rest of an idle one.
+        rows = [row for row in self.conn.execute(select(T_GROUPS).where(
+            T_GROUPS.c.release_at <= now)) if row.rule in rules]
+        states: dict[tuple[str, str], GroupState] = {}
+        kept = self.groups
+        if kept is not None:
+            for key in [*wanted, *((row.rule, row.group_key) for row in rows)]:
+                if key not in states and (state := kept.get(key)) is not None:
+                    states[key] = state
+            wanted = [key for key in wanted if key not in states]
+            rows = [row for row in rows if (row.rule, row.group_key) not in states]
+        cached = set(states)
         for part in chunks(wanted, CHUNK):
             rows.extend(self.conn.execute(select(T_GROUPS).where(
                 tuple_(T_GROUPS.c.rule, T_GROUPS.c.group_key).in_(part)
             )))
-        states: dict[tuple[str, str], GroupState] = {}
         for row in rows:
             states[(row.rule, row.group_key)] = GroupState(
                 rule=row.rule, key=row.group_key, labels=dict(row.labels),
@@ -175,16 +201,20 @@ class SqlStore:
                 last_true_at=as_utc(row.last_true_at),
                 last_reason=row.last_reason,
             )
-        self._load_held(states)
+        self._load_held(states, skip=cached)
+        self._loaded = states
         return states
 
-    def _load_held(self, states: dict[tuple[str, str], GroupState]) -> None:
-        """Attach held articles to their groups, and digest articles to digest groups."""
+    def _load_held(self, states: dict[tuple[str, str], GroupState],
+                   skip: Collection[tuple[str, str]] = ()) -> None:
+        """Attach held articles to their groups, and digest articles to digest groups
+        (not to those in ``skip``: kept in memory with their articles)."""
         columns = (T_ARTICLES.c.rule, T_ARTICLES.c.article_id, T_ARTICLES.c.group_key,
                    T_ARTICLES.c.state, T_ARTICLES.c.published)
         order = (T_ARTICLES.c.decided_at, T_ARTICLES.c.article_id)
-        groups = sorted(key for key in states if key[1] != DIGEST_KEY)
-        digests = sorted(rule for rule, key in states if key == DIGEST_KEY)
+        groups = sorted(key for key in states if key[1] != DIGEST_KEY and key not in skip)
+        digests = sorted(rule for rule, key in states if key == DIGEST_KEY
+                         and (rule, key) not in skip)
         rows: list[Any] = []
         for part in chunks(groups, CHUNK):
             rows.extend(self.conn.execute(select(*columns).where(
@@ -198,7 +228,7 @@ class SqlStore:
         for row in rows:
             key = DIGEST_KEY if row.state == "digest" else row.group_key
             state = states.get((row.rule, key))
-            if state is None:
+            if state is None or (row.rule, key) in skip:
                 continue
             own = states.get((row.rule, row.group_key))
             state.held.append(ArticleRef(
@@ -211,6 +241,8 @@ class SqlStore:
               rules: Mapping[str, Rule], now: datetime) -> list[int]:
         """Write everything with a few multi-row statements (executemany)."""
         conn = self.conn
+        self.wrote = self.wrote or bool(decisions.holds or decisions.fires
+                                        or decisions.to_digest or decisions.changed)
         if decisions.holds:
             conn.execute(T_ARTICLES.insert(), [
                 {"rule": rule, "article_id": ref.article_id, "group_key": ref.group_key,
@@ -253,6 +285,8 @@ class SqlStore:
             )
         if decisions.changed:
             self._save_groups(list(decisions.changed.values()))
+        if self.groups is not None:  # what SQL holds once this transaction commits
+            self.groups.stage({**self._loaded, **decisions.changed})
         return ids
 
     def _save_groups(self, states: Sequence[GroupState]) -> None:

@@ -161,16 +161,33 @@ def _evidence(hit: HitView) -> list[EvidenceItem]:
     return items
 
 
-def article_item(view: ArticleView, labels: Mapping[str, str],
-                 first: frozenset[str] = frozenset()) -> ArticleItem:
-    """The article as sent; the topics in ``first`` (the rule's) lead, then by score."""
+# Topic items already made in one evaluation, by (article id, the rule's topics): an
+# article matching 200 rules is in up to 200 payloads, and its items are the same in each.
+TopicMemo = dict[tuple[str, frozenset[str]], list[TopicItem]]
+
+
+def topic_items(view: ArticleView, first: frozenset[str] = frozenset(),
+                memo: TopicMemo | None = None) -> list[TopicItem]:
+    """The article's topics as sent: those in ``first`` (the rule's) lead, then by score."""
+    key = (view.id, first)
+    if memo is not None and key in memo:
+        return memo[key]
     hits = sorted(view.hits, key=lambda h: (h.topic not in first, -h.score, h.topic))
+    items = [TopicItem(topic=h.topic, score=round(min(max(h.score, 0.0), 1.0), 4),
+                       evidence=_evidence(h)) for h in hits]
+    if memo is not None:
+        memo[key] = items
+    return items
+
+
+def article_item(view: ArticleView, labels: Mapping[str, str],
+                 first: frozenset[str] = frozenset(),
+                 memo: TopicMemo | None = None) -> ArticleItem:
+    """The article as sent; the topics in ``first`` (the rule's) lead, then by score."""
     return ArticleItem(
         id=view.id, title=view.title, url=view.url, source=view.feed_name,
         feed_id=view.feed_id, published=view.published, language=view.language,
-        group=dict(labels),
-        topics=[TopicItem(topic=h.topic, score=round(min(max(h.score, 0.0), 1.0), 4),
-                          evidence=_evidence(h)) for h in hits],
+        group=dict(labels), topics=topic_items(view, first, memo),
     )
 
 
@@ -189,11 +206,13 @@ def load_story(conn: Connection, story_id: str | None) -> StoryItem | None:
 def build_payload(*, rule: Rule, kind: str, labels: Mapping[str, str], dedup_key: str,
                   reason: str, created_at: datetime,
                   articles: Sequence[tuple[ArticleView, Mapping[str, str]]],
-                  story: StoryItem | None = None) -> AlertPayload:
+                  story: StoryItem | None = None,
+                  memo: TopicMemo | None = None) -> AlertPayload:
     """The alert as it will be sent (``alert_id`` is filled in at delivery).
 
     Articles are newest first and capped at `MAX_ARTICLES`; ``articles_total`` says how
-    many there were.
+    many there were. ``memo``: topic items shared by the payloads of one evaluation
+    (`topic_items`); the payload is the same with or without it.
     """
     ordered = sorted(articles, key=lambda pair: (pair[0].published, pair[0].id), reverse=True)
     first = frozenset(rule.match.topics.names()) if rule.match.topics is not None else frozenset()
@@ -204,7 +223,8 @@ def build_payload(*, rule: Rule, kind: str, labels: Mapping[str, str], dedup_key
         group=dict(labels),
         reason=reason,
         created_at=as_utc(created_at),
-        articles=[article_item(view, lab, first) for view, lab in ordered[:MAX_ARTICLES]],
+        articles=[article_item(view, lab, first, memo)
+                  for view, lab in ordered[:MAX_ARTICLES]],
         articles_total=len(ordered),
         story=story,
     )

@@ -66,6 +66,14 @@ MAX_ENTRIES = 1_000_000
 CACHED_GROUP_BY = frozenset({"rule", "feed"})
 
 
+def cursor_token(conn: Connection) -> tuple[int, datetime | None] | None:
+    """The cursor as stored (watermark, updated_at); an evaluation that commits always
+    changes it, so a cache that saw the last commit knows no one else evaluated since."""
+    row = conn.execute(select(S.c.watermark, S.c.updated_at)
+                       .where(S.c.name == CURSOR_NAME)).first()
+    return None if row is None else (int(row.watermark), as_utc(row.updated_at))
+
+
 def cacheable(rule: CompiledRule) -> bool:
     """Whether ``rule``'s windows are kept in memory (see the module docstring)."""
     model = rule.rule
@@ -122,9 +130,7 @@ class WindowCache:
 
     def sync(self, conn: Connection) -> None:
         """Start afresh unless the cursor is as this cache last left it."""
-        row = conn.execute(select(S.c.watermark, S.c.updated_at)
-                           .where(S.c.name == CURSOR_NAME)).first()
-        token = None if row is None else (int(row.watermark), as_utc(row.updated_at))
+        token = cursor_token(conn)
         if token != self._token or token is None:
             if self._groups:
                 log.info("alert windows read afresh (the cursor moved elsewhere)",

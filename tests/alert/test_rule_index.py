@@ -129,6 +129,23 @@ def test_an_article_is_checked_only_against_rules_that_can_match(engine: Engine)
     assert index_of(rules) is index_of(rules)  # built once per rule set
 
 
+def test_a_rule_needing_all_of_its_topics_is_checked_only_with_all_of_them(
+        engine: Engine) -> None:
+    text = ("channels:\n  file: {type: jsonl, path: x.jsonl}\nrules:\n"
+            "  - name: both\n    match: {topics: {all: [is_threat, recognition]}}\n"
+            "    channels: [file]\n")
+    rules = compile_rules(parse_rules(text).rules, "sqlite")
+    one = insert_article(engine, title="One", feed_id="feed-1", topics={"is_threat": 0.9})
+    two = insert_article(engine, title="Two", feed_id="feed-1",
+                         topics={"is_threat": 0.9, "recognition": 0.8})
+    with engine.connect() as conn:
+        facts = load_facts(conn, [one, two])
+    index = index_of(rules)
+    assert index.candidates(facts[one]) == {}
+    assert list(index.candidates(facts[two])) == [rules[0].index]
+    assert index.match(facts.values())[1] == [(rules[0], two)]
+
+
 def test_every_rule_is_filed_where_an_article_can_reach_it() -> None:
     rules = compile_rules(parse_rules(many_rules(2000, "selective")
                                       + many_rules(600, "broad").split("rules:\n", 1)[1]
@@ -138,5 +155,8 @@ def test_every_rule_is_filed_where_an_article_can_reach_it() -> None:
     for table in (index._entity, index._feed, index._gram, index._short, index._tag,
                   index._topic):
         for filed_rules in table.values():
+            filed.update(rule.index for rule in filed_rules)
+    for by_set in index._all.values():
+        for filed_rules in by_set.values():
             filed.update(rule.index for rule in filed_rules)
     assert filed == {rule.index for rule in rules}

@@ -1,0 +1,96 @@
+"""Group memory (``alert_groups`` rows with their held articles) kept between evaluations.
+
+With throttled groups every matching article is held until the group's next alert, so
+a group's held list grows all through its throttle; reading every touched group's held
+articles back from SQL on each evaluation made the cost grow with the hits of the last
+throttle period (1,000 broad rules: a third of the articles of ten minutes, read again
+every tick). The live store (`outbox.SqlStore`) keeps the states it read or wrote here
+and reads SQL only for groups it has not seen:
+
+    cache = groups_for(engine, rules)        # one per database and rule set
+    cache.sync(conn)                         # cleared if another evaluator ran
+    state = cache.get(key)                   # a copy, to be mutated by `group.decide`
+    cache.stage(states)                      # what this transaction leaves in SQL
+    cache.committed(watermark, updated_at)   # the transaction committed: keep them
+
+Only `outbox.run_tick` writes ``alert_groups`` and held or digest ``alert_articles``
+rows, inside the transaction that moves the cursor, so the states are exact while the
+cursor is as this cache last left it (`windows.cursor_token`, the check the windows use).
+A rolled-back evaluation stages nothing that is kept. Copies are handed out so a decision
+that is rolled back never changes what is kept.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine
+
+from consumers.alert.compile import CompiledRule, CompiledRules
+from consumers.alert.group import GroupState
+from consumers.alert.windows import cursor_token
+from newswatch.utc import as_utc
+
+# Groups kept at most; beyond it the cache starts afresh (SQL is read again).
+MAX_GROUPS = 200_000
+
+
+class GroupCache:
+    """The group states of one rule set on one database (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._states: dict[tuple[str, str], GroupState] = {}
+        self._staged: dict[tuple[str, str], GroupState] = {}
+        self._token: tuple[int, datetime | None] | None = None
+        self.reads = 0  # states answered from memory
+
+    def sync(self, conn: Connection) -> None:
+        """Start afresh unless the cursor is as this cache last left it."""
+        self._staged = {}
+        token = cursor_token(conn)
+        if token is None or token != self._token:
+            self._states.clear()
+            self._token = None
+
+    def get(self, key: tuple[str, str]) -> GroupState | None:
+        """A copy of the kept state of ``key``; None when it must be read from SQL."""
+        state = self._states.get(key)
+        if state is None:
+            return None
+        self.reads += 1
+        return replace(state, labels=dict(state.labels), held=list(state.held))
+
+    def stage(self, states: Mapping[tuple[str, str], GroupState]) -> None:
+        """The states this evaluation's transaction leaves in SQL (kept on commit)."""
+        self._staged.update(states)
+
+    def committed(self, watermark: int, updated_at: datetime) -> None:
+        """The evaluation committed with this cursor: keep what it staged."""
+        self._states.update(self._staged)
+        self._staged = {}
+        if len(self._states) > MAX_GROUPS:
+            self._states.clear()
+        self._token = (watermark, as_utc(updated_at))
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+
+_CACHES: weakref.WeakKeyDictionary[CompiledRules, dict[str, GroupCache]] = (
+    weakref.WeakKeyDictionary())
+
+
+def groups_for(engine: Engine, rules: Sequence[CompiledRule]) -> GroupCache | None:
+    """The cache of this rule set on this database (None for a plain list of rules). A
+    reloaded rules file starts a new one."""
+    if not isinstance(rules, CompiledRules):
+        return None
+    per_database = _CACHES.setdefault(rules, {})
+    url = engine.url.render_as_string(hide_password=True)
+    cache = per_database.get(url)
+    if cache is None:
+        cache = per_database[url] = GroupCache()
+    return cache
