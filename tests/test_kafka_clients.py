@@ -80,8 +80,12 @@ def test_joining_rebalancing_and_leaving_a_group_is_logged_with_the_partitions(
     caplog.set_level(logging.INFO, logger="newswatch.kafka_clients")
 
     # The daemons' own session timeout (10 s): with a shorter one, heartbeats a loaded
-    # machine delays can drop a member from the group and start one more round.
-    first = make_consumer(settings, topic, group, role="enrich")
+    # machine delays can drop a member from the group and start one more round. A round
+    # the broker has to wait out lasts up to the rebalance timeout, which kafka-python
+    # sets to max_poll_interval_ms (300 s by default): 30 s keeps one well inside the
+    # wait's bound, and these consumers poll every few hundred milliseconds.
+    group_settings = {"max_poll_interval_ms": 30_000}
+    first = make_consumer(settings, topic, group, role="enrich", **group_settings)
     second = None
     try:
         me = first.config["client_id"]
@@ -96,7 +100,7 @@ def test_joining_rebalancing_and_leaving_a_group_is_logged_with_the_partitions(
         gave_up_alone = len(_records(caplog, "consumer group rebalancing: partitions given up",
                                      me))
 
-        second = make_consumer(settings, topic, group, role="enrich-2")
+        second = make_consumer(settings, topic, group, role="enrich-2", **group_settings)
         other = second.config["client_id"]
         _poll_until([first, second], lambda: bool(
             _held(first) and _held(second) and _stable([first, second], caplog, both)),
