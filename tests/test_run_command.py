@@ -4,6 +4,7 @@ time, every daemon answers /healthz and /metrics, and Ctrl+C stops everything cl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import pytest
 
 from newswatch.cli.run import STAGES
 from newswatch.kafka_local import LocalKafka
+from tests.support.daemons import kill_processes_of, processes_of
 from tests.support.ports import free_port, free_port_block
 
 pytestmark = pytest.mark.integration
@@ -65,6 +67,37 @@ def _other_language_alerts(alerts_file: Path) -> set[str]:
     return found
 
 
+def _run_the_demo(process: subprocess.Popen[bytes], state: Path, output: Path, base: int,
+                  web_port: int) -> int:
+    """Wait for the seed alerts, check health, metrics and the console, then Ctrl+C;
+    returns the run's exit code."""
+    deadline = time.monotonic() + 240
+    while _seed_rules(state / "alerts.jsonl") != RULES and time.monotonic() < deadline:
+        assert process.poll() is None, output.read_text()[-3000:]
+        time.sleep(1)
+    assert _seed_rules(state / "alerts.jsonl") == RULES, output.read_text()[-3000:]
+    # The demo feed's Portuguese, Arabic, Polish, French and Spanish items (declared
+    # English by the feed, detected from their text) fire the other-languages rule.
+    while not _other_language_alerts(state / "alerts.jsonl") and (
+            time.monotonic() < deadline + 60):
+        time.sleep(1)
+    languages = _other_language_alerts(state / "alerts.jsonl")
+    assert languages, output.read_text()[-3000:]
+    assert "en" not in languages
+    assert languages <= {"pt", "ar", "pl", "fr", "es"}
+
+    for port in range(base, base + len(STAGES)):
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    metrics = "".join(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+                      for port in range(base, base + len(STAGES)))
+    assert "newswatch_articles_published_total" in metrics
+    assert "newswatch_articles_stored_total" in metrics
+    _sign_in_and_see_the_seed_alerts(output.read_text(), web_port)
+
+    process.send_signal(signal.SIGINT)
+    return process.wait(timeout=90)
+
+
 def test_run_fires_seed_alerts_serves_health_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     state = tmp_path / "state"
     base = free_port_block(len(STAGES))
@@ -78,45 +111,30 @@ def test_run_fires_seed_alerts_serves_health_and_stops_on_ctrl_c(tmp_path: Path)
         "NEWSWATCH_KAFKA_HEAP": "384m",
         "NEWSWATCH_WEB_PORT": str(web_port),
     })
-    stdout = (tmp_path / "run.out").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "newswatch.cli", "run", "--metrics-base-port", str(base)],
-        env=env, stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )
     output = tmp_path / "run.out"
+    with output.open("wb") as stdout:
+        # A session of its own: a failure below kills its whole group, and then every
+        # process the run started (its daemons and broker run in sessions of their own).
+        process = subprocess.Popen(
+            [sys.executable, "-m", "newswatch.cli", "run", "--metrics-base-port", str(base)],
+            env=env, stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     try:
-        deadline = time.monotonic() + 240
-        while _seed_rules(state / "alerts.jsonl") != RULES and time.monotonic() < deadline:
-            assert process.poll() is None, output.read_text()[-3000:]
-            time.sleep(1)
-        assert _seed_rules(state / "alerts.jsonl") == RULES, output.read_text()[-3000:]
-        # The demo feed's Portuguese, Arabic, Polish, French and Spanish items (declared
-        # English by the feed, detected from their text) fire the other-languages rule.
-        while not _other_language_alerts(state / "alerts.jsonl") and (
-                time.monotonic() < deadline + 60):
-            time.sleep(1)
-        languages = _other_language_alerts(state / "alerts.jsonl")
-        assert languages, output.read_text()[-3000:]
-        assert "en" not in languages
-        assert languages <= {"pt", "ar", "pl", "fr", "es"}
-
-        for port in range(base, base + len(STAGES)):
-            assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
-        metrics = "".join(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-                          for port in range(base, base + len(STAGES)))
-        assert "newswatch_articles_published_total" in metrics
-        assert "newswatch_articles_stored_total" in metrics
-        _sign_in_and_see_the_seed_alerts(output.read_text(), web_port)
-
-        process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=90)
+        code = _run_the_demo(process, state, output, base, web_port)
     finally:
+        # Whatever failed above, nothing the run started outlives the test.
         if process.poll() is None:
-            process.kill()
-        stdout.close()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+        left = processes_of(state)  # after a clean Ctrl+C: none
+        survivors = kill_processes_of(state)
         LocalKafka(state / "kafka").stop()
+    assert survivors == [], f"processes of the run survived SIGKILL: {survivors}"
     text = output.read_text()
     assert code == 0, text[-3000:]
+    assert left == [], f"processes of the run left running after Ctrl+C: {left}"
     assert "Summary:" in text
     for stage in STAGES:
         assert f"{stage}: exit 0" in text, text[-3000:]

@@ -4,7 +4,6 @@ elsewhere, and a Kafka port clash is one clear line, not a Java stack trace."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import signal
@@ -19,6 +18,7 @@ import pytest
 from newswatch.cli.run import STAGES
 from newswatch.kafka_local import LocalKafka
 from newswatch.progress import RunOutput
+from tests.support.daemons import kill_processes_of, processes_of
 from tests.support.ports import free_port, free_port_block
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,33 +35,6 @@ def _run_env(state: Path, kafka_port: int | None = None) -> dict[str, str]:
         "NEWSWATCH_WEB_PORT": str(free_port()),
     })
     return env
-
-
-def _processes_of(state: Path) -> list[int]:
-    """Every live process started for this run: its environment names our state folder
-    (the children inherit it), or its command line does (the broker's config file)."""
-    marker = str(state).encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            cmdline = (entry / "cmdline").read_bytes()
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        if "\nState:\tZ" in status:  # a zombie is dead, only not yet reaped
-            continue
-        if b"NEWSWATCH_STATE_DIR=" + marker + b"\0" in environ or marker in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
-def _kill_all(pids: list[int]) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
 
 
 # --- the status line -------------------------------------------------------------------
@@ -133,23 +106,22 @@ def test_run_into_a_pipe_that_closes_then_ctrl_c_leaves_no_process(tmp_path: Pat
         assert b"Press Ctrl+C to stop." in seen, seen.decode(errors="replace")[-3000:]
         # The daemons are started right after that line; wait until each runs.
         deadline = time.monotonic() + 60
-        while len(_processes_of(state)) < len(STAGES) + 2 and time.monotonic() < deadline:
+        while len(processes_of(state)) < len(STAGES) + 2 and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert len(_processes_of(state)) >= len(STAGES) + 2  # run, broker and the six
+        assert len(processes_of(state)) >= len(STAGES) + 2  # run, broker and the six
         # `tee` dies of the same Ctrl+C: the pipe's reading end closes, then SIGINT.
         process.stdout.close()
         process.send_signal(signal.SIGINT)
         code = process.wait(timeout=120)
         deadline = time.monotonic() + 30
-        while _processes_of(state) and time.monotonic() < deadline:
+        while processes_of(state) and time.monotonic() < deadline:
             time.sleep(0.5)
-        survivors = _processes_of(state)
+        survivors = processes_of(state)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
-        leftover = _processes_of(state)
-        _kill_all(leftover)
+        kill_processes_of(state)
         LocalKafka(state / "kafka").stop()
     assert survivors == [], f"left running after Ctrl+C: {survivors}"
     assert code == 0
@@ -176,6 +148,6 @@ def test_a_kafka_port_clash_is_one_clear_line(tmp_path: Path) -> None:
                 "NEWSWATCH_KAFKA_PORT and NEWSWATCH_KAFKA_CONTROLLER_PORT, or use a running "
                 "broker with KAFKA_BOOTSTRAP_SERVERS"], result.stderr
             assert "Exception" not in result.stdout + result.stderr
-            assert _processes_of(state) == []
+            assert processes_of(state) == []
         finally:
-            _kill_all(_processes_of(state))
+            kill_processes_of(state)

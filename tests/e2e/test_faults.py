@@ -379,10 +379,16 @@ def test_webhook_down_and_smtp_refusing_then_back(
     webhook.up()
     run.note("webhook receiver up again", fault=True)
     run.until(17.0)
+    # The 451 window is meant to be seen: under load the first alert may be sent only
+    # after 17 s, so the server keeps refusing until it has refused one (bounded).
+    wait_until(lambda: smtp_server.refused > 0, timeout_s=120,
+               what="the SMTP server to refuse a send with 451", pipeline=run.pipeline,
+               status=lambda: run._progress()[1], interval_s=0.1)
     smtp_server.down()
     smtp_server.refusing = False
-    run.note("SMTP server not listening", fault=True)
-    run.until(24.0)
+    run.note(f"SMTP server not listening (after refusing {smtp_server.refused} with 451)",
+             fault=True)
+    run.until(max(24.0, run.at() + 7.0))  # down for 7 s, however long the wait took
     smtp_server.up()
     run.note("SMTP server accepting again", fault=True)
     run.converge()

@@ -9,6 +9,7 @@ be started again after it died and its log still reads in order.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from tests.support.waits import wait_for
+from tests.support.waits import WaitTimeoutError, wait_for
 
 REPO = Path(__file__).resolve().parent.parent.parent
 _START_MARK = "===== start"
@@ -129,3 +130,43 @@ def stop_all(daemons: Sequence[DaemonProcess], timeout_s: float = 30.0
         if daemon.running():
             daemon.send(signal.SIGTERM)
     return {daemon.name: daemon.stop(timeout_s, signalled=True) for daemon in daemons}
+
+
+def processes_of(state: Path) -> list[int]:
+    """Every live process started for a `newswatch run` whose state folder is ``state``:
+    its environment names the folder (the supervised daemons and the broker inherit it,
+    though each runs in a session of its own), or its command line does (the broker's
+    config file)."""
+    marker = str(state).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            cmdline = (entry / "cmdline").read_bytes()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        if "\nState:\tZ" in status:  # a zombie is dead, only not yet reaped
+            continue
+        if b"NEWSWATCH_STATE_DIR=" + marker + b"\0" in environ or marker in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def kill_processes_of(state: Path, timeout_s: float = 30.0) -> list[int]:
+    """SIGKILL every process of `processes_of` (again each round: a supervisor killed
+    mid-restart may have started one more) until none is left; returns the survivors
+    after ``timeout_s`` (empty when all are gone)."""
+    def gone() -> bool:
+        for pid in processes_of(state):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return not processes_of(state)
+
+    try:
+        wait_for(gone, timeout_s, f"every process of {state} to be killed", interval_s=0.2)
+    except WaitTimeoutError:
+        return processes_of(state)
+    return []
