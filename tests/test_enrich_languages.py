@@ -224,6 +224,20 @@ CASES = [
      "الفلسطينية."),
     ("ar", "recognition", False, "المتهم اعترف بارتكاب الجريمة",
      "قالت النيابة إن المتهم اعترف بارتكاب السرقة أمام المحكمة."),
+    # Statehood at stake without a recognition word: independence declared, a UN seat
+    # sought; a national holiday and central-bank independence are not recognition.
+    ("es", "recognition", True, "Taiwán fracasa de nuevo ante la ONU",
+     "Taiwán fracasó por decimotercera vez en su intento de reingresar en las Naciones "
+     "Unidas, de donde fue expulsado en 1971."),
+    ("es", "recognition", False, "México celebra el Día de la Independencia",
+     "Miles de personas llenaron el Zócalo para el Grito; el gobierno recordó la "
+     "declaración de independencia de 1810 durante el Día de la Independencia."),
+    ("de", "recognition", True, "Kosovo vor der Unabhängigkeitserklärung",
+     "Die Regierung in Pristina will die Unabhängigkeitserklärung noch im Februar "
+     "verabschieden; Serbien lehnt sie ab."),
+    ("de", "recognition", False, "Notenbank betont ihre Unabhängigkeit",
+     "Die Europäische Zentralbank verteidigte ihre Unabhängigkeit gegen Kritik aus "
+     "mehreren Regierungen."),
     # Chinese: characters are the tokens, phrases match as runs of characters.
     ("zh", "is_threat", True, "伊斯兰国宣称对喀布尔机场袭击负责",
      "极端组织伊斯兰国周四宣称对阿富汗首都喀布尔机场附近的自杀式炸弹袭击负责，袭击造成"
@@ -357,6 +371,9 @@ def test_lemma_tables_give_inflected_forms() -> None:
     assert phrase_forms("de", ["Anschlag"], "none") == {"anschlag"}
     # A word the table does not know is kept as written.
     assert phrase_forms("de", ["Xyzzyquux"]) == {"xyzzyquux"}
+    # A phrase with more combinations of forms than are kept still has itself.
+    assert "ingreso en las naciones unidas" in phrase_forms(
+        "es", ["ingreso en las Naciones Unidas"])
 
 
 def test_arabic_forms_add_proclitics_and_bare_alef() -> None:
