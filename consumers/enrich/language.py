@@ -154,24 +154,24 @@ class LanguageIdentifier:
     def _cld2_share(text: str, hint: str) -> float:
         """CLD2's share of ``text`` in the declared language ``hint`` when CLD2 confirms
         it, reading as little as it needs (see the constants); 0.0 when it does not."""
-        if hint in WEAK_EVIDENCE_EXCLUDED:
-            # English is what a title of brand names and tech terms looks like to CLD2:
-            # it is confirmed only by a reliable answer on 150, then 600 characters.
+        # English is what a prefix of brand names and tech terms looks like to CLD2, so
+        # only another declared language may be confirmed on this little evidence.
+        weak_ok = hint not in WEAK_EVIDENCE_EXCLUDED
+        short = word_prefix(text, SHORT_SAMPLE_CHARS) if weak_ok else ""
+        if short:
+            fast, share = confirmed(short)
+            if fast == hint:
+                return share
+        if len(text) > len(short):
             fast, share = confirmed(text[:FAST_SAMPLE_CHARS])
             if fast == hint:
                 return share
-            if len(text) > FAST_SAMPLE_CHARS:
-                fast, share = confirmed(text[:SECOND_SAMPLE_CHARS])
-                if fast == hint and share >= SECOND_SAMPLE_SHARE:
-                    return share
+        if len(text) > FAST_SAMPLE_CHARS:
+            fast, share = confirmed(text[:SECOND_SAMPLE_CHARS])
+            if fast == hint and share >= SECOND_SAMPLE_SHARE:
+                return share
+        if not weak_ok:
             return 0.0
-        # Another language: the title first, then one best guess over the longer sample
-        # (measured: as accurate as 150, then 600 characters, then the best guess, and
-        # ~2 µs a German item cheaper).
-        short = word_prefix(text, SHORT_SAMPLE_CHARS)
-        fast, share = confirmed(short)
-        if fast == hint:
-            return share
         fast, share = confirmed(text[:SECOND_SAMPLE_CHARS], best_effort=True)
         return share if fast == hint and share >= BEST_EFFORT_SHARE else 0.0
 
