@@ -104,7 +104,10 @@ def forms_by_phrase(language: str, phrases: Iterable[str], inflect: Inflect = "a
             for i, word in enumerate(words_of)]
         if language == "ar":
             choices[0] = sorted(arabic_forms(choices[0]))
-        found: set[str] = set()
+        # The phrase as written is always a form: a long phrase of inflecting words has
+        # more than MAX_FORMS_PER_PHRASE combinations, and the cut used to drop it
+        # ("ingreso en las Naciones Unidas" matched nothing, not even itself).
+        found: set[str] = {key}
         for count, combo in enumerate(itertools.product(*choices)):
             if count >= MAX_FORMS_PER_PHRASE:
                 break
