@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC
 from typing import Any
 
@@ -54,16 +54,24 @@ class UnstorableMessageError(ValueError):
     """A message that is valid JSON of the right type but cannot be stored as it is."""
 
 
-def _field_values(owner: Any, path: Sequence[str]) -> Iterator[Any]:
+# Each bounded field's path split once: the check runs on every message the store reads.
+_BOUNDED_PATHS: tuple[tuple[str, tuple[str, ...], int], ...] = tuple(
+    (path, tuple(path.split(".")), limit) for path, limit in STORED_LENGTHS.items())
+
+
+def _field_values(owner: Any, path: Sequence[str]) -> list[Any]:
     """The values at ``path`` below ``owner``; a tuple on the way stands for each item."""
-    if isinstance(owner, tuple):
-        for item in owner:
-            yield from _field_values(item, path)
-        return
-    if not path:
-        yield owner
-        return
-    yield from _field_values(getattr(owner, path[0]), path[1:])
+    current = list(owner) if isinstance(owner, tuple) else [owner]
+    for part in path:
+        found: list[Any] = []
+        for item in current:
+            value = getattr(item, part)
+            if isinstance(value, tuple):
+                found.extend(value)
+            else:
+                found.append(value)
+        current = found
+    return current
 
 
 def check_stored_lengths(enriched: EnrichedArticle) -> None:
@@ -73,8 +81,8 @@ def check_stored_lengths(enriched: EnrichedArticle) -> None:
     (`schemas.messages.STORED_LENGTHS`); PostgreSQL would reject the whole batch over one
     of them, so they are checked at the edge, message by message.
     """
-    for path, limit in STORED_LENGTHS.items():
-        for value in _field_values(enriched, path.split(".")):
+    for path, parts, limit in _BOUNDED_PATHS:
+        for value in _field_values(enriched, parts):
             if value is not None and len(value) > limit:
                 shown = value if len(value) <= 80 else value[:80] + "..."
                 raise UnstorableMessageError(f"{path} {shown!r} is {len(value)} characters; "
