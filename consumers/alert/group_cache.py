@@ -22,15 +22,15 @@ that is rolled back never changes what is kept.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine
 
-from consumers.alert.compile import CompiledRule, CompiledRules
+from consumers.alert.compile import CompiledRule
 from consumers.alert.group import GroupState
+from consumers.alert.rule_cache import PerRuleSet
 from consumers.alert.windows import cursor_token
 from newswatch.utc import as_utc
 
@@ -79,18 +79,10 @@ class GroupCache:
         return len(self._states)
 
 
-_CACHES: weakref.WeakKeyDictionary[CompiledRules, dict[str, GroupCache]] = (
-    weakref.WeakKeyDictionary())
+_CACHES: PerRuleSet[GroupCache] = PerRuleSet(GroupCache)
 
 
 def groups_for(engine: Engine, rules: Sequence[CompiledRule]) -> GroupCache | None:
     """The cache of this rule set on this database (None for a plain list of rules). A
     reloaded rules file starts a new one."""
-    if not isinstance(rules, CompiledRules):
-        return None
-    per_database = _CACHES.setdefault(rules, {})
-    url = engine.url.render_as_string(hide_password=True)
-    cache = per_database.get(url)
-    if cache is None:
-        cache = per_database[url] = GroupCache()
-    return cache
+    return _CACHES.get(engine, rules)

@@ -38,7 +38,6 @@ alert by alert, tests/alert/test_windows.py the windows tick by tick.
 from __future__ import annotations
 
 import logging
-import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,8 +45,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, select
 
-from consumers.alert.compile import CompiledRule, CompiledRules, window_articles_query
+from consumers.alert.compile import CompiledRule, window_articles_query
 from consumers.alert.payload import group_key
+from consumers.alert.rule_cache import PerRuleSet
 from consumers.alert.rule_index import load_facts, matches
 from newswatch.chunks import chunks
 from newswatch.utc import as_utc
@@ -306,18 +306,10 @@ def verify(conn: Connection, rules: Mapping[str, CompiledRule],
             if aid in facts and matches(rules[name].rule.match, facts[aid])}
 
 
-_CACHES: weakref.WeakKeyDictionary[CompiledRules, dict[str, WindowCache]] = (
-    weakref.WeakKeyDictionary())
+_CACHES: PerRuleSet[WindowCache] = PerRuleSet(WindowCache)
 
 
 def windows_for(engine: Engine, rules: Sequence[CompiledRule]) -> WindowCache | None:
     """The cache of this rule set on this database (None for a plain list of rules, which
     has no identity to key a cache on). A reloaded rules file starts a new one."""
-    if not isinstance(rules, CompiledRules):
-        return None
-    per_database = _CACHES.setdefault(rules, {})
-    url = engine.url.render_as_string(hide_password=True)
-    cache = per_database.get(url)
-    if cache is None:
-        cache = per_database[url] = WindowCache()
-    return cache
+    return _CACHES.get(engine, rules)
