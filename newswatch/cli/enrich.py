@@ -324,19 +324,14 @@ def handle_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cross_validate(args: argparse.Namespace, settings: Settings) -> int:
     """``eval --cv K``: train k-fold on the files, print the table and the worst errors."""
-    from consumers.enrich.relevance import FeatureSpec
-    from consumers.enrich.train import featurise, rules_outcomes, train
-    from newswatch.cli.enrich_train import prf, read_all, table
+    from consumers.enrich.train import rules_outcomes, train
+    from newswatch.cli.enrich_train import featurise_files, prf, table
 
     if args.cv < 2:
         raise ConfigError("--cv needs at least 2 folds")
-    enricher = Enricher.from_files(args.topics or settings.topics_file,
-                                   args.model or settings.enrich_model, rules_only=True)
-    items = read_all(args.files)
-    spec = FeatureSpec()
-    examples = featurise(enricher, items, spec)
-    topics = dict(enricher.topics.topics.topics)
-    _, reports = train(examples, topics, spec, folds=args.cv)
+    labelled = featurise_files(args, settings)
+    items, examples, topics = labelled.items, labelled.examples, labelled.topics
+    _, reports = train(examples, topics, labelled.spec, folds=args.cv)
     rules = rules_outcomes(examples, topics)
     print(f"{len(items)} documents, {args.cv}-fold cross-validation grouped by story "
           "(each item scored by a model not fitted on it)\n")

@@ -13,6 +13,7 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from consumers.enrich.relevance import FeatureSpec
 from consumers.enrich.train import (
     DEFAULT_FOLDS,
     DEFAULT_REGULARISATION,
+    Example,
     LabelledItem,
     Outcome,
     TopicReport,
@@ -32,6 +34,7 @@ from consumers.enrich.train import (
 )
 from newswatch.errors import ConfigError
 from newswatch.settings import Settings
+from schemas.topics_file import Topic
 
 
 def add_train_parser(actions: Any) -> None:
@@ -54,17 +57,36 @@ def add_train_parser(actions: Any) -> None:
     fit.set_defaults(handler=handle_train)
 
 
+@dataclass(frozen=True)
+class Featurised:
+    """Labelled files read and run once through the rules and the featuriser."""
+
+    enricher: Enricher
+    items: list[LabelledItem]
+    spec: FeatureSpec
+    examples: list[Example]
+    topics: dict[str, Topic]
+
+
+def featurise_files(args: argparse.Namespace, settings: Settings) -> Featurised:
+    """``args.files`` featurised with the topics file and spaCy model of ``args`` (or of
+    the settings): what `topics train` and `eval --cv` both start from."""
+    enricher = Enricher.from_files(args.topics or settings.topics_file,
+                                   args.model or settings.enrich_model, rules_only=True)
+    items = read_all(args.files)
+    spec = FeatureSpec()
+    return Featurised(enricher, items, spec, featurise(enricher, items, spec),
+                      dict(enricher.topics.topics.topics))
+
+
 def handle_train(args: argparse.Namespace, settings: Settings) -> int:
     """Train on every file given; exit 0 with the model written."""
     if args.folds < 2:
         raise ConfigError("--folds must be at least 2")
     started = time.monotonic()
-    enricher = Enricher.from_files(args.topics or settings.topics_file,
-                                   args.model or settings.enrich_model, rules_only=True)
-    items = read_all(args.files)
-    spec = FeatureSpec()
-    examples = featurise(enricher, items, spec)
-    topics = dict(enricher.topics.topics.topics)
+    labelled = featurise_files(args, settings)
+    enricher, items, spec = labelled.enricher, labelled.items, labelled.spec
+    examples, topics = labelled.examples, labelled.topics
     # The model judges only the languages it learned from (`RelevanceModel.languages`).
     trained_on = {"files": [path.name for path in args.files], "items": len(items),
                   "folds": args.folds, "seed": args.seed,
