@@ -112,6 +112,14 @@ def insert_seed(engine: Engine, *, title: str = SEED_TITLE, published: datetime 
     )
 
 
+def alert_article_ids(engine: Engine) -> list[list[str]]:
+    """The article ids of every alert stored, alert by alert in id order (each sorted)."""
+    with engine.connect() as conn:
+        payloads = conn.execute(select(tables.alerts.c.payload)
+                                .order_by(tables.alerts.c.id)).scalars().all()
+    return [sorted(a["id"] for a in payload["articles"]) for payload in payloads]
+
+
 def write_rules(tmp_path: Path, text: str, name: str = "rules.yaml") -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")

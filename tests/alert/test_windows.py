@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete
 
 from consumers.alert.compile import CompiledRules, compile_rules, window_articles_query
 from consumers.alert.outbox import run_tick
@@ -19,7 +19,7 @@ from consumers.alert.payload import as_utc
 from consumers.alert.rules import parse_rules
 from consumers.alert.windows import cacheable, horizon, windows_for
 from schemas import tables
-from tests.alert.conftest import NOW, insert_article
+from tests.alert.conftest import NOW, alert_article_ids, insert_article
 from tests.alert.test_backtest_equals_live import RULES, history, store
 
 BURST = """
@@ -36,13 +36,6 @@ rules:
 def burst(engine: Engine, at_least: int) -> CompiledRules:
     text = BURST.replace("ARG", str(at_least))
     return compile_rules(parse_rules(text).rules, engine.dialect.name)
-
-
-def alerts(engine: Engine) -> list[list[str]]:
-    with engine.connect() as conn:
-        payloads = conn.execute(select(tables.alerts.c.payload)
-                                .order_by(tables.alerts.c.id)).scalars().all()
-    return [sorted(a["id"] for a in payload["articles"]) for payload in payloads]
 
 
 def test_memory_windows_equal_sql_windows_tick_by_tick(engine: Engine) -> None:
@@ -87,13 +80,13 @@ def test_an_article_that_stops_matching_leaves_the_window(engine: Engine) -> Non
     insert_article(engine, published=NOW + timedelta(minutes=2), feed_id="bbc",
                    topics={"is_threat": 0.9})
     run_tick(engine, rules, NOW + timedelta(minutes=2))
-    assert alerts(engine) == []  # one matching article in the window: the rule needs two
+    assert alert_article_ids(engine) == []  # one matching article in the window: the rule needs two
     third = insert_article(engine, published=NOW + timedelta(minutes=3), feed_id="bbc",
                            topics={"is_threat": 0.9})
     run_tick(engine, rules, NOW + timedelta(minutes=3))
-    assert len(alerts(engine)) == 1
-    assert first not in alerts(engine)[0]
-    assert third in alerts(engine)[0]
+    assert len(alert_article_ids(engine)) == 1
+    assert first not in alert_article_ids(engine)[0]
+    assert third in alert_article_ids(engine)[0]
 
 
 def test_alerted_articles_that_stop_matching_stop_counting(engine: Engine) -> None:
@@ -103,7 +96,7 @@ def test_alerted_articles_that_stop_matching_stop_counting(engine: Engine) -> No
     ids = [insert_article(engine, published=NOW, feed_id="bbc", topics={"is_threat": 0.9})
            for _ in range(3)]
     run_tick(engine, rules, NOW)
-    assert alerts(engine) == [sorted(ids)]
+    assert alert_article_ids(engine) == [sorted(ids)]
     with engine.begin() as conn:
         for aid in ids[:2]:
             conn.execute(delete(tables.topic_hits)
@@ -114,7 +107,7 @@ def test_alerted_articles_that_stop_matching_stop_counting(engine: Engine) -> No
     insert_article(engine, published=NOW + timedelta(minutes=1), feed_id="bbc",
                    topics={"is_threat": 0.9})
     run_tick(engine, rules, NOW + timedelta(minutes=1))
-    assert len(alerts(engine)) == 1  # two matching articles in the window: no alert
+    assert len(alert_article_ids(engine)) == 1  # two matching articles in the window: no alert
 
 
 def test_two_evaluators_taking_turns_see_each_others_matches(engine: Engine) -> None:
@@ -126,7 +119,7 @@ def test_two_evaluators_taking_turns_see_each_others_matches(engine: Engine) -> 
                                   topics={"is_threat": 0.9}))
         run_tick(engine, rules, at)
     # The third evaluation (by the first evaluator) counts the article the second saw.
-    assert alerts(engine) == [sorted(ids)]
+    assert alert_article_ids(engine) == [sorted(ids)]
 
 
 def test_a_deleted_article_neither_counts_nor_rides_along(engine: Engine) -> None:
@@ -139,4 +132,4 @@ def test_a_deleted_article_neither_counts_nor_rides_along(engine: Engine) -> Non
     insert_article(engine, published=NOW + timedelta(minutes=1), feed_id="bbc",
                    topics={"is_threat": 0.9})
     run_tick(engine, rules, NOW + timedelta(minutes=1))
-    assert alerts(engine) == []  # as SQL: one article left in the window
+    assert alert_article_ids(engine) == []  # as SQL: one article left in the window
