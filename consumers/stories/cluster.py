@@ -48,13 +48,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import itemgetter
 
+from consumers.stories.digest import is_digest
+from consumers.stories.names import name_terms, plain_terms, template_conflict
 from consumers.stories.near_dup import DuplicateIndex, Fingerprint, fingerprint
-from consumers.stories.salience import RARITY_CEILING, guess_language, rarity, spread
-from consumers.stories.text import first_words, strip_outlet, surfaces, terms
+from consumers.stories.salience import RARITY_CEILING, guess_language, rarity, spread, zipf
+from consumers.stories.text import first_words, lead, strip_outlet, surfaces, terms
 
 # Near-duplicates compare the title and this many first words of the text: enough to
 # tell a copy from a rewrite, and what story_articles keeps to rebuild after a restart.
 COPY_WORDS = 100
+# A word at least this frequent in its language (Zipf: "fire" 5.3, "union" 5.1; "Taliban"
+# 3.7, "Trump" 4.9) is an ordinary word even when written as part of a name.
+ORDINARY_ZIPF = 5.0
+# A name at most this frequent names one thing in the news ("Escalante" 2.4, "Titanfall"
+# 2.6): sharing it is evidence of one event without an action word.
+SPECIFIC_NAME_ZIPF = 3.0
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,20 @@ class ClusterConfig:
     # UCI or labelled-news sets (many outlets).
     outlet_damping: float = 1.0
     outlet_words: int = 12
+    # Telling one event from one subject (`consumers.stories.names`):
+    # - a story whose title shares the article's title frame but names, where the two
+    #   differ, another subject than the article's ("Fairfax County wellness calendar,
+    #   Aug. 16-22" and "Prince William County wellness calendar, Aug. 16-23") has its
+    #   score multiplied by ``entity_conflict``;
+    # - when both the article and the story have text, the shared words that are not
+    #   names (the action: "recognition", "attack", "shrinks") must weigh at least
+    #   ``min_event_evidence``: sharing "Taliban" and "Afghan" says who, not what
+    #   happened. Bare headlines are exempt: they have too few words to repeat the
+    #   action ("Titanfall review roundup" and "Buy Titanfall and save $15").
+    # A digest (`consumers.stories.digest`) never joins a story nor takes one's articles
+    # but as a near-duplicate: it lists several events, and would bridge them.
+    entity_conflict: float = 0.0
+    min_event_evidence: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -149,6 +171,9 @@ class OpenStory:
     # (outlet, words) of each of its articles with an outlet: what to take back from the
     # outlets' word counts when the story closes.
     outlet_counted: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    names: tuple[str, ...] = ()  # the words its articles write as names
+    has_text: bool = False  # one of its articles had text, not just a title
+    digest: bool = False  # started by a digest: takes near-duplicates only
 
 
 @dataclass(frozen=True)
@@ -158,6 +183,11 @@ class _Features:
     heaviest: list[str]  # its heaviest words (index_words or outlet_words), heaviest first
     print_: Fingerprint | None
     language: str
+    title: tuple[str, ...]  # the title's terms, in order
+    names: frozenset[str]
+    plain: frozenset[str]  # the words it writes in lower case
+    has_text: bool
+    digest: bool
 
 
 class StoryClusterer:
@@ -284,9 +314,12 @@ class StoryClusterer:
         entity_words = set(terms(" ".join(article.entities))) if article.entities else set()
         # The outlet's own name ("heise", "guardian") says who wrote it, not what about.
         outlet_words = set(terms(article.outlet)) if article.outlet else set()
-        title_words = surfaces(strip_outlet(article.title))
-        copy_lead = first_words(article.text, COPY_WORDS) if article.text else ""
-        lead_words = surfaces(first_words(copy_lead, config.text_words))
+        title = strip_outlet(article.title)
+        title_words = surfaces(title)
+        written = lead(article.text, COPY_WORDS) if article.text else ""
+        copy_lead = first_words(written, COPY_WORDS)
+        read_lead = lead(written, config.text_words)
+        lead_words = surfaces(read_lead)
         language = guess_language([*title_words.values(), *lead_words.values()][:40],
                                   article.language)
         weights: dict[str, float] = {}
@@ -309,18 +342,23 @@ class StoryClusterer:
             max(config.index_words, config.outlet_words), weights.items(),
             key=itemgetter(1)) if weight > 0]
         copy_text = f"{article.title}\n{copy_lead}".strip()
+        names = name_terms(title, read_lead, language, article.entities)
         return _Features(weights, sum(weights.values()), heaviest, fingerprint(copy_text),
-                         language)
+                         language, tuple(title_words), names,
+                         plain_terms(title, read_lead) if names else frozenset(),
+                         bool(lead_words),
+                         is_digest(title, written))
 
     def _best_story(self, article: StoryInput, features: _Features, when: datetime | None
                     ) -> tuple[str | None, float]:
-        if features.total <= 0:
+        if features.total <= 0 or features.digest:
             return None, 0.0
         config = self.config
-        best, best_score = None, 0.0
-        for story_id in self._candidates(features):
+        passing: list[tuple[float, int, str, bool]] = []
+        for rank, story_id in enumerate(self._candidates(features)):
             story = self._stories[story_id]
-            if (story.language != features.language or not self._in_time(story, when)):
+            if (story.language != features.language or story.digest
+                    or not self._in_time(story, when)):
                 continue
             weights = features.weights
             own = _outlet_only(story, article.outlet)
@@ -331,13 +369,37 @@ class StoryClusterer:
             total, shared, strongest = _evidence(weights, story, config.prevalence_power,
                                                  config.salient_weight)
             score = total / features.total
-            if (score > best_score and total >= config.min_evidence
-                    and (score >= config.same_outlet_threshold or not own)
+            if (total >= config.min_evidence
                     and (shared >= config.min_shared or strongest >= config.lone_word)):
+                passing.append((score, rank, story_id, own))
+        # Best first (ties: the story found first); a story's score can only be lowered
+        # by `_event_factor`, so the search stops at a raw score below the best so far.
+        best, best_score, top = None, 0.0, 0.0
+        for score, _rank, story_id, own in sorted(passing, key=lambda p: (-p[0], p[1])):
+            top = max(top, score)
+            if score <= best_score:
+                break
+            score *= self._event_factor(features, self._stories[story_id])
+            if score > best_score and score >= (
+                    config.same_outlet_threshold if own else config.threshold):
                 best, best_score = story_id, score
-        if best_score < config.threshold:
-            return None, best_score
+        if best is None:
+            return None, top
         return best, best_score
+
+    def _event_factor(self, features: _Features, story: OpenStory) -> float:
+        """What the signs that ``story`` is another event of the same subject leave of
+        its score (1: none; see ``ClusterConfig.entity_conflict``)."""
+        config = self.config
+        if features.has_text and story.has_text and config.min_event_evidence:
+            action, specific = _shared_kinds(features, story)
+            if action < config.min_event_evidence and not specific:
+                return 0.0
+        if features.names and story.names and template_conflict(
+                features.title, features.names, features.weights,
+                terms(strip_outlet(story.title)), story.names, story.df):
+            return config.entity_conflict
+        return 1.0
 
     def _outlet_weights(self, outlet: str, story: OpenStory, weights: dict[str, float]
                         ) -> dict[str, float]:
@@ -385,7 +447,8 @@ class StoryClusterer:
         undated story must still go quiet, and must not take articles from any year)."""
         story = self._stories.get(story_id)
         if story is None:
-            story = OpenStory(story_id, article.title, when, when, features.language)
+            story = OpenStory(story_id, article.title, when, when, features.language,
+                              digest=features.digest)
             self._stories[story_id] = story
         else:
             self._stories.move_to_end(story_id)
@@ -406,8 +469,16 @@ class StoryClusterer:
         df = story.df
         for word in features.weights:
             df[word] = df.get(word, 0) + 1
+        if features.names:
+            new_names = features.names.difference(story.names)
+            if new_names:
+                # Sorted: the same article gives the same tuple in every process.
+                story.names = (*story.names, *sorted(new_names))
+        story.has_text = story.has_text or features.has_text
         indexed = story.indexed
-        for word in features.heaviest[:self.config.index_words]:
+        # A digest's story takes no article but copies (found by the duplicate index),
+        # so its words stay out of the inverted index.
+        for word in () if story.digest else features.heaviest[:self.config.index_words]:
             # Once per story. A list, not a set: it is short (tens of words), and a
             # story's list costs a fifth of a set's memory.
             if df[word] == 1 or word not in indexed:
@@ -459,6 +530,32 @@ def _evidence(weights: dict[str, float], story: OpenStory, power: float, salient
         if weight > strongest:
             strongest = weight
     return total, shared, strongest
+
+
+def _shared_kinds(features: _Features, story: OpenStory) -> tuple[float, bool]:
+    """What the article shares with ``story``: the weight of the shared words that are
+    not names (what happened, not who), and whether a shared name is specific (Zipf
+    <= `SPECIFIC_NAME_ZIPF`: "Escalante", "Titanfall", "Jalalabad" name one place or
+    thing in the news, "Taliban" or "Trump" an actor of many events).
+
+    A word is a name here when one side writes it as one, the article does not also
+    write it small, and it is not an ordinary word of the language (Zipf >=
+    `ORDINARY_ZIPF`): the "Fire" of "Babylon Fire", the "Union" of "State of the Union"
+    say what happened."""
+    names, story_names, plain, df = features.names, story.names, features.plain, story.df
+    action, specific = 0.0, False
+    for word, weight in features.weights.items():
+        if word not in df:
+            continue
+        if (word not in names and word not in story_names) or word in plain:
+            action += weight
+            continue
+        frequency = zipf(word, features.language)
+        if frequency >= ORDINARY_ZIPF:
+            action += weight
+        elif frequency <= SPECIFIC_NAME_ZIPF and not word.isdigit():
+            specific = True
+    return action, specific
 
 
 def _outlet_only(story: OpenStory, outlet: str) -> bool:

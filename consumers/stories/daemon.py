@@ -48,7 +48,7 @@ from consumers.stories.record import (
     take_lease,
     write_batch,
 )
-from consumers.stories.text import first_words
+from consumers.stories.text import lead
 from newswatch import metrics
 from newswatch.consumer_loop import (
     DlqLimit,
@@ -81,11 +81,12 @@ LINK_REPAIR_WINDOW = timedelta(hours=1)
 
 def story_input(enriched: EnrichedArticle) -> StoryInput:
     """What the clusterer reads of an enriched article (text cut to what it uses, which is
-    also what ``story_articles`` keeps to rebuild the open stories after a restart)."""
+    also what ``story_articles`` keeps to rebuild the open stories after a restart). Cut
+    as written, punctuation and capitals kept: they tell names and digests apart."""
     article = enriched.article
     text = article.summary or article.content
     return StoryInput(
-        id=article.id, title=article.title, text=first_words(text, COPY_WORDS),
+        id=article.id, title=article.title, text=lead(text, COPY_WORDS),
         published=article.published, outlet=article.feed_name or article.feed_id,
         entities=tuple(dict.fromkeys(e.name for e in enriched.entities
                                      if e.label in STORY_LABELS)),

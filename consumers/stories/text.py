@@ -20,7 +20,7 @@ from functools import lru_cache
 
 # Unicode letters and digits; an apostrophe or a dot inside a word keeps it whole
 # ("mcdonald's", "u.s.", "7.1").
-_WORD = re.compile(r"[^\W_]+(?:['’.][^\W_]+)*", re.UNICODE)
+WORD = re.compile(r"[^\W_]+(?:['’.][^\W_]+)*", re.UNICODE)
 # Words that say nothing about which event an article reports. Kept small on purpose:
 # salience (see `consumers.stories.salience`) down-weights the rest of the common words.
 STOP_WORDS = frozenset("""
@@ -70,7 +70,7 @@ _stem = lru_cache(maxsize=65_536)(stem)
 
 def words(text: str) -> list[str]:
     """Every word of ``text``, folded and stemmed, in order (stop words kept)."""
-    return [w for w in map(_stem, _WORD.findall(fold(text))) if w]
+    return [w for w in map(_stem, WORD.findall(fold(text))) if w]
 
 
 def strip_outlet(title: str) -> str:
@@ -88,15 +88,15 @@ def surfaces(text: str) -> dict[str, str]:
     """Each content word of ``text`` (as `terms` gives them) with its surface form: lower
     case with accents, as word-frequency tables spell it ("ameaça", not "ameaca")."""
     seen: dict[str, str] = {}
-    for token in _WORD.findall(text):
-        word, surface = _content_word(token)
+    for token in WORD.findall(text):
+        word, surface = content_word(token)
         if word and word not in seen:
             seen[word] = surface
     return seen
 
 
 @lru_cache(maxsize=65_536)
-def _content_word(token: str) -> tuple[str, str]:
+def content_word(token: str) -> tuple[str, str]:
     """(term, surface) of one token; ("", "") for a stop word or a one-letter word.
     Cached for the same reason as `_stem`."""
     surface = token.casefold()
@@ -117,10 +117,29 @@ def shingles(text: str, size: int = 3) -> set[str]:
     return {" ".join(tokens[i:i + size]) for i in range(len(tokens) - size + 1)}
 
 
+# A hundred words of prose take ~600 characters; this bounds what a text of a few words
+# spread over pages of punctuation can make the clusterer keep.
+LEAD_CHARS_PER_WORD = 20
+
+
+def lead(text: str, limit: int) -> str:
+    """``text`` up to the end of its ``limit``-th word, as written: what the clusterer
+    reads of a text, punctuation and capitals kept (they tell names and list-shaped
+    digests; ``first_words`` of it is ``first_words`` of the whole text, unless the
+    words are spread over more than ``limit * LEAD_CHARS_PER_WORD`` characters, where
+    it is cut: the text is untrusted, and ``story_articles`` keeps this)."""
+    end = 0
+    for count, match in enumerate(WORD.finditer(text, 0, limit * LEAD_CHARS_PER_WORD), 1):
+        end = match.end()
+        if count >= limit:
+            break
+    return text[:end]
+
+
 def first_words(text: str, limit: int) -> str:
     """The first ``limit`` words of ``text`` (a summary's lead carries its event)."""
     out: list[str] = []
-    for match in _WORD.finditer(text):
+    for match in WORD.finditer(text):
         out.append(match.group())
         if len(out) >= limit:
             break
