@@ -52,7 +52,7 @@ from consumers.stories.digest import is_digest
 from consumers.stories.names import name_terms, plain_terms, template_conflict
 from consumers.stories.near_dup import DuplicateIndex, Fingerprint, fingerprint
 from consumers.stories.salience import RARITY_CEILING, guess_language, rarity, spread, zipf
-from consumers.stories.text import first_words, lead, strip_outlet, surfaces, terms
+from consumers.stories.text import leads, strip_outlet, surfaces, terms
 
 # Near-duplicates compare the title and this many first words of the text: enough to
 # tell a copy from a rewrite, and what story_articles keeps to rebuild after a restart.
@@ -316,9 +316,7 @@ class StoryClusterer:
         outlet_words = set(terms(article.outlet)) if article.outlet else set()
         title = strip_outlet(article.title)
         title_words = surfaces(title)
-        written = lead(article.text, COPY_WORDS) if article.text else ""
-        copy_lead = first_words(written, COPY_WORDS)
-        read_lead = lead(written, config.text_words)
+        written, copy_lead, read_lead = leads(article.text, COPY_WORDS, config.text_words)
         lead_words = surfaces(read_lead)
         language = guess_language([*title_words.values(), *lead_words.values()][:40],
                                   article.language)
@@ -354,7 +352,8 @@ class StoryClusterer:
         if features.total <= 0 or features.digest:
             return None, 0.0
         config = self.config
-        passing: list[tuple[float, int, str, bool]] = []
+        passing: list[tuple[float, int, str, bool]] = []  # at or above their threshold
+        top = 0.0
         for rank, story_id in enumerate(self._candidates(features)):
             story = self._stories[story_id]
             if (story.language != features.language or story.digest
@@ -369,14 +368,16 @@ class StoryClusterer:
             total, shared, strongest = _evidence(weights, story, config.prevalence_power,
                                                  config.salient_weight)
             score = total / features.total
-            if (total >= config.min_evidence
-                    and (shared >= config.min_shared or strongest >= config.lone_word)):
+            if (total < config.min_evidence
+                    or (shared < config.min_shared and strongest < config.lone_word)):
+                continue
+            top = max(top, score)
+            if score >= (config.same_outlet_threshold if own else config.threshold):
                 passing.append((score, rank, story_id, own))
         # Best first (ties: the story found first); a story's score can only be lowered
         # by `_event_factor`, so the search stops at a raw score below the best so far.
-        best, best_score, top = None, 0.0, 0.0
+        best, best_score = None, 0.0
         for score, _rank, story_id, own in sorted(passing, key=lambda p: (-p[0], p[1])):
-            top = max(top, score)
             if score <= best_score:
                 break
             score *= self._event_factor(features, self._stories[story_id])
@@ -384,7 +385,7 @@ class StoryClusterer:
                     config.same_outlet_threshold if own else config.threshold):
                 best, best_score = story_id, score
         if best is None:
-            return None, top
+            return None, top  # the best score seen, for diagnostics
         return best, best_score
 
     def _event_factor(self, features: _Features, story: OpenStory) -> float:

@@ -48,8 +48,10 @@ def is_digest(title: str, text: str) -> bool:
 
 
 def _listed(text: str) -> bool:
-    for pieces in (*(text.split(f" {mark} ") for mark in _MARKS if f" {mark} " in text),
-                   _LINE_BULLET.split(text)):
+    lists = [text.split(f" {mark} ") for mark in _MARKS if f" {mark} " in text]
+    if "\n" in text and _LINE_BULLET.search(text):
+        lists.append(_LINE_BULLET.split(text))
+    for pieces in lists:
         items = [len(WORD.findall(piece)) for piece in pieces]
         items = [count for count in items if count]
         if len(items) >= MIN_ITEMS and sorted(items)[len(items) // 2] <= MAX_ITEM_WORDS:

@@ -22,6 +22,7 @@ is placed live or rebuilt after a restart.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Mapping
 
 from consumers.stories.text import WORD, content_word
@@ -49,13 +50,17 @@ def name_terms(title: str, lead: str, language: str, entities: Iterable[str] = (
     if language in CASE_BLIND:
         return frozenset(names)
     for text in (title, lead):
-        case = _title_case(text)
+        if text.islower() or not text:
+            continue  # no capital at all (the commonest case in a summary's tail)
+        matches = list(WORD.finditer(text))
+        case = _title_case([m.group() for m in matches])
         if case == "sentence":
-            names.update(_capitalised(text))
+            names.update(_capitalised(text, matches))
         elif case == "title":
             # Capitals mean nothing in "Obama Reports For Jury Duty" (and some feeds'
             # summaries repeat the title), but an acronym still stands out ("UN").
-            names.update(_acronyms(text))
+            names.update(word for m in matches if _is_acronym(token := m.group())
+                         and (word := _term(token)))
     return frozenset(names)
 
 
@@ -102,19 +107,15 @@ def _terms_of(text: str) -> list[str]:
     return [word for word in map(_term, WORD.findall(text)) if word]
 
 
-def _letters(token: str) -> str:
-    return "".join(ch for ch in token if ch.isalpha())
-
-
 def _is_acronym(token: str) -> bool:
-    letters = _letters(token)
-    return len(letters) >= 2 and letters.isupper()
+    # isupper: every cased character is a capital ("D.C.", "UN"; not "6.1", "Obama").
+    return token.isupper() and sum(ch.isalpha() for ch in token) >= 2
 
 
-def _title_case(title: str) -> str:
+def _title_case(words: list[str]) -> str:
     """"upper" (in capitals), "title" (Title Case) or "sentence": whether a capital in
-    ``text`` (a title, or a summary that repeats one) means anything."""
-    tokens = [t for t in WORD.findall(title) if _letters(t)]
+    a text of ``words`` (a title, or a summary that repeats one) means anything."""
+    tokens = [t for t in words if t.lower() != t.upper()]  # with a letter in it
     if not tokens:
         return "sentence"
     if sum(_is_acronym(t) for t in tokens) >= 0.7 * len(tokens):
@@ -128,17 +129,11 @@ def _title_case(title: str) -> str:
     return "sentence"
 
 
-def _acronyms(text: str) -> list[str]:
-    return [word for token in WORD.findall(text) if _is_acronym(token)
-            and (word := _term(token))]
-
-
-def _capitalised(text: str) -> list[str]:
-    """The terms written with a capital where a sentence would not put one. A
-    sentence's first word is a name only when the next word is capitalised too
-    ("Fairfax County wellness calendar")."""
+def _capitalised(text: str, matches: list[re.Match[str]]) -> list[str]:
+    """The terms of ``text`` (its words: ``matches``) written with a capital where a
+    sentence would not put one. A sentence's first word is a name only when the next
+    word is capitalised too ("Fairfax County wellness calendar")."""
     found: list[str] = []
-    matches = list(WORD.finditer(text))
     for i, match in enumerate(matches):
         token = match.group()
         if not token[0].isupper():

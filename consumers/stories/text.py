@@ -136,6 +136,23 @@ def lead(text: str, limit: int) -> str:
     return text[:end]
 
 
+def leads(text: str, limit: int, shorter: int) -> tuple[str, str, str]:
+    """In one pass: ``lead(text, limit)``, ``first_words(text, limit)`` and
+    ``lead(text, shorter)`` (what the clusterer keeps, copies and weighs of a text)."""
+    found: list[str] = []
+    end = short_end = 0
+    for match in WORD.finditer(text, 0, limit * LEAD_CHARS_PER_WORD):
+        found.append(match.group())
+        end = match.end()
+        if len(found) == shorter:
+            short_end = end
+        if len(found) >= limit:
+            break
+    if len(found) < shorter:
+        short_end = end
+    return text[:end], " ".join(found), text[:short_end]
+
+
 def first_words(text: str, limit: int) -> str:
     """The first ``limit`` words of ``text`` (a summary's lead carries its event)."""
     out: list[str] = []

@@ -8,7 +8,7 @@ import pytest
 
 from consumers.stories.digest import is_digest
 from consumers.stories.names import name_terms, plain_terms, template_conflict
-from consumers.stories.text import lead, terms
+from consumers.stories.text import first_words, lead, leads, terms
 
 
 @pytest.mark.parametrize(("title", "text", "language", "names", "not_names"), [
@@ -114,3 +114,9 @@ def test_the_lead_keeps_the_written_text_up_to_its_last_word() -> None:
     # Untrusted text: a few words spread over pages are cut, not kept whole.
     hostile = "a " + "+" * 100_000 + " b"
     assert len(lead(hostile, 100)) <= 100 * 20
+
+
+@pytest.mark.parametrize("text", ["", "One + two, three. Four five six",
+                                  " ".join(f"w{i}." for i in range(150))])
+def test_leads_in_one_pass_are_the_lead_and_first_words(text: str) -> None:
+    assert leads(text, 100, 40) == (lead(text, 100), first_words(text, 100), lead(text, 40))
