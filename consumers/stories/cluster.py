@@ -29,6 +29,10 @@ with w(t) = rarity(t) * spread(t) ** spread_power from `consumers.stories.salien
 dev and demo sets it cost more recall within big stories than it saved precision).
 The best story at or above ``threshold`` wins, else the article starts a
 story whose id is the article's own id (stable: the same stream gives the same ids).
+Before a story wins, the signs that it is another event of the article's subject (a
+template series naming another subject, names shared without an action word, a digest;
+see ``ClusterConfig.entity_conflict``) may lower its score: checked on the best-scored
+stories only, from the best down, as they can only lower a score.
 
 A story that had no article for ``quiet`` (on the stream's clock: the latest
 ``published`` seen) is closed: dropped from memory, so memory follows the open stories.
