@@ -71,8 +71,11 @@ WINDOW_LIMIT = 5000
 class StateStore(Protocol):
     """Where decisions and group memory live: SQL for the daemon, memory for backtests."""
 
-    def seen(self, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        """The (rule, article id) pairs already held or alerted."""
+    def seen(self, pairs: Sequence[tuple[str, str]], fresh: bool = False
+             ) -> set[tuple[str, str]]:
+        """The (rule, article id) pairs already held or alerted. ``fresh``: the pairs of
+        the batch's own articles (a store that keeps pairs in memory reads these from
+        its record)."""
         ...
 
     def load_groups(self, keys: Iterable[tuple[str, str]], rules: Mapping[str, Rule],
@@ -163,7 +166,7 @@ def evaluate(conn: Connection, rules: Sequence[CompiledRule], store: StateStore,
             windows.observe(conn, rules, batch_articles(conn, batch), pairs)
 
     # 2. dedup
-    seen = store.seen([(rule.name, article_id) for rule, article_id in pairs])
+    seen = store.seen([(rule.name, article_id) for rule, article_id in pairs], fresh=True)
     fresh = [(rule, aid) for rule, aid in pairs if (rule.name, aid) not in seen]
     result.matches = len(fresh)
 
