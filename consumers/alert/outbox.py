@@ -82,6 +82,8 @@ def run_tick(engine: Engine, rules: Sequence[CompiledRule], now: datetime) -> Ev
         for kept in (groups, seen):
             if kept is not None:
                 kept.committed(advanced.watermark, now)
+    elif groups is not None:
+        groups.unchanged()
     return result
 
 
