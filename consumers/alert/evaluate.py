@@ -231,7 +231,7 @@ def _gone(conn: Connection, rules: Mapping[str, CompiledRule], triggers: list[Tr
 
 # A count or spike window: its (article id, published, feed) rows newest first, and the
 # group's entries from memory (None: read from SQL).
-Window = tuple[list[tuple[str, datetime, str]], Sequence[Entry] | None]
+Window = tuple[Sequence[tuple[str, datetime, str]], Sequence[Entry] | None]
 
 
 def _window_of(conn: Connection, rule: CompiledRule, refs: list[ArticleRef], now: datetime,
@@ -251,8 +251,10 @@ def _window_of(conn: Connection, rule: CompiledRule, refs: list[ArticleRef], now
     entries = windows.window(conn, rule, key, labels, now) if windows is not None else None
     if entries is None:
         return _window(conn, rule, key, labels, now - within, window_end, views), None
-    return [(e.article_id, e.published, e.feed_id)
-            for e in _between(entries, now - within, window_end)][:WINDOW_LIMIT], entries
+    if model.count is not None and window_end is None:
+        # The cache keeps a count group from now - within on: the window is all of it.
+        return entries[:WINDOW_LIMIT], entries
+    return _between(entries, now - within, window_end)[:WINDOW_LIMIT], entries
 
 
 def _trigger(conn: Connection, rule: CompiledRule, refs: list[ArticleRef],
