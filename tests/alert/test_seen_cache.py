@@ -116,6 +116,20 @@ def test_two_evaluators_taking_turns_alert_each_article_once(engine: Engine) -> 
         assert sorted(alerted[rule]) == sorted(ids)  # each article once, none lost
 
 
+def test_an_article_another_evaluator_alerted_is_not_alerted_again(engine: Engine) -> None:
+    text_rules = RULES.replace("throttle: 30m", "throttle: 0s")
+    first, second = (compile_rules(parse_rules(text_rules).rules, engine.dialect.name)
+                     for _ in range(2))
+    a = insert_article(engine, published=NOW, topics={"is_threat": 0.9})
+    run_tick(engine, first, NOW)                           # burst: 1 of 2, a not held
+    b = insert_article(engine, published=NOW + timedelta(minutes=5), topics={"is_threat": 0.9})
+    run_tick(engine, second, NOW + timedelta(minutes=5))   # burst: a and b go out
+    c = insert_article(engine, published=NOW + timedelta(minutes=10),
+                       topics={"is_threat": 0.9})
+    run_tick(engine, first, NOW + timedelta(minutes=10))   # first knew a as not seen
+    assert sorted(by_rule(engine)["burst"]) == sorted([a, b, c])  # each once
+
+
 def test_an_evaluation_that_dies_after_writing_keeps_nothing(
         engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     rules = compiled(engine)
@@ -135,12 +149,28 @@ def test_an_evaluation_that_dies_after_writing_keeps_nothing(
         held = set(conn.execute(select(tables.alert_articles.c.article_id)).scalars())
     assert not held & set(ids[4:])
     run_tick(engine, rules, NOW + timedelta(minutes=39))   # the same evaluator goes on
+    groups = groups_for(engine, rules)
+    assert groups is not None
+    assert len(groups) > 0
+    with engine.connect() as conn:  # what memory kept is what SQL holds
+        keys = [(row.rule, row.group_key) for row in conn.execute(select(tables.alert_groups))]
+        from_sql = SqlStore(conn).load_groups(keys, {r.name: r.rule for r in rules},
+                                              NOW + timedelta(minutes=39))
+    for key, state in from_sql.items():
+        kept = groups.get(key)
+        assert kept is not None
+        assert (kept.sequence, kept.last_alert_at, sorted(r.article_id for r in kept.held)) == (
+            state.sequence, state.last_alert_at, sorted(r.article_id for r in state.held))
+    groups.unchanged()
     run_tick(engine, rules, NOW + timedelta(hours=10))
     alerted = by_rule(engine)
+    with engine.connect() as conn:
+        recorded = conn.execute(select(tables.alert_articles.c.rule,
+                                       tables.alert_articles.c.article_id)
+                                .where(tables.alert_articles.c.state == "alerted")).all()
     for rule in ("burst", "every"):
         assert sorted(alerted[rule]) == sorted(ids)
-    groups = groups_for(engine, rules)
-    assert groups is not None and len(groups) > 0
+        assert sorted(a for r, a in recorded if r == rule) == sorted(ids)
 
 
 def test_alerts_equal_those_of_an_evaluator_reading_sql_every_time(engine: Engine) -> None:
