@@ -14,18 +14,23 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, delete, select, text
+from sqlalchemy import Engine, select, text
 
 from consumers.alert import outbox
-from consumers.alert.compile import CompiledRules, compile_rules
+from consumers.alert.compile import CompiledRules
 from consumers.alert.group_cache import groups_for
 from consumers.alert.held_rows import insert_held, rows_of_articles
 from consumers.alert.outbox import SqlStore, run_tick
-from consumers.alert.rules import parse_rules
 from consumers.alert.seen_cache import seen_for
 from newswatch.utc import as_utc
 from schemas import tables
-from tests.alert.conftest import NOW, alert_article_ids, insert_article
+from tests.alert.conftest import (
+    NOW,
+    alert_article_ids,
+    compiled_rules,
+    forget_decisions,
+    insert_article,
+)
 
 RULES = """
 channels: {out: {type: terminal}}
@@ -45,7 +50,7 @@ rules:
 
 
 def compiled(engine: Engine) -> CompiledRules:
-    return compile_rules(parse_rules(RULES).rules, engine.dialect.name)
+    return compiled_rules(engine, RULES)
 
 
 def stream(engine: Engine, minutes: range) -> list[str]:
@@ -118,8 +123,7 @@ def test_two_evaluators_taking_turns_alert_each_article_once(engine: Engine) -> 
 
 def test_an_article_another_evaluator_alerted_is_not_alerted_again(engine: Engine) -> None:
     text_rules = RULES.replace("throttle: 30m", "throttle: 0s")
-    first, second = (compile_rules(parse_rules(text_rules).rules, engine.dialect.name)
-                     for _ in range(2))
+    first, second = compiled_rules(engine, text_rules), compiled_rules(engine, text_rules)
     a = insert_article(engine, published=NOW, topics={"is_threat": 0.9})
     run_tick(engine, first, NOW)                           # burst: 1 of 2, a not held
     b = insert_article(engine, published=NOW + timedelta(minutes=5), topics={"is_threat": 0.9})
@@ -175,11 +179,7 @@ def test_an_evaluation_that_dies_after_writing_keeps_nothing(
 
 def test_alerts_equal_those_of_an_evaluator_reading_sql_every_time(engine: Engine) -> None:
     def run(rules: list | CompiledRules) -> list[list[str]]:  # type: ignore[type-arg]
-        with engine.begin() as conn:
-            for table in (tables.alert_sends, tables.alert_articles, tables.alerts,
-                          tables.alert_groups, tables.alert_state):
-                conn.execute(delete(table))
-            conn.execute(tables.topic_hits.update().values(evaluated=True))
+        forget_decisions(engine, hits_evaluated=True)
         hits = tables.topic_hits
         for minute in range(0, 360, 7):  # the hits "arrive" as the clock passes them
             now = NOW + timedelta(minutes=minute)
