@@ -19,7 +19,9 @@
    kept in memory: what the daemon runs), ``index-sqlwindows`` (windows re-counted in SQL
    per evaluation, as before issue 17's second session) and ``sql`` (the per-rule ``UNION
    ALL`` SQL the index replaced), ``index-sqlgroups`` (group states and held articles
-   read from SQL on every evaluation, as before issue 17's third session); ``--stored N``
+   read from SQL on every evaluation, as before issue 17's third session),
+   ``index-sqlseen`` (seen (rule, article) pairs read from SQL on every evaluation, as
+   before its fourth); ``--stored N``
    first stores N old articles with hits (the history beside which rules run) in one
    database that all rule sets then share.
 
@@ -273,10 +275,14 @@ def matcher(name: str) -> Iterator[None]:
     original_windows = outbox_module.windows_for
     chosen = sql_match_batch if name == "sql" else original
     original_groups = outbox_module.groups_for
-    if name not in ("index", "index-sqlgroups"):  # before windows were kept in memory
+    original_seen = outbox_module.seen_for
+    # before windows were kept in memory (issue 17, session 2)
+    if name not in ("index", "index-sqlgroups", "index-sqlseen"):
         outbox_module.windows_for = lambda engine, rules: None  # type: ignore[assignment]
-    if name != "index":  # before group states were kept in memory (issue 17, session 3)
+    if name not in ("index", "index-sqlseen"):  # before group states were kept (session 3)
         outbox_module.groups_for = lambda engine, rules: None  # type: ignore[assignment]
+    if name != "index":  # before seen pairs were kept in memory (issue 17, session 4)
+        outbox_module.seen_for = lambda engine, rules: None  # type: ignore[assignment]
 
     def timed(conn: Any, rules: Any, batch: Any) -> tuple[int, list[Any]]:
         began = time.perf_counter()
@@ -292,6 +298,7 @@ def matcher(name: str) -> Iterator[None]:
         evaluate_module.match_batch = original
         outbox_module.windows_for = original_windows
         outbox_module.groups_for = original_groups
+        outbox_module.seen_for = original_seen
 
 
 def fill(engine: Engine, count: int) -> None:

@@ -264,6 +264,7 @@ alert_articles = Table(
     Column("decided_at", DateTime(timezone=True), nullable=False),
     Index("ix_alert_articles_rule_group_state", "rule", "group_key", "state"),
     Index("ix_alert_articles_alert_id", "alert_id"),
+    Index("ix_alert_articles_article_id", "article_id"),
 )
 
 alert_sends = Table(

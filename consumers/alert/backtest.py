@@ -66,7 +66,8 @@ class MemoryStore:
         self._samples = samples
         self._next_id = 1
 
-    def seen(self, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    def seen(self, pairs: Sequence[tuple[str, str]], fresh: bool = False
+             ) -> set[tuple[str, str]]:
         return {pair for pair in pairs if pair in self.seen_pairs}
 
     def load_groups(self, keys: Iterable[tuple[str, str]], rules: Mapping[str, Rule],

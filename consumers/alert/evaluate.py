@@ -71,8 +71,11 @@ WINDOW_LIMIT = 5000
 class StateStore(Protocol):
     """Where decisions and group memory live: SQL for the daemon, memory for backtests."""
 
-    def seen(self, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        """The (rule, article id) pairs already held or alerted."""
+    def seen(self, pairs: Sequence[tuple[str, str]], fresh: bool = False
+             ) -> set[tuple[str, str]]:
+        """The (rule, article id) pairs already held or alerted. ``fresh``: the pairs of
+        the batch's own articles (a store that keeps pairs in memory reads these from
+        its record)."""
         ...
 
     def load_groups(self, keys: Iterable[tuple[str, str]], rules: Mapping[str, Rule],
@@ -163,7 +166,7 @@ def evaluate(conn: Connection, rules: Sequence[CompiledRule], store: StateStore,
             windows.observe(conn, rules, batch_articles(conn, batch), pairs)
 
     # 2. dedup
-    seen = store.seen([(rule.name, article_id) for rule, article_id in pairs])
+    seen = store.seen([(rule.name, article_id) for rule, article_id in pairs], fresh=True)
     fresh = [(rule, aid) for rule, aid in pairs if (rule.name, aid) not in seen]
     result.matches = len(fresh)
 
@@ -183,10 +186,16 @@ def evaluate(conn: Connection, rules: Sequence[CompiledRule], store: StateStore,
     fresh_pairs = {(r.name, aid) for r, aid in fresh}
 
     def conditions() -> list[Trigger]:
-        return _drop_seen(store, [
-            _trigger(conn, by_name[rule_name], refs, now, window_end, views, windows)
-            for (rule_name, _), refs in grouped.items()
-        ], fresh_pairs)
+        # Windows first, then one seen lookup for all their articles not in the batch, so
+        # only the articles that ride along become `ArticleRef`s.
+        found = {name: _window_of(conn, by_name[name[0]], refs, now, window_end, views,
+                                  windows)
+                 for name, refs in grouped.items()}
+        extra = [(name[0], row[0]) for name, window in found.items() if window is not None
+                 for row in window[0] if (name[0], row[0]) not in fresh_pairs]
+        seen = store.seen(extra) if extra else set()
+        return [_trigger(conn, by_name[name[0]], refs, found[name], seen, now)
+                for name, refs in grouped.items()]
 
     triggers = conditions()
     if windows is not None and (gone := _gone(conn, by_name, triggers, fresh_pairs)):
@@ -208,21 +217,6 @@ def evaluate(conn: Connection, rules: Sequence[CompiledRule], store: StateStore,
     return result
 
 
-def _drop_seen(store: StateStore, triggers: list[Trigger],
-               fresh: set[tuple[str, str]]) -> list[Trigger]:
-    """Window articles already held or alerted leave the triggers (one query for all)."""
-    extra = [(t.rule, ref.article_id) for t in triggers for ref in t.articles
-             if (t.rule, ref.article_id) not in fresh]
-    if not extra:
-        return triggers
-    seen = store.seen(extra)
-    return [
-        Trigger(t.rule, t.group_key, t.labels, t.holds, t.reason,
-                tuple(ref for ref in t.articles if (t.rule, ref.article_id) not in seen))
-        for t in triggers
-    ]
-
-
 def _gone(conn: Connection, rules: Mapping[str, CompiledRule], triggers: list[Trigger],
           fresh: set[tuple[str, str]]) -> set[tuple[str, str]]:
     """Window articles from memory about to ride along that were deleted, or no longer
@@ -235,29 +229,47 @@ def _gone(conn: Connection, rules: Mapping[str, CompiledRule], triggers: list[Tr
     return filed - verify(conn, rules, filed)
 
 
-def _trigger(conn: Connection, rule: CompiledRule, refs: list[ArticleRef], now: datetime,
-             window_end: datetime | None, views: dict[str, ArticleView],
-             windows: WindowCache | None = None) -> Trigger:
-    """The group's trigger. For ``count`` and ``spike`` its articles are exactly the
-    window's: a new article published outside the window neither counts nor rides along."""
-    labels = refs[0].labels
-    key = refs[0].group_key
+# A count or spike window: its (article id, published, feed) rows newest first, and the
+# group's entries from memory (None: read from SQL).
+Window = tuple[Sequence[tuple[str, datetime, str]], Sequence[Entry] | None]
+
+
+def _window_of(conn: Connection, rule: CompiledRule, refs: list[ArticleRef], now: datetime,
+               window_end: datetime | None, views: dict[str, ArticleView],
+               windows: WindowCache | None = None) -> Window | None:
+    """The group's count or spike window (None for a rule without either): exactly the
+    window's articles, so one published outside the window neither counts nor rides
+    along."""
     model = rule.rule
     if model.count is not None:
         within = model.count.within
     elif model.spike is not None:
         within = model.spike.within
     else:
-        return Trigger(rule.name, key, labels, True, _explain(model, len(refs)), tuple(refs))
+        return None
+    key, labels = refs[0].group_key, refs[0].labels
     entries = windows.window(conn, rule, key, labels, now) if windows is not None else None
     if entries is None:
-        window = _window(conn, rule, key, labels, now - within, window_end, views)
-    else:
-        window = [(ArticleRef(article_id=e.article_id, published=e.published, group_key=key,
-                              labels=labels), e.feed_id)
-                  for e in _between(entries, now - within, window_end)][:WINDOW_LIMIT]
-    count, feeds = len(window), len({feed for _, feed in window})
+        return _window(conn, rule, key, labels, now - within, window_end, views), None
+    if model.count is not None and window_end is None:
+        # The cache keeps a count group from now - within on: the window is all of it.
+        return entries[:WINDOW_LIMIT], entries
+    return _between(entries, now - within, window_end)[:WINDOW_LIMIT], entries
+
+
+def _trigger(conn: Connection, rule: CompiledRule, refs: list[ArticleRef],
+             window: Window | None, seen: set[tuple[str, str]], now: datetime) -> Trigger:
+    """The group's trigger; a window's articles in ``seen`` (held or alerted) count but
+    do not ride along."""
+    labels = refs[0].labels
+    key = refs[0].group_key
+    model = rule.rule
+    if window is None:
+        return Trigger(rule.name, key, labels, True, _explain(model, len(refs)), tuple(refs))
+    rows, entries = window
+    count, feeds = len(rows), len({feed for _, _, feed in rows})
     if model.count is not None:
+        within = model.count.within
         holds = count >= model.count.at_least and feeds >= model.count.distinct_feeds
         reason = (f"{count} matching article(s) from {feeds} feed(s) within "
                   f"{format_duration(within)} (the rule needs {model.count.at_least} from "
@@ -266,12 +278,15 @@ def _trigger(conn: Connection, rule: CompiledRule, refs: list[ArticleRef], now: 
         holds, reason = _spike(conn, rule, labels, now, count, entries)
     if not holds:
         return Trigger(rule.name, key, labels, False, reason, ())
-    return Trigger(rule.name, key, labels, True, reason, tuple(ref for ref, _ in window))
+    name = rule.name
+    return Trigger(rule.name, key, labels, True, reason, tuple(
+        ArticleRef(article_id=aid, published=published, group_key=key, labels=labels)
+        for aid, published, _ in rows if (name, aid) not in seen))
 
 
 def _window(conn: Connection, rule: CompiledRule, key: str, labels: Mapping[str, str],
             start: datetime, end: datetime | None, views: dict[str, ArticleView]
-            ) -> list[tuple[ArticleRef, str]]:
+            ) -> list[tuple[str, datetime, str]]:
     """The group's matching articles published in ``[start, end]``, with their feeds.
 
     SQL narrows by the group's labels; a group by topic or entity then keeps only the
@@ -285,8 +300,7 @@ def _window(conn: Connection, rule: CompiledRule, key: str, labels: Mapping[str,
             views.update(load_articles(conn, missing))
         rows = [row for row in rows
                 if row.id in views and group_of(rule.rule, views[row.id])[0] == key]
-    return [(ArticleRef(article_id=row.id, published=as_utc(row.published), group_key=key,
-                        labels=labels), row.feed_id) for row in rows]
+    return [(row.id, as_utc(row.published), row.feed_id) for row in rows]
 
 
 def _between(entries: Sequence[Entry], start: datetime, end: datetime | None

@@ -24,6 +24,8 @@ from consumers.alert.compile import CompiledRule
 from consumers.alert.evaluate import Cursor, Evaluation, evaluate, mark_evaluated, next_batch
 from consumers.alert.group import DIGEST_KEY, ArticleRef, Decisions, GroupState
 from consumers.alert.group_cache import GroupCache, groups_for
+from consumers.alert.held_rows import insert_held, rows_of_articles
+from consumers.alert.seen_cache import SeenCache, seen_for
 from consumers.alert.silence import active_silences
 from consumers.alert.windows import windows_for
 from consumers.store.audit import record_audit
@@ -59,14 +61,14 @@ def run_tick(engine: Engine, rules: Sequence[CompiledRule], now: datetime) -> Ev
     states from its `group_cache.GroupCache`; an evaluation with hits or decisions always
     stamps the cursor, so another evaluator's work is seen."""
     windows, groups = windows_for(engine, rules), groups_for(engine, rules)
+    seen = seen_for(engine, rules)
     with unavailable_as_retryable(), engine.begin() as conn:
         cursor = load_cursor(conn, lock=True)
-        if windows is not None:
-            windows.sync(conn)
-        if groups is not None:
-            groups.sync(conn)
+        for cache in (windows, groups, seen):
+            if cache is not None:
+                cache.sync(conn)
         batch, advanced = next_batch(conn, cursor, now)
-        store = SqlStore(conn, groups)
+        store = SqlStore(conn, groups, seen)
         result = evaluate(conn, rules, store, now, batch,
                           silences=active_silences(conn, now), windows=windows)
         mark_evaluated(conn, batch)
@@ -77,8 +79,11 @@ def run_tick(engine: Engine, rules: Sequence[CompiledRule], now: datetime) -> Ev
     if saved:  # after the commit: what a rolled-back evaluation decided is not kept
         if windows is not None:
             windows.committed(advanced.watermark, now)
-        if groups is not None:
-            groups.committed(advanced.watermark, now)
+        for kept in (groups, seen):
+            if kept is not None:
+                kept.committed(advanced.watermark, now)
+    elif groups is not None:
+        groups.unchanged()
     return result
 
 
@@ -151,26 +156,36 @@ def skip_history(engine: Engine, now: datetime) -> int:
 class SqlStore:
     """`evaluate.StateStore` on the caller's connection and transaction."""
 
-    def __init__(self, conn: Connection, groups: GroupCache | None = None) -> None:
+    def __init__(self, conn: Connection, groups: GroupCache | None = None,
+                 seen: SeenCache | None = None) -> None:
         """``groups``: the live evaluator's `group_cache.GroupCache` (states kept between
-        evaluations, read from SQL only when not kept)."""
+        evaluations, read from SQL only when not kept); ``seen``: its
+        `seen_cache.SeenCache`."""
         self.conn = conn
         self.groups = groups
+        self.seen_cache = seen
         self._loaded: dict[tuple[str, str], GroupState] = {}
         self.wrote = False  # whether `apply` wrote anything
 
-    def seen(self, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    def seen(self, pairs: Sequence[tuple[str, str]], fresh: bool = False
+             ) -> set[tuple[str, str]]:
+        """Read by article (`held_rows.rows_of_articles`); with the live evaluator's
+        `seen_cache.SeenCache`, pairs of windowed rules on articles it knows come from
+        memory, except for ``fresh`` ones (the batch's own articles: always SQL)."""
+        unique = set(pairs)
+        cache = self.seen_cache
         found: set[tuple[str, str]] = set()
-        unique = sorted(set(pairs))
-        for part in chunks(unique, CHUNK):
-            found.update(
-                (row.rule, row.article_id) for row in self.conn.execute(
-                    select(T_ARTICLES.c.rule, T_ARTICLES.c.article_id).where(
-                        tuple_(T_ARTICLES.c.rule, T_ARTICLES.c.article_id).in_(part)
-                    )
-                )
-            )
-        return found
+        if cache is not None and not fresh:
+            kept = [(rule, aid) for rule, aid in unique if cache.kept(rule)]
+            known = cache.known({aid for _, aid in kept})
+            answered = {(rule, aid) for rule, aid in kept if aid in known}
+            found = {(rule, aid) for rule, aid in answered if rule in known[aid]}
+            unique -= answered
+        articles = sorted({aid for _, aid in unique})
+        rows = rows_of_articles(self.conn, articles)
+        if cache is not None:
+            cache.load(articles, rows)
+        return found | (unique & set(rows))
 
     def load_groups(self, keys: Iterable[tuple[str, str]], rules: Mapping[str, Rule],
                     now: datetime) -> dict[tuple[str, str], GroupState]:
@@ -244,12 +259,10 @@ class SqlStore:
         self.wrote = self.wrote or bool(decisions.holds or decisions.fires
                                         or decisions.to_digest or decisions.changed)
         if decisions.holds:
-            conn.execute(T_ARTICLES.insert(), [
-                {"rule": rule, "article_id": ref.article_id, "group_key": ref.group_key,
-                 "state": "held", "alert_id": None, "published": ref.published,
-                 "decided_at": now}
-                for rule, ref in decisions.holds
-            ])
+            insert_held(conn, [(rule, ref.article_id, ref.group_key, ref.published)
+                               for rule, ref in decisions.holds], now)
+            if self.seen_cache is not None:
+                self.seen_cache.stage((rule, ref.article_id) for rule, ref in decisions.holds)
         moved: list[dict[str, Any]] = [
             {"r": rule, "a": article_id, "s": "digest", "i": None}
             for rule, article_ids in decisions.to_digest for article_id in article_ids

@@ -42,6 +42,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import attrgetter
+from typing import NamedTuple
 
 from sqlalchemy import Connection, Engine, select
 
@@ -64,6 +66,7 @@ MAX_SPIKE_ENTRIES = 50_000
 # Entries kept in all groups together; the least recently used groups go first.
 MAX_ENTRIES = 1_000_000
 CACHED_GROUP_BY = frozenset({"rule", "feed"})
+BY_ID, BY_PUBLISHED = attrgetter("article_id"), attrgetter("published")
 
 
 def cursor_token(conn: Connection) -> tuple[int, datetime | None] | None:
@@ -99,19 +102,22 @@ def feed_group(rule: CompiledRule, feed_id: str) -> tuple[str, dict[str, str]]:
     return group_key(labels), labels
 
 
+class Entry(NamedTuple):
+    """A window's article (a tuple: 5,000 windows of an evaluation make one each per
+    article, and a frozen dataclass cost three times as much to build)."""
+
+    article_id: str
+    published: datetime
+    feed_id: str
+
+
 @dataclass
 class Group:
     """One (rule, group)'s matching articles: id -> (published, feed)."""
 
     since: datetime  # entries published before this were never read
-    entries: dict[str, tuple[datetime, str]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Entry:
-    article_id: str
-    published: datetime
-    feed_id: str
+    entries: dict[str, Entry] = field(default_factory=dict)
+    oldest: datetime | None = None  # no entry was published before it (a lower bound)
 
 
 class WindowCache:
@@ -121,6 +127,7 @@ class WindowCache:
         self._groups: OrderedDict[tuple[str, str], Group] = OrderedDict()
         self._filed: dict[str, dict[str, str]] = {}  # article -> rule -> group key
         self._uncached: set[tuple[str, str]] = set()  # spike groups too big to keep
+        self._cacheable: dict[int, bool] = {}  # `cacheable` by rule index (asked per match)
         self._token: tuple[int, datetime | None] | None = None
         self._size = 0
         self.cold_loads = 0  # windows read from SQL
@@ -159,7 +166,11 @@ class WindowCache:
         (rule, article) match among them, already alerted or not.
         """
         batch = set(article_ids)
-        cached = [(rule, aid) for rule, aid in pairs if cacheable(rule)]
+        known = self._cacheable
+        cached = [(rule, aid) for rule, aid in pairs
+                  if known.get(rule.index, None) or (
+                      rule.index not in known
+                      and known.setdefault(rule.index, cacheable(rule)))]
         matched: dict[str, set[str]] = {}
         for rule, aid in cached:
             matched.setdefault(aid, set()).add(rule.name)
@@ -197,7 +208,9 @@ class WindowCache:
              row: tuple[datetime, str]) -> None:
         if aid not in group.entries:
             self._size += 1
-        group.entries[aid] = row
+        group.entries[aid] = Entry(aid, row[0], row[1])
+        if group.oldest is None or row[0] < group.oldest:
+            group.oldest = row[0]
         self._filed.setdefault(aid, {})[rule.name] = key
         if rule.rule.count is not None and len(group.entries) > WINDOW_LIMIT * 6 // 5:
             self._trim(rule.name, key, group)
@@ -217,7 +230,7 @@ class WindowCache:
         """Keep the newest `WINDOW_LIMIT` entries (the ones a count window reads)."""
         # The SQL's order: newest first, ties by id.
         ordered = sorted(group.entries.items(), key=lambda item: item[0])
-        ordered.sort(key=lambda item: item[1][0], reverse=True)
+        ordered.sort(key=lambda item: item[1].published, reverse=True)
         for aid, _ in ordered[WINDOW_LIMIT:]:
             del group.entries[aid]
             self._forget(rule_name, aid)
@@ -255,16 +268,17 @@ class WindowCache:
             if group is None:
                 return None
         self._groups.move_to_end(name)
-        old = [aid for aid, (published, _) in group.entries.items() if published < start]
-        for aid in old:
-            del group.entries[aid]
-            self._forget(rule.name, aid)
-        self._size -= len(old)
+        if group.oldest is not None and group.oldest < start:  # else nothing is too old
+            old = [aid for aid, entry in group.entries.items() if entry.published < start]
+            for aid in old:
+                del group.entries[aid]
+                self._forget(rule.name, aid)
+            self._size -= len(old)
+            group.oldest = min((e.published for e in group.entries.values()), default=None)
         group.since = max(group.since, start)
-        entries = [Entry(aid, published, feed)
-                   for aid, (published, feed) in group.entries.items()]
-        entries.sort(key=lambda e: e.article_id)
-        entries.sort(key=lambda e: e.published, reverse=True)
+        entries = list(group.entries.values())
+        entries.sort(key=BY_ID)
+        entries.sort(key=BY_PUBLISHED, reverse=True)
         self._evict()
         return entries
 

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, Table, select
+from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, Table, delete, select
 from sqlalchemy.types import JSON
 
+from consumers.alert.compile import CompiledRules, compile_rules
+from consumers.alert.rules import parse_rules
 from schemas import tables
 from schemas.ids import article_id
 from tests.support.webhook import WebhookReceiver
@@ -118,6 +120,22 @@ def alert_article_ids(engine: Engine) -> list[list[str]]:
         payloads = conn.execute(select(tables.alerts.c.payload)
                                 .order_by(tables.alerts.c.id)).scalars().all()
     return [sorted(a["id"] for a in payload["articles"]) for payload in payloads]
+
+
+def compiled_rules(engine: Engine, text: str) -> CompiledRules:
+    """The rules file ``text`` compiled for ``engine``'s database (a rule set of its own:
+    its caches start empty)."""
+    return compile_rules(parse_rules(text).rules, engine.dialect.name)
+
+
+def forget_decisions(engine: Engine, *, hits_evaluated: bool = False) -> None:
+    """Delete every alert decision and the cursor, and mark all hits ``hits_evaluated``:
+    a replay of the same hits by another evaluator starts from here."""
+    with engine.begin() as conn:
+        for table in (tables.alert_sends, tables.alert_articles, tables.alerts,
+                      tables.alert_groups, tables.alert_state):
+            conn.execute(delete(table))
+        conn.execute(tables.topic_hits.update().values(evaluated=hits_evaluated))
 
 
 def write_rules(tmp_path: Path, text: str, name: str = "rules.yaml") -> Path:

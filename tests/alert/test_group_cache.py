@@ -11,14 +11,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, select
 
-from consumers.alert.compile import CompiledRules, compile_rules
+from consumers.alert.compile import CompiledRules
 from consumers.alert.group_cache import groups_for
 from consumers.alert.outbox import SqlStore, run_tick
-from consumers.alert.rules import parse_rules
 from schemas import tables
-from tests.alert.conftest import NOW, alert_article_ids, insert_article
+from tests.alert.conftest import (
+    NOW,
+    alert_article_ids,
+    compiled_rules,
+    forget_decisions,
+    insert_article,
+)
 
 RULES = """
 channels: {out: {type: terminal}}
@@ -32,7 +37,7 @@ rules:
 
 
 def compiled(engine: Engine) -> CompiledRules:
-    return compile_rules(parse_rules(RULES).rules, engine.dialect.name)
+    return compiled_rules(engine, RULES)
 
 
 def test_kept_states_equal_the_rows(engine: Engine) -> None:
@@ -74,11 +79,7 @@ def test_two_evaluators_taking_turns_send_held_articles_once(engine: Engine) -> 
 
 def test_alerts_equal_those_of_an_evaluator_reading_sql_every_time(engine: Engine) -> None:
     def run(rules: list | CompiledRules) -> list[list[str]]:  # type: ignore[type-arg]
-        with engine.begin() as conn:
-            for table in (tables.alert_sends, tables.alert_articles, tables.alerts,
-                          tables.alert_groups, tables.alert_state):
-                conn.execute(delete(table))
-            conn.execute(tables.topic_hits.update().values(evaluated=False))
+        forget_decisions(engine)
         for minute in range(0, 300, 7):
             run_tick(engine, rules, NOW + timedelta(minutes=minute))
         return alert_article_ids(engine)
