@@ -119,6 +119,32 @@ def test_a_restart_mid_stream_continues_as_if_uninterrupted(engine: Engine) -> N
     assert interrupted == {p.id: (p.story, p.duplicate_of) for p in straight}
 
 
+def test_a_restart_rebuilds_what_the_written_text_tells(engine: Engine) -> None:
+    # A digest (here only its list marks tell it) and names (their capitals) are read
+    # from the text as written; `story_articles` keeps it so, and a rebuilt stage
+    # decides as the first did.
+    texts = [("What you missed overnight",
+              "Boeing machinists approve contract and end strike + Fed holds rates steady "
+              "+ Messi signs with Inter Miami + Storm floods Valencia"),
+             ("Hezbollah's new leader says Lebanon will not bow to pressure",
+              "Hezbollah's newly named chief said in a speech that Lebanon would not bow "
+              "to foreign pressure over the group's weapons."),
+             ("Boeing machinists end strike after approving new contract",
+              "Boeing's machinists voted on Monday to approve a new contract, ending a "
+              "strike that halted production of the 737."),
+             ("Israeli drone kills two Hezbollah fighters in southern Lebanon",
+              "An Israeli drone killed two Hezbollah fighters near the Lebanese border "
+              "village of Aitaroun, the military said.")]
+    items = [make_enriched(make_article(title=title, summary=text, published=T0 + timedelta(
+        minutes=10 * i), feed_name=f"Outlet {i}")) for i, (title, text) in enumerate(texts)]
+    _handler(engine)(_records(items[:2]))  # then the process dies
+    _handler(engine)(_records(items[2:]))
+    placed = _placements(engine)
+    # Each is its own story: the item does not join the digest, nor the drone strike
+    # the speech (they share only names).
+    assert {story for story, _ in placed.values()} == {item.article.id for item in items}
+
+
 def test_poison_is_returned_and_the_rest_placed(engine: Engine) -> None:
     items = _stream(2)
     records = _records(items)
