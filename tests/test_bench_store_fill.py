@@ -37,7 +37,8 @@ def test_the_fill_writes_what_the_store_writes_and_the_store_writes_beside_it(
     assert unevaluated == 0  # old history: the alert evaluator has seen it
     # The filled text is in the search index as the store's would be.
     page = search_articles(engine, SearchQuery(text="minister"))
-    assert page.hits and all(hit.id.startswith("stored-") for hit in page.hits)
+    assert page.hits
+    assert all(hit.id.startswith("stored-") for hit in page.hits)
 
     result = store_batch(engine, realistic_batch(20, seed=3))
     assert result.inserted == 20
