@@ -9,6 +9,11 @@ the end.
 
     eval "$(scripts/postgres.sh start)"     # sets NEWSWATCH_TEST_POSTGRES_URL
     .venv/bin/python -m bench.bench_store [--articles 20000] [--batch-size 500]
+        [--stored 1000000]
+
+``--stored N`` first fills each database with N older stored articles (`bench.store_fill`:
+server-side, 10 entity links and a hit each, short texts) and times the same write on top
+of them; the figures count only the bench's own articles.
 
 Figures printed per database:
 - steady: articles / (last commit - first commit), the rate once the group has joined;
@@ -26,11 +31,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from bench.harness import local_broker, uptime
+from bench.store_fill import fill_stored
 from consumers.store.daemon import DEFAULT_BATCH, run_store, tune_gc_for_batches
 from newswatch.daemon import StopFlag
 from newswatch.db import make_engine
@@ -38,6 +45,7 @@ from newswatch.kafka_admin import ensure_topics
 from newswatch.kafka_clients import make_producer
 from newswatch.migrate import upgrade
 from newswatch.settings import Settings, load_settings
+from newswatch.utc import as_utc
 from schemas import tables
 from tests.factories import realistic_batch
 from tests.support.postgres import POSTGRES_ENV, fresh_schema
@@ -51,6 +59,10 @@ class Figures:
     end_to_end_per_s: float
     entity_links: int
     hits: int
+    stored_before: int = 0
+    # This process's CPU per stored article: the daemon's, and on SQLite the database's
+    # too (a figure other load moves far less than the rate); PostgreSQL's server not.
+    cpu_ms_per_article: float = float("nan")
 
 
 def publish(settings: Settings, count: int) -> tuple[int, float]:
@@ -69,9 +81,25 @@ def publish(settings: Settings, count: int) -> tuple[int, float]:
     return size, elapsed
 
 
-def run_once(settings: Settings, url: str, name: str, count: int, batch_size: int) -> Figures:
+def _counts(engine: Engine) -> tuple[int, int, int]:
+    """Articles, entity links and topic hits in the database."""
+    with engine.connect() as connection:
+        return tuple(connection.execute(select(func.count()).select_from(table)).scalar_one()
+                     for table in (tables.articles, tables.article_entities,
+                                   tables.topic_hits))  # type: ignore[return-value]
+
+
+def run_once(settings: Settings, url: str, name: str, count: int, batch_size: int,
+             stored: int = 0) -> Figures:
+    """Store the ``count`` published articles with the daemon loop into the database at
+    ``url`` (migrated here), after filling it with ``stored`` older ones."""
     engine = make_engine(url)
     upgrade(engine)
+    if stored:
+        seconds = fill_stored(engine, stored)
+        print(f"{name}: filled {stored:,} stored articles in {seconds:.0f} s ({uptime()})")
+    _, links_before, hits_before = _counts(engine)
+    began_at = datetime.now(UTC)
     stop = StopFlag()
     errors: list[BaseException] = []
 
@@ -86,6 +114,7 @@ def run_once(settings: Settings, url: str, name: str, count: int, batch_size: in
             stop.stop()
 
     began = time.perf_counter()
+    cpu_began = time.process_time()
     thread = threading.Thread(target=daemon, name=f"store-{name}")
     thread.start()
     stored = 0
@@ -93,29 +122,33 @@ def run_once(settings: Settings, url: str, name: str, count: int, batch_size: in
         while stored < count and not stop.stopping:
             time.sleep(0.25)
             with engine.connect() as connection:
+                # This run's rows only, through the stored_at index: counting a million
+                # pre-filled rows four times a second would load the database itself.
                 stored = connection.execute(
-                    select(func.count()).select_from(tables.articles)).scalar_one()
+                    select(func.count()).select_from(tables.articles)
+                    .where(tables.articles.c.stored_at >= began_at)).scalar_one()
         finished = time.perf_counter()
+        cpu = time.process_time() - cpu_began
     finally:
         stop.stop()
         thread.join(timeout=60)
     if errors:
         raise errors[0]
+    stored_at = tables.articles.c.stored_at
     with engine.connect() as connection:
+        # The pre-filled articles were stored a year earlier: only this run's count.
         first, last = connection.execute(
-            select(func.min(tables.articles.c.stored_at), func.max(tables.articles.c.stored_at))
+            select(func.min(stored_at), func.max(stored_at)).where(stored_at >= began_at)
         ).one()
         first_batch = connection.execute(
             select(func.count()).select_from(tables.articles)
-            .where(tables.articles.c.stored_at == first)).scalar_one()
-        links = connection.execute(
-            select(func.count()).select_from(tables.article_entities)).scalar_one()
-        hits = connection.execute(select(func.count()).select_from(tables.topic_hits)
-                                  ).scalar_one()
+            .where(stored_at == first)).scalar_one()
+    _, links, hits = _counts(engine)
     engine.dispose()
-    window = (last - first).total_seconds()
+    window = (as_utc(last) - as_utc(first)).total_seconds()
     steady = (count - first_batch) / window if window > 0 else float("nan")
-    return Figures(name, count, steady, count / (finished - began), links, hits)
+    return Figures(name, count, steady, count / (finished - began), links - links_before,
+                   hits - hits_before, stored, 1000 * cpu / count)
 
 
 def main() -> int:
@@ -123,6 +156,8 @@ def main() -> int:
     parser.add_argument("--articles", type=int, default=20_000)
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
     parser.add_argument("--only", choices=["postgresql", "sqlite"])
+    parser.add_argument("--stored", type=int, default=0, metavar="N",
+                        help="articles stored in each database before the timed run")
     args = parser.parse_args()
     tune_gc_for_batches()  # as `newswatch store` does
 
@@ -141,17 +176,20 @@ def main() -> int:
             else:
                 with fresh_schema(base, "bench") as url:
                     results.append(run_once(settings, url, "postgresql", args.articles,
-                                            args.batch_size))
+                                            args.batch_size, args.stored))
         if args.only in (None, "sqlite"):
             url = f"sqlite:///{Path(scratch) / 'bench.db'}"
             results.append(run_once(settings, url, "sqlite", args.articles,
-                                    args.batch_size))
+                                    args.batch_size, args.stored))
     print(f"\n{'database':<12}{'articles':>10}{'steady/s':>12}{'end-to-end/s':>14}"
-          f"{'entity links':>14}{'hits':>8}")
+          f"{'entity links':>14}{'hits':>8}{'CPU ms/article':>16}")
     for row in results:
         print(f"{row.database:<12}{row.articles:>10}{row.steady_per_s:>12,.0f}"
-              f"{row.end_to_end_per_s:>14,.0f}{row.entity_links:>14}{row.hits:>8}")
-    print(f"(batch size {args.batch_size}; {os.cpu_count()} CPUs; "
+              f"{row.end_to_end_per_s:>14,.0f}{row.entity_links:>14}{row.hits:>8}"
+              f"{row.cpu_ms_per_article:>16.3f}")
+    print(f"(batch size {args.batch_size}; {args.stored:,} articles stored before; "
+          "CPU: this process, the daemon thread and SQLite, not PostgreSQL's server; "
+          f"{os.cpu_count()} CPUs; "
           f"broker, database and daemon on this machine; {uptime()})")
     return 0
 
