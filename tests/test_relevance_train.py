@@ -12,7 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from consumers.enrich.enrich import Enricher, document_text, titled
+from consumers.enrich.enrich import (
+    Enricher,
+    document_text,
+    named_outright,
+    outright_rules,
+    titled,
+)
 from consumers.enrich.relevance import FeatureSpec, load_model
 from consumers.enrich.train import (
     Example,
@@ -217,11 +223,14 @@ def test_the_seed_article_keeps_its_topics_with_a_model_that_never_saw_it(
                      cross_validate=False)
     judged = Enricher(enricher.nlp, enricher.topics, relevance=model)
     lines = SEED_ARTICLE.read_text().splitlines()
-    analysis = judged.analyse(document_text(lines[0], content="\n".join(lines[1:])))
+    document = document_text(lines[0], content="\n".join(lines[1:]))
+    analysis = judged.analyse(document)
     hits = {hit.topic: hit for hit in analysis.hits}
     assert set(hits) == {"is_threat", "drug_trafficking", "recognition"}
     for hit in hits.values():
         assert hit.evidence
         assert model.topics[hit.topic].keeps(
             hit.probability or 0.0, hit.score, topics[hit.topic].threshold,
-            titled=titled(hit.evidence, len(lines[0])))
+            titled=titled(hit.evidence, len(lines[0])),
+            named=named_outright(hit.evidence, document.text,
+                                 outright_rules(topics[hit.topic])))

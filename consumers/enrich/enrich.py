@@ -169,9 +169,8 @@ class Enricher:
                               for rule in topic.rules}
         self.relevance = relevance
         self._featuriser = relevance.featuriser() if relevance is not None else None
-        self._outright = {name: outright_rules(topics.topics.topics[name], model.floor)
-                          for name, model in (relevance.topics if relevance else {}).items()
-                          if name in topics.topics.topics}
+        self._outright = {name: outright_rules(topic)
+                          for name, topic in topics.topics.topics.items()}
         self._version = topics.version
         if relevance is not None:
             # The same rules with another model give other hits: the version says so.
@@ -329,8 +328,8 @@ class Enricher:
                         probability, item.score,
                         self.topics.topics.topics[item.topic].threshold,
                         titled=titled(item.evidence, headline_end(document)),
-                        listed=listed(item.evidence, document.text,
-                                      self._outright.get(item.topic, ()))):
+                        named=named_outright(item.evidence, document.text,
+                                             self._outright[item.topic])):
                     hits.append(TopicHit(topic=item.topic, score=item.score,
                                          probability=probability, evidence=item.evidence))
             elif item.hit:
@@ -369,23 +368,23 @@ _LIST_AFTER = re.compile(r"^\s*(?:,|(?:and|or|as well as)\b)", re.IGNORECASE)
 LIST_REACH = 16  # characters either side of a match read for a list's "," / "and" / "or"
 
 
-def listed(evidence: Sequence[EvidenceSpan], text: str, outright: Collection[str]) -> bool:
-    """Whether the evidence of the rules that name the topic outright (``outright``: their
-    names; "drug trafficking", "diplomatic recognition") is all items of lists ("against
-    terrorism, extremism and drug trafficking"): the way a passing mention names a topic
-    among others. False when no such rule matched. The floor does not keep such evidence
-    on its own (`TopicModel.keeps`); the model judges it."""
-    named = [span for span in evidence if span.rule in outright]
-    return bool(named) and all(
-        _LIST_BEFORE.search(text[max(0, span.start - LIST_REACH):span.start])
-        or _LIST_AFTER.match(text[span.end:span.end + LIST_REACH]) for span in named)
+def named_outright(evidence: Sequence[EvidenceSpan], text: str, outright: Collection[str]
+                   ) -> bool:
+    """Whether a rule that names the topic outright (``outright``: the names of its rules
+    marked ``names_topic``, e.g. "drug trafficking") matched other than as one item of a
+    list ("against terrorism, extremism and drug trafficking": the way a passing mention
+    names a topic among others). Where the floor needs it (`TopicModel.keeps`), a rule
+    score that other words add up to (a drug lord named in a review, "cartel" in a headline
+    with its multiplier) is judged by the model instead."""
+    return any(span.rule in outright
+               and not _LIST_BEFORE.search(text[max(0, span.start - LIST_REACH):span.start])
+               and not _LIST_AFTER.match(text[span.end:span.end + LIST_REACH])
+               for span in evidence)
 
 
-def outright_rules(topic: Topic, floor: float | None) -> frozenset[str]:
-    """The rules of ``topic`` that reach ``floor`` on their own: they name it outright."""
-    if floor is None:
-        return frozenset()
-    return frozenset(rule.name for rule in topic.rules if rule.weight >= floor)
+def outright_rules(topic: Topic) -> frozenset[str]:
+    """The names of the rules of ``topic`` that name it outright (``names_topic``)."""
+    return frozenset(rule.name for rule in topic.rules if rule.names_topic)
 
 
 def headline_end(document: Document) -> int:

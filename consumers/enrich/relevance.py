@@ -378,10 +378,10 @@ class TopicModelFile(_Strict):
     floor_needs_title: bool = Field(
         default=False,
         description="The floor keeps the topic only when some evidence is in the title")
-    floor_skips_lists: bool = Field(
+    floor_needs_named: bool = Field(
         default=False,
-        description="The floor does not keep evidence that is all items of lists "
-                    "(\"terrorism and drug trafficking\"): the model judges it")
+        description="The floor keeps the topic only when a rule that names it outright "
+                    "(names_topic) matched, other than as an item of a list")
 
 
 class ModelFile(_Strict):
@@ -429,20 +429,20 @@ class TopicModel:
     threshold: float | None = None  # chosen in training; None: the topic file's threshold
     floor: float | None = None  # rule score that keeps the topic on its own
     floor_needs_title: bool = False  # ... and only with evidence in the title
-    floor_skips_lists: bool = False  # ... and not for evidence that is all list items
+    floor_needs_named: bool = False  # ... and only with the topic named outright
 
     def keeps(self, probability: float, score: float, topic_threshold: float, *,
-              titled: bool = False, listed: bool = False) -> bool:
+              titled: bool = False, named: bool = False) -> bool:
         """Whether a candidate is a hit: its probability reaches the threshold chosen in
-        training (else the topic file's), or its rule score reaches the floor (with
-        evidence in the title, ``titled``, where the floor needs it; not when all of it is
-        items of lists, ``listed``, where the floor skips those)."""
+        training (else the topic file's), or its rule score reaches the floor, with
+        evidence in the title (``titled``) where the floor needs it, and with the topic
+        named outright outside a list (``named``, `named_outright`) where it needs that."""
         cut = topic_threshold if self.threshold is None else self.threshold
         if probability >= cut:
             return True
         return (self.floor is not None and score >= self.floor
                 and (titled or not self.floor_needs_title)
-                and not (listed and self.floor_skips_lists))
+                and (named or not self.floor_needs_named))
 
     def decision(self, features: Mapping[int, float]) -> float:
         """The uncalibrated score ``w.x``."""
@@ -489,7 +489,7 @@ class RelevanceModel:
                 examples=model.examples, positives=model.positives,
                 regularisation=model.regularisation, threshold=model.threshold,
                 floor=model.floor, floor_needs_title=model.floor_needs_title,
-                floor_skips_lists=model.floor_skips_lists)
+                floor_needs_named=model.floor_needs_named)
         document = ModelFile(format=FORMAT, version=FORMAT_VERSION, features=self.spec,
                              topics=topics, trained_on=self.trained_on)
         return (json.dumps(document.model_dump(mode="json"), sort_keys=True, indent=1,
@@ -553,7 +553,7 @@ def load_model(path: Path) -> RelevanceModel:
                                   regularisation=stored.regularisation,
                                   threshold=stored.threshold, floor=stored.floor,
                                   floor_needs_title=stored.floor_needs_title,
-                                  floor_skips_lists=stored.floor_skips_lists)
+                                  floor_needs_named=stored.floor_needs_named)
     return RelevanceModel(spec=document.features, topics=topics,
                           trained_on=document.trained_on, path=path,
                           digest=hashlib.sha256(raw).hexdigest()[:16])

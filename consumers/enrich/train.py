@@ -38,7 +38,7 @@ from consumers.enrich.enrich import (
     Enricher,
     document_text,
     headline_end,
-    listed,
+    named_outright,
     outright_rules,
     titled,
 )
@@ -323,7 +323,7 @@ def train(examples: Sequence[Example], topics: dict[str, Topic], spec: FeatureSp
         weights = np.array([example.item.weight for _, example in rows])
         kept_by_rules, needs_title = topic_floor(topic, floor)
         # The floor sees a rule score only where it may keep the candidate.
-        outright = outright_rules(topic, kept_by_rules)
+        outright = outright_rules(topic)
         scores = np.array([_floor_score(example, name, needs_title, outright)
                            for _, example in rows])
         fit = _fit_calibrated(gram, y, groups, folds, seed, regularisation, weights, scores,
@@ -333,7 +333,7 @@ def train(examples: Sequence[Example], topics: dict[str, Topic], spec: FeatureSp
             platt=fit.platt, examples=len(rows), positives=report.positives,
             regularisation=regularisation, threshold=fit.threshold, floor=fit.floor,
             floor_needs_title=needs_title and fit.floor is not None,
-            floor_skips_lists=fit.floor is not None)
+            floor_needs_named=bool(outright) and fit.floor is not None)
         report.fitted, report.threshold, report.floor = True, fit.threshold, fit.floor
         report.floor_needs_title = models[name].floor_needs_title
         if cross_validate:
@@ -349,12 +349,13 @@ def train(examples: Sequence[Example], topics: dict[str, Topic], spec: FeatureSp
 def _floor_score(example: Example, topic: str, needs_title: bool, outright: frozenset[str]
                  ) -> float:
     """The candidate's rule score, or 0 when the floor would not keep it: it needs title
-    evidence the candidate lacks, or all the evidence is items of lists (`listed`)."""
+    evidence the candidate lacks, or the topic named outright (rules ``outright``, outside
+    a list: `named_outright`) and the candidate does not name it so."""
     candidate = example.candidates[topic]
     document = example.item.document()
     if needs_title and not titled(candidate.evidence, headline_end(document)):
         return 0.0
-    if listed(candidate.evidence, document.text, outright):
+    if outright and not named_outright(candidate.evidence, document.text, outright):
         return 0.0
     return candidate.score
 
@@ -444,8 +445,8 @@ def evaluate_model(model: RelevanceModel, examples: Sequence[Example],
                 predicted=candidate is not None and topic_model.keeps(
                     p or 0.0, candidate.score, topic.threshold,
                     titled=titled(candidate.evidence, headline_end(example.item.document())),
-                    listed=listed(candidate.evidence, example.item.document().text,
-                                  outright_rules(topic, topic_model.floor))),
+                    named=named_outright(candidate.evidence, example.item.document().text,
+                                         outright_rules(topic))),
                 probability=p,
                 score=example.scores.get(name, 0.0),
                 evidence=candidate.evidence if candidate is not None else ()))
