@@ -6,11 +6,11 @@ genocides. With a few dozen positives per topic the model cannot learn each of t
 on its own; counted as families, one weight covers them all and carries over to words that
 are rare in the labelled sets.
 
-A family is a list of stems: a word belongs when it starts with one (so "seiz" covers
-"seize", "seized", "seizure"); a stem of four letters or fewer is a whole word, alone or
-with a plural "s" ("port" is not "Portugal", "star" not "start"). Stems are matched on
-lower-cased words of the title, the lead and the evidence sentences. The families are
-English, as are the default topics; they are stored in the model file
+A family is a list of stems: a word belongs when it starts with one ("seize" covers
+"seized" and "seizes", "seizur" "seizure"); a stem of four letters or fewer is a whole
+word, alone or with a plural "s" ("port" is not "Portugal", "star" not "start"). Stems are
+matched on lower-cased words of the title, the lead and the evidence sentences. The
+families are English, as are the default topics; they are stored in the model file
 (`FeatureSpec.frames`), so a model always reads the families it was trained with.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 DEFAULT_FRAMES: dict[str, tuple[str, ...]] = {
     # Who acts against the illegal trade, and what they do.
     "enforcement": (
-        "seiz", "smuggl", "traffick", "cartel", "kingpin", "extradit", "indict",
+        "seize", "seizur", "smuggl", "traffick", "cartel", "kingpin", "extradit", "indict",
         "shipment", "tonne", "kilo", "kilogram", "port", "customs", "navy", "coastguard",
         "police", "prosecut", "arrest", "gang", "syndicate", "launder", "intercept",
         "raid", "raided", "sentenc", "convict", "jail", "jailed", "prison", "plead",
