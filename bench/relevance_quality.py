@@ -89,7 +89,7 @@ def repeated_cv(examples: list[Example], topics: dict[str, Topic], spec: Feature
     for topic, values in figures.items():
         p, r, f1 = (sum(value[i] for value in values) / len(values) for i in range(3))
         low, high = min(value[2] for value in values), max(value[2] for value in values)
-        lines.append(f"{f'layer, {folds}-fold CV on all, {seeds} seeds':<40} {topic:<17} "
+        lines.append(f"{f'layer, {folds}-fold CV on {name}, {seeds} seeds':<40} {topic:<17} "
                      f"{p:>6.3f} {r:>6.3f} {f1:>6.3f}  mean (F1 {low:.3f}-{high:.3f})")
     return lines
 
