@@ -16,14 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from consumers.enrich.enrich import (
-    Enricher,
-    document_text,
-    headline_end,
-    named_outright,
-    outright_rules,
-    titled,
-)
+from consumers.enrich import enrich as enriching
+from consumers.enrich.enrich import Enricher, document_text, headline_end, titled
 from consumers.enrich.frames import frames_of
 from consumers.enrich.relevance import (
     ABOUTNESS,
@@ -411,16 +405,16 @@ def _span(text: str, phrase: str, rule: str) -> EvidenceSpan:
 def test_a_topic_named_as_an_item_of_a_list_is_not_named_outright(text: str,
                                                                   named: bool) -> None:
     span = _span(text, "drug trafficking", "trafficking_terms")
-    assert named_outright([span], text, {"trafficking_terms"}) is named
+    assert enriching.named_outright([span], text, {"trafficking_terms"}) is named
     # Only the rules that name the topic count.
-    assert not named_outright([span], text, {"other_rule"})
+    assert not enriching.named_outright([span], text, {"other_rule"})
 
 
 def test_the_shipped_topics_say_which_rules_name_their_topic(enricher: Enricher) -> None:
     topics = enricher.topics.topics.topics
-    assert outright_rules(topics["drug_trafficking"]) == {"trafficking_terms"}
-    assert outright_rules(topics["recognition"]) == frozenset()  # the plain floor
-    assert outright_rules(topics["is_threat"]) == frozenset()  # the headline floor
+    assert enriching.outright_rules(topics["drug_trafficking"]) == {"trafficking_terms"}
+    assert enriching.outright_rules(topics["recognition"]) == frozenset()  # the plain floor
+    assert enriching.outright_rules(topics["is_threat"]) == frozenset()  # the headline floor
     shipped = load_model(Path(DEFAULT_TOPICS_PATH).parent / "relevance-model.json")
     assert shipped.topics["drug_trafficking"].floor_needs_named
     assert not shipped.topics["recognition"].floor_needs_named
