@@ -118,6 +118,7 @@ class TopicReport:
     why_not: str = ""
     floor: float | None = None  # the rule score that keeps a hit whatever the model says
     floor_needs_title: bool = False  # ... only with evidence in the title
+    floor_needs_named: bool = False  # ... only with the topic named outright (names_topic)
     examples: int = 0
     positives: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
@@ -336,6 +337,7 @@ def train(examples: Sequence[Example], topics: dict[str, Topic], spec: FeatureSp
             floor_needs_named=bool(outright) and fit.floor is not None)
         report.fitted, report.threshold, report.floor = True, fit.threshold, fit.floor
         report.floor_needs_title = models[name].floor_needs_title
+        report.floor_needs_named = models[name].floor_needs_named
         if cross_validate:
             hit = _cross_validated(gram, y, groups, [outer[i] for i, _ in rows], folds, seed,
                                    regularisation, weights, scores, kept_by_rules)
