@@ -46,6 +46,14 @@ DEFAULT_FRAMES: dict[str, tuple[str, ...]] = {
         "annex", "foreign", "assembly", "legitima", "regime", "junta", "taliban",
         "palestin", "kosovo", "somaliland", "seat",
     ),
+    # Ties mended between states that already have them (restored, resumed, thawed):
+    # TRAIN.md's "ordinary agreements between states that already recognise each other".
+    # The polities whose recognition is in question (a regime, a junta, Taiwan, Kosovo)
+    # are in "diplomacy" above; the model weighs the two together.
+    "mended_ties": (
+        "restor", "resum", "mend", "mended", "rekindl", "thaw", "repair", "reconcil",
+        "rapprochement", "upgrad", "reopen",
+    ),
     # What else is "recognised": wrongs, people, awards, rights, technology.
     "other_recognition": (
         "genocide", "massacre", "apolog", "vaccin", "jab", "award", "prize", "honour",
