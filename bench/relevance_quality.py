@@ -14,11 +14,13 @@ Sets (all in tests/data/labelled):
 * held-out 2026: heldout-2026.jsonl, 33 real feed items (2024-2025) labelled before
   anything was scored on them and never tuned on; scored by the layer fitted on all of the
   above (what `make relevance-model` ships), so it is news the model never saw;
-* held-out 2026b, 2026c and 2026d: real reports (outlet, date and headline cited, lead
+* held-out 2026b, 2026c, 2026d and 2026e: real reports (outlet, date and headline cited, lead
   summarised) on events no training file covers, each labelled and committed before
   anything was scored on it, scored the same way; 2026b and 2026c were scored once each
   and then informed a change of the floor, so they are development sets now; 2026d was
-  written after that change and judges the shipped model.
+  written after that change, scored, and showed recognition stories without rule
+  evidence, so it is a development set too; 2026e was written and committed before the
+  rules for membership, seats and envoys were scored on it, and judges them.
 
 Rows: the rules alone (the topics file's rule scores at its thresholds, or those of
 ``--before-topics``, e.g. main's topics.yaml); the layer cross-validated on the pool; the
@@ -179,7 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, label in (("heldout-2026.jsonl", "held-out 2026"),
                         ("heldout-2026b.jsonl", "held-out 2026b (dev now)"),
                         ("heldout-2026c.jsonl", "held-out 2026c (dev now)"),
-                        ("heldout-2026d.jsonl", "held-out 2026d")):
+                        ("heldout-2026d.jsonl", "held-out 2026d (dev now)"),
+                        ("heldout-2026e.jsonl", "held-out 2026e")):
         fresh = featurise(enricher, read_labelled(LABELLED / name), spec)
         for topic, report in rules_outcomes(fresh, topics).items():
             lines.append(row(f"rules alone, {label}", topic, report.outcomes))
