@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 LABELLED = ROOT / "tests" / "data" / "labelled"
 FILES = ("train.jsonl", "articles.jsonl", "extra.jsonl", "relevance-extra.jsonl",
-         "seed.jsonl")
+         "relevance-extra-2.jsonl", "seed.jsonl")
 TARGET_S = 60.0
 
 

@@ -152,6 +152,11 @@ class Rule(Finder):
     requires: tuple[str, ...] = Field(
         default=(), description="Constraints every match of this rule must meet"
     )
+    names_topic: bool = Field(
+        default=False,
+        description="The rule names the topic outright (\"drug trafficking\"): where a "
+                    "topic has such rules, the relevance layer's rule-score floor keeps a "
+                    "hit only when one of them matched other than as an item of a list")
 
     @model_validator(mode="after")
     def _check_rule(self) -> Rule:

@@ -176,3 +176,53 @@ def test_labelled_sets_reach_the_target_f1(enricher: Enricher, name: str) -> Non
     results = evaluate(enricher, items)
     assert {topic: round(result.f1, 3) for topic, result in results.items()
             if result.f1 < 0.9} == {}
+
+
+# Recognition told without the word: UN membership and seats, who speaks for a state
+# abroad, a bloc's seats and summits. Headlines of our own on events in no labelled set;
+# each must give the named rule's evidence (the relevance layer then judges the article).
+RECOGNITION_EVIDENCE = [
+    ("General Assembly admits Montenegro as the 192nd member of the United Nations",
+     "un_membership"),
+    ("East Timor joins the United Nations after years of occupation", "un_membership"),
+    ("Credentials committee to rule on rival claims to Libya's seat", "un_membership"),
+    ("Vatican keeps observer status as Palestine seeks more rights", "un_membership"),
+    ("Guinea's junta names a new UN ambassador after the coup", "envoys_and_embassies"),
+    ("Kazakhstan hands over the Afghan embassy in Astana to Taliban diplomats",
+     "envoys_and_embassies"),
+    ("Taliban envoy presents credentials in Tashkent", "envoys_accredited"),
+    ("Pakistan and the Taliban government exchange ambassadors", "envoys_and_embassies"),
+    ("ECOWAS suspends Guinea after soldiers seize power", "bloc_seat"),
+    ("Commonwealth readmits Fiji after elections end military rule", "bloc_seat"),
+    ("ASEAN bars Myanmar's military leader from its summit again", "bloc_seat"),
+]
+# The same words where no state's recognition is in question: no evidence of the rule.
+RECOGNITION_NO_EVIDENCE = [
+    ("Ireland wins a seat on the Security Council in a close vote", "un_membership"),
+    ("UN suspends Russia from the Human Rights Council", "bloc_seat"),
+    ("Football club suspends its captain for two matches", "bloc_seat"),
+    ("Embassy staff hand over aid to flood victims in the capital", "envoys_and_embassies"),
+]
+
+
+@pytest.mark.parametrize(("headline", "rule"), RECOGNITION_EVIDENCE)
+def test_recognition_without_the_word_gives_evidence(
+    enricher: Enricher, headline: str, rule: str
+) -> None:
+    assert rule in _recognition_rules(enricher, headline)
+
+
+@pytest.mark.parametrize(("headline", "rule"), RECOGNITION_NO_EVIDENCE)
+def test_seat_and_envoy_words_without_a_polity_give_no_evidence(
+    enricher: Enricher, headline: str, rule: str
+) -> None:
+    assert rule not in _recognition_rules(enricher, headline)
+
+
+def _recognition_rules(enricher: Enricher, headline: str) -> set[str]:
+    """The rules of recognition's candidate evidence in one headline."""
+    from consumers.enrich.relevance import FeatureSpec
+
+    [analysis] = enricher.analyse_many([document_text(headline)], features=FeatureSpec())
+    candidate = analysis.candidates.get("recognition")
+    return {span.rule.split(":")[0] for span in candidate.evidence} if candidate else set()

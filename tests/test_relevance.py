@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from consumers.enrich import enrich as enriching
 from consumers.enrich.enrich import Enricher, document_text, headline_end, titled
+from consumers.enrich.frames import frames_of
 from consumers.enrich.relevance import (
     ABOUTNESS,
     EntitySpan,
@@ -30,7 +32,7 @@ from consumers.enrich.relevance import (
 from consumers.enrich.topics import DEFAULT_TOPICS_PATH
 from newswatch.cli import main
 from newswatch.errors import ConfigError
-from schemas.messages import EnrichedArticle
+from schemas.messages import EnrichedArticle, EvidenceSpan
 from tests.enrich_fixtures import SEED_ARTICLE, article
 
 SPEC = FeatureSpec(hash_bits=12)
@@ -54,8 +56,39 @@ def test_features_are_deterministic_and_inside_the_hash_space() -> None:
     assert first == again
     assert first
     assert all(len(ABOUTNESS) <= slot < SPEC.size for slot in first)
-    # Each kind (words, characters) is L2-normalised: the squares add up to 1 + 1.
-    assert math.isclose(sum(value * value for value in first.values()), 2.0, rel_tol=0.05)
+    # Each kind (words, characters) is L2-normalised: the squares add up to 1 + 1 (word
+    # families, which are counts, left out here).
+    plain = Featuriser(SPEC.model_copy(update={"frames": {}})).text_features(text, 24)
+    assert math.isclose(sum(value * value for value in plain.values()), 2.0, rel_tol=0.05)
+
+
+@pytest.mark.parametrize(("word", "families"), [
+    ("seized", {"enforcement"}), ("seizures", {"enforcement"}),  # stems begin them
+    ("port", {"enforcement"}), ("ports", {"enforcement"}),  # a short stem is a whole word
+    ("portugal", set()), ("start", set()), ("stars", {"culture"}),
+    ("embassy", {"diplomacy"}), ("vaccines", {"other_recognition"}),
+    ("restored", {"mended_ties"}), ("thaw", {"mended_ties"}), ("mend", {"mended_ties"}),
+    ("mendoza", set()), ("restaurant", {"culture"}),  # whole short words, not prefixes
+])
+def test_word_families_are_stems_or_whole_short_words(word: str, families: set[str]) -> None:
+    assert {name for name, _ in frames_of(word, SPEC.frames)} == families
+
+
+def test_word_families_of_the_headline_and_lead_are_features() -> None:
+    """A review is told with the words of culture, a seizure with those of enforcement:
+    one feature per family found (in the title, and in title and lead), not per word."""
+    featuriser = Featuriser(SPEC)
+    review = "Griselda review: a cocaine godmother\n\nThe series stars Sofia Vergara."
+    seizure = "Police seize cocaine at port\n\nCustoms officers arrested two men."
+    culture = featuriser._slot("ft:culture")
+    enforcement = featuriser._slot("fd:enforcement")
+    review_features = featuriser.text_features(review, title_end=36)
+    seizure_features = featuriser.text_features(seizure, title_end=28)
+    assert review_features.get(culture, 0.0) > 0.0
+    assert seizure_features.get(enforcement, 0.0) > review_features.get(enforcement, 0.0)
+    # Without families (a model file written before them) there are none.
+    older = Featuriser(SPEC.model_copy(update={"frames": {}}))
+    assert older.text_features(review, 36).get(culture, 0.0) == 0.0
 
 
 @pytest.mark.parametrize("text", [
@@ -144,11 +177,15 @@ def test_threshold_and_floor_round_trip_and_older_files_still_load(tmp_path: Pat
     # threshold, no floor, and no window features (it was not trained with them).
     document = json.loads(model.to_bytes())
     del document["features"]["window_weight"], document["features"]["window_words"]
+    del document["features"]["frames"], document["features"]["frame_weight"]
     for topic in document["topics"].values():
         del topic["threshold"], topic["floor"], topic["floor_needs_title"]
+        del topic["floor_needs_named"]
     path.write_text(json.dumps(document))
     older = load_model(path)
     assert older.spec.window_weight == 0.0
+    assert older.spec.frames == {}  # nor word families
+    assert not older.topics["recognition"].floor_needs_named
     assert older.topics["recognition"].keeps(0.45, 0.0, 0.4)
     assert not older.topics["recognition"].keeps(0.35, 0.99, 0.4)
 
@@ -353,6 +390,55 @@ def test_a_floor_that_needs_the_title_keeps_only_headline_evidence(
     in_body = judged.analyse(document_text("Markets were calm", content=HEADLINE + "."))
     assert in_body.scores["recognition"] > 0.01  # the rules found it ...
     assert "recognition" not in {hit.topic for hit in in_body.hits}  # ... not in the title
+
+
+def _span(text: str, phrase: str, rule: str) -> EvidenceSpan:
+    start = text.index(phrase)
+    return EvidenceSpan(phrase=phrase, start=start, end=start + len(phrase), sentence=text,
+                        rule=rule)
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    ("Lavrov warned that drug trafficking from Afghanistan had reached new levels.", True),
+    ("They pledged to fight terrorism, separatism, extremism and drug trafficking.", False),
+    ("Both sides vowed to fight terrorism and drug trafficking together.", False),
+    ("He was charged with drug trafficking, and with money laundering.", False),
+])
+def test_a_topic_named_as_an_item_of_a_list_is_not_named_outright(text: str,
+                                                                  named: bool) -> None:
+    span = _span(text, "drug trafficking", "trafficking_terms")
+    assert enriching.named_outright([span], text, {"trafficking_terms"}) is named
+    # Only the rules that name the topic count.
+    assert not enriching.named_outright([span], text, {"other_rule"})
+
+
+def test_the_shipped_topics_say_which_rules_name_their_topic(enricher: Enricher) -> None:
+    topics = enricher.topics.topics.topics
+    assert enriching.outright_rules(topics["drug_trafficking"]) == {"trafficking_terms"}
+    assert enriching.outright_rules(topics["recognition"]) == frozenset()  # the plain floor
+    assert enriching.outright_rules(topics["is_threat"]) == frozenset()  # the headline floor
+    shipped = load_model(Path(DEFAULT_TOPICS_PATH).parent / "relevance-model.json")
+    assert shipped.topics["drug_trafficking"].floor_needs_named
+    assert not shipped.topics["recognition"].floor_needs_named
+
+
+def test_a_floor_that_needs_the_topic_named_skips_passing_mentions(
+        enricher: Enricher) -> None:
+    """Where the floor needs the topic named outright, a diplomatic pledge that lists drug
+    trafficking among other threats, or a drug lord in a review, is left to the model."""
+    doubtful = constant_model(-4.0, ("drug_trafficking",))
+    model = replace(doubtful, topics={"drug_trafficking": replace(
+        doubtful.topics["drug_trafficking"], floor=0.5, floor_needs_named=True)})
+    judged = Enricher(enricher.nlp, enricher.topics, relevance=model)
+    texts = {
+        "Lavrov says drug trafficking from Afghanistan reached new levels": True,
+        "Leaders pledge to fight terrorism, extremism and drug trafficking": False,
+        "Review: the actor is magnetic as a drug lord in the new series": False,
+    }
+    for text, kept in texts.items():
+        analysis = judged.analyse(document_text(text))
+        assert analysis.scores["drug_trafficking"] >= 0.5, text  # the rules found it ...
+        assert ("drug_trafficking" in {hit.topic for hit in analysis.hits}) is kept, text
 
 
 def test_enriched_messages_carry_score_and_probability_and_read_back(

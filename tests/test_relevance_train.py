@@ -12,7 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from consumers.enrich.enrich import Enricher, document_text, titled
+from consumers.enrich.enrich import (
+    Enricher,
+    document_text,
+    named_outright,
+    outright_rules,
+    titled,
+)
 from consumers.enrich.relevance import FeatureSpec, load_model
 from consumers.enrich.train import (
     Example,
@@ -208,7 +214,8 @@ def test_the_seed_article_keeps_its_topics_with_a_model_that_never_saw_it(
     strongest evidence keeps a topic) keeps all three of its topics."""
     from tests.enrich_fixtures import SEED_ARTICLE
 
-    files = ("train.jsonl", "articles.jsonl", "extra.jsonl", "relevance-extra.jsonl")
+    files = ("train.jsonl", "articles.jsonl", "extra.jsonl", "relevance-extra.jsonl",
+             "relevance-extra-2.jsonl")
     items = [item for name in files for item in read_labelled(LABELLED / name)]
     assert not any("seed" in str(item.id) for item in items)
     topics = dict(enricher.topics.topics.topics)
@@ -216,11 +223,14 @@ def test_the_seed_article_keeps_its_topics_with_a_model_that_never_saw_it(
                      cross_validate=False)
     judged = Enricher(enricher.nlp, enricher.topics, relevance=model)
     lines = SEED_ARTICLE.read_text().splitlines()
-    analysis = judged.analyse(document_text(lines[0], content="\n".join(lines[1:])))
+    document = document_text(lines[0], content="\n".join(lines[1:]))
+    analysis = judged.analyse(document)
     hits = {hit.topic: hit for hit in analysis.hits}
     assert set(hits) == {"is_threat", "drug_trafficking", "recognition"}
     for hit in hits.values():
         assert hit.evidence
         assert model.topics[hit.topic].keeps(
             hit.probability or 0.0, hit.score, topics[hit.topic].threshold,
-            titled=titled(hit.evidence, len(lines[0])))
+            titled=titled(hit.evidence, len(lines[0])),
+            named=named_outright(hit.evidence, document.text,
+                                 outright_rules(topics[hit.topic])))

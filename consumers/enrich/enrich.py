@@ -29,7 +29,7 @@ import hashlib
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,7 +55,7 @@ from consumers.enrich.relevance import (
 from consumers.enrich.reuse import AnalysisCache
 from consumers.enrich.topics import DEFAULT_TOPICS_PATH, Scored
 from schemas.messages import Article, EnrichedArticle, EntityCount, EvidenceSpan, TopicHit
-from schemas.topics_file import LoadedTopics, load_topics
+from schemas.topics_file import LoadedTopics, Topic, load_topics
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +169,8 @@ class Enricher:
                               for rule in topic.rules}
         self.relevance = relevance
         self._featuriser = relevance.featuriser() if relevance is not None else None
+        self._outright = {name: outright_rules(topic)
+                          for name, topic in topics.topics.topics.items()}
         self._version = topics.version
         if relevance is not None:
             # The same rules with another model give other hits: the version says so.
@@ -325,7 +327,9 @@ class Enricher:
                 if probability is not None and models[item.topic].keeps(
                         probability, item.score,
                         self.topics.topics.topics[item.topic].threshold,
-                        titled=titled(item.evidence, headline_end(document))):
+                        titled=titled(item.evidence, headline_end(document)),
+                        named=named_outright(item.evidence, document.text,
+                                             self._outright[item.topic])):
                     hits.append(TopicHit(topic=item.topic, score=item.score,
                                          probability=probability, evidence=item.evidence))
             elif item.hit:
@@ -357,6 +361,30 @@ MAX_HEADLINE_CHARS = 200  # a longer first line of a plain text is a paragraph
 def titled(evidence: Sequence[EvidenceSpan], title_end: int) -> bool:
     """Whether some of the evidence is in the title (the first ``title_end`` characters)."""
     return any(span.start < title_end for span in evidence)
+
+
+_LIST_BEFORE = re.compile(r"(?:,|\b(?:and|or|as well as))\s*$", re.IGNORECASE)
+_LIST_AFTER = re.compile(r"^\s*(?:,|(?:and|or|as well as)\b)", re.IGNORECASE)
+LIST_REACH = 16  # characters either side of a match read for a list's "," / "and" / "or"
+
+
+def named_outright(evidence: Sequence[EvidenceSpan], text: str, outright: Collection[str]
+                   ) -> bool:
+    """Whether a rule that names the topic outright (``outright``: the names of its rules
+    marked ``names_topic``, e.g. "drug trafficking") matched other than as one item of a
+    list ("against terrorism, extremism and drug trafficking": the way a passing mention
+    names a topic among others). Where the floor needs it (`TopicModel.keeps`), a rule
+    score that other words add up to (a drug lord named in a review, "cartel" in a headline
+    with its multiplier) is judged by the model instead."""
+    return any(span.rule in outright
+               and not _LIST_BEFORE.search(text[max(0, span.start - LIST_REACH):span.start])
+               and not _LIST_AFTER.match(text[span.end:span.end + LIST_REACH])
+               for span in evidence)
+
+
+def outright_rules(topic: Topic) -> frozenset[str]:
+    """The names of the rules of ``topic`` that name it outright (``names_topic``)."""
+    return frozenset(rule.name for rule in topic.rules if rule.names_topic)
 
 
 def headline_end(document: Document) -> int:

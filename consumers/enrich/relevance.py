@@ -51,6 +51,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from consumers.enrich.frames import DEFAULT_FRAMES, frames_of
 from newswatch.errors import ConfigError
 
 FORMAT = "newswatch-relevance"
@@ -94,6 +95,13 @@ class FeatureSpec(BaseModel):
                                              "beside each match (what is recognised, "
                                              "trafficked, attacked)")
     window_words: int = Field(default=3, ge=1, le=10)
+    # Files written before them have none (`ModelFile`), as with the windows.
+    frames: dict[str, tuple[str, ...]] = Field(
+        default_factory=lambda: dict(DEFAULT_FRAMES),
+        description="Word families (stems) that say what kind of story it is "
+                    "(consumers.enrich.frames): counted in the title, the lead and the "
+                    "evidence sentences")
+    frame_weight: float = Field(default=1.0, ge=0.0)
 
     @property
     def size(self) -> int:
@@ -138,6 +146,7 @@ class Featuriser:
         self._first_hashed = len(ABOUTNESS)
         self._slots: dict[str, int] = {}  # n-grams recur across documents: hash each once
         self._grams: dict[str, tuple[int, ...]] = {}  # word -> its character n-gram slots
+        self._frames: dict[str, tuple[tuple[str, str], ...]] = {}  # word -> its families
 
     def _slot(self, key: str) -> int:
         slot = self._slots.get(key)
@@ -163,6 +172,29 @@ class Featuriser:
             self._grams[token] = grams
         return grams
 
+    def _frames_of(self, tokens: Sequence[str]) -> dict[str, set[str]]:
+        """Per family, the distinct stems of it among ``tokens``."""
+        found: dict[str, set[str]] = {}
+        if not self.spec.frames:
+            return found
+        for token in tokens:
+            pairs = self._frames.get(token)
+            if pairs is None:
+                if len(self._frames) >= SLOT_CACHE:
+                    self._frames.clear()
+                pairs = self._frames[token] = frames_of(token, self.spec.frames)
+            for name, stem in pairs:
+                found.setdefault(name, set()).add(stem)
+        return found
+
+    def _add_frames(self, out: Sparse, prefix: str, tokens: Sequence[str], full: int
+                    ) -> None:
+        """One feature per family found: how many of its stems, up to ``full``."""
+        for name, stems in self._frames_of(tokens).items():
+            slot = self._slot(f"{prefix}:{name}")
+            out[slot] = out.get(slot, 0.0) + self.spec.frame_weight * min(1.0, len(stems)
+                                                                          / full)
+
     def text_features(self, text: str, title_end: int) -> Sparse:
         """Word and character n-grams of the title and the lead, each kind L2-normalised."""
         title = text[:title_end].lower()
@@ -182,6 +214,10 @@ class Featuriser:
         out: Sparse = {}
         _add_normalised(out, words, self.spec.word_weight)
         _add_normalised(out, chars, self.spec.char_weight)
+        if self.spec.frame_weight:
+            title_tokens = _WORD.findall(title)
+            self._add_frames(out, "ft", title_tokens, 2)
+            self._add_frames(out, "fd", title_tokens + _WORD.findall(lead), 4)
         return out
 
     def features(self, *, text: str, title_end: int, sentence_starts: Sequence[int],
@@ -236,13 +272,17 @@ class Featuriser:
                 indicators[f"ee:{entity.name}"] += 1
                 indicators[f"el:{entity.label}"] += 1
         context: Counter[int] = Counter()
+        evidence_tokens: list[str] = []
         for sentence in dict.fromkeys(item.sentence.lower() for item in spans):
             tokens = _WORD.findall(sentence)
+            evidence_tokens += tokens
             for i, token in enumerate(tokens):
                 context[self._slot(f"s:{token}")] += 1
                 if i + 1 < len(tokens):
                     context[self._slot(f"s:{token} {tokens[i + 1]}")] += 1
         _add_normalised(out, context, self.spec.context_weight)
+        if self.spec.frame_weight:
+            self._add_frames(out, "fe", evidence_tokens, 3)
         if self.spec.window_weight:
             _add_normalised(out, self._window(text, spans, entities),
                             self.spec.window_weight)
@@ -338,6 +378,10 @@ class TopicModelFile(_Strict):
     floor_needs_title: bool = Field(
         default=False,
         description="The floor keeps the topic only when some evidence is in the title")
+    floor_needs_named: bool = Field(
+        default=False,
+        description="The floor keeps the topic only when a rule that names it outright "
+                    "(names_topic) matched, other than as an item of a list")
 
 
 class ModelFile(_Strict):
@@ -353,10 +397,15 @@ class ModelFile(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _older_features(cls, data: Any) -> Any:
-        """A file from before the window features had none (weight 0, not the default)."""
+        """A file from before the window or frame features had none (weight 0 and no
+        families, not the defaults)."""
         features = data.get("features") if isinstance(data, dict) else None
         if isinstance(features, dict) and "window_weight" not in features:
-            data = {**data, "features": {**features, "window_weight": 0.0}}
+            features = {**features, "window_weight": 0.0}
+        if isinstance(features, dict) and "frames" not in features:
+            features = {**features, "frames": {}}
+        if isinstance(features, dict):
+            data = {**data, "features": features}
         return data
 
     @model_validator(mode="after")
@@ -380,17 +429,20 @@ class TopicModel:
     threshold: float | None = None  # chosen in training; None: the topic file's threshold
     floor: float | None = None  # rule score that keeps the topic on its own
     floor_needs_title: bool = False  # ... and only with evidence in the title
+    floor_needs_named: bool = False  # ... and only with the topic named outright
 
     def keeps(self, probability: float, score: float, topic_threshold: float, *,
-              titled: bool = False) -> bool:
+              titled: bool = False, named: bool = False) -> bool:
         """Whether a candidate is a hit: its probability reaches the threshold chosen in
-        training (else the topic file's), or its rule score reaches the floor (with
-        evidence in the title, ``titled``, where the floor needs it)."""
+        training (else the topic file's), or its rule score reaches the floor, with
+        evidence in the title (``titled``) where the floor needs it, and with the topic
+        named outright outside a list (``named``, `named_outright`) where it needs that."""
         cut = topic_threshold if self.threshold is None else self.threshold
         if probability >= cut:
             return True
         return (self.floor is not None and score >= self.floor
-                and (titled or not self.floor_needs_title))
+                and (titled or not self.floor_needs_title)
+                and (named or not self.floor_needs_named))
 
     def decision(self, features: Mapping[int, float]) -> float:
         """The uncalibrated score ``w.x``."""
@@ -436,7 +488,8 @@ class RelevanceModel:
                 sha256=hashlib.sha256(raw).hexdigest(), platt=model.platt,
                 examples=model.examples, positives=model.positives,
                 regularisation=model.regularisation, threshold=model.threshold,
-                floor=model.floor, floor_needs_title=model.floor_needs_title)
+                floor=model.floor, floor_needs_title=model.floor_needs_title,
+                floor_needs_named=model.floor_needs_named)
         document = ModelFile(format=FORMAT, version=FORMAT_VERSION, features=self.spec,
                              topics=topics, trained_on=self.trained_on)
         return (json.dumps(document.model_dump(mode="json"), sort_keys=True, indent=1,
@@ -499,7 +552,8 @@ def load_model(path: Path) -> RelevanceModel:
                                   examples=stored.examples, positives=stored.positives,
                                   regularisation=stored.regularisation,
                                   threshold=stored.threshold, floor=stored.floor,
-                                  floor_needs_title=stored.floor_needs_title)
+                                  floor_needs_title=stored.floor_needs_title,
+                                  floor_needs_named=stored.floor_needs_named)
     return RelevanceModel(spec=document.features, topics=topics,
                           trained_on=document.trained_on, path=path,
                           digest=hashlib.sha256(raw).hexdigest()[:16])

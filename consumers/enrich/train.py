@@ -38,6 +38,8 @@ from consumers.enrich.enrich import (
     Enricher,
     document_text,
     headline_end,
+    named_outright,
+    outright_rules,
     titled,
 )
 from consumers.enrich.relevance import (
@@ -116,6 +118,7 @@ class TopicReport:
     why_not: str = ""
     floor: float | None = None  # the rule score that keeps a hit whatever the model says
     floor_needs_title: bool = False  # ... only with evidence in the title
+    floor_needs_named: bool = False  # ... only with the topic named outright (names_topic)
     examples: int = 0
     positives: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
@@ -321,16 +324,20 @@ def train(examples: Sequence[Example], topics: dict[str, Topic], spec: FeatureSp
         weights = np.array([example.item.weight for _, example in rows])
         kept_by_rules, needs_title = topic_floor(topic, floor)
         # The floor sees a rule score only where it may keep the candidate.
-        scores = np.array([_floor_score(example, name, needs_title) for _, example in rows])
+        outright = outright_rules(topic)
+        scores = np.array([_floor_score(example, name, needs_title, outright)
+                           for _, example in rows])
         fit = _fit_calibrated(gram, y, groups, folds, seed, regularisation, weights, scores,
                               kept_by_rules)
         models[name] = TopicModel(
             weights=(matrix.T.astype(np.float64) @ fit.alpha).astype(np.float32),
             platt=fit.platt, examples=len(rows), positives=report.positives,
             regularisation=regularisation, threshold=fit.threshold, floor=fit.floor,
-            floor_needs_title=needs_title and fit.floor is not None)
+            floor_needs_title=needs_title and fit.floor is not None,
+            floor_needs_named=bool(outright) and fit.floor is not None)
         report.fitted, report.threshold, report.floor = True, fit.threshold, fit.floor
         report.floor_needs_title = models[name].floor_needs_title
+        report.floor_needs_named = models[name].floor_needs_named
         if cross_validate:
             hit = _cross_validated(gram, y, groups, [outer[i] for i, _ in rows], folds, seed,
                                    regularisation, weights, scores, kept_by_rules)
@@ -341,10 +348,16 @@ def train(examples: Sequence[Example], topics: dict[str, Topic], spec: FeatureSp
     return model, reports
 
 
-def _floor_score(example: Example, topic: str, needs_title: bool) -> float:
-    """The candidate's rule score, or 0 when the floor needs title evidence it lacks."""
+def _floor_score(example: Example, topic: str, needs_title: bool, outright: frozenset[str]
+                 ) -> float:
+    """The candidate's rule score, or 0 when the floor would not keep it: it needs title
+    evidence the candidate lacks, or the topic named outright (rules ``outright``, outside
+    a list: `named_outright`) and the candidate does not name it so."""
     candidate = example.candidates[topic]
-    if needs_title and not titled(candidate.evidence, headline_end(example.item.document())):
+    document = example.item.document()
+    if needs_title and not titled(candidate.evidence, headline_end(document)):
+        return 0.0
+    if outright and not named_outright(candidate.evidence, document.text, outright):
         return 0.0
     return candidate.score
 
@@ -433,7 +446,9 @@ def evaluate_model(model: RelevanceModel, examples: Sequence[Example],
                 item=example.item, expected=name in example.item.labels,
                 predicted=candidate is not None and topic_model.keeps(
                     p or 0.0, candidate.score, topic.threshold,
-                    titled=titled(candidate.evidence, headline_end(example.item.document()))),
+                    titled=titled(candidate.evidence, headline_end(example.item.document())),
+                    named=named_outright(candidate.evidence, example.item.document().text,
+                                         outright_rules(topic))),
                 probability=p,
                 score=example.scores.get(name, 0.0),
                 evidence=candidate.evidence if candidate is not None else ()))

@@ -134,7 +134,8 @@ def table(reports: dict[str, TopicReport], rules: dict[str, TopicReport]) -> str
                                 if report.fitted else rules[name].outcomes)):
             p, r, f1, tp, fp, fn = prf(outcomes)
             floor = "none" if report.floor is None else f"{report.floor:.2f}" + (
-                " (title evidence)" if report.floor_needs_title else "")
+                " (title evidence)" if report.floor_needs_title else "") + (
+                " (topic named)" if report.floor_needs_named else "")
             extra = (f"  {report.examples} ({report.positives} relevant); threshold "
                      f"{report.threshold:.2f}, floor {floor}" if kind == "relevance" else "")
             lines.append(f"{name:<20} {kind:<10} {p:>9.3f} {r:>7.3f} {f1:>6.3f} "
