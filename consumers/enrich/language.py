@@ -31,9 +31,13 @@ py3langid was tech news half in English words, which CLD2 will not call reliable
 
 from __future__ import annotations
 
+import gzip
+import json
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import islice
+from pathlib import Path
 from typing import Literal
 
 import pycld2
@@ -92,6 +96,20 @@ SECOND_SAMPLE_SHARE = 0.7
 # will not call them reliable, though its best guess is the declared language.
 BEST_EFFORT_SHARE = 0.5
 WEAK_EVIDENCE_EXCLUDED = frozenset({"en"})
+# Common words first (`LanguageMarkers`), before any identifier: read from this many
+# characters (the title and the start of the lede), this many marker words of the
+# declared language, at least this many times as many as of all other languages together.
+# Measured on the 717 labelled items (bench/bench_language.py): with the right hint they
+# settle 81% (German 139 of 158, Polish 74 of 78, Portuguese 54 of 61); declared in each
+# of 11 wrong languages in turn (7,887 times), they confirmed the wrong one 0 times.
+MARKERS_PATH = Path(__file__).with_name("language_markers.json.gz")
+MARKER_SAMPLE_CHARS = 80
+MARKER_SECOND_SAMPLE_CHARS = 300
+MIN_MARKERS = 2
+MARKER_RATIO = 3
+# Declared tags seen (each feed has one): their primary subtags and confirmed guesses are
+# kept, up to this many, since feed content can declare any string.
+MAX_KEPT_TAGS = 256
 # CLD2's codes where they differ from the BCP 47 primary subtags used here.
 CLD2_CODES = {"iw": "he", "jw": "jv", "nb": "no", "nn": "no", "zh-Hant": "zh"}
 
@@ -100,7 +118,8 @@ Source = Literal["detected", "declared", "none"]
 
 @dataclass(frozen=True)
 class Guess:
-    """A language decision: a BCP 47 tag (or None), where it came from, and confidence."""
+    """A language decision: a BCP 47 tag (or None), where it came from, and confidence:
+    py3langid's probability, CLD2's share of the text, 1.0 for marker words."""
 
     language: str | None
     source: Source
@@ -120,15 +139,90 @@ def primary_subtag(tag: str | None) -> str | None:
     return head or None
 
 
+class LanguageMarkers:
+    """Common words that mark a language (scripts/language_markers.py writes them from
+    wordfreq's frequency lists): a declared language is confirmed by its own marker words
+    in a text, never overridden by them."""
+
+    def __init__(self, markers: Mapping[str, Iterable[str]],
+                 by_character: Iterable[str] = ()) -> None:
+        """``markers``: language code -> its marker words; ``by_character``: languages
+        written without spaces, whose markers are single characters."""
+        self._own = {language: frozenset(words) for language, words in markers.items()}
+        self._any = frozenset().union(*self._own.values())
+        self._by_character = frozenset(by_character)
+
+    def confirm(self, text: str, language: str) -> bool:
+        """Whether the start of ``text`` holds at least ``MIN_MARKERS`` marker words of
+        ``language`` and ``MARKER_RATIO`` times as many as of all other languages: first
+        in ``MARKER_SAMPLE_CHARS`` characters, then, when those hold too few marker words
+        to say, in ``MARKER_SECOND_SAMPLE_CHARS``. False says nothing: too few words, or
+        a mixed text."""
+        own = self._own.get(language)
+        if own is None:
+            return False
+        # Whitespace-split, punctuation left on: "Touchscreen," is no marker, which only
+        # costs a word; a regular expression for words would cost more than the test. Each
+        # sample ends at a space: half a word ("nie" of "niedrig") could be a marker.
+        cut = len(text)
+        if cut > MARKER_SAMPLE_CHARS:  # _space_before inline: this runs on every article
+            cut = text.rfind(" ", 0, MARKER_SAMPLE_CHARS + 1)
+            if cut <= 0:
+                cut = MARKER_SAMPLE_CHARS
+        if language in self._by_character:  # Chinese: its characters are its words
+            return self._count(text[:MARKER_SAMPLE_CHARS], own)
+        found = self._any.intersection(text[:cut].lower().split())
+        mine = len(found & own)
+        if mine >= MIN_MARKERS or cut == len(text):
+            return mine >= MIN_MARKERS and mine >= MARKER_RATIO * (len(found) - mine)
+        if mine < len(found) - mine:
+            return False  # another language leads: the identifiers decide
+        more = text[cut:_space_before(text, MARKER_SECOND_SAMPLE_CHARS)]
+        found |= self._any.intersection(more.lower().split())
+        mine = len(found & own)
+        return mine >= MIN_MARKERS and mine >= MARKER_RATIO * (len(found) - mine)
+
+    def _count(self, words: Iterable[str], own: frozenset[str]) -> bool:
+        found = self._any.intersection(words)
+        mine = len(found & own)
+        return mine >= MIN_MARKERS and mine >= MARKER_RATIO * (len(found) - mine)
+
+
+def _space_before(text: str, size: int) -> int:
+    """Where to cut ``text`` to at most ``size`` characters at a space (all of a shorter
+    text; a hard cut when the first ``size`` characters have no space)."""
+    if len(text) <= size:
+        return len(text)
+    cut = text.rfind(" ", 0, size + 1)
+    return cut if cut > 0 else size
+
+
+def load_markers(path: Path = MARKERS_PATH) -> LanguageMarkers:
+    """The marker words shipped beside this module. Raises ValueError (naming ``path``)
+    on a file that is not the generated format."""
+    try:
+        document = json.loads(gzip.decompress(path.read_bytes()))
+        table = document["markers"]
+        if not all(isinstance(words, list) for words in table.values()):
+            raise TypeError("a language's markers are not a list")
+        return LanguageMarkers(table, document.get("by_character", ()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path}: not a language markers file ({exc})") from exc
+
+
 class LanguageIdentifier:
     """Language identification with a declared-language hint. Pure apart from loading
-    the model on first use (~0.4 s, ~30 MB); not for use from several threads at once."""
+    the marker words and the model on first use (~0.3 s, ~40 MB; ~0.4 s, ~30 MB); not for
+    use from several threads at once."""
 
-    def __init__(self, languages: frozenset[str] = NEWS_LANGUAGES, *, fast: bool = True
-                 ) -> None:
+    def __init__(self, languages: frozenset[str] = NEWS_LANGUAGES, *, fast: bool = True,
+                 markers: LanguageMarkers | None = None) -> None:
         self._wanted = languages
         self._fast = fast  # False: py3langid decides every text (benchmarks compare)
         self._loaded: _Py3LangId | None = None
+        self._markers = markers
+        self._primary: dict[str, str | None] = {}
+        self._confirmed: dict[str, Guess] = {}
 
     @property
     def _model(self) -> _Py3LangId:
@@ -175,10 +269,35 @@ class LanguageIdentifier:
         fast, share = confirmed(text[:SECOND_SAMPLE_CHARS], best_effort=True)
         return share if fast == hint and share >= BEST_EFFORT_SHARE else 0.0
 
+    def _hint(self, declared: str | None) -> str | None:
+        """``primary_subtag(declared)``, remembered: every article of a feed declares the
+        same tag, and parsing it again was a tenth of the cost of a confirmed guess."""
+        if declared is None:
+            return None
+        hint = self._primary.get(declared, "")
+        if hint == "":
+            if len(self._primary) >= MAX_KEPT_TAGS:
+                self._primary.clear()
+            hint = self._primary[declared] = primary_subtag(declared)
+        return hint
+
+    def _confirmed_by_markers(self, declared: str) -> Guess:
+        """The Guess for ``declared`` confirmed by marker words: one per declared tag, as
+        building one costs ~0.5 µs."""
+        if len(self._confirmed) >= MAX_KEPT_TAGS:
+            self._confirmed.clear()
+        guess = self._confirmed[declared] = Guess(declared, "detected", 1.0)
+        return guess
+
     def guess(self, text: str, declared: str | None = None) -> Guess:
         """Decide the language of ``text`` given the ``declared`` tag (see the module doc)."""
-        hint = primary_subtag(declared)
-        if hint is not None and self._fast:
+        hint = self._hint(declared)
+        if declared is not None and hint is not None and self._fast:
+            if self._markers is None:
+                self._markers = load_markers()
+            if self._markers.confirm(text, hint):
+                return (self._confirmed.get(declared)
+                        or self._confirmed_by_markers(declared))
             share = self._cld2_share(text, hint)
             if share:
                 return Guess(declared, "detected", share)
