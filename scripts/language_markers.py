@@ -17,6 +17,7 @@ Newswatch reads the JSON.
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import json
 import sys
@@ -27,38 +28,51 @@ import wordfreq
 
 OUT = Path(__file__).resolve().parent.parent / "consumers" / "enrich" / "language_markers.json.gz"
 MIN_FREQUENCY = 1e-5  # about the 10,000 commonest words of a language
+# The commonest of them (about the 1,000 commonest words) are what says a text is in
+# another language than the declared one: a small set, so looking words up in it stays in
+# the CPU's cache.
+COMMON_FREQUENCY = 1e-4
 DOMINANCE = 10.0
 BY_CHARACTER = frozenset({"zh", "ja"})
 CODES = {"fil": "tl"}  # wordfreq's code -> the BCP 47 primary subtag feeds declare
 
 
-def markers() -> dict[str, list[str]]:
-    """Language code -> its marker words, sorted."""
+def markers(min_frequency: float = MIN_FREQUENCY) -> dict[str, dict[str, float]]:
+    """Language code -> its marker words and their frequency there."""
     frequencies: dict[str, dict[str, float]] = {}
     for language in sorted(wordfreq.available_languages("small")):
         for word, frequency in wordfreq.get_frequency_dict(language, wordlist="small").items():
             if language in BY_CHARACTER and len(word) != 1:
                 continue
             frequencies.setdefault(word, {})[CODES.get(language, language)] = frequency
-    found: dict[str, list[str]] = {}
+    found: dict[str, dict[str, float]] = {}
     for word, by_language in frequencies.items():
         ranked = sorted(by_language.items(), key=lambda item: -item[1])
         language, frequency = ranked[0]
         runner_up = ranked[1][1] if len(ranked) > 1 else 0.0
-        if frequency >= MIN_FREQUENCY and frequency >= DOMINANCE * runner_up:
-            found.setdefault(language, []).append(word)
-    return {language: sorted(words) for language, words in sorted(found.items())}
+        if frequency >= min_frequency and frequency >= DOMINANCE * runner_up:
+            found.setdefault(language, {})[word] = frequency
+    return dict(sorted(found.items()))
 
 
 def main() -> int:
-    table = markers()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--min-frequency", type=float, default=MIN_FREQUENCY)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    found = markers(args.min_frequency)
+    table = {language: sorted(words) for language, words in found.items()}
+    common = {language: sorted(word for word, frequency in words.items()
+                               if frequency >= COMMON_FREQUENCY)
+              for language, words in found.items()}
     document = {"source": f"wordfreq {version('wordfreq')} 'small' lists (CC BY-SA 4.0)",
-                "min_frequency": MIN_FREQUENCY, "dominance": DOMINANCE,
-                "by_character": sorted(BY_CHARACTER), "markers": table}
+                "min_frequency": args.min_frequency, "common_frequency": COMMON_FREQUENCY,
+                "dominance": DOMINANCE, "by_character": sorted(BY_CHARACTER),
+                "markers": table, "common": common}
     # mtime=0: the same data gives the same bytes, so a regeneration shows no diff.
-    with gzip.GzipFile(OUT, "wb", mtime=0) as out:
+    with gzip.GzipFile(args.out, "wb", mtime=0) as out:
         out.write(json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode())
-    print(f"{OUT.name}: {sum(map(len, table.values()))} words in {len(table)} languages")
+    print(f"{args.out.name}: {sum(map(len, table.values()))} words in {len(table)} languages")
     return 0
 
 
