@@ -115,6 +115,9 @@ WEAK_EVIDENCE_EXCLUDED = frozenset({"en"})
 MARKERS_PATH = Path(__file__).with_name("language_markers.json.gz")
 MARKER_SAMPLE_CHARS = 80
 MARKER_SECOND_SAMPLE_CHARS = 300
+# Chinese and Japanese markers are characters, each looked up: a title's worth of them (a
+# Chinese character is about a word) instead of 80.
+MARKER_SAMPLE_CHARACTERS = 32
 MIN_MARKERS = 2
 MARKER_RATIO = 3
 # Declared tags seen (each feed has one): their primary subtags and confirmed guesses are
@@ -201,7 +204,7 @@ class LanguageMarkers:
         # to leave the decision to the identifiers (as CLD2's weak evidence is not taken).
         strict = language in WEAK_EVIDENCE_EXCLUDED
         if language in self._by_character:  # Chinese: its characters are its words
-            return _marked(text[:MARKER_SAMPLE_CHARS], own, others, strict)
+            return _marked(text[:MARKER_SAMPLE_CHARACTERS], own, others, strict)
         words = text[:cut].lower().split()
         mine = len(own.intersection(words))
         if mine >= MIN_MARKERS:
