@@ -1,12 +1,13 @@
-"""Benchmark: language identification, py3langid alone against CLD2 first, same texts.
+"""Benchmark: language identification, py3langid alone against the fast path (marker words,
+then CLD2, then py3langid), same texts.
 
     .venv/bin/python -m bench.bench_language [--rounds 3]
 
 Texts: every labelled item (tests/data/labelled/*.jsonl; ``lang`` where an item has one,
 else English), 625 items in 9 languages, each as its title alone (short) and as title plus
 text (long). For each of the two identifiers (``LanguageIdentifier(fast=False)``:
-py3langid decides every text, as before; ``LanguageIdentifier()``: CLD2 confirms a
-declared language first), three accuracy figures:
+py3langid decides every text, as before; ``LanguageIdentifier()``: marker words and then
+CLD2 confirm a declared language first), three accuracy figures:
 
 - no hint: the text alone (both take the same path: py3langid);
 - right hint: the item's own language declared, as a feed that declares it;
@@ -15,8 +16,9 @@ declared language first), three accuracy figures:
   the hint, so short texts count more of these by design).
 
 And the CPU time per document with the right hint (the common case: feeds declare their
-language), best of ``--rounds``. The share of enrichment time is printed by
-bench/bench_enrich.py, per language.
+language), best of ``--rounds``; and per language, how many items the marker words
+alone settle with the right hint (the rest go to CLD2). The share of enrichment time is
+printed by bench/bench_enrich.py, per language.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
-from consumers.enrich.language import LanguageIdentifier, primary_subtag
+from consumers.enrich.language import LanguageIdentifier, load_markers, primary_subtag
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,7 +55,7 @@ def main() -> int:
     args = parser.parse_args()
     items = load_items()
     identifiers = {"py3langid alone": LanguageIdentifier(fast=False),
-                   "CLD2 first": LanguageIdentifier()}
+                   "markers, CLD2": LanguageIdentifier()}
     for identifier in identifiers.values():
         identifier.guess("warm the model up before timing anything")
     print(f"{len(items)} labelled items, {len({lang for lang, _, _ in items})} languages; "
@@ -77,6 +80,13 @@ def main() -> int:
             print(f"{name:<16} {kind:<6} {alone:>5}/{len(texts)} {right:>7}/{len(texts)} "
                   f"{taken:>8}/{len(texts) * (len(HINTS) - 1)} "
                   f"{best / len(texts) * 1e6:>20.1f}")
+    markers = load_markers()
+    settled, seen = Counter(), Counter()
+    for lang, _, text in items:
+        seen[lang] += 1
+        settled[lang] += markers.confirm(text, lang)
+    print(f"marker words alone settle {sum(settled.values())}/{len(items)} (long, right hint): "
+          + ", ".join(f"{lang} {settled[lang]}/{seen[lang]}" for lang in sorted(seen)))
     return 0
 
 

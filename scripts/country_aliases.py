@@ -28,7 +28,7 @@ import pycountry
 import yaml
 
 OUT = Path(__file__).resolve().parent.parent / "consumers" / "enrich" / "country_aliases.yaml"
-LANGUAGES = ("en", "de", "fr", "es", "pt", "ru", "ar", "pl", "tr", "zh")
+LANGUAGES = ("en", "de", "fr", "es", "pt", "ru", "ar", "pl", "tr", "zh", "fa")
 CATALOGUE = {"zh": "zh_CN"}
 CANONICAL = {"RU": "Russia", "PS": "Palestine", "TR": "Turkey", "CZ": "Czech Republic",
              "CD": "Democratic Republic of the Congo", "CG": "Republic of the Congo",
@@ -38,18 +38,19 @@ CANONICAL = {"RU": "Russia", "PS": "Palestine", "TR": "Turkey", "CZ": "Czech Rep
 COMMON: dict[str, dict[str, list[str]]] = {
     "RU": {"en": ["Russia"], "de": ["Russland"], "fr": ["Russie"], "es": ["Rusia"],
            "pt": ["Rússia"], "ru": ["Россия", "РФ"], "ar": ["روسيا"], "pl": ["Rosja"],
-           "tr": ["Rusya"], "zh": ["俄罗斯"]},
+           "tr": ["Rusya"], "zh": ["俄罗斯"], "fa": ["روسیه"]},
     "US": {"de": ["USA", "Vereinigte Staaten von Amerika"], "fr": ["Amérique"],
            "es": ["EE. UU.", "EEUU", "EE.UU."], "pt": ["EUA", "EE.UU."], "ru": ["США"],
            "ar": ["أمريكا", "الولايات المتحدة الأمريكية", "الولايات المتحدة"],
-           "pl": ["USA", "Ameryka"], "tr": ["ABD", "Amerika"], "zh": ["美国"]},
+           "pl": ["USA", "Ameryka"], "tr": ["ABD", "Amerika"], "zh": ["美国"],
+           "fa": ["آمریکا", "ایالات متحده"]},
     "GB": {"en": ["Britain", "Great Britain"], "de": ["Großbritannien"],
            "fr": ["Grande-Bretagne"], "es": ["Gran Bretaña"], "pt": ["Grã-Bretanha"],
            "ru": ["Великобритания", "Британия"], "ar": ["بريطانيا"],
            "pl": ["Wielka Brytania"], "tr": ["İngiltere", "Birleşik Krallık"]},
     "SY": {"ru": ["Сирия"], "ar": ["سوريا", "سورية"], "pl": ["Syria"], "tr": ["Suriye"],
-           "pt": ["Síria"], "es": ["Siria"], "fr": ["Syrie"], "de": ["Syrien"]},
-    "IR": {"ru": ["Иран"], "ar": ["إيران"], "tr": ["İran"]},
+           "fa": ["سوریه"], "pt": ["Síria"], "es": ["Siria"], "fr": ["Syrie"], "de": ["Syrien"]},
+    "IR": {"ru": ["Иран"], "ar": ["إيران"], "tr": ["İran"], "fa": ["ایران"]},
     "TR": {"en": ["Turkey", "Türkiye"], "de": ["Türkei"], "fr": ["Turquie"],
            "es": ["Turquía"], "pt": ["Turquia"], "ru": ["Турция"], "ar": ["تركيا"],
            "pl": ["Turcja"], "tr": ["Türkiye"]},

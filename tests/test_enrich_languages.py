@@ -3,6 +3,7 @@ languages and scripts, and clean fallbacks for languages nothing is configured f
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 from collections import Counter
@@ -12,8 +13,12 @@ import pytest
 
 from consumers.enrich.enrich import Enricher, document_text
 from consumers.enrich.language import (
+    MARKER_SAMPLE_CHARS,
+    MAX_KEPT_TAGS,
     LanguageIdentifier,
+    LanguageMarkers,
     confirmed,
+    load_markers,
     primary_subtag,
     word_prefix,
 )
@@ -160,6 +165,90 @@ def test_the_fast_path_keeps_accuracy_on_the_labelled_items() -> None:
         assert taken["fast"] <= taken["alone"] + len(texts) // 100, taken
 
 
+@pytest.fixture(scope="module")
+def markers() -> LanguageMarkers:
+    return load_markers()
+
+
+def test_marker_words_confirm_the_declared_language_and_no_other(
+        markers: LanguageMarkers) -> None:
+    for language, text in LONG.items():
+        assert markers.confirm(text, language), language
+        assert not any(markers.confirm(text, other) for other in LONG if other != language)
+    # Close neighbours share their common words, which mark neither: what is left must.
+    assert not markers.confirm(LONG["pt"], "es")
+    assert not markers.confirm(LONG["de"], "nl")
+    wire = ("The Islamic State group claimed responsibility for the attack on Sunday, "
+            "according to a statement released by its news agency.")
+    assert not markers.confirm(wire, "de")
+    assert markers.confirm(wire, "en")
+
+
+def test_marker_words_settle_a_declared_language_before_any_identifier() -> None:
+    fresh = LanguageIdentifier()
+    guess = fresh.guess(LONG["de"], declared="de-AT")
+    assert (guess.language, guess.source, guess.confidence) == ("de-AT", "detected", 1.0)
+    assert fresh._loaded is None
+    # English wire copy in a German feed: the marker words do not confirm German, and the
+    # identifiers behind them find English.
+    wire = ("The Islamic State group claimed responsibility for the attack on Sunday, "
+            "according to a statement released by its news agency.")
+    assert fresh.guess(wire, declared="de").language == "en"
+
+
+def test_a_text_mixing_languages_is_left_to_the_identifiers(
+        markers: LanguageMarkers) -> None:
+    # A real heise headline, half English: "call" and "native" mark English as much as
+    # "zum" marks German, so the words do not say; CLD2 and py3langid decide.
+    text = "heise-Angebot: CloudLand 2026: Last Call zum Cloud Native Festival"
+    assert not markers.confirm(text, "de")
+    assert LanguageIdentifier().guess(text, declared="de").language == "de"
+
+
+def test_too_few_marker_words_read_further() -> None:
+    toy = LanguageMarkers({"aa": ["alfa", "bravo"], "bb": ["zulu"]})
+    title = "alfa " + "x" * (MARKER_SAMPLE_CHARS - 10) + " y"
+    assert not toy.confirm(title, "aa")  # one marker word, nothing more to read
+    assert toy.confirm(title + " bravo", "aa")  # the second sample holds another
+    assert toy.confirm("alfa bravo zulu", "bb") is False
+    assert toy.confirm("alfa bravo alfa zulu", "aa") is False  # 2 words against 1: mixed
+    assert toy.confirm("Alfa, BRAVO", "aa") is False  # punctuation left on "alfa,"
+    assert toy.confirm("ALFA bravo", "aa")
+    assert not toy.confirm("alfa bravo", "cc")
+    # A sample ends at a space: the second word is "bravos", no marker.
+    assert not toy.confirm("alfa " + "x" * (MARKER_SAMPLE_CHARS - 9) + " bravos", "aa")
+
+
+def test_chinese_markers_are_characters(markers: LanguageMarkers) -> None:
+    chinese = "伊斯兰国武装分子在叙利亚东部发动袭击，造成多人死亡。"
+    japanese = "イスラム国の戦闘員がシリア東部で攻撃を行い、多数の死者が出た。"
+    assert markers.confirm(chinese, "zh")
+    assert not markers.confirm(chinese, "ja")
+    assert markers.confirm(japanese, "ja")
+    assert not markers.confirm(japanese, "zh")
+    assert not markers.confirm(LONG["de"], "zh")
+
+
+def test_a_malformed_markers_file_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "markers.json.gz"
+    bad.write_bytes(b"not gzip")
+    with pytest.raises(ValueError, match="not a language markers file"):
+        load_markers(bad)
+    bad.write_bytes(gzip.compress(json.dumps({"markers": {"de": "und"}}).encode()))
+    with pytest.raises(ValueError, match=str(bad.name)):
+        load_markers(bad)
+
+
+def test_declared_tags_kept_are_bounded() -> None:
+    # Feed content can declare any string: what the identifier remembers stays bounded.
+    fresh = LanguageIdentifier()
+    for i in range(MAX_KEPT_TAGS * 2):
+        fresh.guess(LONG["de"], declared=f"de-x{i}")
+    assert len(fresh._primary) <= MAX_KEPT_TAGS
+    assert len(fresh._confirmed) <= MAX_KEPT_TAGS
+    assert fresh.guess(LONG["de"], declared="de-x1").language == "de-x1"
+
+
 def test_text_without_letters_has_no_language(identify: LanguageIdentifier) -> None:
     assert identify.guess("12:30 — 4:2 (3:1)").language is None
     assert identify.guess("", declared="fr").language == "fr"
@@ -291,6 +380,23 @@ CASES = [
      "俄罗斯成为第一个正式承认阿富汗塔利班政权的国家，塔利班外长对此表示欢迎。"),
     ("zh", "recognition", False, "前官员在法庭上承认错误",
      "这名前官员在法庭上承认错误，并承认犯罪事实，法院将择日宣判。"),
+    # Persian: forms written out (no lemma table), "به رسمیت شناختن" in its spellings.
+    ("fa", "is_threat", True, "داعش مسئولیت حمله انتحاری در کابل را بر عهده گرفت",
+     "گروه داعش اعلام کرد یکی از اعضایش حمله انتحاری در نزدیکی فرودگاه کابل را انجام "
+     "داده است؛ دست‌کم ۶۰ نفر کشته شدند."),
+    ("fa", "is_threat", False, "نمایشگاه آثار تاریخی موصل در تهران گشایش یافت",
+     "این نمایشگاه اشیای باستانی عراق را به نمایش می‌گذارد و تا پایان ماه ادامه دارد."),
+    ("fa", "drug_trafficking", True, "کشف ۳۰۰ کیلوگرم تریاک در سیستان و بلوچستان",
+     "ماموران پلیس مبارزه با مواد مخدر در بازرسی از یک تریلی ۳۰۰ کیلوگرم تریاک کشف و "
+     "دو قاچاقچی را دستگیر کردند."),
+    ("fa", "drug_trafficking", False, "افتتاح کمپ ترک اعتیاد در مشهد",
+     "مسئولان گفتند این مرکز به معتادان برای ترک اعتیاد و درمان مصرف مواد مخدر کمک "
+     "می‌کند."),
+    ("fa", "recognition", True, "چین حکومت طالبان را به‌رسمیت نمی‌شناسد",
+     "سخنگوی وزارت خارجه چین گفت پکن هنوز تصمیمی برای به رسمیت شناختن حکومت طالبان "
+     "نگرفته است."),
+    ("fa", "recognition", False, "فرودگاه امام از سامانه تشخیص چهره استفاده می‌کند",
+     "مسافران با سامانه تشخیص چهره از گیت عبور می‌کنند و نیازی به کارت پرواز ندارند."),
 ]
 
 
