@@ -2,7 +2,7 @@
 that mark it, read by `consumers.enrich.language` to confirm a declared language without
 calling a language identifier.
 
-    .venv/bin/pip install -e ".[language-markers]" && .venv/bin/python scripts/language_markers.py
+    .venv/bin/python scripts/language_markers.py
 
 A word marks a language when it is common in it (frequency at least ``MIN_FREQUENCY``)
 and at least ``DOMINANCE`` times as frequent there as in any other language wordfreq
@@ -11,8 +11,8 @@ English and Afrikaans share them). Frequencies come from wordfreq's "small" list
 (Wikipedia, subtitles, news, books and web text per language; the data is CC BY-SA 4.0,
 so is the generated file: see consumers/enrich/README.md). Chinese and Japanese are
 written without spaces: their markers are single characters ("的", "是"; "の", "は"),
-which the reader looks for one by one. wordfreq is needed only to regenerate the file;
-Newswatch reads the JSON.
+which the reader looks for one by one. wordfreq is already a dependency (the stories
+stage reads its frequencies); language detection reads only the generated JSON.
 """
 
 from __future__ import annotations
