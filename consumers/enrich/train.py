@@ -24,7 +24,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -456,6 +456,23 @@ def evaluate_model(model: RelevanceModel, examples: Sequence[Example],
     return reports
 
 
+def json_records(lines: Iterable[str], source: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The JSON objects of JSON lines with their line numbers; blank lines are skipped.
+
+    Raises `ConfigError` naming ``source`` and the line of one that is not JSON or not an
+    object."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{source}, line {number}: not JSON: {exc.msg}") from exc
+        if not isinstance(record, dict):
+            raise ConfigError(f"{source}, line {number}: expected a JSON object")
+        yield number, record
+
+
 def read_labelled(path: Path) -> list[LabelledItem]:
     """The items of a labelled JSON-lines file (``id``, ``title``, ``text``, ``labels``;
     optional ``judged``, the topics the labels speak for, as `feedback export` writes).
@@ -466,16 +483,8 @@ def read_labelled(path: Path) -> list[LabelledItem]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, record in json_records(lines, str(path)):
         where = f"{path}, line {number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{where}: not JSON: {exc.msg}") from exc
-        if not isinstance(record, dict):
-            raise ConfigError(f"{where}: expected a JSON object")
         labels, judged = record.get("labels", []), record.get("judged")
         if not _names(labels):
             raise ConfigError(f"{where}: 'labels' must be a list of topic names")

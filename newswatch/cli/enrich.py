@@ -415,15 +415,9 @@ def language_report(languages: LanguageResults) -> str:
 
 def read_items(lines: Iterable[str], source: str, labelled: bool = False) -> Iterator[Item]:
     """Parse JSON lines into items; blank lines are skipped, a bad line is a ConfigError."""
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{source}, line {number}: not JSON: {exc.msg}") from exc
-        if not isinstance(record, dict):
-            raise ConfigError(f"{source}, line {number}: expected a JSON object")
+    from consumers.enrich.train import json_records
+
+    for number, record in json_records(lines, source):
         labels = record.get("labels", [])
         if labelled and not (isinstance(labels, list)
                              and all(isinstance(label, str) for label in labels)):
