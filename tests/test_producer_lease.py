@@ -7,6 +7,8 @@ feeds are free at once, and a feed another producer has just rescheduled is not 
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, update
 
+from producers.daemon import SCAN_EVERY_S
 from producers.lease import RowLeases, WriterLease, dead_here, leases_for, owner_id
 from producers.state import Store
 from schemas import tables
@@ -28,6 +31,7 @@ from tests.producer_fixtures import (
     unique_prefix,
 )
 from tests.support.feed_server import FeedServer, Reply
+from tests.support.waits import wait_for
 from tests.test_producer_daemon import Producer, _env, _write_feeds
 
 pytestmark = pytest.mark.integration
@@ -146,3 +150,57 @@ def test_a_once_pass_longer_than_its_lease_publishes_every_feed(
     assert producer.finish(timeout_s=120) == 0
     assert not producer.saw("feed lease lost"), "the pass lost its lease"
     assert len(read_topic(kafka_bootstrap, topic)) == 12
+
+
+def test_a_producer_frozen_past_its_lease_does_not_poll_the_feeds_it_lost(
+        kafka_bootstrap: str, engine: Engine, tmp_path: Path, feed_server: FeedServer) -> None:
+    # The CI flake of test_two_producers, made deterministic: one worker, two feeds. "slow"
+    # answers after 2 s; "queued", claimed in the same scan, waits for the worker. The
+    # producer is frozen (SIGSTOP) while the server holds "slow", for longer than its 3 s
+    # lease, and another producer (a lease object here) takes "queued" meanwhile. Resumed,
+    # the worker finishes "slow" and comes to "queued": it must not poll it, since the
+    # feed is the other producer's now; once the other gives it up, it is polled again.
+    lease_s = 3.0
+    feeds = {"slow": feed_server.add("/slow", Reply(200, rss(news_items("slow", 2)),
+                                                    delay_s=2.0)),
+             "queued": feed_server.add("/queued", Reply(200, rss(news_items("queued", 2))))}
+    feeds_file = tmp_path / "feeds.yaml"
+    _write_feeds(feeds_file, feeds)
+    db_url = engine.url.render_as_string(hide_password=False)
+    env = _env({"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "NEWSWATCH_DATABASE_URL": db_url,
+                "NEWSWATCH_KAFKA_TOPIC_PREFIX": unique_prefix(),
+                "NEWSWATCH_PRODUCER_LEASE_S": str(lease_s),
+                "NEWSWATCH_PRODUCER_CONCURRENCY": "1",
+                "NEWSWATCH_PRODUCER_PER_HOST_CONCURRENCY": "2"})
+    producer = Producer(env, feeds_file)
+    other = leases_for(engine, 600.0)
+    try:
+        wait_for(lambda: bool(feed_server.hits("/slow")), timeout_s=60,
+                 what="the producer polling the slow feed", interval_s=0.02)
+        os.kill(producer.process.pid, signal.SIGSTOP)
+        try:
+            time.sleep(lease_s + 1.5)  # the freeze: its leases end meanwhile
+            if isinstance(other, WriterLease):
+                assert other.claim(FEEDS, _now()) == FEEDS, "the writer lease did not end"
+            else:
+                assert other.claim(["queued"], _now()) == ["queued"], "the lease did not end"
+        finally:
+            os.kill(producer.process.pid, signal.SIGCONT)
+        wait_for(lambda: bool(feed_server.hits("/queued")) or producer.saw("lease lapsed"),
+                 timeout_s=30, what="the resumed worker coming to the queued feed",
+                 detail=lambda: f"last lines: {producer.lines[-5:]}")
+        time.sleep(2 * SCAN_EVERY_S + 0.5)  # later scans must not poll it either
+        assert feed_server.hits("/queued") == [], (
+            "the resumed producer polled a feed whose lease another producer holds")
+        other.close()  # the other one stops: the feed is polled again, not forgotten
+        wait_for(lambda: bool(feed_server.hits("/queued")), timeout_s=30,
+                 what="the queued feed polled once its lease is free")
+    except BaseException:
+        print("--- producer, last lines:", *producer.lines[-15:], sep="\n")
+        raise
+    finally:
+        if producer.process.poll() is None:
+            os.kill(producer.process.pid, signal.SIGCONT)
+            producer.process.send_signal(signal.SIGTERM)
+            producer.finish()
+        other.close()
