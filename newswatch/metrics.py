@@ -14,6 +14,11 @@ ARTICLES_PUBLISHED = Counter("newswatch_articles_published_total",
                              "Articles acknowledged by Kafka on news.articles", ["feed"])
 FEED_ERRORS = Counter("newswatch_feed_errors_total", "Failed feed polls", ["feed", "kind"])
 FEED_POLLS = Counter("newswatch_feed_polls_total", "Feed polls", ["feed", "outcome"])
+LEASE_FENCED = Counter(
+    "newswatch_producer_lease_fenced_total",
+    "Refresh steps a producer skipped because its feed lease may have lapsed (it was frozen "
+    "or cut off from the database): the poll, the publish or the record of the outcome",
+    ["feed", "step"])
 MESSAGES_PROCESSED = Counter("newswatch_messages_processed_total",
                              "Kafka messages a stage processed", ["stage"])
 DEAD_LETTERED = Counter("newswatch_dead_lettered_total",

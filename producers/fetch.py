@@ -23,6 +23,12 @@ costs no parsing) or raises `FeedError` carrying what the scheduler needs as dat
 
 ``file://`` URLs (what feeds.yaml's local paths become) are read from disk with the same
 limit; the file's mtime and size act as its ETag, so an unchanged file is "not modified".
+
+``before_send`` (the daemon's lease fence, `producers.lease`) runs right before the first
+byte of each request is written, after the host slot, the connection and TLS, as late as
+the client lets it run: from httpcore's documented ``trace`` extension, at
+``send_request_headers.started`` (each redirect hop, each retry on a new connection).
+What it raises abandons the request unsent and propagates to the caller as it is.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import re
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -163,14 +169,18 @@ class Fetcher:
 
     def fetch(self, url: str, validators: Validators = Validators(), *,
               max_bytes: int | None = None, accept: str = FEED_ACCEPT,
-              untrusted: bool = False) -> FetchResult:
+              untrusted: bool = False,
+              before_send: Callable[[], None] | None = None) -> FetchResult:
         """GET ``url`` (http, https or file) within the limits; see the module docstring.
-        ``untrusted`` URLs (from feed content) obey the egress policy."""
+        ``untrusted`` URLs (from feed content) obey the egress policy; ``before_send``
+        runs right before each request is sent (or the file read) and may raise."""
         limit = max_bytes or self.max_bytes
         if untrusted:
             self.egress.check_url(url)
         client = self._pages if untrusted else self._client
         if urlsplit(url).scheme.lower() == "file":
+            if before_send is not None:
+                before_send()
             return _read_file(url, validators, limit)
         headers = {"Accept": accept}
         if validators.etag:
@@ -178,9 +188,10 @@ class Fetcher:
         if validators.last_modified:
             headers["If-Modified-Since"] = validators.last_modified
         fetched_at = datetime.now(UTC)
+        extensions = {"trace": _run_before_send(before_send)} if before_send else None
         try:
             with (self._limiter.slot(url), request_deadline(self.total_timeout_s, self._stop),
-                  client.stream("GET", url, headers=headers) as r):
+                  client.stream("GET", url, headers=headers, extensions=extensions) as r):
                 if r.status_code == 304:
                     return FetchResult(url=str(r.url), status=304, body=b"",
                                        validators=_validators(r, validators),
@@ -233,6 +244,15 @@ class Fetcher:
                                 retryable=True, kind="timeout")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _run_before_send(before_send: Callable[[], None]) -> Callable[[str, object], None]:
+    """An httpcore ``trace`` callback that runs ``before_send`` as the request's headers
+    are about to be written (HTTP/1.1 and HTTP/2 alike)."""
+    def trace(event: str, _info: object) -> None:
+        if event.endswith(".send_request_headers.started"):
+            before_send()
+    return trace
 
 
 class _Decoders:

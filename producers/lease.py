@@ -21,9 +21,52 @@ free at once (`dead_here`): a producer restarted after a kill -9, or its neighbo
 not wait for the lease to end. Elsewhere the end of the lease is the bound.
 
 The holder releases a feed's lease after the refresh has recorded its outcome (in its own
-transaction), and every lease it holds when it stops. `holds` is checked just before a
-batch is published, so a producer that lost its lease while frozen does not publish what
-the new holder is publishing; the publishing mark (`producers.state`) covers the rest.
+transaction), and every lease it holds when it stops.
+
+Fencing. A producer can lose a lease without knowing it: frozen (SIGSTOP, a stalled VM) or
+cut off from the database for a lease period, then resumed, its workers would carry on
+with feeds another producer holds now (CI saw one feed polled by two producers 0.17 s
+apart: a worker resumed with a feed it had claimed before the freeze). So a refresh does
+each step that reaches outside only under its lease, and `producers.refresh` skips the
+rest of a refresh whose step was fenced off (`LeaseLapsedError`: logged with the feed,
+counted in ``newswatch_producer_lease_fenced_total``); the feed is left to its new holder.
+
+- The poll: `fence` runs right before the request's first byte is written (a hook of
+  `producers.fetch`, on every redirect hop too). It does no I/O: it compares
+  ``time.monotonic()`` with the feed's local deadline, the monotonic reading taken
+  *before* the claim or renewal that last set the lease, plus ``lease_s``, minus a margin
+  of `FENCE_MARGIN` of it. Every lease end is computed from a clock reading taken after
+  ours (PostgreSQL's ``now()`` of the claiming or renewing transaction; on SQLite our
+  wall clock, read after the monotonic one), and another producer takes the lease only
+  once its own reading of that clock is past the end; so the local deadline falls at
+  least the margin before anyone else can poll the feed. This assumes the clocks run at
+  the same rate (NTP slews by at most 0.05 %, the margin is 20 %) and the clock a lease
+  end is judged by (PostgreSQL's host; for SQLite, the one host whose producers share the
+  file) is not stepped forward by more than the margin during a lease.
+- What remains: a pause *before* the check is caught by it (on resume the deadline has
+  passed). A pause *between* the check and the write sends the request late; that is
+  harmless while it is shorter than the margin, so the residual risk is a freeze longer
+  than ``lease_s / 5`` (3 s at the default) that begins in the few microseconds between
+  the check and the socket write of the request headers (h11 formats them, one
+  ``send``), instead of in the queue wait, state read and connection set-up before the
+  check, where the flake was. A producer cut off from the database (not frozen) keeps
+  its deadlines only while its renewals succeed: a worker whose lease could not be
+  renewed skips its poll, and the released feed is claimed again on a later scan.
+- The publish: `fence` again, then the publishing mark is written under the lease (next
+  point). A freeze between that write and Kafka's ack remains (docs/reliability.md).
+- The writes: every write of a feed's state by a refresh (the publishing mark, the
+  outcome, a recovered publish) carries `write_fence`, a condition in the UPDATE itself
+  that this owner still holds an unexpired lease (PostgreSQL: the row's ``lease_owner``
+  and ``lease_expires_at > now()``, evaluated under the row lock, so a concurrent claim
+  either finds the lease held or has taken it first; SQLite: the writer-lease row, under
+  SQLite's one write lock). A stale holder's late write matches no row and its whole
+  transaction is rolled back: it cannot clear the new holder's publishing mark or put
+  back an older ETag and schedule. The owner id is the fencing token: it is unique to
+  the process (its random part), and a process never refreshes one feed twice at once
+  (the daemon hands a feed to one worker at a time), so "this owner holds an unexpired
+  lease" holds only in the tenure the refresh started in, or in that tenure renewed
+  after it lapsed with nobody claiming the feed between (then nobody else polled it).
+
 """
 
 from __future__ import annotations
@@ -31,21 +74,27 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, and_, event, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, event, exists, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from newswatch.errors import LeaseLapsedError
 from newswatch.upsert import insert_ignoring
 from schemas import tables
 
 log = logging.getLogger(__name__)
 
 WRITER = "producers"  # the name of SQLite's single-writer lease row
+# The local deadline of a lease ends this fraction of the lease before the lease itself (see
+# the module docstring): far above the clocks' rate difference, and below the two thirds
+# of a lease that renewing every third of it keeps ahead of a running refresh.
+FENCE_MARGIN = 0.2
 
 
 def _pid_namespace() -> str:
@@ -98,7 +147,16 @@ class FeedLeases(Protocol):
         """Give up ``feed_id`` after its refresh recorded its outcome."""
 
     def holds(self, feed_id: str) -> bool:
-        """Whether this process still holds ``feed_id`` (checked before publishing)."""
+        """Whether this process still holds ``feed_id`` (RowLeases asks the database)."""
+
+    def fence(self, feed_id: str, step: str) -> None:
+        """Raise `LeaseLapsedError` (naming ``step``) unless the local deadline of this
+        process's lease on ``feed_id`` is still ahead. No I/O: cheap enough to run right
+        before a request is sent."""
+
+    def write_fence(self, feed_id: str) -> ColumnElement[bool]:
+        """A condition for the UPDATE of ``feed_id``'s ``feeds`` row: true only while this
+        process holds the feed's unexpired lease, judged by the statement itself."""
 
     def close(self) -> None:
         """Give up every lease (on stop), so the others take over at once."""
@@ -130,6 +188,8 @@ class RowLeases:
         self.lease_s = lease_s
         self.owner = owner
         self._next_renew = 0.0
+        self._deadlines: dict[str, float] = {}  # feed -> local deadline (time.monotonic())
+        self._lock = threading.Lock()  # the loop sets deadlines, workers read them
         # A producer frozen (SIGSTOP, a stalled VM) inside any of its transactions keeps
         # that transaction's row locks on ``feeds``, and SKIP LOCKED then skips those
         # feeds for every other producer for the whole freeze: no takeover at all. Every
@@ -154,6 +214,7 @@ class RowLeases:
         feeds = tables.feeds
         due = and_(feeds.c.disabled_reason.is_(None),
                    or_(feeds.c.next_check_at.is_(None), feeds.c.next_check_at <= now))
+        started = time.monotonic()  # before the transaction whose now() ends the leases
         with self.engine.begin() as conn:
             holders = conn.execute(select(feeds.c.lease_owner).distinct().where(
                 feeds.c.lease_owner.is_not(None), feeds.c.lease_owner != self.owner,
@@ -168,11 +229,17 @@ class RowLeases:
             if claimed:
                 conn.execute(update(feeds).where(feeds.c.id.in_(claimed)).values(
                     lease_owner=self.owner, lease_expires_at=self._until()))
+        self._set_deadlines(claimed, started)
         if dead and claimed:
             log.info("took over feeds of a producer that exited", extra={
                 "owner": self.owner, "exited": dead, "feeds": len(claimed)})
         order = {feed_id: n for n, feed_id in enumerate(feed_ids)}
         return sorted(claimed, key=order.__getitem__)
+
+    def _set_deadlines(self, feed_ids: Collection[str], started: float) -> None:
+        deadline = started + self.lease_s * (1 - FENCE_MARGIN)
+        with self._lock:
+            self._deadlines.update(dict.fromkeys(feed_ids, deadline))
 
     def renew(self, feed_ids: Collection[str]) -> None:
         clock = time.monotonic()
@@ -181,15 +248,23 @@ class RowLeases:
         self._next_renew = clock + self.renew_every_s
         feeds = tables.feeds
         with self.engine.begin() as conn:
-            renewed = conn.execute(update(feeds).where(
+            kept = set(conn.execute(update(feeds).where(
                 feeds.c.id.in_(list(feed_ids)), feeds.c.lease_owner == self.owner)
-                .values(lease_expires_at=self._until())).rowcount
+                .values(lease_expires_at=self._until()).returning(feeds.c.id)).scalars())
+        self._set_deadlines(kept, clock)
+        with self._lock:
+            for feed_id in set(feed_ids) - kept:
+                self._deadlines.pop(feed_id, None)
+        renewed = len(kept)
         if renewed < len(feed_ids):
             # Another producer took some over: we were frozen or cut off for a lease period.
-            log.warning("feed leases lost while refreshing; those refreshes will not publish",
-                        extra={"held": renewed, "refreshing": len(feed_ids)})
+            log.warning("feed leases lost while refreshing; those refreshes will not poll, "
+                        "publish or record", extra={"held": renewed, "refreshing": len(feed_ids),
+                                                    "lost": sorted(set(feed_ids) - kept)})
 
     def release(self, feed_id: str) -> None:
+        with self._lock:
+            self._deadlines.pop(feed_id, None)
         feeds = tables.feeds
         with self.engine.begin() as conn:
             conn.execute(update(feeds).where(feeds.c.id == feed_id,
@@ -203,7 +278,19 @@ class RowLeases:
                 feeds.c.id == feed_id, feeds.c.lease_owner == self.owner,
                 feeds.c.lease_expires_at > func.now())).first() is not None
 
+    def fence(self, feed_id: str, step: str) -> None:
+        with self._lock:
+            deadline = self._deadlines.get(feed_id, 0.0)
+        if time.monotonic() >= deadline:
+            raise LeaseLapsedError(feed_id, step)
+
+    def write_fence(self, feed_id: str) -> ColumnElement[bool]:
+        feeds = tables.feeds
+        return and_(feeds.c.lease_owner == self.owner, feeds.c.lease_expires_at > func.now())
+
     def close(self) -> None:
+        with self._lock:
+            self._deadlines.clear()
         feeds = tables.feeds
         try:
             with self.engine.begin() as conn:
@@ -221,7 +308,7 @@ class WriterLease:
         self.engine = engine
         self.lease_s = lease_s
         self.owner = owner
-        self._held_until = 0.0  # time.monotonic() until which we know we hold it
+        self._held_until = 0.0  # local deadline (time.monotonic()): we surely hold it before
         self._next_try = 0.0
         self._standby_logged = False
 
@@ -233,8 +320,8 @@ class WriterLease:
         """Take or extend the writer lease: one conditional UPDATE, atomic under SQLite's
         write lock."""
         leases = tables.producer_leases
+        started = time.monotonic()  # first: the lease end is counted from a later reading
         now = datetime.now(UTC)
-        started = time.monotonic()
         with self.engine.begin() as conn:
             conn.execute(insert_ignoring(conn, leases).values(name=WRITER))
             holder = conn.execute(select(leases.c.owner).where(leases.c.name == WRITER)
@@ -247,7 +334,7 @@ class WriterLease:
                 .values(owner=self.owner,
                         expires_at=now + timedelta(seconds=self.lease_s))).rowcount == 1
         held_before = self._held_until > time.monotonic()
-        self._held_until = started + self.lease_s if taken else 0.0
+        self._held_until = started + self.lease_s * (1 - FENCE_MARGIN) if taken else 0.0
         if taken and not held_before:
             log.info("producer holds the writer lease; polling the feeds",
                      extra={"owner": self.owner, "lease_s": self.lease_s})
@@ -276,6 +363,16 @@ class WriterLease:
 
     def holds(self, feed_id: str) -> bool:
         return self._held_until > time.monotonic()
+
+    def fence(self, feed_id: str, step: str) -> None:
+        if self._held_until <= time.monotonic():
+            raise LeaseLapsedError(feed_id, step)
+
+    def write_fence(self, feed_id: str) -> ColumnElement[bool]:
+        leases = tables.producer_leases
+        # Judged by the wall clock, as the other producers' `_take` judges the lease's end.
+        return exists().where(leases.c.name == WRITER, leases.c.owner == self.owner,
+                              leases.c.expires_at > datetime.now(UTC))
 
     def close(self) -> None:
         leases = tables.producer_leases

@@ -8,6 +8,11 @@ A feed that fails (network, HTTP status, not a feed) is rescheduled with backoff
 error recorded; that is an outcome, not an exception. An unavailable broker is the
 exception: `BrokerUnavailableError` propagates with nothing recorded, the feed stays due,
 and the caller (the daemon) waits before trying again.
+
+Under a feed lease (the daemon's ``ctx.leases``) the poll, the publish and every write of
+the feed's state are fenced on it (`producers.lease`, "Fencing"): a refresh whose lease may
+have lapsed stops at that step, logged and counted, outcome "cancelled", and leaves the
+feed to its new holder.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from sqlalchemy import ColumnElement
+
 from newswatch import metrics
 from newswatch.daemon import StopFlag
-from newswatch.errors import FeedError
+from newswatch.errors import FeedError, LeaseLapsedError
 from newswatch.settings import Settings
 from producers import schedule
 from producers.entries import normalise
@@ -67,6 +74,17 @@ class Context:
             return feed.poll_interval.total_seconds()
         return self.default_interval_s
 
+    def write_fence(self, feed: FeedConfig) -> ColumnElement[bool] | None:
+        """The condition the writes of ``feed``'s state carry (None without leases)."""
+        return self.leases.write_fence(feed.id) if self.leases is not None else None
+
+    def poll_fence(self, feed: FeedConfig) -> Callable[[], None] | None:
+        """What the fetcher runs right before it sends ``feed``'s request."""
+        leases = self.leases
+        if leases is None:
+            return None
+        return lambda: leases.fence(feed.id, "poll")
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -86,13 +104,21 @@ def refresh(feed: FeedConfig, ctx: Context) -> Outcome:
     Seen rows and the feed's ETag are committed only after Kafka acknowledged the batch,
     so a crash anywhere re-reads the feed, and never loses an article.
     """
+    try:
+        return _refresh(feed, ctx)
+    except LeaseLapsedError as lapsed:
+        return _lease_lapsed(feed, ctx, lapsed)
+
+
+def _refresh(feed: FeedConfig, ctx: Context) -> Outcome:
     state = ctx.store.load(feed.id)
     if state.disabled_reason is not None:
         return Outcome(feed.id, "disabled", error=state.disabled_reason)
     if state.publishing_since is not None:
         _recover(feed, state, ctx)  # the last publish was cut short
     try:
-        fetched = ctx.fetcher.fetch(feed.url, Validators(state.etag, state.last_modified))
+        fetched = ctx.fetcher.fetch(feed.url, Validators(state.etag, state.last_modified),
+                                    before_send=ctx.poll_fence(feed))
         if fetched.not_modified:
             return _not_modified(feed, ctx, fetched)
         parsed = parse(fetched.body, http_charset=fetched.charset, encoding=feed.encoding,
@@ -109,13 +135,10 @@ def refresh(feed: FeedConfig, ctx: Context) -> Outcome:
             feed.id, mine, max_revisions=ctx.settings.producer_max_revisions)
         if fresh and feed.full_text and ctx.fulltext is not None:
             fresh = ctx.fulltext.complete(fresh, feed.id)
-        if fresh and ctx.leases is not None and not ctx.leases.holds(feed.id):
-            # Frozen or cut off for a lease period: another producer has the feed now.
-            log.warning("feed lease lost before publishing; the feed is left to its new "
-                        "holder", extra={"feed": feed.id, "owner": ctx.leases.owner})
-            return Outcome(feed.id, "cancelled", items=len(articles))
+        if fresh and ctx.leases is not None:
+            ctx.leases.fence(feed.id, "publish")  # then the mark, fenced by the database
         if fresh:
-            ctx.store.mark_publishing(feed.id, ctx.clock())
+            ctx.store.mark_publishing(feed.id, ctx.clock(), fence=ctx.write_fence(feed))
             try:
                 ctx.publisher.publish(fresh)  # returns once Kafka acknowledged all
             except FeedError as error:  # an article the broker refuses: this feed only
@@ -125,7 +148,8 @@ def refresh(feed: FeedConfig, ctx: Context) -> Outcome:
         ctx.store.record_success(
             feed.id, published=fresh, unchanged_ids=unchanged,
             etag=fetched.validators.etag, last_modified=fetched.validators.last_modified,
-            next_check_at=next_check, now=now, warning="; ".join(parsed.warnings) or None)
+            next_check_at=next_check, now=now, warning="; ".join(parsed.warnings) or None,
+            fence=ctx.write_fence(feed))
     return _refreshed(feed, parsed, articles, fresh, next_check, repairs)
 
 
@@ -161,11 +185,20 @@ def _refreshed(feed: FeedConfig, parsed: ParsedFeed, articles: list[Article],
                    next_check_at=next_check)
 
 
+def _lease_lapsed(feed: FeedConfig, ctx: Context, lapsed: LeaseLapsedError) -> Outcome:
+    """Log and count a refresh stopped by its lease's fence; nothing more is done."""
+    metrics.LEASE_FENCED.labels(feed.id, lapsed.step).inc()
+    log.warning("feed lease lost before the %s; the feed is left to its new holder",
+                lapsed.step, extra={"feed": feed.id, "step": lapsed.step,
+                                    "owner": ctx.leases.owner if ctx.leases else None})
+    return Outcome(feed.id, "cancelled", error=str(lapsed))
+
+
 def _recover(feed: FeedConfig, state: FeedState, ctx: Context) -> None:
     """Record as seen what a cut-short publish of this feed got into Kafka."""
     assert state.publishing_since is not None
     found = ctx.recovery.published_since(feed.id, state.publishing_since)
-    added = ctx.store.record_recovered(feed.id, found, ctx.clock())
+    added = ctx.store.record_recovered(feed.id, found, ctx.clock(), fence=ctx.write_fence(feed))
     log.warning("recovered a publish cut short", extra={
         "feed": feed.id, "since": state.publishing_since.isoformat(),
         "in_kafka": len(found), "recorded": added})
@@ -177,7 +210,8 @@ def _not_modified(feed: FeedConfig, ctx: Context, fetched: FetchResult) -> Outco
     ctx.store.record_success(feed.id, published=(), unchanged_ids=(),
                              etag=fetched.validators.etag,
                              last_modified=fetched.validators.last_modified,
-                             next_check_at=next_check, now=now, not_modified=True)
+                             next_check_at=next_check, now=now, not_modified=True,
+                             fence=ctx.write_fence(feed))
     metrics.FEED_POLLS.labels(feed.id, "not_modified").inc()
     log.debug("feed not modified", extra={"feed": feed.id})
     return Outcome(feed.id, "not_modified", next_check_at=next_check)
@@ -193,7 +227,8 @@ def _failed(feed: FeedConfig, state: FeedState, ctx: Context, error: FeedError) 
             now, ctx.interval_s(feed), errors, retry_after_s=error.retry_after_s,
             max_delay_s=ctx.settings.producer_max_backoff_s, rng=ctx.rng)
     ctx.store.record_failure(feed.id, str(error), next_check_at=next_check, now=now,
-                             disabled_reason=str(error) if error.gone else None)
+                             disabled_reason=str(error) if error.gone else None,
+                             fence=ctx.write_fence(feed))
     metrics.FEED_ERRORS.labels(feed.id, error.kind).inc()
     metrics.FEED_POLLS.labels(feed.id, "failed").inc()
     # The message, not the error: a record kept by a handler would keep the error's

@@ -14,6 +14,9 @@ Once and only once, as this module keeps it:
   ETag. A crash in between leaves the mark, and the next refresh of that feed first reads
   back from Kafka what was acknowledged since then (`producers.recover`): nothing is
   published twice and, since the ETag was not saved, nothing is lost.
+- A refresh under a feed lease (`producers.lease`) passes its ``fence`` to each write of
+  the feed's state: the write is done only while the lease is held, judged in the UPDATE
+  itself; otherwise `LeaseLapsedError` is raised and the whole transaction rolled back.
 - `InFlight` keeps two concurrent refreshes of different feeds from both sending an
   article they both carry; the one that claims it first owns it.
 
@@ -30,9 +33,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, select, update
 
 from newswatch.chunks import chunks
+from newswatch.errors import LeaseLapsedError
 from newswatch.upsert import insert_ignoring, insert_or_update
 from newswatch.utc import as_utc
 from schemas import tables
@@ -132,6 +136,17 @@ def _upsert_seen(conn: Connection, rows: list[dict[str, Any]]) -> None:
     conn.execute(statement, rows)
 
 
+def _update_feed(conn: Connection, feed_id: str, values: dict[str, Any],
+                 fence: ColumnElement[bool] | None, step: str) -> None:
+    """UPDATE the row of ``feed_id``; with a ``fence`` (the lease's `write_fence`) that no
+    longer holds, raise `LeaseLapsedError`, which rolls the caller's transaction back."""
+    feeds = tables.feeds
+    where = [feeds.c.id == feed_id] if fence is None else [feeds.c.id == feed_id, fence]
+    updated = conn.execute(update(feeds).where(*where).values(**values)).rowcount
+    if fence is not None and updated == 0:
+        raise LeaseLapsedError(feed_id, step)
+
+
 def _seen_row(article: Article, now: datetime) -> dict[str, Any]:
     return {"article_id": article.id, "content_hash": article.content_hash,
             "revision": article.revision, "feed_id": article.feed_id,
@@ -185,16 +200,17 @@ class Store:
             rows = conn.execute(select(tables.feeds)).all()
         return {row.id: FeedState.from_row(row) for row in rows}
 
-    def mark_publishing(self, feed_id: str, since: datetime) -> None:
+    def mark_publishing(self, feed_id: str, since: datetime, *,
+                        fence: ColumnElement[bool] | None = None) -> None:
         """Commit that a batch of ``feed_id`` is about to be sent (see module docstring)."""
         with self.engine.begin() as conn:
-            conn.execute(update(tables.feeds).where(tables.feeds.c.id == feed_id)
-                         .values(publishing_since=since))
+            _update_feed(conn, feed_id, {"publishing_since": since}, fence, "publish")
 
     def record_success(self, feed_id: str, *, published: Sequence[Article],
                        unchanged_ids: Sequence[str], etag: str | None,
                        last_modified: str | None, next_check_at: datetime, now: datetime,
-                       warning: str | None = None, not_modified: bool = False) -> None:
+                       warning: str | None = None, not_modified: bool = False,
+                       fence: ColumnElement[bool] | None = None) -> None:
         """After the ack: seen rows, validators, schedule, clear the mark; one transaction.
 
         A poll that got a body (not a 304) stamps ``last_changed_at`` with ``now``, the
@@ -216,27 +232,30 @@ class Store:
             values.update(last_changed_at=now, last_warning=warning[:2000] if warning else None,
                           last_warning_at=now if warning else None)
         with self.engine.begin() as conn:
+            # The feed's row first: a fence that fails leaves nothing else to roll back.
+            _update_feed(conn, feed_id, values, fence, "record")
             _upsert_seen(conn, [_seen_row(article, now) for article in published])
             for chunk in chunks(list(unchanged_ids), _CHUNK):
                 conn.execute(update(tables.seen_items)
                              .where(tables.seen_items.c.article_id.in_(chunk))
                              .values(last_seen_at=now))
-            conn.execute(update(feeds).where(feeds.c.id == feed_id).values(**values))
 
     def record_failure(self, feed_id: str, error: str, *, next_check_at: datetime | None,
-                       now: datetime, disabled_reason: str | None = None) -> int:
+                       now: datetime, disabled_reason: str | None = None,
+                       fence: ColumnElement[bool] | None = None) -> int:
         """Count a failed poll; returns the new consecutive error count."""
         feeds = tables.feeds
         with self.engine.begin() as conn:
-            conn.execute(update(feeds).where(feeds.c.id == feed_id).values(
-                error_count=feeds.c.error_count + 1, last_error=error[:2000],
-                last_error_at=now, next_check_at=next_check_at, last_outcome="failed",
-                disabled_reason=disabled_reason))
+            _update_feed(conn, feed_id, {
+                "error_count": feeds.c.error_count + 1, "last_error": error[:2000],
+                "last_error_at": now, "next_check_at": next_check_at,
+                "last_outcome": "failed", "disabled_reason": disabled_reason}, fence, "record")
             count = conn.execute(select(feeds.c.error_count).where(feeds.c.id == feed_id)
                                  ).scalar_one_or_none()
         return int(count or 0)
 
-    def record_recovered(self, feed_id: str, articles: Sequence[Article], now: datetime) -> int:
+    def record_recovered(self, feed_id: str, articles: Sequence[Article], now: datetime, *,
+                         fence: ColumnElement[bool] | None = None) -> int:
         """Seen rows for messages found in Kafka after a cut-short publish; clears the mark.
 
         Returns how many of them were not recorded yet.
@@ -246,11 +265,11 @@ class Store:
         missing = [a for a in articles if a.id not in known or known[a.id].revision < a.revision]
         feeds = tables.feeds
         with self.engine.begin() as conn:
+            _update_feed(conn, feed_id, {
+                "publishing_since": None,
+                "items_seen": feeds.c.items_seen + sum(1 for a in missing if a.id not in known),
+            }, fence, "record")
             _upsert_seen(conn, [_seen_row(article, now) for article in missing])
-            conn.execute(update(feeds).where(feeds.c.id == feed_id).values(
-                publishing_since=None,
-                items_seen=feeds.c.items_seen + sum(
-                    1 for a in missing if a.id not in known)))
         return len(missing)
 
     # --- seen articles ---

@@ -56,6 +56,17 @@ class FeedError(NewswatchError):
         self.kind = kind
 
 
+class LeaseLapsedError(NewswatchError):
+    """A producer may no longer hold a feed's lease (it was frozen or cut off from the
+    database for a lease period), so ``step`` of that feed's refresh ("poll", "publish" or
+    "record") was not done: the feed is left to the producer that holds it now."""
+
+    def __init__(self, feed_id: str, step: str) -> None:
+        super().__init__(f"the lease of feed {feed_id!r} may have lapsed; {step} skipped")
+        self.feed_id = feed_id
+        self.step = step
+
+
 class OversizedMessageError(NewswatchError, ValueError):
     """A Kafka message larger than any Newswatch stage writes: poison at a consumer's edge."""
 

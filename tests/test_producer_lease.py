@@ -186,7 +186,7 @@ def test_a_producer_frozen_past_its_lease_does_not_poll_the_feeds_it_lost(
                 assert other.claim(["queued"], _now()) == ["queued"], "the lease did not end"
         finally:
             os.kill(producer.process.pid, signal.SIGCONT)
-        wait_for(lambda: bool(feed_server.hits("/queued")) or producer.saw("lease lapsed"),
+        wait_for(lambda: bool(feed_server.hits("/queued")) or producer.saw("feed lease lost before the poll"),
                  timeout_s=30, what="the resumed worker coming to the queued feed",
                  detail=lambda: f"last lines: {producer.lines[-5:]}")
         time.sleep(2 * SCAN_EVERY_S + 0.5)  # later scans must not poll it either
