@@ -231,6 +231,38 @@ def test_redirects_are_followed_and_loops_end(feed_server: FeedServer,
     assert len(feed_server.hits("/loop-a")) + len(feed_server.hits("/loop-b")) == 4
 
 
+class FencedError(Exception):
+    """What the test's ``before_send`` raises: the lease fence of the daemon, in short."""
+
+
+@pytest.mark.integration
+def test_before_send_runs_before_each_request_and_can_stop_it(
+        feed_server: FeedServer, fetcher: Fetcher, tmp_path: Path) -> None:
+    feed_server.feed("/new", FEED)
+    feed_server.add("/old", Reply(301, b"", {"Location": "/new"}))
+    calls: list[int] = []
+
+    def count() -> None:
+        calls.append(len(feed_server.requests))
+
+    fetcher.fetch(feed_server.url("/old"), before_send=count)
+    assert calls == [0, 1], "once before each hop, before the server saw it"
+
+    def refuse() -> None:
+        raise FencedError
+
+    fetcher.fetch(feed_server.url("/new"))  # a kept-alive connection to reuse
+    hits = len(feed_server.requests)
+    with pytest.raises(FencedError):
+        fetcher.fetch(feed_server.url("/new"), before_send=refuse)
+    assert len(feed_server.requests) == hits, "the refused request reached the server"
+    assert fetcher.fetch(feed_server.url("/new")).body == FEED, "the client still works"
+    path = tmp_path / "feed.xml"
+    path.write_bytes(FEED)
+    with pytest.raises(FencedError):
+        fetcher.fetch(path.as_uri(), before_send=refuse)
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_oversized_body_is_rejected(feed_server: FeedServer, fetcher: Fetcher,

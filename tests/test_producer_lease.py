@@ -17,11 +17,21 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, update
 
+from newswatch.errors import LeaseLapsedError
 from producers.daemon import SCAN_EVERY_S
-from producers.lease import RowLeases, WriterLease, dead_here, leases_for, owner_id
+from producers.lease import (
+    FENCE_MARGIN,
+    FeedLeases,
+    RowLeases,
+    WriterLease,
+    dead_here,
+    leases_for,
+    owner_id,
+)
 from producers.state import Store
 from schemas import tables
 from schemas.feeds_file import FeedConfig
+from tests.factories import make_article
 from tests.producer_fixtures import (
     articles_topic,
     news_items,
@@ -129,6 +139,87 @@ def test_release_frees_the_feed_for_the_others(feeds: Engine) -> None:
     assert second.claim(["f1"], _now()) == ["f1"]
 
 
+def _end_leases(engine: Engine) -> None:
+    """Every lease ends now, as after a freeze longer than the lease period."""
+    past = _now() - timedelta(minutes=1)
+    with engine.begin() as conn:
+        conn.execute(update(tables.feeds).values(lease_expires_at=past))
+        conn.execute(update(tables.producer_leases).values(expires_at=past))
+
+
+def _take_over(engine: Engine, feed_ids: list[str]) -> FeedLeases:
+    """Another producer, holding ``feed_ids`` (on SQLite, the writer lease)."""
+    other = leases_for(engine, 600.0)
+    expected = FEEDS if isinstance(other, WriterLease) else feed_ids
+    assert other.claim(feed_ids if isinstance(other, RowLeases) else FEEDS, _now()) == expected
+    return other
+
+
+def test_the_local_deadline_ends_before_anyone_else_may_take_the_lease(feeds: Engine) -> None:
+    lease_s = 4.0
+    holder, other = leases_for(feeds, lease_s), leases_for(feeds, lease_s)
+    assert holder.claim(["f1"], _now()) == ["f1"]
+    holder.fence("f1", "poll")  # just claimed
+    time.sleep(lease_s * (1 - FENCE_MARGIN) + 0.05)
+    with pytest.raises(LeaseLapsedError) as caught:
+        holder.fence("f1", "poll")
+    assert (caught.value.feed_id, caught.value.step) == ("f1", "poll")
+    # The margin: the lease itself has not ended, so nobody else polls the feed yet.
+    assert other.claim(["f1"], _now()) == []
+    holder.renew({"f1"})
+    holder.fence("f1", "poll")  # a renewal moves the deadline on
+
+
+def test_a_lease_lost_on_renewal_fences_at_once(feeds: Engine) -> None:
+    holder = leases_for(feeds, 3.0)
+    assert holder.claim(["f1", "f2"], _now()) == ["f1", "f2"]
+    _end_leases(feeds)  # as if frozen past the lease...
+    _take_over(feeds, ["f1"])  # ...while another producer took f1
+    if isinstance(holder, WriterLease):
+        time.sleep(holder.renew_every_s + 0.05)  # it renews at most this often
+    holder.renew({"f1", "f2"})
+    with pytest.raises(LeaseLapsedError):
+        holder.fence("f1", "poll")  # its local deadline was still ahead
+    if isinstance(holder, RowLeases):
+        holder.fence("f2", "poll")  # renewed: nobody took it meanwhile
+        with pytest.raises(LeaseLapsedError):
+            holder.fence("f3", "poll")  # never claimed
+
+
+def test_a_stale_holders_late_writes_are_rolled_back(feeds: Engine) -> None:
+    store = Store(feeds)
+    stale = leases_for(feeds, 600.0)
+    assert stale.claim(["f1"], _now()) == ["f1"]
+    _end_leases(feeds)
+    holder = _take_over(feeds, ["f1"])
+    now = _now()
+    store.mark_publishing("f1", now, fence=holder.write_fence("f1"))  # the new holder's
+    article = make_article(feed_id="f1")
+    late_writes = [
+        ("record", lambda: store.record_success(
+            "f1", published=[article], unchanged_ids=[], etag='"stale"', last_modified=None,
+            next_check_at=now, now=now, fence=stale.write_fence("f1"))),
+        ("record", lambda: store.record_failure(
+            "f1", "HTTP 500", next_check_at=now, now=now, fence=stale.write_fence("f1"))),
+        ("record", lambda: store.record_recovered(
+            "f1", [article], now, fence=stale.write_fence("f1"))),
+        ("publish", lambda: store.mark_publishing("f1", now, fence=stale.write_fence("f1"))),
+    ]
+    for step, write in late_writes:
+        with pytest.raises(LeaseLapsedError) as caught:
+            write()
+        assert caught.value.step == step
+    state = store.load("f1")
+    assert state.publishing_since is not None, "the new holder's publishing mark was cleared"
+    assert (state.etag, state.error_count, state.items_seen) == (None, 0, 0)
+    assert store.seen([article.id]) == {}, "the seen row of a rolled-back write"
+    store.record_success("f1", published=[article], unchanged_ids=[], etag='"new"',
+                         last_modified=None, next_check_at=now, now=now,
+                         fence=holder.write_fence("f1"))
+    state = store.load("f1")
+    assert (state.etag, state.publishing_since, state.items_seen) == ('"new"', None, 1)
+
+
 def test_a_once_pass_longer_than_its_lease_publishes_every_feed(
         kafka_bootstrap: str, engine: Engine, tmp_path: Path, feed_server: FeedServer) -> None:
     # One worker, six feeds answering in 1 s each: the pass outlasts the 3 s lease of the
@@ -180,14 +271,13 @@ def test_a_producer_frozen_past_its_lease_does_not_poll_the_feeds_it_lost(
         os.kill(producer.process.pid, signal.SIGSTOP)
         try:
             time.sleep(lease_s + 1.5)  # the freeze: its leases end meanwhile
-            if isinstance(other, WriterLease):
-                assert other.claim(FEEDS, _now()) == FEEDS, "the writer lease did not end"
-            else:
-                assert other.claim(["queued"], _now()) == ["queued"], "the lease did not end"
+            # The other producer takes "queued" (on SQLite, the writer lease).
+            assert other.claim(["queued"], _now()) == ["queued"], "the lease did not end"
         finally:
             os.kill(producer.process.pid, signal.SIGCONT)
-        wait_for(lambda: bool(feed_server.hits("/queued")) or producer.saw("feed lease lost before the poll"),
-                 timeout_s=30, what="the resumed worker coming to the queued feed",
+        wait_for(lambda: bool(feed_server.hits("/queued"))
+                 or producer.saw("feed lease lost before the poll"), timeout_s=30,
+                 what="the resumed worker coming to the queued feed",
                  detail=lambda: f"last lines: {producer.lines[-5:]}")
         time.sleep(2 * SCAN_EVERY_S + 0.5)  # later scans must not poll it either
         assert feed_server.hits("/queued") == [], (
