@@ -159,15 +159,19 @@ def test_the_local_deadline_ends_before_anyone_else_may_take_the_lease(feeds: En
     lease_s = 4.0
     holder, other = leases_for(feeds, lease_s), leases_for(feeds, lease_s)
     assert holder.claim(["f1"], _now()) == ["f1"]
+    claimed = time.monotonic()  # after: the deadline was counted from before the claim
     holder.fence("f1", "poll")  # just claimed
-    time.sleep(lease_s * (1 - FENCE_MARGIN) + 0.05)
+    time.sleep(holder.renew_every_s + 0.05)
+    holder.renew({"f1"})
+    renewed = time.monotonic()
+    time.sleep(max(0.0, claimed + lease_s * (1 - FENCE_MARGIN) + 0.05 - time.monotonic()))
+    holder.fence("f1", "poll")  # past the claim's deadline: the renewal moved it on
+    time.sleep(max(0.0, renewed + lease_s * (1 - FENCE_MARGIN) + 0.05 - time.monotonic()))
     with pytest.raises(LeaseLapsedError) as caught:
         holder.fence("f1", "poll")
     assert (caught.value.feed_id, caught.value.step) == ("f1", "poll")
     # The margin: the lease itself has not ended, so nobody else polls the feed yet.
     assert other.claim(["f1"], _now()) == []
-    holder.renew({"f1"})
-    holder.fence("f1", "poll")  # a renewal moves the deadline on
 
 
 def test_a_lease_lost_on_renewal_fences_at_once(feeds: Engine) -> None:
@@ -184,6 +188,27 @@ def test_a_lease_lost_on_renewal_fences_at_once(feeds: Engine) -> None:
         holder.fence("f2", "poll")  # renewed: nobody took it meanwhile
         with pytest.raises(LeaseLapsedError):
             holder.fence("f3", "poll")  # never claimed
+
+
+def test_a_lease_held_again_after_another_producer_does_not_cover_stale_claims(
+        feeds: Engine) -> None:
+    store, now = Store(feeds), _now()
+    stale = leases_for(feeds, 3.0)
+    assert stale.claim(["f1"], now) == ["f1"]
+    _end_leases(feeds)  # frozen past its lease...
+    _take_over(feeds, ["f1"]).close()  # ...while another polled f1 and stopped
+    if isinstance(stale, WriterLease):
+        time.sleep(stale.renew_every_s + 0.05)  # it renews at most this often
+    stale.renew({"f1"})  # resumed: on SQLite it takes the (free) writer lease back
+    with pytest.raises(LeaseLapsedError):
+        stale.fence("f1", "poll")  # the worker's claim is from before
+    with pytest.raises(LeaseLapsedError):
+        store.record_failure("f1", "HTTP 500", next_check_at=now, now=now,
+                             fence=stale.write_fence("f1"))
+    assert stale.claim(["f1"], _now()) == ["f1"]  # claimed afresh, it is covered
+    stale.fence("f1", "poll")
+    assert store.record_failure("f1", "HTTP 500", next_check_at=now, now=now,
+                                fence=stale.write_fence("f1")) == 1
 
 
 def test_a_stale_holders_late_writes_are_rolled_back(feeds: Engine) -> None:
