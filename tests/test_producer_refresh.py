@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,11 +18,13 @@ from newswatch.db import make_engine
 from newswatch.errors import BrokerUnavailableError
 from newswatch.settings import Settings
 from producers.daemon import LoopState, build_context, close_context, one_pass
+from producers.lease import FENCE_MARGIN, leases_for
 from producers.refresh import Context, refresh
 from producers.state import Store
 from schemas import tables
 from schemas.feeds_file import FeedConfig, FeedsFile
 from schemas.messages import Article
+from tests.hostile.harness import Metrics
 from tests.producer_fixtures import (
     articles_topic,
     news_items,
@@ -345,3 +348,40 @@ def test_a_pruned_article_the_feed_still_lists_is_not_ingested_again(
     by_key = _by_key(pipeline.settings)
     assert sum(by_key.values()) == 18
     assert set(by_key.values()) == {1}
+
+
+def test_a_refresh_whose_lease_lapsed_polls_and_writes_nothing(
+        kafka_bootstrap: str, db_url: str, feed_server: FeedServer) -> None:
+    settings = producer_settings(kafka_bootstrap, db_url, unique_prefix())
+    articles_topic(settings)
+    feed = FeedConfig(id="a", url=feed_server.feed("/rss", rss(news_items("a", 5))))
+    pipe = Pipeline(settings)
+    pipe.store.sync_feeds([feed])
+    leases = pipe.ctx.leases = leases_for(pipe.engine, 3.0)
+    metrics = Metrics()
+    try:
+        # The poll: claimed, then past the local deadline (the worker waited, or froze).
+        assert leases.claim(["a"], datetime.now(UTC)) == ["a"]
+        time.sleep(3.0 * (1 - FENCE_MARGIN) + 0.05)
+        outcome = refresh(feed, pipe.ctx)
+        assert (outcome.status, feed_server.hits("/rss")) == ("cancelled", [])
+        assert metrics.delta("newswatch_producer_lease_fenced_total", feed="a",
+                             step="poll") == 1
+        # The publish: claimed afresh, polled, but another producer took the feed since
+        # (its lease ended by the database's reading): the publishing mark is refused.
+        assert leases.claim(["a"], datetime.now(UTC)) == ["a"]
+        with pipe.engine.begin() as conn:
+            past = datetime.now(UTC) - timedelta(minutes=1)
+            conn.execute(tables.feeds.update().values(lease_owner="elsewhere/1/1/x",
+                                                      lease_expires_at=past))
+            conn.execute(tables.producer_leases.update().values(owner="elsewhere/1/1/x"))
+        outcome = refresh(feed, pipe.ctx)
+        assert outcome.status == "cancelled"
+        assert len(feed_server.hits("/rss")) == 1
+        assert metrics.delta("newswatch_producer_lease_fenced_total", feed="a",
+                             step="publish") == 1
+        state = pipe.store.load("a")
+    finally:
+        pipe.close()
+    assert (state.publishing_since, state.last_success_at, state.items_seen) == (None, None, 0)
+    assert _by_key(settings) == Counter(), "published under a lapsed lease"
