@@ -15,7 +15,9 @@
 - Several producers may share one database: a feed is refreshed only under its lease
   (`producers.lease`: per feed with SKIP LOCKED on PostgreSQL, one writer on SQLite), the
   leases of running refreshes are renewed from this loop, and released when the refresh
-  has recorded its outcome and when the daemon stops.
+  has recorded its outcome and when the daemon stops. A refresh whose lease may have
+  lapsed meanwhile (the process was frozen or cut off) polls, publishes and records
+  nothing more (the lease's fences); the feed is left to its new holder.
 - Kafka (or the database) unavailable: refreshes stop being started, and the loop waits
   with exponential backoff (1 s doubling to 60 s, jittered) before trying again; nothing
   is lost, since nothing was recorded. ``--once`` gives up after ``broker_wait_s`` with
