@@ -74,7 +74,8 @@ counted in ``newswatch_producer_lease_fenced_total``); the feed is left to its n
   process may hold it again, after another producer held it, while a stale worker still
   has a feed claimed before: `WriterLease` counts its tenures (a lease it takes from
   another owner or from none, or that it did not surely hold just before, starts one) and
-  fences each feed to the tenure it was claimed in, on the poll and in the writes alike.
+  fences each feed to the tenure it was claimed in, on the poll and in the writes alike
+  (a write's tenure is checked as its statement is built, microseconds before it runs).
 
 """
 
@@ -360,9 +361,10 @@ class WriterLease:
                 .values(owner=self.owner,
                         expires_at=now + timedelta(seconds=self.lease_s))).rowcount == 1
         held_before = self._held_until > time.monotonic()
-        self._held_until = started + self.lease_s * (1 - FENCE_MARGIN) if taken else 0.0
-        if taken and (holder != self.owner or not held_before):
-            self._tenure += 1  # someone else may have held it since: a new tenure
+        with self._lock:  # a worker's `fence` sees the new tenure with the new deadline
+            if taken and (holder != self.owner or not held_before):
+                self._tenure += 1  # someone else may have held it since: a new tenure
+            self._held_until = started + self.lease_s * (1 - FENCE_MARGIN) if taken else 0.0
         if taken and not held_before:
             log.info("producer holds the writer lease; polling the feeds",
                      extra={"owner": self.owner, "lease_s": self.lease_s})
@@ -402,7 +404,9 @@ class WriterLease:
             return self._claimed.get(feed_id) == self._tenure
 
     def fence(self, feed_id: str, step: str) -> None:
-        if self._held_until <= time.monotonic() or not self._same_tenure(feed_id):
+        with self._lock:
+            held_until, same_tenure = self._held_until, self._claimed.get(feed_id) == self._tenure
+        if held_until <= time.monotonic() or not same_tenure:
             raise LeaseLapsedError(feed_id, step)
 
     def write_fence(self, feed_id: str) -> ColumnElement[bool]:
