@@ -1,13 +1,17 @@
 """Alert benchmark: commit-to-webhook latency at a steady hit rate, and rule throughput.
 
-1. Latency. ``newswatch alert`` runs as a subprocess (the shipped poll interval unless
-   ``--poll-interval``) with rules that send every matching article to a webhook on a
+1. Latency. ``newswatch alert`` runs as subprocesses, as ``newswatch run`` starts it
+   (``--layout split``: ``--role evaluate`` and ``--role deliver``; ``single``: one
+   process doing both), at the shipped poll interval unless ``--poll-interval``, with
+   rules that send every matching article to a webhook on a
    local HTTP server (``--latency-extra-rules`` more rules that match nothing beside it).
    Timing starts once the daemon is ready: a probe hit's alert has reached the webhook
    (loading 10,000 rules takes seconds; a fixed wait measured the start-up instead).
    This process then commits one article with one topic hit per transaction at a steady
    ``--rate`` (default 50 hits/s) for ``--seconds``; the latency of each alert is the
-   time from that commit to the webhook receiving it.
+   time from that commit to the webhook receiving it, split into stages from the outbox
+   tables (`latency_stages`). ``--cpu-burners N`` runs N busy-loop processes meanwhile:
+   the machine under load.
 2. Throughput. With ``--rules`` (default 1,000) varied rules loaded, one evaluation
    (`outbox.run_tick`: match, dedup, group, throttle, outbox write, watermark) is timed
    on batches of new hits; the figure is rules evaluated per second.
@@ -43,6 +47,7 @@ import contextlib
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, delete, select
+from sqlalchemy import func as sa_func
 
 from bench.harness import postgres_database, uptime
 from consumers.alert import evaluate as evaluate_module
@@ -64,6 +70,7 @@ from consumers.alert.rules import parse_rules
 from consumers.alert.windows import windows_for
 from newswatch import migrate
 from newswatch.db import make_engine
+from newswatch.utc import as_utc
 from schemas import tables
 from schemas.ids import article_id
 from tests.support.daemons import DaemonProcess
@@ -102,7 +109,7 @@ def insert(engine: Engine, n: int, topic: str, published: datetime,
 
 
 def latency(url: str, folder: Path, rate: float, seconds: float, poll: float | None,
-            extra_rules: int) -> dict[str, Any]:
+            extra_rules: int, layout: str = "split", burners: int = 0) -> dict[str, Any]:
     engine = make_engine(url)
     receiver = WebhookReceiver()
     rules = folder / "latency-rules.yaml"
@@ -116,11 +123,21 @@ def latency(url: str, folder: Path, rate: float, seconds: float, poll: float | N
     rules.write_text("".join(lines))
     env = {**os.environ, "NEWSWATCH_DATABASE_URL": url, "NEWSWATCH_STATE_DIR": str(folder),
            "NEWSWATCH_LOG_FORMAT": "json", "NEWSWATCH_LOG_LEVEL": "WARNING"}
+    env.pop("NEWSWATCH_METRICS_PORT", None)
     if poll is not None:
         env["NEWSWATCH_ALERT_POLL_INTERVAL_S"] = str(poll)
-    daemon = DaemonProcess("alert", ("alert", "--rules", str(rules), "--skip-history"), env,
-                           folder / "alert-daemon.log").start()
+    argv = ("alert", "--rules", str(rules), "--skip-history")
+    logs = [folder / "alert-daemon.log"]
+    if layout == "split":  # as `newswatch run` starts them: two processes
+        logs.append(folder / "alert-deliver.log")
+        daemons = [DaemonProcess("alert", (*argv, "--role", "evaluate"), env, logs[0]),
+                   DaemonProcess("alert-deliver", (*argv, "--role", "deliver"), env, logs[1])]
+    else:
+        daemons = [DaemonProcess("alert", argv, env, logs[0])]
+    for daemon in daemons:
+        daemon.start()
     committed: dict[str, float] = {}
+    load: list[subprocess.Popen[bytes]] = []
     try:
         # A probe every 2 s until one's alert arrives: one stored before the daemon
         # skipped the history it found at start-up is never alerted.
@@ -131,8 +148,15 @@ def latency(url: str, folder: Path, rate: float, seconds: float, poll: float | N
                 probes.append(insert(engine, -1 - len(probes), TOPICS[0], datetime.now(UTC)))
             return bool(set(probes) & receiver.article_arrivals().keys())
 
+        def check() -> None:
+            for daemon in daemons:
+                daemon.check()
+
         ready_s = wait_for(probe_alerted, 240, "the alert daemon's first probe alert",
-                           check=daemon.check, interval_s=0.05)
+                           check=check, interval_s=0.05)
+        # Competing CPU load (`--cpu-burners`): busy loops for the whole measurement.
+        load = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                for _ in range(burners)]
         start = time.monotonic()
         total = int(rate * seconds)
         for n in range(total):
@@ -143,20 +167,27 @@ def latency(url: str, folder: Path, rate: float, seconds: float, poll: float | N
             aid = insert(engine, n, TOPICS[n % 3], datetime.now(UTC))
             committed[aid] = time.time()
         achieved = total / (time.monotonic() - start)
+        load_during = uptime()
         with contextlib.suppress(TimeoutError):  # what is missing then is reported
             wait_for(lambda: not committed.keys() - receiver.article_arrivals().keys(), 60,
                      "every hit's alert", interval_s=0.1)
     finally:
-        daemon.stop(30)
+        for burner in load:
+            burner.kill()
+            burner.wait()
+        for daemon in daemons:
+            daemon.stop(30)
         receiver.close()
-        engine.dispose()
-    problems = [line for line in (folder / "alert-daemon.log").read_text().splitlines()
+    problems = [line for path in logs for line in path.read_text().splitlines()
                 if '"level": "ERROR"' in line or '"level": "WARNING"' in line]
     arrived = receiver.article_arrivals()
     delays = sorted(arrived[a] - t for a, t in committed.items() if a in arrived)
     missing = len(committed) - len(delays)
     missing_ids = [a for a in committed if a not in arrived][:20]
+    stages = latency_stages(engine, committed)
+    engine.dispose()
     return {
+        "layout": layout, "cpu_burners": burners, "uptime_during": load_during,
         "ready_s": round(ready_s, 1),
         "hits": len(committed), "rate_achieved": round(achieved, 1), "received": len(delays),
         "missing": missing, "missing_ids": missing_ids, "rules_loaded": 1 + extra_rules,
@@ -165,7 +196,38 @@ def latency(url: str, folder: Path, rate: float, seconds: float, poll: float | N
         "p50_ms": round(1000 * statistics.median(delays), 1) if delays else None,
         "p99_ms": round(1000 * delays[int(0.99 * (len(delays) - 1))], 1) if delays else None,
         "max_ms": round(1000 * delays[-1], 1) if delays else None,
+        "stages": stages,
     }
+
+
+def latency_stages(engine: Engine, committed: dict[str, float]) -> dict[str, Any]:
+    """Where each alert's time went, from the outbox tables: ``to_decision`` (the hit's
+    commit to the start of the evaluation that decided it), ``to_claim`` (from there to
+    the deliverer claiming the send: the rest of the evaluation, its commit, the wake-up,
+    the queue) and ``send`` (the POST); p50 and p99 in ms of each."""
+    sends = tables.deliveries
+    first = (select(sends.c.alert_id, sa_func.min(sends.c.attempted_at).label("claimed"),
+                    sa_func.min(sends.c.latency_ms).label("send_ms"))
+             .group_by(sends.c.alert_id).subquery())
+    query = (select(tables.alerts.c.payload, tables.alerts.c.created_at, first.c.claimed,
+                    first.c.send_ms)
+             .join(first, first.c.alert_id == tables.alerts.c.id))
+    parts: dict[str, list[float]] = {"to_decision": [], "to_claim": [], "send": []}
+    with engine.connect() as conn:
+        for payload, decided, claimed, send_ms in conn.execute(query):
+            decided_s, claimed_s = as_utc(decided).timestamp(), as_utc(claimed).timestamp()
+            for article in payload.get("articles", []):
+                if article["id"] in committed:
+                    parts["to_decision"].append(1000 * (decided_s - committed[article["id"]]))
+                    parts["to_claim"].append(1000 * (claimed_s - decided_s))
+                    parts["send"].append(float(send_ms))
+    out: dict[str, Any] = {}
+    for name, values in parts.items():
+        if values:
+            values.sort()
+            out[name] = {"p50_ms": round(statistics.median(values), 1),
+                         "p99_ms": round(values[int(0.99 * (len(values) - 1))], 1)}
+    return out
 
 
 # --- 2. throughput ---------------------------------------------------------------------
@@ -472,6 +534,11 @@ def main() -> int:
                         help="NEWSWATCH_ALERT_POLL_INTERVAL_S for the daemon")
     parser.add_argument("--latency-extra-rules", type=int, default=0,
                         help="non-matching rules loaded beside the webhook rule")
+    parser.add_argument("--layout", choices=("split", "single"), default="split",
+                        help="split: evaluator and deliverer in two processes, as `newswatch "
+                             "run` starts them; single: one `newswatch alert` process")
+    parser.add_argument("--cpu-burners", type=int, default=0,
+                        help="busy-loop processes competing for the CPU while measuring")
     parser.add_argument("--rules", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--profiles", default="none,selective,broad",
@@ -504,7 +571,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.skip_latency:
             url = prepare(args.database_url, folder, "latency", args.postgres)
             report["latency"] = latency(url, folder, args.rate, args.seconds,
-                                        args.poll_interval, args.latency_extra_rules)
+                                        args.poll_interval, args.latency_extra_rules,
+                                        args.layout, args.cpu_burners)
             report["latency"]["database"] = "postgresql" if args.postgres else "sqlite"
             report["latency"]["target"] = "p99 <= 1000 ms at 50 hits/s with 10,000 rules"
             report["latency"]["uptime"] = uptime()

@@ -19,8 +19,10 @@ an alert decided before a crash is sent after it, once.
 Sends run on ``workers`` threads, at most ``per_destination`` (1) to one host at a time
 (`consumers.alert.destinations`): a due row whose host is busy stays due and is not even
 read until a slot frees, so a slow receiver holds one worker and the rest flow. The
-daemon runs rounds without waiting for the sends they started (``wait=False``); a round
-counts the sends that finished since the last one.
+delivery loop (`consumers.alert.delivery_loop`) runs rounds without waiting for the
+sends they started (``wait=False``); a round counts the sends that finished since the
+last one. Any number of deliverers, in one process or several, may share an outbox: the
+claim decides which one sends a row.
 
 A send whose record cannot be written (the database went away after the receiver
 answered) retries the record, never the send: with backoff, for as long as it takes, so
@@ -47,7 +49,7 @@ from consumers.alert.channels.base import Notifier, SendResult, retryable
 from consumers.alert.destinations import Slots, destination_of
 from newswatch.db_errors import unavailable_as_retryable
 from newswatch.errors import ServiceUnavailableError
-from newswatch.metrics import ALERTS_DELIVERED, ALERTS_FAILED
+from newswatch.metrics import ALERT_DELIVERY_SECONDS, ALERTS_DELIVERED, ALERTS_FAILED
 from newswatch.retry import Attempts, RetryPolicy
 from newswatch.utc import as_utc
 from schemas import tables
@@ -269,6 +271,8 @@ class Deliverer:
                   "status": result.status, "latency_ms": round(latency_ms, 1)}
         if outcome == "sent":
             ALERTS_DELIVERED.labels(due.channel).inc()
+            ALERT_DELIVERY_SECONDS.labels(due.channel).observe(
+                max(0.0, (datetime.now(UTC) - since).total_seconds()))
             log.info("alert delivered", extra=fields)
         elif outcome == "retry":
             log.warning("alert delivery failed; will retry",
