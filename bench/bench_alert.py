@@ -27,7 +27,8 @@
    ``index-sqlseen`` (seen (rule, article) pairs read from SQL on every evaluation, as
    before its fourth); ``--stored N``
    first stores N old articles with hits (the history beside which rules run) in one
-   database that all rule sets then share.
+   database that all rule sets then share (`bench.store_fill`: server-side, as the
+   store's benchmark fills it).
 
 ``--postgres`` runs on the PostgreSQL of ``scripts/postgres.sh`` (a schema per database,
 dropped at the end) instead of SQLite files.
@@ -60,6 +61,7 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy import func as sa_func
 
 from bench.harness import postgres_database, uptime
+from bench.store_fill import fill_stored
 from consumers.alert import evaluate as evaluate_module
 from consumers.alert import outbox as outbox_module
 from consumers.alert.compile import CompiledRules, compile_rules
@@ -363,32 +365,6 @@ def matcher(name: str) -> Iterator[None]:
         outbox_module.seen_for = original_seen
 
 
-def fill(engine: Engine, count: int) -> None:
-    """``count`` old stored articles (a year back) with a hit and an entity link each, in
-    bulk: the history the rules run beside."""
-    if count <= 0:
-        return
-    old = datetime.now(UTC) - timedelta(days=365)
-    with engine.begin() as conn:
-        entity = conn.execute(tables.entities.insert().values(
-            name="Old entity", label="ORG")).inserted_primary_key[0]  # type: ignore[index]
-    for start in range(0, count, 5000):
-        ids = [article_id(f"https://old.example.org/{n}") for n in range(start,
-                                                                         min(count, start + 5000))]
-        with engine.begin() as conn:
-            conn.execute(tables.articles.insert(), [dict(
-                id=aid, url=None, title=f"Old story {n}", summary="", content="",
-                published=old, fetched_at=old, feed_id=f"feed-{n % 12}", feed_name="Old",
-                language="en", authors=[], tags=["world"], stored_at=old, enriched_at=old,
-                content_hash="") for n, aid in enumerate(ids, start)])
-            conn.execute(tables.article_entities.insert(), [dict(
-                article_id=aid, entity_id=entity, count=1, published=old) for aid in ids])
-            conn.execute(tables.topic_hits.insert(), [dict(
-                article_id=aid, topic=TOPICS[n % 3], score=0.7, evidence=EVIDENCE,
-                topics_version="bench", published=old, created_at=old)
-                for n, aid in enumerate(ids)])
-
-
 def reset(engine: Engine) -> None:
     """Forget the previous rule set's decisions and cursor (the stored articles stay)."""
     with engine.begin() as conn:
@@ -420,10 +396,9 @@ def scale(url_for: Any, counts: list[int], profiles: list[str], batch: int, roun
     shared: Engine | None = None
     if stored:
         shared = make_engine(url_for("scale-stored"))
-        began = time.perf_counter()
-        fill(shared, stored)
-        print(json.dumps({"filled": stored, "seconds": round(time.perf_counter() - began)}),
-              flush=True)
+        seconds = fill_stored(shared, stored)
+        print(json.dumps({"filled": stored, "seconds": round(seconds),
+                          "uptime": uptime()}), flush=True)
     for profile in profiles:
         for count in counts:
             text = many_rules(count, profile)
