@@ -18,7 +18,9 @@ an alert decided before a crash is sent after it, once.
 
 Sends run on ``workers`` threads, at most ``per_destination`` (1) to one host at a time
 (`consumers.alert.destinations`): a due row whose host is busy stays due and is not even
-read until a slot frees, so a slow receiver holds one worker and the rest flow. The
+read until a slot frees, so a slow receiver holds one worker and the rest flow. A
+worker sends up to ``chain`` due rows of its destination in turn, claimed together,
+and stops the chain at the first send that does not succeed. The
 delivery loop (`consumers.alert.delivery_loop`) runs rounds without waiting for the
 sends they started (``wait=False``); a round counts the sends that finished since the
 last one. Any number of deliverers, in one process or several, may share an outbox: the
@@ -37,7 +39,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -61,6 +63,7 @@ log = logging.getLogger(__name__)
 T_ALERTS, T_SENDS, T_DELIVERIES = tables.alerts, tables.alert_sends, tables.deliveries
 LEASE = timedelta(minutes=2)
 BATCH = 50
+CHAIN = 10  # rows of one destination one worker sends in turn (`Deliverer._claim`)
 # Between tries to record a send: short, since the send is done and its row leased.
 RECORD_RETRY = RetryPolicy(initial_s=0.2, max_s=2.0, jitter=(1.0, 1.0))
 
@@ -109,15 +112,16 @@ class Deliverer:
     def __init__(self, engine: Engine, channels: ChannelSource, *,
                  rng: random.Random | None = None, workers: int = 4,
                  lease: timedelta = LEASE, batch: int = BATCH,
-                 per_destination: int = 1) -> None:
+                 per_destination: int = 1, chain: int = CHAIN) -> None:
         self._engine = engine
         self._channels = channels
         self._rng = rng or random.Random()
         self._lease = lease
         self._batch = batch
+        self._chain = chain
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver")
         self._slots = Slots(per_destination, workers)
-        self._started: list[Future[str]] = []  # sends of rounds that did not wait
+        self._started: list[Future[list[str]]] = []  # sends of rounds that did not wait
         self._busy_channels: list[str] = []  # channels whose destination was full
         self.on_slot_free: Callable[[], None] = lambda: None  # the daemon's wake-up
         self._closing = threading.Event()
@@ -143,11 +147,12 @@ class Deliverer:
         self._busy_channels = sorted(name for name, dest in where.items() if dest in full)
         if self._slots.free() == 0:
             return stats
-        started = [self._pool.submit(self._attempt_in_slot, due, channels, policy, moment)
-                   for due in self._claim(moment, where)]
+        started = [self._pool.submit(self._attempt_chain, chain, channels, policy, moment)
+                   for chain in self._claim(moment, where)]
         if wait:
             for future in started:
-                _count(stats, future.result())
+                for outcome in future.result():
+                    _count(stats, outcome)
         else:
             self._started.extend(started)
         return stats
@@ -172,20 +177,61 @@ class Deliverer:
                 continue
             error = future.exception()
             if error is None:
-                _count(stats, future.result())
+                for outcome in future.result():
+                    _count(stats, outcome)
             else:
                 log.warning("a delivery attempt ended without a send; its row is sent "
                             "after its lease: %s", error)
         self._started = still
         return stats
 
-    def _attempt_in_slot(self, due: _Due, channels: Mapping[str, Notifier], policy: Delivery,
-                         now: datetime) -> str:
+    def _attempt_chain(self, chain: Sequence[_Due], channels: Mapping[str, Notifier],
+                       policy: Delivery, now: datetime) -> list[str]:
+        """Send a chain of rows of one destination in turn, in its slot (see `_claim`).
+
+        The chain stops at the first send that did not succeed (the host is failing or
+        slow: its other rows go back to the normal retry flow), at `close`, or when half
+        the lease has passed (a row must be sent well within its lease, or another
+        deliverer could take it); the rows not tried are released, due at once."""
+        outcomes: list[str] = []
+        began = time.monotonic()
         try:
-            return self._attempt(due, channels, policy, now)
+            for position, due in enumerate(chain):
+                if position and (outcomes[-1] != "sent" or self._closing.is_set()
+                                 or time.monotonic() - began > self._lease.total_seconds() / 2):
+                    self._release(chain[position:], now)
+                    break
+                moment = now + timedelta(seconds=time.monotonic() - began)
+                try:
+                    outcomes.append(self._attempt(due, channels, policy, moment))
+                except BaseException:
+                    self._release(chain[position + 1:], now)
+                    raise
+            return outcomes
         finally:
-            self._slots.give(due.destination)
+            self._slots.give(chain[0].destination)
             self.on_slot_free()
+
+    def _release(self, rows: Sequence[_Due], claimed_at: datetime) -> None:
+        """Give claimed rows not tried back to the outbox, due at their claim time (only
+        while still under this claim's lease). A database away leaves them leased: sent
+        when the lease ends, never twice."""
+        if not rows:
+            return
+        leased = claimed_at + self._lease
+        try:
+            with unavailable_as_retryable(), self._engine.begin() as conn:
+                for due in rows:
+                    conn.execute(
+                        update(T_SENDS)
+                        .where(T_SENDS.c.alert_id == due.alert_id,
+                               T_SENDS.c.channel == due.channel,
+                               T_SENDS.c.status == "pending",
+                               T_SENDS.c.next_attempt_at == leased)
+                        .values(next_attempt_at=claimed_at))
+        except ServiceUnavailableError as exc:
+            log.warning("could not give claimed deliveries back; they are sent after "
+                        "their lease: %s", exc, extra={"rows": len(rows)})
 
     def next_due(self) -> datetime | None:
         """When the earliest pending row that could be started is due (None when nothing
@@ -200,13 +246,19 @@ class Deliverer:
             ).scalar()
         return None if value is None else as_utc(value)
 
-    def _claim(self, now: datetime, where: Mapping[str, str] | None = None) -> list[_Due]:
-        """Claim due rows, each with a slot of its destination taken (see `Slots`).
+    def _claim(self, now: datetime, where: Mapping[str, str] | None = None
+               ) -> list[list[_Due]]:
+        """Claim due rows in chains: each chain holds up to ``chain`` rows of one
+        destination, sent in turn by one worker in the slot it took (see `Slots`).
 
         Rows of a channel whose destination is full are not read at all: fifty due rows
-        for a slow host must not fill the batch and starve the others.
+        for a slow host must not fill the batch and starve the others. A chain saves a
+        claim and two thread hand-offs per send: with one slot per destination, a busy
+        host's sends used to go one claim, one wake-up of a worker and one of the loop
+        at a time, and on a loaded machine each hand-off waited for the CPU (50 alerts/s
+        to one webhook fell seconds behind; docs/performance.md, fifth session).
         """
-        taken: list[_Due] = []
+        chains: dict[str, list[_Due]] = {}
         try:
             with unavailable_as_retryable(), self._engine.begin() as conn:
                 rows = conn.execute(
@@ -218,10 +270,13 @@ class Deliverer:
                 ).all()
                 for row in rows:
                     destination = (where or {}).get(row.channel, f"channel:{row.channel}")
-                    if not self._slots.take(destination):
-                        continue  # stays due: sent when its destination has a free slot
-                    due = _Due(int(row.alert_id), row.channel, int(row.attempts), destination)
-                    taken.append(due)
+                    chain = chains.get(destination)
+                    if chain is None:
+                        if not self._slots.take(destination):
+                            continue  # stays due: sent when its destination has a free slot
+                        chain = chains[destination] = []
+                    elif len(chain) >= self._chain:
+                        continue
                     done = conn.execute(
                         update(T_SENDS)
                         .where(T_SENDS.c.alert_id == row.alert_id,
@@ -229,14 +284,18 @@ class Deliverer:
                                T_SENDS.c.status == "pending", T_SENDS.c.next_attempt_at <= now)
                         .values(next_attempt_at=now + self._lease)
                     )
-                    if done.rowcount != 1:  # another deliverer claimed it first
-                        taken.pop()
-                        self._slots.give(destination)
+                    if done.rowcount == 1:  # else another deliverer claimed it first
+                        chain.append(_Due(int(row.alert_id), row.channel, int(row.attempts),
+                                          destination))
         except BaseException:
-            for due in taken:
-                self._slots.give(due.destination)
+            for destination in chains:
+                self._slots.give(destination)
             raise
-        return taken
+        for destination, chain in list(chains.items()):
+            if not chain:
+                self._slots.give(destination)
+                del chains[destination]
+        return list(chains.values())
 
     def _attempt(self, due: _Due, channels: Mapping[str, Notifier], policy: Delivery,
                  now: datetime) -> str:
