@@ -60,7 +60,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, select
 from sqlalchemy import func as sa_func
 
-from bench.harness import postgres_database, uptime
+from bench.harness import cpu_seconds, postgres_database, uptime
 from bench.store_fill import fill_stored
 from consumers.alert import evaluate as evaluate_module
 from consumers.alert import outbox as outbox_module
@@ -159,6 +159,7 @@ def latency(url: str, folder: Path, rate: float, seconds: float, poll: float | N
         # Competing CPU load (`--cpu-burners`): busy loops for the whole measurement.
         load = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
                 for _ in range(burners)]
+        cpu_before = {daemon.name: cpu_seconds(daemon.pid) for daemon in daemons}
         start = time.monotonic()
         total = int(rate * seconds)
         for n in range(total):
@@ -170,6 +171,8 @@ def latency(url: str, folder: Path, rate: float, seconds: float, poll: float | N
             committed[aid] = time.time()
         achieved = total / (time.monotonic() - start)
         load_during = uptime()
+        cpu = {daemon.name: round(cpu_seconds(daemon.pid) - cpu_before[daemon.name], 1)
+               for daemon in daemons}
         with contextlib.suppress(TimeoutError):  # what is missing then is reported
             wait_for(lambda: not committed.keys() - receiver.article_arrivals().keys(), 60,
                      "every hit's alert", interval_s=0.1)
@@ -190,6 +193,7 @@ def latency(url: str, folder: Path, rate: float, seconds: float, poll: float | N
     engine.dispose()
     return {
         "layout": layout, "cpu_burners": burners, "uptime_during": load_during,
+        "cpu_s_while_sending": cpu,
         "ready_s": round(ready_s, 1),
         "hits": len(committed), "rate_achieved": round(achieved, 1), "received": len(delays),
         "missing": missing, "missing_ids": missing_ids, "rules_loaded": 1 + extra_rules,
