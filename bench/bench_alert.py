@@ -156,9 +156,12 @@ def latency(url: str, folder: Path, rate: float, seconds: float, poll: float | N
 
         ready_s = wait_for(probe_alerted, 240, "the alert daemon's first probe alert",
                            check=check, interval_s=0.05)
-        # Competing CPU load (`--cpu-burners`): busy loops for the whole measurement.
-        load = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                for _ in range(burners)]
+        # Competing CPU load (`--cpu-burners`): busy loops for the whole measurement,
+        # each in a session of its own like any other user's process (with the kernel's
+        # autogroup scheduling, loops in this process's session would take their CPU
+        # from the webhook receiver here, and the daemons would not feel them).
+        load = [subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                                 start_new_session=True) for _ in range(burners)]
         cpu_before = {daemon.name: cpu_seconds(daemon.pid) for daemon in daemons}
         start = time.monotonic()
         total = int(rate * seconds)
