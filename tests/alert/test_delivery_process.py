@@ -17,13 +17,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, Table, func, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import OperationalError
 
 from consumers.alert.wakeup import OutboxWakeup, notify_outbox
 from newswatch.db import make_engine
 from schemas import tables
-from tests.alert.conftest import insert_article, write_rules
+from tests.alert.conftest import count_rows, insert_article, write_rules
 from tests.support.daemons import DaemonProcess, stop_all
 from tests.support.smtp import SmtpServer
 from tests.support.waits import wait_for
@@ -33,12 +33,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _count(engine: Engine, table: Table, **where: str) -> int:
-    query = select(func.count()).select_from(table)
-    for column, value in where.items():
-        query = query.where(table.c[column] == value)
-    with engine.connect() as conn:
-        return int(conn.execute(query).scalar_one())
+_count = count_rows
 
 
 def _rules(tmp_path: Path, receiver: WebhookReceiver, smtp: SmtpServer | None = None,
