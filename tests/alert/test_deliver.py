@@ -258,15 +258,15 @@ def test_an_attempt_that_raised_in_an_unwaited_round_does_not_stop_later_rounds(
     round, so the daemon paused delivery for good."""
     script = Script()
     deliverer, _ = _setup(engine, script)
-    real_attempt = deliverer._attempt
+    real_send = deliverer._send
     failures = [ServiceUnavailableError("database unavailable: gone")]
 
-    def attempt_once_failing(*args: object) -> str:
+    def send_once_failing(*args: object) -> object:
         if failures:
             raise failures.pop()
-        return real_attempt(*args)  # type: ignore[arg-type]
+        return real_send(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(deliverer, "_attempt", attempt_once_failing)
+    monkeypatch.setattr(deliverer, "_send", send_once_failing)
     deliverer.run_once(NOW, wait=False)
     deadline = time.monotonic() + 10
     while deliverer.in_flight() and time.monotonic() < deadline:
