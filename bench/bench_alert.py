@@ -1,13 +1,17 @@
 """Alert benchmark: commit-to-webhook latency at a steady hit rate, and rule throughput.
 
-1. Latency. ``newswatch alert`` runs as a subprocess (the shipped poll interval unless
-   ``--poll-interval``) with rules that send every matching article to a webhook on a
+1. Latency. ``newswatch alert`` runs as subprocesses, as ``newswatch run`` starts it
+   (``--layout split``: ``--role evaluate`` and ``--role deliver``; ``single``: one
+   process doing both), at the shipped poll interval unless ``--poll-interval``, with
+   rules that send every matching article to a webhook on a
    local HTTP server (``--latency-extra-rules`` more rules that match nothing beside it).
    Timing starts once the daemon is ready: a probe hit's alert has reached the webhook
    (loading 10,000 rules takes seconds; a fixed wait measured the start-up instead).
    This process then commits one article with one topic hit per transaction at a steady
    ``--rate`` (default 50 hits/s) for ``--seconds``; the latency of each alert is the
-   time from that commit to the webhook receiving it.
+   time from that commit to the webhook receiving it, split into stages from the outbox
+   tables (`latency_stages`). ``--cpu-burners N`` runs N busy-loop processes meanwhile:
+   the machine under load.
 2. Throughput. With ``--rules`` (default 1,000) varied rules loaded, one evaluation
    (`outbox.run_tick`: match, dedup, group, throttle, outbox write, watermark) is timed
    on batches of new hits; the figure is rules evaluated per second.
@@ -23,7 +27,8 @@
    ``index-sqlseen`` (seen (rule, article) pairs read from SQL on every evaluation, as
    before its fourth); ``--stored N``
    first stores N old articles with hits (the history beside which rules run) in one
-   database that all rule sets then share.
+   database that all rule sets then share (`bench.store_fill`: server-side, as the
+   store's benchmark fills it).
 
 ``--postgres`` runs on the PostgreSQL of ``scripts/postgres.sh`` (a schema per database,
 dropped at the end) instead of SQLite files.
@@ -43,6 +48,7 @@ import contextlib
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,8 +58,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, delete, select
+from sqlalchemy import func as sa_func
 
-from bench.harness import postgres_database, uptime
+from bench.harness import cpu_seconds, postgres_database, uptime
+from bench.store_fill import fill_stored
 from consumers.alert import evaluate as evaluate_module
 from consumers.alert import outbox as outbox_module
 from consumers.alert.compile import CompiledRules, compile_rules
@@ -64,6 +72,7 @@ from consumers.alert.rules import parse_rules
 from consumers.alert.windows import windows_for
 from newswatch import migrate
 from newswatch.db import make_engine
+from newswatch.utc import as_utc
 from schemas import tables
 from schemas.ids import article_id
 from tests.support.daemons import DaemonProcess
@@ -102,7 +111,7 @@ def insert(engine: Engine, n: int, topic: str, published: datetime,
 
 
 def latency(url: str, folder: Path, rate: float, seconds: float, poll: float | None,
-            extra_rules: int) -> dict[str, Any]:
+            extra_rules: int, layout: str = "split", burners: int = 0) -> dict[str, Any]:
     engine = make_engine(url)
     receiver = WebhookReceiver()
     rules = folder / "latency-rules.yaml"
@@ -116,11 +125,21 @@ def latency(url: str, folder: Path, rate: float, seconds: float, poll: float | N
     rules.write_text("".join(lines))
     env = {**os.environ, "NEWSWATCH_DATABASE_URL": url, "NEWSWATCH_STATE_DIR": str(folder),
            "NEWSWATCH_LOG_FORMAT": "json", "NEWSWATCH_LOG_LEVEL": "WARNING"}
+    env.pop("NEWSWATCH_METRICS_PORT", None)
     if poll is not None:
         env["NEWSWATCH_ALERT_POLL_INTERVAL_S"] = str(poll)
-    daemon = DaemonProcess("alert", ("alert", "--rules", str(rules), "--skip-history"), env,
-                           folder / "alert-daemon.log").start()
+    argv = ("alert", "--rules", str(rules), "--skip-history")
+    logs = [folder / "alert-daemon.log"]
+    if layout == "split":  # as `newswatch run` starts them: two processes
+        logs.append(folder / "alert-deliver.log")
+        daemons = [DaemonProcess("alert", (*argv, "--role", "evaluate"), env, logs[0]),
+                   DaemonProcess("alert-deliver", (*argv, "--role", "deliver"), env, logs[1])]
+    else:
+        daemons = [DaemonProcess("alert", argv, env, logs[0])]
+    for daemon in daemons:
+        daemon.start()
     committed: dict[str, float] = {}
+    load: list[subprocess.Popen[bytes]] = []
     try:
         # A probe every 2 s until one's alert arrives: one stored before the daemon
         # skipped the history it found at start-up is never alerted.
@@ -131,8 +150,19 @@ def latency(url: str, folder: Path, rate: float, seconds: float, poll: float | N
                 probes.append(insert(engine, -1 - len(probes), TOPICS[0], datetime.now(UTC)))
             return bool(set(probes) & receiver.article_arrivals().keys())
 
+        def check() -> None:
+            for daemon in daemons:
+                daemon.check()
+
         ready_s = wait_for(probe_alerted, 240, "the alert daemon's first probe alert",
-                           check=daemon.check, interval_s=0.05)
+                           check=check, interval_s=0.05)
+        # Competing CPU load (`--cpu-burners`): busy loops for the whole measurement,
+        # each in a session of its own like any other user's process (with the kernel's
+        # autogroup scheduling, loops in this process's session would take their CPU
+        # from the webhook receiver here, and the daemons would not feel them).
+        load = [subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                                 start_new_session=True) for _ in range(burners)]
+        cpu_before = {daemon.name: cpu_seconds(daemon.pid) for daemon in daemons}
         start = time.monotonic()
         total = int(rate * seconds)
         for n in range(total):
@@ -143,20 +173,30 @@ def latency(url: str, folder: Path, rate: float, seconds: float, poll: float | N
             aid = insert(engine, n, TOPICS[n % 3], datetime.now(UTC))
             committed[aid] = time.time()
         achieved = total / (time.monotonic() - start)
+        load_during = uptime()
+        cpu = {daemon.name: round(cpu_seconds(daemon.pid) - cpu_before[daemon.name], 1)
+               for daemon in daemons}
         with contextlib.suppress(TimeoutError):  # what is missing then is reported
             wait_for(lambda: not committed.keys() - receiver.article_arrivals().keys(), 60,
                      "every hit's alert", interval_s=0.1)
     finally:
-        daemon.stop(30)
+        for burner in load:
+            burner.kill()
+            burner.wait()
+        for daemon in daemons:
+            daemon.stop(30)
         receiver.close()
-        engine.dispose()
-    problems = [line for line in (folder / "alert-daemon.log").read_text().splitlines()
+    problems = [line for path in logs for line in path.read_text().splitlines()
                 if '"level": "ERROR"' in line or '"level": "WARNING"' in line]
     arrived = receiver.article_arrivals()
     delays = sorted(arrived[a] - t for a, t in committed.items() if a in arrived)
     missing = len(committed) - len(delays)
     missing_ids = [a for a in committed if a not in arrived][:20]
+    stages = latency_stages(engine, committed)
+    engine.dispose()
     return {
+        "layout": layout, "cpu_burners": burners, "uptime_during": load_during,
+        "cpu_s_while_sending": cpu,
         "ready_s": round(ready_s, 1),
         "hits": len(committed), "rate_achieved": round(achieved, 1), "received": len(delays),
         "missing": missing, "missing_ids": missing_ids, "rules_loaded": 1 + extra_rules,
@@ -165,7 +205,38 @@ def latency(url: str, folder: Path, rate: float, seconds: float, poll: float | N
         "p50_ms": round(1000 * statistics.median(delays), 1) if delays else None,
         "p99_ms": round(1000 * delays[int(0.99 * (len(delays) - 1))], 1) if delays else None,
         "max_ms": round(1000 * delays[-1], 1) if delays else None,
+        "stages": stages,
     }
+
+
+def latency_stages(engine: Engine, committed: dict[str, float]) -> dict[str, Any]:
+    """Where each alert's time went, from the outbox tables: ``to_decision`` (the hit's
+    commit to the start of the evaluation that decided it), ``to_claim`` (from there to
+    the deliverer claiming the send: the rest of the evaluation, its commit, the wake-up,
+    the queue) and ``send`` (the POST); p50 and p99 in ms of each."""
+    sends = tables.deliveries
+    first = (select(sends.c.alert_id, sa_func.min(sends.c.attempted_at).label("claimed"),
+                    sa_func.min(sends.c.latency_ms).label("send_ms"))
+             .group_by(sends.c.alert_id).subquery())
+    query = (select(tables.alerts.c.payload, tables.alerts.c.created_at, first.c.claimed,
+                    first.c.send_ms)
+             .join(first, first.c.alert_id == tables.alerts.c.id))
+    parts: dict[str, list[float]] = {"to_decision": [], "to_claim": [], "send": []}
+    with engine.connect() as conn:
+        for payload, decided, claimed, send_ms in conn.execute(query):
+            decided_s, claimed_s = as_utc(decided).timestamp(), as_utc(claimed).timestamp()
+            for article in payload.get("articles", []):
+                if article["id"] in committed:
+                    parts["to_decision"].append(1000 * (decided_s - committed[article["id"]]))
+                    parts["to_claim"].append(1000 * (claimed_s - decided_s))
+                    parts["send"].append(float(send_ms))
+    out: dict[str, Any] = {}
+    for name, values in parts.items():
+        if values:
+            values.sort()
+            out[name] = {"p50_ms": round(statistics.median(values), 1),
+                         "p99_ms": round(values[int(0.99 * (len(values) - 1))], 1)}
+    return out
 
 
 # --- 2. throughput ---------------------------------------------------------------------
@@ -301,32 +372,6 @@ def matcher(name: str) -> Iterator[None]:
         outbox_module.seen_for = original_seen
 
 
-def fill(engine: Engine, count: int) -> None:
-    """``count`` old stored articles (a year back) with a hit and an entity link each, in
-    bulk: the history the rules run beside."""
-    if count <= 0:
-        return
-    old = datetime.now(UTC) - timedelta(days=365)
-    with engine.begin() as conn:
-        entity = conn.execute(tables.entities.insert().values(
-            name="Old entity", label="ORG")).inserted_primary_key[0]  # type: ignore[index]
-    for start in range(0, count, 5000):
-        ids = [article_id(f"https://old.example.org/{n}") for n in range(start,
-                                                                         min(count, start + 5000))]
-        with engine.begin() as conn:
-            conn.execute(tables.articles.insert(), [dict(
-                id=aid, url=None, title=f"Old story {n}", summary="", content="",
-                published=old, fetched_at=old, feed_id=f"feed-{n % 12}", feed_name="Old",
-                language="en", authors=[], tags=["world"], stored_at=old, enriched_at=old,
-                content_hash="") for n, aid in enumerate(ids, start)])
-            conn.execute(tables.article_entities.insert(), [dict(
-                article_id=aid, entity_id=entity, count=1, published=old) for aid in ids])
-            conn.execute(tables.topic_hits.insert(), [dict(
-                article_id=aid, topic=TOPICS[n % 3], score=0.7, evidence=EVIDENCE,
-                topics_version="bench", published=old, created_at=old)
-                for n, aid in enumerate(ids)])
-
-
 def reset(engine: Engine) -> None:
     """Forget the previous rule set's decisions and cursor (the stored articles stay)."""
     with engine.begin() as conn:
@@ -358,10 +403,9 @@ def scale(url_for: Any, counts: list[int], profiles: list[str], batch: int, roun
     shared: Engine | None = None
     if stored:
         shared = make_engine(url_for("scale-stored"))
-        began = time.perf_counter()
-        fill(shared, stored)
-        print(json.dumps({"filled": stored, "seconds": round(time.perf_counter() - began)}),
-              flush=True)
+        seconds = fill_stored(shared, stored)
+        print(json.dumps({"filled": stored, "seconds": round(seconds),
+                          "uptime": uptime()}), flush=True)
     for profile in profiles:
         for count in counts:
             text = many_rules(count, profile)
@@ -472,6 +516,11 @@ def main() -> int:
                         help="NEWSWATCH_ALERT_POLL_INTERVAL_S for the daemon")
     parser.add_argument("--latency-extra-rules", type=int, default=0,
                         help="non-matching rules loaded beside the webhook rule")
+    parser.add_argument("--layout", choices=("split", "single"), default="split",
+                        help="split: evaluator and deliverer in two processes, as `newswatch "
+                             "run` starts them; single: one `newswatch alert` process")
+    parser.add_argument("--cpu-burners", type=int, default=0,
+                        help="busy-loop processes competing for the CPU while measuring")
     parser.add_argument("--rules", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--profiles", default="none,selective,broad",
@@ -504,7 +553,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.skip_latency:
             url = prepare(args.database_url, folder, "latency", args.postgres)
             report["latency"] = latency(url, folder, args.rate, args.seconds,
-                                        args.poll_interval, args.latency_extra_rules)
+                                        args.poll_interval, args.latency_extra_rules,
+                                        args.layout, args.cpu_burners)
             report["latency"]["database"] = "postgresql" if args.postgres else "sqlite"
             report["latency"]["target"] = "p99 <= 1000 ms at 50 hits/s with 10,000 rules"
             report["latency"]["uptime"] = uptime()

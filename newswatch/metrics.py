@@ -40,6 +40,16 @@ ALERTS_DELIVERED = Counter("newswatch_alerts_delivered_total", "Alert deliveries
                            ["channel"])
 ALERTS_FAILED = Counter("newswatch_alerts_failed_total", "Alerts that failed for good",
                         ["channel"])
+ALERT_DELIVERY_SECONDS = Histogram(
+    "newswatch_alert_delivery_seconds",
+    "Seconds from an alert's decision to its successful delivery", ["channel"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+DELIVERIES_IN_FLIGHT = Gauge("newswatch_deliveries_in_flight",
+                             "Alert sends started and not finished")
+DELIVERY_WAKEUPS = Counter("newswatch_delivery_wakeups_total",
+                           "Times the deliverer was woken for new outbox rows, by source "
+                           "(process: the evaluator beside it; notify: PostgreSQL NOTIFY)",
+                           ["source"])
 ALERTS_SILENCED = Counter("newswatch_alerts_silenced_total",
                           "Groups that matched while silenced: nothing was decided", ["rule"])
 WEB_REQUESTS = Counter("newswatch_web_requests_total", "Requests the web console answered",

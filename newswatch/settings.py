@@ -158,6 +158,11 @@ class Settings(BaseSettings):
     alert_poll_interval_s: float = Field(
         default=0.2, gt=0, le=60, description="Seconds between rule evaluations when idle"
     )
+    alert_delivery_poll_s: float = Field(
+        default=0.1, gt=0, le=60,
+        description="Seconds between outbox looks of a delivery-only process "
+                    "(`newswatch alert --role deliver`) on SQLite; on PostgreSQL it is "
+                    "woken by notifications instead")
     alert_delivery_lease_s: float = Field(
         default=120.0, gt=0, le=3600,
         description="How long a claimed delivery is held; a send cut short by a crash is "

@@ -1,12 +1,20 @@
 """``newswatch alert``: evaluate rules on new topic hits, deliver from the outbox, repeat.
 
-Two loops share a `StopFlag`:
+Two loops share a `StopFlag`, and only the database otherwise:
 
 - the evaluator (this thread): every ``alert_poll_interval_s`` (at once while hits are
   waiting) one `outbox.run_tick` decides alerts and advances the watermark in one
   transaction, then wakes the deliverer;
-- the deliverer (a thread): sends due outbox rows (`deliver.Deliverer`), sleeping until
-  the next row is due or it is woken.
+- the deliverer (`delivery_loop.DeliveryLoop`, a thread): sends due outbox rows
+  (`deliver.Deliverer`), sleeping until the next row is due or it is woken.
+
+``role`` runs both (``all``, the default) or one of them: ``evaluate`` decides alerts
+and sends nothing; ``deliver`` sends what any evaluator decided and compiles no rule (it
+reads only the channels and the delivery policy of the rules file), woken by PostgreSQL
+notifications or polling SQLite every ``delivery_poll_s``. A deliverer in a process of
+its own is what keeps webhooks prompt while evaluation is busy: threads of one process
+take turns on Python's interpreter lock, so a long evaluation slowed every send beside
+it (``newswatch run`` starts the two roles as two processes; docs/alerts.md).
 
 SIGHUP reloads the rules file, keeping the rules in force when the new file is invalid.
 An unexpected error in either loop is logged, stops the other loop and is raised from
@@ -24,12 +32,15 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Literal
 
 from sqlalchemy import Engine
 
 from consumers.alert.deliver import Deliverer
+from consumers.alert.delivery_loop import DeliveryLoop
 from consumers.alert.outbox import ConcurrentEvaluationError, run_tick, skip_history
 from consumers.alert.ruleset import RulesHolder
+from consumers.alert.wakeup import OutboxWakeup
 from newswatch.daemon import StopFlag
 from newswatch.errors import ServiceUnavailableError
 from newswatch.metrics import ALERTS_FIRED
@@ -37,7 +48,7 @@ from newswatch.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
-IDLE_DELIVERY_WAIT_S = 1.0
+ROLES = ("all", "evaluate", "deliver")
 # Allocations between two youngest-generation collections (Python's default is 700).
 GC_YOUNG_THRESHOLD = 100_000
 
@@ -60,21 +71,37 @@ def settle_heap() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, oldest)
 
 
+Role = Literal["all", "evaluate", "deliver"]
+
+
 class AlertDaemon:
-    """The evaluator and deliverer loops; `run` returns when ``stop`` is set."""
+    """The evaluator and deliverer loops of ``role``; `run` returns when ``stop`` is set."""
 
     def __init__(self, engine: Engine, holder: RulesHolder, stop: StopFlag, *,
-                 interval_s: float = 0.2, deliverer: Deliverer | None = None) -> None:
+                 interval_s: float = 0.2, deliverer: Deliverer | None = None,
+                 role: Role = "all", delivery_poll_s: float = 0.1) -> None:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         self.engine = engine
         self.holder = holder
         self.stop = stop
         self.interval_s = interval_s
-        self.deliverer = deliverer or Deliverer(engine, holder.channels)
+        self.role = role
         self.healthy = False
-        self._wake = threading.Event()
-        self.deliverer.on_slot_free = self._wake.set  # a finished send may free a host
+        self.wakeup = OutboxWakeup()
+        self.delivery: DeliveryLoop | None = None
+        if role != "evaluate":
+            self.delivery = DeliveryLoop(
+                deliverer or Deliverer(engine, holder.channels), stop, self.wakeup,
+                woken_in_process=role == "all", poll_s=delivery_poll_s,
+                on_reload=holder.reload if role == "deliver" else None,
+                on_round=self._delivery_round if role == "deliver" else lambda ok: None)
         self._died: list[BaseException] = []
         self._sender: threading.Thread | None = None
+
+    @property
+    def deliverer(self) -> Deliverer | None:
+        return None if self.delivery is None else self.delivery.deliverer
 
     def alive(self) -> bool:
         """False once a loop died (or the delivery thread is gone while running)."""
@@ -83,21 +110,36 @@ class AlertDaemon:
 
     def run(self, *, from_now: bool = False) -> None:
         """Run until stopped. ``from_now`` skips hits stored before the first start."""
-        if from_now:
+        if from_now and self.role != "deliver":
             log.info("starting after the newest stored hit",
                      extra={"watermark": skip_history(self.engine, datetime.now(UTC))})
-        sender = threading.Thread(target=self._guarded, args=(self._deliver_loop, "deliver"),
-                                  name="alert-deliver")
-        self._sender = sender
-        sender.start()
+        delivery = self.delivery
+        if delivery is not None:
+            self.wakeup.listen(self.engine)  # PostgreSQL: woken by other processes too
+            log.info("delivering alerts", extra={"role": self.role,
+                                                 "dialect": self.engine.dialect.name})
         try:
-            self._guarded(self._evaluate_loop, "evaluate")
+            if self.role == "deliver":
+                assert delivery is not None
+                self._guarded(delivery.run, "deliver")
+            else:
+                if delivery is not None:
+                    self._sender = threading.Thread(
+                        target=self._guarded, args=(delivery.run, "deliver"),
+                        name="alert-deliver")
+                    self._sender.start()
+                self._guarded(self._evaluate_loop, "evaluate")
         finally:
-            self._wake.set()
-            sender.join()
-            self.deliverer.close()
+            self.wakeup.close()
+            if self._sender is not None:
+                self._sender.join()
+            if delivery is not None:
+                delivery.deliverer.close()
         if self._died:
             raise self._died[0]
+
+    def _delivery_round(self, ok: bool) -> None:
+        self.healthy = ok
 
     def _guarded(self, loop: Callable[[], None], name: str) -> None:
         """Run ``loop``; when it raises, record it and stop the other loop too."""
@@ -109,7 +151,7 @@ class AlertDaemon:
             self._died.append(exc)
             self.healthy = False
             self.stop.stop()
-            self._wake.set()
+            self.wakeup.set("stop")
 
     def _evaluate_loop(self) -> None:
         backoff, failures = RetryPolicy(), 0
@@ -137,30 +179,7 @@ class AlertDaemon:
             for alert_id, rule in result.alerts:
                 ALERTS_FIRED.labels(rule).inc()
                 log.info("alert decided", extra={"alert_id": alert_id, "rule": rule})
-            if result.alerts:
-                self._wake.set()
+            if result.alerts and self.delivery is not None:
+                self.wakeup.set()
             if not result.more:
                 self.stop.wait(self.interval_s)
-
-    def _deliver_loop(self) -> None:
-        backoff, failures = RetryPolicy(), 0
-        while not self.stop.stopping:
-            try:
-                stats = self.deliverer.run_once(wait=False)  # a slow host holds no round
-                due = self.deliverer.next_due() if not stats.attempts else None
-            except ServiceUnavailableError as exc:
-                if failures == 0:
-                    log.error("delivery paused: %s", exc)
-                self._wake.wait(backoff.delay(failures))
-                self._wake.clear()
-                failures += 1
-                continue
-            failures = 0
-            if stats.attempts:
-                continue
-            wait = IDLE_DELIVERY_WAIT_S
-            if due is not None:
-                wait = min(wait, max(0.01, (due - datetime.now(UTC)).total_seconds()))
-            self._wake.wait(wait)
-            self._wake.clear()
-

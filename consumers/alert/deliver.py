@@ -18,9 +18,15 @@ an alert decided before a crash is sent after it, once.
 
 Sends run on ``workers`` threads, at most ``per_destination`` (1) to one host at a time
 (`consumers.alert.destinations`): a due row whose host is busy stays due and is not even
-read until a slot frees, so a slow receiver holds one worker and the rest flow. The
-daemon runs rounds without waiting for the sends they started (``wait=False``); a round
-counts the sends that finished since the last one.
+read until a slot frees, so a slow receiver holds one worker and the rest flow. A
+worker sends up to ``chain`` due rows of its destination in turn, claimed together,
+stops the chain at the first send that does not succeed, and records the chain's
+attempts in one transaction. A deliverer killed mid-chain sends that chain's sends
+again after their lease (same alert id and dedup key, as for a kill mid-send). The
+delivery loop (`consumers.alert.delivery_loop`) runs rounds without waiting for the
+sends they started (``wait=False``); a round counts the sends that finished since the
+last one. Any number of deliverers, in one process or several, may share an outbox: the
+claim decides which one sends a row.
 
 A send whose record cannot be written (the database went away after the receiver
 answered) retries the record, never the send: with backoff, for as long as it takes, so
@@ -35,19 +41,18 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 
 from consumers.alert.channels.base import Notifier, SendResult, retryable
 from consumers.alert.destinations import Slots, destination_of
 from newswatch.db_errors import unavailable_as_retryable
 from newswatch.errors import ServiceUnavailableError
-from newswatch.metrics import ALERTS_DELIVERED, ALERTS_FAILED
+from newswatch.metrics import ALERT_DELIVERY_SECONDS, ALERTS_DELIVERED, ALERTS_FAILED
 from newswatch.retry import Attempts, RetryPolicy
 from newswatch.utc import as_utc
 from schemas import tables
@@ -59,6 +64,7 @@ log = logging.getLogger(__name__)
 T_ALERTS, T_SENDS, T_DELIVERIES = tables.alerts, tables.alert_sends, tables.deliveries
 LEASE = timedelta(minutes=2)
 BATCH = 50
+CHAIN = 10  # rows of one destination one worker sends in turn (`Deliverer._claim`)
 # Between tries to record a send: short, since the send is done and its row leased.
 RECORD_RETRY = RetryPolicy(initial_s=0.2, max_s=2.0, jitter=(1.0, 1.0))
 
@@ -101,21 +107,37 @@ class _Due:
     destination: str = ""
 
 
+@dataclass(frozen=True)
+class _Done:
+    """One attempt made, to be recorded."""
+
+    due: _Due
+    attempt: int
+    now: datetime
+    result: SendResult
+    outcome: str
+    next_at: datetime | None
+    error: str | None
+    latency_ms: float
+    since: datetime
+
+
 class Deliverer:
     """Sends due outbox rows. ``channels`` returns the notifiers and policy in force."""
 
     def __init__(self, engine: Engine, channels: ChannelSource, *,
                  rng: random.Random | None = None, workers: int = 4,
                  lease: timedelta = LEASE, batch: int = BATCH,
-                 per_destination: int = 1) -> None:
+                 per_destination: int = 1, chain: int = CHAIN) -> None:
         self._engine = engine
         self._channels = channels
         self._rng = rng or random.Random()
         self._lease = lease
         self._batch = batch
+        self._chain = chain
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver")
         self._slots = Slots(per_destination, workers)
-        self._started: list[Future[str]] = []  # sends of rounds that did not wait
+        self._started: list[Future[list[str]]] = []  # sends of rounds that did not wait
         self._busy_channels: list[str] = []  # channels whose destination was full
         self.on_slot_free: Callable[[], None] = lambda: None  # the daemon's wake-up
         self._closing = threading.Event()
@@ -141,11 +163,12 @@ class Deliverer:
         self._busy_channels = sorted(name for name, dest in where.items() if dest in full)
         if self._slots.free() == 0:
             return stats
-        started = [self._pool.submit(self._attempt_in_slot, due, channels, policy, moment)
-                   for due in self._claim(moment, where)]
+        started = [self._pool.submit(self._attempt_chain, chain, channels, policy, moment)
+                   for chain in self._claim(moment, where)]
         if wait:
             for future in started:
-                _count(stats, future.result())
+                for outcome in future.result():
+                    _count(stats, outcome)
         else:
             self._started.extend(started)
         return stats
@@ -170,20 +193,65 @@ class Deliverer:
                 continue
             error = future.exception()
             if error is None:
-                _count(stats, future.result())
+                for outcome in future.result():
+                    _count(stats, outcome)
             else:
                 log.warning("a delivery attempt ended without a send; its row is sent "
                             "after its lease: %s", error)
         self._started = still
         return stats
 
-    def _attempt_in_slot(self, due: _Due, channels: Mapping[str, Notifier], policy: Delivery,
-                         now: datetime) -> str:
+    def _attempt_chain(self, chain: Sequence[_Due], channels: Mapping[str, Notifier],
+                       policy: Delivery, now: datetime) -> list[str]:
+        """Send a chain of rows of one destination in turn, in its slot (see `_claim`).
+
+        The chain stops at the first send that did not succeed (the host is failing or
+        slow: its other rows go back to the normal retry flow), at `close`, or when half
+        the lease has passed (a row must be sent well within its lease, or another
+        deliverer could take it); the rows not tried are released, due at once."""
+        done: list[_Done] = []
+        began = time.monotonic()
         try:
-            return self._attempt(due, channels, policy, now)
+            for position, due in enumerate(chain):
+                if position and (done[-1].outcome != "sent" or self._closing.is_set()
+                                 or time.monotonic() - began > self._lease.total_seconds() / 2):
+                    self._release(chain[position:], now)
+                    break
+                moment = now + timedelta(seconds=time.monotonic() - began)
+                try:
+                    done.append(self._send(due, channels, policy, moment))
+                except BaseException:
+                    self._release(chain[position + 1:], now)
+                    raise
         finally:
-            self._slots.give(due.destination)
-            self.on_slot_free()
+            try:
+                if done:  # what was sent is recorded, also when a later send raised
+                    self._record_surely(done)
+            finally:
+                self._slots.give(chain[0].destination)
+                self.on_slot_free()
+        return [each.outcome for each in done]
+
+    def _release(self, rows: Sequence[_Due], claimed_at: datetime) -> None:
+        """Give claimed rows not tried back to the outbox, due at their claim time (only
+        while still under this claim's lease). A database away leaves them leased: sent
+        when the lease ends, never twice."""
+        if not rows:
+            return
+        leased = claimed_at + self._lease
+        try:
+            with unavailable_as_retryable(), self._engine.begin() as conn:
+                for due in rows:
+                    conn.execute(
+                        update(T_SENDS)
+                        .where(T_SENDS.c.alert_id == due.alert_id,
+                               T_SENDS.c.channel == due.channel,
+                               T_SENDS.c.status == "pending",
+                               T_SENDS.c.next_attempt_at == leased)
+                        .values(next_attempt_at=claimed_at))
+        except ServiceUnavailableError as exc:
+            log.warning("could not give claimed deliveries back; they are sent after "
+                        "their lease: %s", exc, extra={"rows": len(rows)})
 
     def next_due(self) -> datetime | None:
         """When the earliest pending row that could be started is due (None when nothing
@@ -198,13 +266,19 @@ class Deliverer:
             ).scalar()
         return None if value is None else as_utc(value)
 
-    def _claim(self, now: datetime, where: Mapping[str, str] | None = None) -> list[_Due]:
-        """Claim due rows, each with a slot of its destination taken (see `Slots`).
+    def _claim(self, now: datetime, where: Mapping[str, str] | None = None
+               ) -> list[list[_Due]]:
+        """Claim due rows in chains: each chain holds up to ``chain`` rows of one
+        destination, sent in turn by one worker in the slot it took (see `Slots`).
 
         Rows of a channel whose destination is full are not read at all: fifty due rows
-        for a slow host must not fill the batch and starve the others.
+        for a slow host must not fill the batch and starve the others. A chain saves a
+        claim and two thread hand-offs per send: with one slot per destination, a busy
+        host's sends used to go one claim, one wake-up of a worker and one of the loop
+        at a time, and on a loaded machine each hand-off waited for the CPU (50 alerts/s
+        to one webhook fell seconds behind; docs/performance.md, fifth session).
         """
-        taken: list[_Due] = []
+        chains: dict[str, list[_Due]] = {}
         try:
             with unavailable_as_retryable(), self._engine.begin() as conn:
                 rows = conn.execute(
@@ -216,10 +290,13 @@ class Deliverer:
                 ).all()
                 for row in rows:
                     destination = (where or {}).get(row.channel, f"channel:{row.channel}")
-                    if not self._slots.take(destination):
-                        continue  # stays due: sent when its destination has a free slot
-                    due = _Due(int(row.alert_id), row.channel, int(row.attempts), destination)
-                    taken.append(due)
+                    chain = chains.get(destination)
+                    if chain is None:
+                        if not self._slots.take(destination):
+                            continue  # stays due: sent when its destination has a free slot
+                        chain = chains[destination] = []
+                    elif len(chain) >= self._chain:
+                        continue
                     done = conn.execute(
                         update(T_SENDS)
                         .where(T_SENDS.c.alert_id == row.alert_id,
@@ -227,17 +304,29 @@ class Deliverer:
                                T_SENDS.c.status == "pending", T_SENDS.c.next_attempt_at <= now)
                         .values(next_attempt_at=now + self._lease)
                     )
-                    if done.rowcount != 1:  # another deliverer claimed it first
-                        taken.pop()
-                        self._slots.give(destination)
+                    if done.rowcount == 1:  # else another deliverer claimed it first
+                        chain.append(_Due(int(row.alert_id), row.channel, int(row.attempts),
+                                          destination))
         except BaseException:
-            for due in taken:
-                self._slots.give(due.destination)
+            for destination in chains:
+                self._slots.give(destination)
             raise
-        return taken
+        for destination, chain in list(chains.items()):
+            if not chain:
+                self._slots.give(destination)
+                del chains[destination]
+        return list(chains.values())
 
     def _attempt(self, due: _Due, channels: Mapping[str, Notifier], policy: Delivery,
                  now: datetime) -> str:
+        """Send one row and record it: its outcome."""
+        done = self._send(due, channels, policy, now)
+        self._record_surely([done])
+        return done.outcome
+
+    def _send(self, due: _Due, channels: Mapping[str, Notifier], policy: Delivery,
+              now: datetime) -> _Done:
+        """Send one row (not recorded yet: `_record_surely`)."""
         # A resend (outbox.resend_alert) restarts the deadline: it counts from then.
         resent = (select(func.max(T_DELIVERIES.c.attempted_at))
                   .where(T_DELIVERIES.c.alert_id == due.alert_id,
@@ -264,19 +353,25 @@ class Deliverer:
         latency_ms = (time.perf_counter() - started) * 1000
         attempt = due.attempts + 1
         outcome, next_at, error = self._next(result, attempt, policy, now, latency_ms, since)
-        self._record_surely(due, attempt, now, result, outcome, next_at, error, latency_ms)
-        fields = {"alert_id": due.alert_id, "channel": due.channel, "attempt": attempt,
-                  "status": result.status, "latency_ms": round(latency_ms, 1)}
+        return _Done(due, attempt, now, result, outcome, next_at, error, latency_ms, since)
+
+    @staticmethod
+    def _report(done: _Done) -> None:
+        """Log and count a recorded attempt."""
+        due, outcome = done.due, done.outcome
+        fields = {"alert_id": due.alert_id, "channel": due.channel, "attempt": done.attempt,
+                  "status": done.result.status, "latency_ms": round(done.latency_ms, 1)}
         if outcome == "sent":
             ALERTS_DELIVERED.labels(due.channel).inc()
+            ALERT_DELIVERY_SECONDS.labels(due.channel).observe(
+                max(0.0, (datetime.now(UTC) - done.since).total_seconds()))
             log.info("alert delivered", extra=fields)
         elif outcome == "retry":
             log.warning("alert delivery failed; will retry",
-                        extra={**fields, "error": error, "next_attempt_at": next_at})
+                        extra={**fields, "error": done.error, "next_attempt_at": done.next_at})
         else:
             ALERTS_FAILED.labels(due.channel).inc()
-            log.error("alert delivery failed for good", extra={**fields, "error": error})
-        return outcome
+            log.error("alert delivery failed for good", extra={**fields, "error": done.error})
 
     def _next(self, result: SendResult, attempt: int, policy: Delivery, now: datetime,
               latency_ms: float, created_at: datetime
@@ -293,15 +388,17 @@ class Deliverer:
             return "failed", None, f"{result.error} (deadline passed after {attempt} attempts)"
         return "retry", next_at, result.error
 
-    def _record_surely(self, due: _Due, *args: Any) -> None:
-        """`_record`, retried until the database answers: the send is done, and a lost
-        record would make the row be sent again when its lease ends."""
-        where = {"alert_id": due.alert_id, "channel": due.channel}
+    def _record_surely(self, done: Sequence[_Done]) -> None:
+        """`_record` of ``done`` (one transaction), retried until the database answers:
+        the sends are done, and a lost record would make them be sent again when their
+        lease ends."""
+        first = done[0].due
+        where = {"alert_id": first.alert_id, "channel": first.channel, "sends": len(done)}
         attempts = Attempts(RECORD_RETRY, "recording a delivery", wait=self._closing.wait,
                             logger=log, context=where)
         while True:
             try:
-                self._record(due, *args)
+                self._record(done)
             except ServiceUnavailableError as exc:
                 if self._closing.is_set():
                     log.error("shutting down with a delivery done but not recorded; it "
@@ -312,40 +409,53 @@ class Deliverer:
                                      "(not the send) until the database answers")
                 continue
             attempts.succeeded()
+            for each in done:
+                self._report(each)
             return
 
-    def _record(self, due: _Due, attempt: int, now: datetime, result: SendResult,
-                outcome: str, next_at: datetime | None, error: str | None,
-                latency_ms: float) -> None:
+    def _record(self, done: Sequence[_Done]) -> None:
+        """Every attempt of ``done`` and its row's new state, in one transaction (a chain
+        costs one commit: on SQLite each commit is a disk flush, ~5 ms here, and one per
+        send held a deliverer under 100 sends/s)."""
+        with unavailable_as_retryable(), self._engine.begin() as conn:
+            # In alert id order: each record locks its alert row, and two chains locking
+            # the same alerts in another order could deadlock on PostgreSQL.
+            for each in sorted(done, key=lambda d: d.due.alert_id):
+                self._record_one(conn, each)
+
+    @staticmethod
+    def _record_one(conn: Connection, done: _Done) -> None:
+        due, attempt, now, result = done.due, done.attempt, done.now, done.result
+        outcome, next_at, error, latency_ms = (done.outcome, done.next_at, done.error,
+                                               done.latency_ms)
         status = {"sent": "sent", "retry": "pending", "failed": "failed"}[outcome]
         finished = now + timedelta(milliseconds=latency_ms)
-        with unavailable_as_retryable(), self._engine.begin() as conn:
-            # Lock the alert row first. Two channels of one alert finish in parallel
-            # threads; without the lock each transaction still saw the other's row as
-            # pending (READ COMMITTED) and neither marked the alert sent, so it stayed
-            # 'pending' forever (found by tests/e2e/test_faults.py). SQLite serialises
-            # writers anyway and has no FOR UPDATE; SQLAlchemy leaves it out there.
-            conn.execute(select(T_ALERTS.c.id).where(T_ALERTS.c.id == due.alert_id)
-                         .with_for_update())
-            conn.execute(T_DELIVERIES.insert().values(
-                alert_id=due.alert_id, channel=due.channel, attempt=attempt, attempted_at=now,
-                outcome=outcome, status=result.status[:64], latency_ms=latency_ms,
-                error=error,
-            ))
-            conn.execute(
-                update(T_SENDS)
-                .where(T_SENDS.c.alert_id == due.alert_id, T_SENDS.c.channel == due.channel)
-                .values(status=status, attempts=attempt, next_attempt_at=next_at,
-                        last_error=error, updated_at=finished)
-            )
-            if status == "pending":
-                return
-            states = set(conn.execute(
-                select(T_SENDS.c.status).where(T_SENDS.c.alert_id == due.alert_id)
-            ).scalars())
-            if "pending" in states:
-                return
-            conn.execute(
-                update(T_ALERTS).where(T_ALERTS.c.id == due.alert_id)
-                .values(status="failed" if "failed" in states else "sent", finished_at=finished)
-            )
+        # Lock the alert row first. Two channels of one alert finish in parallel
+        # threads; without the lock each transaction still saw the other's row as
+        # pending (READ COMMITTED) and neither marked the alert sent, so it stayed
+        # 'pending' forever (found by tests/e2e/test_faults.py). SQLite serialises
+        # writers anyway and has no FOR UPDATE; SQLAlchemy leaves it out there.
+        conn.execute(select(T_ALERTS.c.id).where(T_ALERTS.c.id == due.alert_id)
+                     .with_for_update())
+        conn.execute(T_DELIVERIES.insert().values(
+            alert_id=due.alert_id, channel=due.channel, attempt=attempt, attempted_at=now,
+            outcome=outcome, status=result.status[:64], latency_ms=latency_ms,
+            error=error,
+        ))
+        conn.execute(
+            update(T_SENDS)
+            .where(T_SENDS.c.alert_id == due.alert_id, T_SENDS.c.channel == due.channel)
+            .values(status=status, attempts=attempt, next_attempt_at=next_at,
+                    last_error=error, updated_at=finished)
+        )
+        if status == "pending":
+            return
+        states = set(conn.execute(
+            select(T_SENDS.c.status).where(T_SENDS.c.alert_id == due.alert_id)
+        ).scalars())
+        if "pending" in states:
+            return
+        conn.execute(
+            update(T_ALERTS).where(T_ALERTS.c.id == due.alert_id)
+            .values(status="failed" if "failed" in states else "sent", finished_at=finished)
+        )

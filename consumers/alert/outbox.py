@@ -27,6 +27,7 @@ from consumers.alert.group_cache import GroupCache, groups_for
 from consumers.alert.held_rows import insert_held, rows_of_articles
 from consumers.alert.seen_cache import SeenCache, seen_for
 from consumers.alert.silence import active_silences
+from consumers.alert.wakeup import notify_outbox
 from consumers.alert.windows import windows_for
 from consumers.store.audit import record_audit
 from newswatch.chunks import chunks
@@ -288,6 +289,7 @@ class SqlStore:
                              for channel in rules[fire.rule].channels)
             if sends:
                 conn.execute(T_SENDS.insert(), sends)
+                notify_outbox(conn)  # deliverers of other processes wake at the commit
         if moved:
             conn.execute(
                 update(T_ARTICLES)
@@ -364,6 +366,7 @@ def resend_alert(engine: Engine, alert_id: int, *, who: str) -> int:
         )
         conn.execute(update(T_ALERTS).where(T_ALERTS.c.id == alert_id)
                      .values(status="pending", finished_at=None))
+        notify_outbox(conn)
         record_audit(conn, who=who, action="resend", target=f"alert:{alert_id}",
                      detail={"channels": [channel for channel, _ in channels]}, at=now)
     log.info("alert queued to be sent again", extra={

@@ -36,11 +36,14 @@ class RuleSet:
 
 
 def build_ruleset(path: Path, *, dialect: str, state_dir: Path,
-                  environ: Mapping[str, str] | None = None) -> RuleSet:
-    """Load, validate and compile ``path`` and build its channels; raises `ConfigError`."""
+                  environ: Mapping[str, str] | None = None,
+                  compile_them: bool = True) -> RuleSet:
+    """Load, validate and compile ``path`` and build its channels; raises `ConfigError`.
+    Without ``compile_them`` (a delivery-only process) the set holds no compiled rule."""
     parsed = load_rules(path)
     channels = build_channels(parsed, state_dir, environ)
-    return RuleSet(path=path, file=parsed, rules=compile_rules(parsed.rules, dialect),
+    rules = parsed.rules if compile_them else []
+    return RuleSet(path=path, file=parsed, rules=compile_rules(rules, dialect),
                    channels=channels)
 
 
@@ -48,9 +51,12 @@ class RulesHolder:
     """Holds the current `RuleSet`; thread-safe reads, reload on request."""
 
     def __init__(self, path: Path, *, dialect: str, state_dir: Path,
-                 environ: Mapping[str, str] | None = None) -> None:
-        """Loads ``path`` at once: an invalid file here raises `ConfigError` (no rules yet)."""
+                 environ: Mapping[str, str] | None = None, compile_them: bool = True
+                 ) -> None:
+        """Loads ``path`` at once: an invalid file here raises `ConfigError` (no rules yet).
+        ``compile_them``: see `build_ruleset`."""
         self._path = path
+        self._compile = compile_them
         self._dialect = dialect
         self._state_dir = state_dir
         self._environ = environ
@@ -60,7 +66,7 @@ class RulesHolder:
 
     def _build(self) -> RuleSet:
         return build_ruleset(self._path, dialect=self._dialect, state_dir=self._state_dir,
-                             environ=self._environ)
+                             environ=self._environ, compile_them=self._compile)
 
     @property
     def current(self) -> RuleSet:

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select
 
 from consumers.alert.backtest import RuleReport, backtest
 from consumers.alert.compile import compile_rules
-from consumers.alert.daemon import AlertDaemon
+from consumers.alert.daemon import ROLES, AlertDaemon
 from consumers.alert.deliver import Deliverer
 from consumers.alert.outbox import failed_alert_ids, resend_alert
 from consumers.alert.rules import load_rules, missing_environment
@@ -51,6 +51,10 @@ def register(subparsers: Any) -> None:
                        help="rules.yaml (default: NEWSWATCH_RULES_FILE or the demo rules)")
     alert.add_argument("--skip-history", action="store_true",
                        help="on a database never evaluated, start after the newest hit")
+    alert.add_argument("--role", choices=ROLES, default="all",
+                       help="all: evaluate and deliver (default); evaluate: decide alerts "
+                            "only; deliver: send what the outbox holds only (run it as a "
+                            "process of its own for prompt webhooks under load)")
     alert.set_defaults(handler=handle_alert)
 
     alerts = subparsers.add_parser("alerts", help="list recent alerts and their deliveries")
@@ -96,8 +100,8 @@ def register(subparsers: Any) -> None:
 
 
 def handle_alert(args: argparse.Namespace, settings: Settings) -> int:
-    """The alert daemon in the daemon shell: ready while it evaluates, alive while both
-    its threads (evaluator, deliverer) run."""
+    """The alert daemon in the daemon shell: ready while it evaluates (``--role deliver``:
+    while its delivery rounds reach the database), alive while its threads run."""
     shell = Daemon("alert", settings)
     engine = make_engine(settings.sqlalchemy_url())
     shell.close_at_exit(engine.dispose)
@@ -109,14 +113,17 @@ def handle_alert(args: argparse.Namespace, settings: Settings) -> int:
         if wait_for_schema(engine, shell.stop) is None:
             return
         holder = RulesHolder(args.rules or settings.rules_path(),
-                             dialect=engine.dialect.name, state_dir=settings.state_dir)
+                             dialect=engine.dialect.name, state_dir=settings.state_dir,
+                             compile_them=args.role != "deliver")
         shell.close_at_exit(holder.close)
         deliverer = Deliverer(engine, holder.channels,
                               lease=timedelta(seconds=settings.alert_delivery_lease_s))
-        running.append(AlertDaemon(engine, holder, shell.stop,
-                                   interval_s=settings.alert_poll_interval_s,
-                                   deliverer=deliverer))
-        running[0].run(from_now=args.skip_history)
+        daemon = AlertDaemon(engine, holder, shell.stop, role=args.role,
+                             interval_s=settings.alert_poll_interval_s, deliverer=deliverer,
+                             delivery_poll_s=settings.alert_delivery_poll_s)
+        shell.on_stop(lambda: daemon.wakeup.set("stop"))  # a sleeping deliverer stops now
+        running.append(daemon)
+        daemon.run(from_now=args.skip_history)
 
     return shell.run(body)
 

@@ -1,8 +1,9 @@
 """``newswatch run``: the whole pipeline in one command, on embedded defaults.
 
 Starts the local Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS is set), migrates the
-database, then runs producer, enrich, store, alert, stories and the web console as
-supervised child processes (the console's URL is printed, and with no account yet an
+database, then runs producer, enrich, store, alert (its evaluator and its deliverer as
+two processes, so a busy evaluation never delays a webhook), stories and the web console
+as supervised child processes (the console's URL is printed, and with no account yet an
 ``admin`` is created: NEWSWATCH_WEB_ADMIN_PASSWORD, else a random password printed once),
 shows live progress, and on Ctrl+C stops them cleanly and prints a summary. With no
 configuration it polls the bundled demo feeds and sends alerts to a JSON-lines file and
@@ -32,9 +33,10 @@ from newswatch.settings import Settings
 from newswatch.supervisor import ChildSpec, Supervisor
 from schemas import tables
 
-STAGES = ("producer", "enrich", "store", "alert", "stories", "web")
-# A stage whose daemon is a subcommand of its own command group.
-_STAGE_ARGV = {"stories": ["stories", "run"]}
+STAGES = ("producer", "enrich", "store", "alert", "stories", "web", "deliver")
+# A stage whose daemon is a subcommand of its own command group, or a role of one.
+_STAGE_ARGV = {"stories": ["stories", "run"], "alert": ["alert", "--role", "evaluate"],
+               "deliver": ["alert", "--role", "deliver"]}
 
 
 def register(subparsers: Any) -> None:
@@ -51,7 +53,7 @@ def register(subparsers: Any) -> None:
 
 
 def child_specs(settings: Settings, base_port: int, poll_interval: float) -> list[ChildSpec]:
-    """The six daemons, each with its own metrics port and log file."""
+    """The seven daemons, each with its own metrics port and log file."""
     logs = settings.state_dir / "logs"
     specs = []
     for offset, stage in enumerate(STAGES):

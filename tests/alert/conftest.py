@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, Table, delete, select
+from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, Table, delete, func, select
 from sqlalchemy.types import JSON
 
 from consumers.alert.compile import CompiledRules, compile_rules
@@ -136,6 +136,15 @@ def forget_decisions(engine: Engine, *, hits_evaluated: bool = False) -> None:
                       tables.alert_groups, tables.alert_state):
             conn.execute(delete(table))
         conn.execute(tables.topic_hits.update().values(evaluated=hits_evaluated))
+
+
+def count_rows(engine: Engine, table: Table, **where: Any) -> int:
+    """Rows of ``table`` whose columns equal ``where``."""
+    query = select(func.count()).select_from(table)
+    for column, value in where.items():
+        query = query.where(table.c[column] == value)
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
 
 
 def write_rules(tmp_path: Path, text: str, name: str = "rules.yaml") -> Path:

@@ -24,9 +24,10 @@ from consumers.alert.outbox import failed_alert_ids, resend_alert, run_tick
 from consumers.alert.rules import parse_rules
 from newswatch.cli import main
 from newswatch.errors import NotFoundError, ServiceUnavailableError
+from newswatch.utc import as_utc
 from schemas import tables
 from schemas.rules_file import Delivery
-from tests.alert.conftest import NOW, insert_seed, later
+from tests.alert.conftest import NOW, insert_article, insert_seed, later
 
 RULES = """channels:
   hook: {type: webhook, url: "http://receiver.test/hook"}
@@ -257,15 +258,15 @@ def test_an_attempt_that_raised_in_an_unwaited_round_does_not_stop_later_rounds(
     round, so the daemon paused delivery for good."""
     script = Script()
     deliverer, _ = _setup(engine, script)
-    real_attempt = deliverer._attempt
+    real_send = deliverer._send
     failures = [ServiceUnavailableError("database unavailable: gone")]
 
-    def attempt_once_failing(*args: object) -> str:
+    def send_once_failing(*args: object) -> object:
         if failures:
             raise failures.pop()
-        return real_attempt(*args)  # type: ignore[arg-type]
+        return real_send(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(deliverer, "_attempt", attempt_once_failing)
+    monkeypatch.setattr(deliverer, "_send", send_once_failing)
     deliverer.run_once(NOW, wait=False)
     deadline = time.monotonic() + 10
     while deliverer.in_flight() and time.monotonic() < deadline:
@@ -279,4 +280,32 @@ def test_an_attempt_that_raised_in_an_unwaited_round_does_not_stop_later_rounds(
         time.sleep(0.01)
     assert _send_state(engine) == ("sent", 1, "sent")
     assert len(script.requests) == 1
+    deliverer.close()
+
+
+def test_a_chain_of_one_host_stops_at_a_failed_send_and_gives_the_rest_back(
+        engine: Engine) -> None:
+    """One worker sends the due rows of one destination in turn (`Deliverer._claim`);
+    a failed send ends the chain, and the rows it did not try are due again at once,
+    not held for the two-minute lease."""
+    script = Script(200, 500)
+    deliverer, _ = _setup(engine, script)
+    rules = compile_rules(parse_rules(RULES).rules, engine.dialect.name)
+    for second in (1, 2):
+        insert_article(engine, title=f"IS again {second}", published=later(second),
+                       topics={"is_threat": 0.9})
+        run_tick(engine, rules, later(second))
+    with engine.connect() as conn:
+        assert len(conn.execute(select(tables.alert_sends)).all()) == 3
+
+    first = deliverer.run_once(later(3))
+    assert (first.sent, first.retried) == (1, 1)
+    assert len(script.requests) == 2  # the third was not tried after the failure
+    with engine.connect() as conn:
+        untried = conn.execute(select(tables.alert_sends).where(
+            tables.alert_sends.c.attempts == 0)).one()
+    assert untried.status == "pending"
+    assert as_utc(untried.next_attempt_at) <= later(3)  # given back, not leased
+    assert deliverer.run_once(later(3)).sent == 1  # sent now; the failed one waits
+    assert len(script.requests) == 3
     deliverer.close()

@@ -31,6 +31,7 @@ from consumers.alert.ruleset import RulesHolder, build_ruleset
 from newswatch.cli import main
 from schemas import tables
 from tests.alert.conftest import (
+    count_rows,
     insert_article,
     insert_seed,
     later,
@@ -76,12 +77,7 @@ def _failed_attempts(engine: Engine) -> int:
         return int(conn.execute(query).scalar_one())
 
 
-def _count(engine: Engine, table: Any, **where: Any) -> int:
-    query = select(func.count()).select_from(table)
-    for column, value in where.items():
-        query = query.where(table.c[column] == value)
-    with engine.connect() as conn:
-        return int(conn.execute(query).scalar_one())
+_count = count_rows
 
 
 # --- email -----------------------------------------------------------------------------
