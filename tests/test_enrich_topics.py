@@ -232,6 +232,7 @@ CONTESTED_EVIDENCE = [
     ("Kosovo applies for membership of Interpol", "contested_membership"),
     ("Abkhazia seeks admission to a Russian-led bloc", "contested_membership"),
     ("Pakistan and the Taliban government exchange ambassadors", "envoys_and_embassies"),
+    ("Taliban diplomats take over the Afghan mission in Oslo", "envoys_and_embassies"),
 ]
 # The same words between states that recognise each other: only a candidate (weight 0.05)
 # the relevance model judges, never the strong rule.

@@ -245,7 +245,7 @@ def test_the_seed_article_keeps_its_topics_with_a_model_that_never_saw_it(
     from tests.enrich_fixtures import SEED_ARTICLE
 
     files = ("train.jsonl", "articles.jsonl", "extra.jsonl", "relevance-extra.jsonl",
-             "relevance-extra-2.jsonl")
+             "relevance-extra-2.jsonl", "relevance-extra-3.jsonl", "heldout-2026e.jsonl")
     items = [item for name in files for item in read_labelled(LABELLED / name)]
     assert not any("seed" in str(item.id) for item in items)
     topics = dict(enricher.topics.topics.topics)
