@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 LABELLED = ROOT / "tests" / "data" / "labelled"
 FILES = ("train.jsonl", "articles.jsonl", "extra.jsonl", "relevance-extra.jsonl",
-         "relevance-extra-2.jsonl", "seed.jsonl")
+         "relevance-extra-2.jsonl", "relevance-extra-3.jsonl", "heldout-2026e.jsonl",
+         "seed.jsonl")
 TARGET_S = 60.0
 
 

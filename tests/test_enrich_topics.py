@@ -219,6 +219,54 @@ def test_seat_and_envoy_words_without_a_polity_give_no_evidence(
     assert rule not in _recognition_rules(enricher, headline)
 
 
+# Ties, credentials, envoys and memberships count as strong evidence only beside a polity
+# whose recognition is contested (TRAIN.md: ordinary agreements between states that already
+# recognise each other are not recognition). Headlines of our own, in no labelled set.
+CONTESTED_EVIDENCE = [
+    ("Guatemala says it will never cut diplomatic ties with Taiwan", "diplomatic_ties"),
+    ("Somaliland and Kenya to establish diplomatic relations, minister says",
+     "diplomatic_ties"),
+    ("Mauritania breaks off diplomatic relations with Israel", "diplomatic_ties"),
+    ("Uzbekistan accepts the credentials of a Taliban envoy", "envoys_accredited"),
+    ("Myanmar junta's envoy presents credentials in Moscow", "envoys_accredited"),
+    ("Kosovo applies for membership of Interpol", "contested_membership"),
+    ("Abkhazia seeks admission to a Russian-led bloc", "contested_membership"),
+    ("Pakistan and the Taliban government exchange ambassadors", "envoys_and_embassies"),
+    ("Taliban diplomats take over the Afghan mission in Oslo", "envoys_and_embassies"),
+]
+# The same words between states that recognise each other: only a candidate (weight 0.05)
+# the relevance model judges, never the strong rule.
+ORDINARY_STATES = [
+    ("Chile and Peru cut diplomatic ties after border row", "diplomatic_ties",
+     "ties_between_states"),
+    ("Japan's new ambassador presents credentials in Canberra", "envoys_accredited",
+     "envoys_of_states"),
+    ("Norway backs Finland's membership bid at the alliance summit", "contested_membership",
+     None),
+    ("Brazil and Paraguay upgrade ties and exchange ambassadors", "envoys_and_embassies",
+     "envoys_of_states"),
+]
+
+
+@pytest.mark.parametrize(("headline", "rule"), CONTESTED_EVIDENCE)
+def test_ties_and_envoys_of_a_contested_polity_are_strong_evidence(
+    enricher: Enricher, headline: str, rule: str
+) -> None:
+    assert rule in _recognition_rules(enricher, headline)
+
+
+@pytest.mark.parametrize(("headline", "strong", "candidate"), ORDINARY_STATES)
+def test_ties_and_envoys_between_ordinary_states_are_candidates_only(
+    enricher: Enricher, headline: str, strong: str, candidate: str | None
+) -> None:
+    rules = _recognition_rules(enricher, headline)
+    assert strong not in rules
+    if candidate is not None:
+        assert candidate in rules
+    [analysis] = enricher.analyse_many([document_text(headline)])
+    assert analysis.scores.get("recognition", 0.0) < 0.2
+
+
 def _recognition_rules(enricher: Enricher, headline: str) -> set[str]:
     """The rules of recognition's candidate evidence in one headline."""
     from consumers.enrich.relevance import FeatureSpec

@@ -166,9 +166,9 @@ def test_the_threshold_keeps_the_recall_target_with_the_best_f1() -> None:
     y = np.array([1, 1, 0, 1, 1, 0, 0, 0, 1], dtype=float)
     scores = np.zeros(len(y))  # no rule score reaches the floor
     # Recall >= 0.75: four of the five positives, one negative (F1 0.80), halfway to 0.4.
-    assert choose_threshold(p, scores, y, min_recall=0.75) == 0.45
+    assert choose_threshold(p, scores, y, min_recall=0.75, smoothing=0) == 0.45
     # Recall 1.0 needs the last positive too, whatever it costs.
-    assert choose_threshold(p, scores, y, min_recall=1.0) == 0.05
+    assert choose_threshold(p, scores, y, min_recall=1.0, smoothing=0) == 0.05
 
 
 def test_the_threshold_leaves_to_the_floor_what_the_floor_keeps() -> None:
@@ -177,8 +177,38 @@ def test_the_threshold_leaves_to_the_floor_what_the_floor_keeps() -> None:
     p = np.array([0.9, 0.8, 0.7, 0.1, 0.05])
     y = np.array([1, 1, 0, 1, 0], dtype=float)
     scores = np.array([0.9, 0.9, 0.5, 0.95, 0.3])
-    assert choose_threshold(p, scores, y, floor=0.8, min_recall=0.95) == 0.75
-    assert choose_threshold(p, scores, y, floor=None, min_recall=0.95) == 0.075
+    assert choose_threshold(p, scores, y, floor=0.8, min_recall=0.95,
+                            smoothing=0) == 0.75
+    assert choose_threshold(p, scores, y, floor=None, min_recall=0.95,
+                            smoothing=0) == 0.075
+
+
+def test_the_smoothed_threshold_does_not_jump_when_two_neighbours_swap() -> None:
+    # Two items 0.01 apart (0.39 and 0.38) swap labels, as a different sample might have
+    # it: the exact best cut jumps from 0.385 to 0.025; the smoothed one moves 0.01.
+    p = np.array([0.88, 0.79, 0.78, 0.77, 0.66, 0.58, 0.43, 0.39, 0.38, 0.32, 0.13, 0.05])
+    y = np.array([1, 0, 1, 0, 0, 1, 1, 1, 0, 0, 0, 1], dtype=float)
+    swapped = y.copy()
+    swapped[[7, 8]] = swapped[[8, 7]]
+    scores = np.zeros(len(y))
+    exact = [choose_threshold(p, scores, labels, min_recall=0.75, smoothing=0)
+             for labels in (y, swapped)]
+    assert exact == [0.385, 0.025]
+    smoothed = [choose_threshold(p, scores, labels, min_recall=0.75) for labels in (y, swapped)]
+    assert smoothed == [0.29, 0.28]
+    for cut, labels in zip(smoothed, (y, swapped), strict=True):
+        assert labels[p >= cut].sum() / labels.sum() >= 0.75  # the recall target holds
+    # No cut reaches the recall target: the lowest cut, of the highest recall.
+    assert choose_threshold(p, scores, y, min_recall=1.01) == 0.01
+
+
+def test_the_smoothed_threshold_counts_what_the_floor_keeps() -> None:
+    p = np.array([0.9, 0.8, 0.7, 0.1, 0.05])
+    y = np.array([1, 1, 0, 1, 0], dtype=float)
+    scores = np.array([0.9, 0.9, 0.5, 0.95, 0.3])
+    # The floor keeps the doubted positive (0.1): the cut need not sink below 0.1.
+    assert choose_threshold(p, scores, y, floor=0.8, min_recall=0.95) > 0.1
+    assert choose_threshold(p, scores, y, floor=None, min_recall=0.95) <= 0.1
 
 
 def test_a_topic_whose_rules_never_name_it_outright_has_a_floor_for_headlines_only(
@@ -215,7 +245,7 @@ def test_the_seed_article_keeps_its_topics_with_a_model_that_never_saw_it(
     from tests.enrich_fixtures import SEED_ARTICLE
 
     files = ("train.jsonl", "articles.jsonl", "extra.jsonl", "relevance-extra.jsonl",
-             "relevance-extra-2.jsonl")
+             "relevance-extra-2.jsonl", "relevance-extra-3.jsonl", "heldout-2026e.jsonl")
     items = [item for name in files for item in read_labelled(LABELLED / name)]
     assert not any("seed" in str(item.id) for item in items)
     topics = dict(enricher.topics.topics.topics)
