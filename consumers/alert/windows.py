@@ -188,7 +188,8 @@ class WindowCache:
         matched: dict[str, set[str]] = {}
         for rule, aid in cached:
             matched.setdefault(aid, set()).add(rule.name)
-        for aid in batch & set(self._filed):
+        # By the batch, not ``set(self._filed)``: that set was as large as the cache.
+        for aid in [aid for aid in batch if aid in self._filed]:
             for rule_name in [r for r in self._filed[aid] if r not in matched.get(aid, ())]:
                 self._remove(rule_name, aid)
         if not cached:
