@@ -53,7 +53,14 @@ from consumers.alert.payload import (
 )
 from consumers.alert.rule_index import batch_articles, match_batch
 from consumers.alert.silence import Silence, drop_silenced
-from consumers.alert.windows import Entry, WindowCache, cacheable, verify
+from consumers.alert.windows import (
+    Entry,
+    WindowCache,
+    by_feed,
+    cacheable,
+    feed_group,
+    verify,
+)
 from newswatch.utc import as_utc
 from schemas import tables
 from schemas.alert_payload import AlertPayload, StoryItem
@@ -173,11 +180,16 @@ def evaluate(conn: Connection, rules: Sequence[CompiledRule], store: StateStore,
     # 3. group
     views = load_articles(conn, {aid for _, aid in fresh})
     grouped: dict[tuple[str, str], list[ArticleRef]] = {}
+    feed_grouped: dict[int, bool] = {}  # `windows.by_feed` by rule index
     for rule, aid in fresh:
         view = views.get(aid)
         if view is None:
             continue
-        key, labels = group_of(rule.rule, view)
+        plain = feed_grouped.get(rule.index)
+        if plain is None:
+            plain = feed_grouped[rule.index] = by_feed(rule)
+        key, labels = (feed_group(rule, view.feed_id) if plain
+                       else group_of(rule.rule, view))
         grouped.setdefault((rule.name, key), []).append(
             ArticleRef(article_id=aid, published=view.published, group_key=key, labels=labels)
         )

@@ -267,6 +267,32 @@ def test_a_throttled_group_alerts_again_only_after_the_interval(engine: Engine) 
     assert run_tick(engine, rules, later(1800)).alerts == []
 
 
+def _held_rows(engine: Engine) -> list[tuple[str, str]]:
+    with engine.connect() as conn:
+        return [(r.article_id, r.state) for r in conn.execute(
+            select(tables.alert_articles).order_by(tables.alert_articles.c.decided_at,
+                                                   tables.alert_articles.c.article_id))]
+
+
+def test_a_held_article_matched_again_is_held_once_and_alerted_once(engine: Engine) -> None:
+    """`group.decide` trusts the seen check: an article already held, whose hits come
+    again (re-enrichment) or which a count window brings back, is not held twice."""
+    rules = _rules(engine, _one("    match: {topics: [is_threat]}\n"
+                                "    count: {at_least: 1, within: 6h}\n    throttle: 10m\n"))
+    insert_article(engine, topics={"is_threat": 0.7})
+    assert len(run_tick(engine, rules, NOW).alerts) == 1
+    held = insert_article(engine, topics={"is_threat": 0.7})
+    assert run_tick(engine, rules, later(60)).alerts == []
+    _replace_hits(engine, held)  # the held article's hits again
+    other = insert_article(engine, topics={"is_threat": 0.7})  # its window brings `held`
+    assert run_tick(engine, rules, later(120)).alerts == []
+    assert sorted(aid for aid, state in _held_rows(engine) if state == "held") == sorted(
+        [held, other])
+    assert len(run_tick(engine, rules, later(600)).alerts) == 1
+    assert sorted(a.id for a in _alerts(engine)[-1].articles) == sorted([held, other])
+    assert run_tick(engine, rules, later(1300)).alerts == []
+
+
 def test_a_late_hit_below_the_watermark_is_still_evaluated(engine: Engine) -> None:
     """PostgreSQL may commit id 5 after id 6, even an hour later (issue 16): unevaluated
     rows are read whatever their id."""

@@ -14,9 +14,11 @@ from consumers.alert.compile import CANDIDATES, chunks, compile_rules, match_que
 from consumers.alert.evaluate import HitBatch
 from consumers.alert.rule_index import (
     RuleIndex,
+    compile_match,
     index_of,
     load_facts,
     match_batch,
+    matches,
 )
 from consumers.alert.rules import parse_rules
 from schemas import tables
@@ -150,13 +152,42 @@ def test_every_rule_is_filed_where_an_article_can_reach_it() -> None:
     rules = compile_rules(parse_rules(many_rules(2000, "selective")
                                       + many_rules(600, "broad").split("rules:\n", 1)[1]
                                       .replace("name: rule-", "name: broad-")).rules, "sqlite")
-    index = RuleIndex(rules)
-    filed = set()
-    for table in (index._entity, index._feed, index._gram, index._short, index._tag,
-                  index._topic):
-        for filed_rules in table.values():
-            filed.update(rule.index for rule in filed_rules)
-    for by_set in index._all.values():
-        for filed_rules in by_set.values():
-            filed.update(rule.index for rule in filed_rules)
-    assert filed == {rule.index for rule in rules}
+    assert RuleIndex(rules).filed() == {rule.index for rule in rules}
+
+
+def test_a_rule_is_checked_only_by_articles_with_one_of_its_topics(engine: Engine) -> None:
+    """Within its family (here the feed) a rule is filed by the topic it needs."""
+    text = ("channels:\n  file: {type: jsonl, path: x.jsonl}\nrules:\n"
+            "  - name: feed-threat\n    match: {feeds: [feed-1], topics: [is_threat]}\n"
+            "    channels: [file]\n"
+            "  - name: feed-only\n    match: {feeds: [feed-1]}\n    channels: [file]\n")
+    rules = compile_rules(parse_rules(text).rules, "sqlite")
+    other = insert_article(engine, title="One", feed_id="feed-1", topics={"recognition": 0.9})
+    threat = insert_article(engine, title="Two", feed_id="feed-1", topics={"is_threat": 0.2})
+    with engine.connect() as conn:
+        facts = load_facts(conn, [other, threat])
+    index = index_of(rules)
+    assert list(index.candidates(facts[other])) == [rules[1].index]
+    assert sorted(index.candidates(facts[threat])) == [rules[0].index, rules[1].index]
+    assert index.match(facts.values())[1] == sorted(
+        [(rules[0], threat), (rules[1], other), (rules[1], threat)],
+        key=lambda pair: (pair[0].index, pair[1]))
+
+
+def test_compiled_checks_equal_the_reference_conditions(engine: Engine) -> None:
+    """`compile_match` (what the index runs) against `matches` (what windows verify
+    with), every rule on every article, nothing left implied."""
+    _stock(engine, 120, seed=3)
+    text = HANDWRITTEN + many_rules(300, "selective").split("rules:\n", 1)[1]
+    rules = compile_rules(parse_rules(text).rules, "sqlite")
+    with engine.connect() as conn:
+        ids = list(conn.execute(select(tables.articles.c.id)).scalars())
+        facts = load_facts(conn, ids)
+    agreed = 0
+    for rule in rules:
+        check = compile_match(rule.rule.match)
+        for article in facts.values():
+            expected = matches(rule.rule.match, article)
+            assert (check is None or check(article)) == expected, (rule.name, article.id)
+            agreed += expected
+    assert agreed > 100
