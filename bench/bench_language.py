@@ -87,6 +87,11 @@ def main() -> int:
         settled[lang] += markers.confirm(text, lang)
     print(f"marker words alone settle {sum(settled.values())}/{len(items)} (long, right hint): "
           + ", ".join(f"{lang} {settled[lang]}/{seen[lang]}" for lang in sorted(seen)))
+    for kind, column in (("short", 1), ("long", 2)):
+        wrong = sum(markers.confirm(item[column], hint)
+                    for item in items for hint in HINTS if hint != item[0])
+        print(f"marker words confirm a wrong declared language ({kind}): "
+              f"{wrong}/{len(items) * (len(HINTS) - 1)}")
     return 0
 
 

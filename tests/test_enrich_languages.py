@@ -13,6 +13,7 @@ import pytest
 
 from consumers.enrich.enrich import Enricher, document_text
 from consumers.enrich.language import (
+    MARKER_LONGER_SAMPLES,
     MARKER_SAMPLE_CHARS,
     MAX_KEPT_TAGS,
     LanguageIdentifier,
@@ -211,12 +212,32 @@ def test_too_few_marker_words_read_further() -> None:
     assert not toy.confirm(title, "aa")  # one marker word, nothing more to read
     assert toy.confirm(title + " bravo", "aa")  # the second sample holds another
     assert toy.confirm("alfa bravo zulu", "bb") is False
-    assert toy.confirm("alfa bravo alfa zulu", "aa") is False  # 2 words against 1: mixed
+    assert toy.confirm("alfa bravo zulu", "aa") is False  # 2 words against 1: mixed
+    assert toy.confirm("alfa bravo alfa zulu", "aa") is False  # a word counts once: mixed
     assert toy.confirm("Alfa, BRAVO", "aa") is False  # punctuation left on "alfa,"
     assert toy.confirm("ALFA bravo", "aa")
     assert not toy.confirm("alfa bravo", "cc")
     # A sample ends at a space: the second word is "bravos", no marker.
     assert not toy.confirm("alfa " + "x" * (MARKER_SAMPLE_CHARS - 9) + " bravos", "aa")
+
+
+def first_sample(words: str) -> str:
+    """``words`` padded to exactly the first marker sample: what follows is read later."""
+    return words + " " + "x" * (MARKER_SAMPLE_CHARS - len(words) - 1)
+
+
+def test_a_lead_that_does_not_settle_it_reads_further() -> None:
+    toy = LanguageMarkers({"aa": ["alfa", "bravo", "charlie"], "bb": ["zulu", "yankee"]})
+    mixed = first_sample("alfa bravo zulu")  # 2 to 1: the declared language leads
+    assert not toy.confirm(mixed, "aa")
+    assert toy.confirm(mixed + " charlie alfa bravo", "aa")  # 5 to 1 in the longer sample
+    assert not toy.confirm(mixed + " zulu yankee charlie", "aa")  # 3 to 3
+    # Another language leads in the first sample: no longer sample can confirm it.
+    assert not toy.confirm(first_sample("alfa zulu yankee") + " alfa bravo charlie alfa",
+                           "aa")
+    # The longest sample ends at MARKER_LONGER_SAMPLES[-1]: later words are not read.
+    far = " " + "x" * MARKER_LONGER_SAMPLES[-1] + " alfa bravo charlie alfa"
+    assert not toy.confirm(mixed + far, "aa")
 
 
 def test_chinese_markers_are_characters(markers: LanguageMarkers) -> None:

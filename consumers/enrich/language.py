@@ -114,7 +114,7 @@ WEAK_EVIDENCE_EXCLUDED = frozenset({"en"})
 # wrong languages in turn (8,393 times), they confirmed the wrong one 0 times.
 MARKERS_PATH = Path(__file__).with_name("language_markers.json.gz")
 MARKER_SAMPLE_CHARS = 80
-MARKER_SECOND_SAMPLE_CHARS = 300
+MARKER_LONGER_SAMPLES = (300, 600)
 # Chinese and Japanese markers are characters, each looked up: a title's worth of them (a
 # Chinese character is about a word) instead of 80.
 MARKER_SAMPLE_CHARACTERS = 32
@@ -204,27 +204,30 @@ class LanguageMarkers:
         # to leave the decision to the identifiers (as CLD2's weak evidence is not taken).
         strict = language in WEAK_EVIDENCE_EXCLUDED
         if language in self._by_character:  # Chinese: its characters are its words
-            return _marked(text[:MARKER_SAMPLE_CHARACTERS], own, others, strict)
+            sample = text[:MARKER_SAMPLE_CHARACTERS]
+            mine = len(own.intersection(sample))
+            foreign = len(others.intersection(sample))
+            return mine >= MIN_MARKERS and mine >= MARKER_RATIO * foreign and not (
+                strict and foreign)
         words = text[:cut].lower().split()
         mine = len(own.intersection(words))
-        if mine >= MIN_MARKERS:
+        foreign = len(others.intersection(words))
+        for size in MARKER_LONGER_SAMPLES:
+            if strict and foreign:
+                return False
+            if mine >= MIN_MARKERS and mine >= MARKER_RATIO * foreign:
+                return True
+            if cut == len(text) or foreign > mine:
+                return False  # nothing more to read, or another language leads
+            # Too few words, or the declared language's lead too small ("BMW 7er
+            # Facelift: Der i7 bleibt bei 400 Volt", two German words to one English):
+            # a longer sample, where CLD2 would read a mixed title as English.
+            start, cut = cut, _space_before(text, size)
+            words += text[start:cut].lower().split()
+            mine = len(own.intersection(words))
             foreign = len(others.intersection(words))
-            return mine >= MARKER_RATIO * foreign and not (strict and foreign)
-        if cut == len(text) or len(others.intersection(words)) > mine:
-            return False  # nothing more to read, or another language leads
-        words += text[cut:_space_before(text, MARKER_SECOND_SAMPLE_CHARS)].lower().split()
-        return _marked(words, own, others, strict)
-
-
-def _marked(words: Iterable[str], own: frozenset[str], others: frozenset[str],
-            strict: bool) -> bool:
-    """The rule of `LanguageMarkers.confirm` on ``words`` (a list, or a string of
-    characters); ``strict``: no common word of another language at all."""
-    mine = len(own.intersection(words))
-    if mine < MIN_MARKERS:
-        return False
-    foreign = len(others.intersection(words))
-    return mine >= MARKER_RATIO * foreign and not (strict and foreign)
+        return mine >= MIN_MARKERS and mine >= MARKER_RATIO * foreign and not (
+            strict and foreign)
 
 
 def _space_before(text: str, size: int) -> int:
