@@ -25,8 +25,8 @@ transaction), and every lease it holds when it stops.
 
 Fencing. A producer can lose a lease without knowing it: frozen (SIGSTOP, a stalled VM) or
 cut off from the database for a lease period, then resumed, its workers would carry on
-with feeds another producer holds now (CI saw one feed polled by two producers 0.17 s
-apart: a worker resumed with a feed it had claimed before the freeze). So a refresh does
+with feeds another producer holds now (a worker resumed with a feed it had claimed before
+the freeze polled it beside the new holder: tests/test_producer_lease.py). So a refresh does
 each step that reaches outside only under its lease, and `producers.refresh` skips the
 rest of a refresh whose step was fenced off (`LeaseLapsedError`: logged with the feed,
 counted in ``newswatch_producer_lease_fenced_total``); the feed is left to its new holder.
