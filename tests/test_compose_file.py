@@ -12,7 +12,12 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-DAEMONS = ("producer", "enrich", "store", "alert", "web")
+# Service -> its command: alert rules are evaluated and delivered by two services, as
+# `newswatch run` starts them.
+COMMANDS = {"producer": ["producer"], "enrich": ["enrich"], "store": ["store"],
+            "alert": ["alert", "--role", "evaluate"], "deliver": ["alert", "--role", "deliver"],
+            "web": ["web"]}
+DAEMONS = tuple(COMMANDS)
 
 
 def _services() -> dict[str, Any]:
@@ -27,8 +32,8 @@ def test_stack_has_kafka_kraft_postgres_mailpit_and_the_four_daemons() -> None:
     assert "controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
     assert services["postgres"]["image"].startswith("postgres:")
     assert services["mailpit"]["image"].startswith("axllent/mailpit")
-    for name in DAEMONS:
-        assert services[name]["command"] == [name]
+    for name, command in COMMANDS.items():
+        assert services[name]["command"] == command, name
 
 
 def test_daemons_wait_for_migrations_and_have_health_checks_and_restart_policies() -> None:
@@ -54,3 +59,10 @@ def test_the_stories_stage_is_a_service_like_the_other_daemons() -> None:
     assert stories["command"] == ["stories", "run"]
     assert stories["restart"] == "unless-stopped"
     assert stories["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_the_deliverer_waits_for_the_mail_server_and_the_evaluator_does_not() -> None:
+    services = _services()
+    assert services["deliver"]["depends_on"]["mailpit"]["condition"] == "service_healthy"
+    assert "mailpit" not in services["alert"]["depends_on"]
+    assert services["deliver"]["restart"] == "unless-stopped"
