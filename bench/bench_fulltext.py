@@ -41,7 +41,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -52,6 +52,13 @@ from kafka import KafkaAdminClient
 from sqlalchemy import func, select
 
 from bench.fulltext_corpus import fulltext_articles
+from bench.fulltext_timeline import (
+    CpuSampler,
+    assignment,
+    budget,
+    ignore_errors,
+    published_span,
+)
 from bench.harness import (
     cpu_seconds,
     daemon_env,
@@ -86,6 +93,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_JSON = ROOT / "bench" / "results_fulltext.json"
 TARGET_RATE = 40.0  # articles/s end to end on 2 cores (issue 17)
 TARGET_RATIO = 0.85  # of raw NER in 2 processes, same kernel
+BROKER = "kafka broker (JVM)"
+IDLE_WINDOW_S = 2.0  # the idle pipeline's CPU is measured over this long before a run
 
 
 # --- raw spaCy in N processes ------------------------------------------------------------
@@ -146,6 +155,7 @@ class StaticFeeds:
     def __init__(self, articles: Sequence[tuple[str, str]], feeds: int, token: str) -> None:
         self.token = token
         self.first_request: float | None = None
+        self.on_first_request: Callable[[], None] | None = None  # e.g. a CPU reading
         published = format_datetime(datetime.now(UTC))
         bodies: list[list[str]] = [[] for _ in range(feeds)]
         for n, (title, text) in enumerate(articles):
@@ -170,6 +180,8 @@ class StaticFeeds:
         def route(_headers: dict[str, str]) -> Reply:
             if self.first_request is None:
                 self.first_request = time.time()
+                if self.on_first_request is not None:
+                    self.on_first_request()
             return Reply(200, body, {"Content-Type": "application/rss+xml; charset=utf-8"})
 
         return route
@@ -263,10 +275,28 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
         wait_for(lambda: group_settled(admin, ENRICH_GROUP, processes)
                          and group_settled(admin, STORE_GROUP, 1), 240,
                          "enrich and store groups settled", check=check, interval_s=0.5)
-        cpu_before = {d.name: cpu_seconds(d.pid) for d in daemons}
         broker_pid = broker.pid()
+        sampler = CpuSampler()
+        sampler.pids.update({d.name: d.pid for d in daemons})
+        if broker_pid is not None:
+            sampler.pids[BROKER] = broker_pid
+        # What the idle pipeline costs per second (polls, heartbeats, the broker's own
+        # housekeeping): the part of each figure below that is not per article.
+        idle_before = dict(sampler.pids.items())
+        idle_cpu = {name: cpu_seconds(pid) for name, pid in idle_before.items()}
+        time.sleep(IDLE_WINDOW_S)
+        idle_rate = {name: round((cpu_seconds(pid) - idle_cpu[name]) / IDLE_WINDOW_S, 3)
+                     for name, pid in idle_before.items()}
+        cpu_before = {d.name: cpu_seconds(d.pid) for d in daemons}
         broker_before = cpu_seconds(broker_pid) if broker_pid else 0.0
-        daemons.append(start_daemon("producer", env, folder / "logs", "producer"))
+        producer = start_daemon("producer", env, folder / "logs", "producer")
+        daemons.append(producer)
+        sampler.pids["producer"] = producer.pid
+        startup: dict[str, float] = {}
+        server.on_first_request = lambda: startup.setdefault(
+            "producer", cpu_seconds(producer.pid))
+        sampler.start()
+        cleanup.callback(sampler.stop)
         cpu_before["producer"] = 0.0
         progress(f"  pipeline with {processes} enrich process(es) up; producer started")
 
@@ -297,8 +327,13 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
         broker_cpu = cpu_seconds(broker_pid) - broker_before if broker_pid else 0.0
         memory = {d.name: peak_rss_mb(d.pid) for d in daemons}
         if broker_pid is not None:
-            memory["kafka broker (JVM)"] = peak_rss_mb(broker_pid)
+            memory[BROKER] = peak_rss_mb(broker_pid)
         kernels = {d.name: _kernels(d) for d in daemons if d.name.startswith("enrich")}
+        published = ignore_errors(lambda: published_span(bootstrap, names.articles))
+        owners = ignore_errors(lambda: assignment(admin, ENRICH_GROUP)) or {}
+        enriched = {name: _metric(port, "newswatch_articles_enriched_total")
+                    for name, port in metrics_ports.items()}
+        sampler.stop()
         reused = {name: _metric(port, "newswatch_analyses_reused_total")
                   for name, port in metrics_ports.items()}
         arrivals = receiver.article_arrivals()
@@ -312,7 +347,18 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
 
     stored_s = since_first(last_stored)
     alert_s = (max(alert_times) - first) if alert_times else None
-    del names
+    timeline = dict(zip(("first_fetched", "last_fetched", "first_enriched", "last_enriched",
+                         "first_stored"), (since_first(m) for m in marks), strict=True))
+    if published is not None and published["first"] is not None:
+        timeline["first_published"] = round(published["first"] - first, 2)
+        timeline["last_published"] = round(published["last"] - first, 2)
+    busy = {name: sampler.busy_span(name, first) for name in cpu if name.startswith("enrich")}
+    # Producer CPU before its first poll is its start-up (imports, database, Kafka
+    # client): paid once per process, not per article.
+    producer_startup = round(startup.get("producer", 0.0), 2)
+    per_partition = published["per_partition"] if published is not None else {}
+    shares = {client: sum(per_partition.get(p, 0) for p in parts)
+              for client, parts in owners.items()}
     return {
         "processes": processes, "articles": len(articles), "feeds": feeds,
         "partitions": partitions or settings.kafka_partitions, "reuse": reuse,
@@ -321,10 +367,15 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
         "seconds_to_last_alert": None if alert_s is None else round(alert_s, 2),
         "alerts_expected": len(alerted), "alerts_arrived": len(alert_times),
         # Seconds after the first poll: where the time went.
-        "timeline_s": dict(zip(("first_fetched", "last_fetched", "first_enriched",
-                                "last_enriched", "first_stored"),
-                               (since_first(m) for m in marks), strict=True)),
-        "cpu_seconds": {**cpu, "kafka broker (JVM)": round(broker_cpu, 2)},
+        "timeline_s": timeline,
+        "enrich_busy_s": busy,
+        "enrich_tail_idle_s": {name: (None if span is None else round(stored_s - span[1], 2))
+                               for name, span in busy.items()},
+        "articles_per_partition": per_partition, "articles_per_enrich_member": shares,
+        "articles_enriched": enriched,
+        "cpu_seconds": {**cpu, BROKER: round(broker_cpu, 2)},
+        "producer_startup_cpu_s": producer_startup,
+        "idle_cpu_per_s": idle_rate,
         "peak_rss_mb": memory, "kernels": kernels, "analyses_reused": reused,
         "uptime": uptime(),
     }
@@ -377,8 +428,25 @@ def report(results: dict[str, Any]) -> list[str]:
         cpu = ", ".join(f"{name} {seconds:.1f}" for name, seconds in run["cpu_seconds"].items())
         memory = ", ".join(f"{name} {mb:.0f}" for name, mb in run["peak_rss_mb"].items()
                            if mb is not None)
-        lines.append(f"{processes} enrich: CPU seconds {cpu}; timeline (s after the first "
-                     f"poll) {run['timeline_s']}")
+        lines.append(f"{processes} enrich: CPU seconds {cpu} (producer start-up before "
+                     f"its first poll: {run.get('producer_startup_cpu_s')})")
+        lines.append(f"{processes} enrich: timeline (s after the first poll) "
+                     f"{run['timeline_s']}")
+        lines.append(f"{processes} enrich: busy (s after the first poll) "
+                     f"{run.get('enrich_busy_s')}; idle at the tail "
+                     f"{run.get('enrich_tail_idle_s')}; articles per member "
+                     f"{sorted(run.get('articles_per_enrich_member', {}).values())}, "
+                     f"enriched per process {run.get('articles_enriched')}")
+        lines.append(f"{processes} enrich: idle pipeline CPU per second "
+                     f"{run.get('idle_cpu_per_s')}")
+        raw = results["raw"].get(str(processes))
+        work = {**run["cpu_seconds"], "producer": run["cpu_seconds"].get("producer", 0.0)
+                - run.get("producer_startup_cpu_s", 0.0)}
+        budget_figures = budget(run["articles"], work,
+                                1 / raw["docs_per_cpu_s"] if raw else None,
+                                results["machine"]["cpus"], TARGET_RATE)
+        run["budget"] = budget_figures
+        lines.append(f"{processes} enrich: CPU budget {_budget_text(budget_figures)}")
         lines.append(f"{processes} enrich: peak MB {memory}")
         lines.append(f"{processes} enrich: analyses reused {run['analyses_reused']}")
         for name, kernels in run["kernels"].items():
@@ -398,6 +466,20 @@ def report(results: dict[str, Any]) -> list[str]:
                      f">= {TARGET_RATIO} of raw NER in 2 processes: {two['ratio_to_raw']:.2f} "
                      f"({'met' if two['ratio_to_raw'] >= TARGET_RATIO else 'missed'})")
     return lines
+
+
+def _budget_text(figures: dict[str, Any]) -> str:
+    """The CPU arithmetic in words: what each article costs, what the targets allow."""
+    text = (f"{figures['cpu_ms_per_article']:.1f} ms CPU per article, all processes "
+            f"(producer start-up excluded); {TARGET_RATE:.0f} articles/s needs <= "
+            f"{figures['target_cpu_ms_per_article']:.1f} ms")
+    if "ner_cpu_ms_per_article" in figures:
+        text += (f"; raw NER alone costs {figures['ner_cpu_ms_per_article']:.1f} ms (at most "
+                 f"{figures['rate_ceiling_no_overhead']:.1f}/s on these cores with nothing "
+                 f"else), the rest {figures['non_ner_cpu_ms_per_article']:.1f} ms "
+                 f"({figures['non_ner_cpu_s']:.1f} CPU s): it allows {figures['ratio_allowed']}"
+                 f" of raw NER (target {TARGET_RATIO})")
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -54,7 +54,9 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 # Characters XML 1.0 forbids; one of them makes the strict parser give up on the feed.
-_XML_ILLEGAL = dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0xFFFE, 0xFFFF])
+# Removed with a regex, which scans in C (str.translate with a dict looks every character
+# of a non-ASCII text up in the dict: 16 times slower on a full-text feed).
+_XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]+")
 
 
 _LATIN1_FOR_UNDEFINED = "newswatch-latin1"
@@ -200,6 +202,6 @@ def _mostly_utf8(body: bytes) -> tuple[str, int] | None:
 
 def _done(text: str, encoding: str, source: str, declared: str | None = None, *,
           invalid_bytes: int = 0) -> Decoded:
-    clean = text.translate(_XML_ILLEGAL)
+    clean = _XML_ILLEGAL.sub("", text)
     return Decoded(text=clean, encoding=encoding, source=source, declared=declared,
                    invalid_bytes=invalid_bytes, removed_chars=len(text) - len(clean))

