@@ -136,3 +136,31 @@ def test_a_producer_has_its_own_client_id(kafka_bootstrap: str) -> None:
         assert producer.config["client_id"] == client_id("store-dlq")
     finally:
         producer.close()
+
+
+def test_producers_compress_with_lz4_and_consumers_read_it(kafka_bootstrap: str) -> None:
+    # The enrich daemon's output went out gzip level 9 (ten times lz4's CPU); it is lz4
+    # now, which every consumer reads through the bounded inflater (newswatch.kafka_inflate).
+    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap)
+    topic = f"lz4-{os.getpid()}-{socket.gethostname()}"
+    producer = make_producer(settings, role="enrich")
+    assert producer.config["compression_type"] == "lz4"
+    values = [(f"article {n} " * 400).encode() for n in range(20)]
+    try:
+        for value in values:
+            producer.send(topic, key=b"k", value=value)
+        producer.flush(timeout=30)
+    finally:
+        producer.close()
+    consumer = make_consumer(settings, topic, f"lz4-reader-{os.getpid()}")
+    seen: list[bytes] = []
+    try:
+        def read() -> bool:
+            for records in consumer.poll(timeout_ms=500).values():
+                seen.extend(record.value for record in records)
+            return len(seen) >= len(values)
+
+        wait_for(read, 60, "the lz4 messages read back")
+    finally:
+        consumer.close()
+    assert seen == values
