@@ -153,6 +153,10 @@ class LocalKafka:
             # A replica that fell behind must never become leader: no acknowledged loss.
             "unclean.leader.election.enable=false",
             "group.initial.rebalance.delay.ms=0",
+            # The controller appends a no-op record to its metadata log this often so
+            # brokers see it live; every 500 ms (the default) kept an idle broker at 4% of
+            # a core here, every 5 s at 2.7% (bench/bench_fulltext.py, issue 17).
+            "metadata.max.idle.interval.ms=5000",
             "log.retention.hours=168",
             "",
         ])
