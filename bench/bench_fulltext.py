@@ -229,8 +229,8 @@ def _metric(port: int, name: str) -> float | None:
 
 def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
                  articles: Sequence[tuple[str, str]], processes: int, feeds: int,
-                 kernel: str, partitions: int | None = None, reuse: int | None = None
-                 ) -> dict[str, Any]:
+                 kernel: str, partitions: int | None = None, reuse: int | None = None,
+                 batch_size: int | None = None) -> dict[str, Any]:
     token = uuid.uuid4().hex[:8]
     folder = scratch / f"pipeline-{processes}-{token}"
     folder.mkdir()
@@ -260,7 +260,9 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
                                  feeds_file=str(folder / "feeds.yaml"),
                                  rules_file=str(folder / "rules.yaml"),
                                  producer_default_interval_s="3600", enrich_kernel=kernel,
-                                 **({} if reuse is None else {"enrich_reuse": str(reuse)}))
+                                 **({} if reuse is None else {"enrich_reuse": str(reuse)}),
+                                 **({} if batch_size is None
+                                    else {"enrich_batch_size": str(batch_size)}))
         enrich_env = {**env, "NEWSWATCH_LOG_LEVEL": "INFO"}  # for the kernel line
         admin = KafkaAdminClient(bootstrap_servers=bootstrap)
         cleanup.callback(admin.close)
@@ -362,6 +364,7 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
     return {
         "processes": processes, "articles": len(articles), "feeds": feeds,
         "partitions": partitions or settings.kafka_partitions, "reuse": reuse,
+        "batch_size": batch_size or settings.enrich_batch_size,
         "seconds_to_last_stored": round(stored_s, 2),
         "articles_per_s": round(len(articles) / stored_s, 2),
         "seconds_to_last_alert": None if alert_s is None else round(alert_s, 2),
@@ -416,7 +419,7 @@ def report(results: dict[str, Any]) -> list[str]:
                     else f"{run['articles'] / run['seconds_to_last_alert']:.1f}/s "
                          f"({run['alerts_arrived']}/{run['alerts_expected']} alerts)")
         lines.append(f"| pipeline, {processes} enrich process(es), {run['partitions']} "
-                     f"partitions | {run['articles_per_s']:.1f} "
+                     f"partitions, batch {run.get('batch_size')} | {run['articles_per_s']:.1f} "
                      f"({run['enrich_articles_per_cpu_s']:.1f} per enrich CPU s) | "
                      f"{ratio:.2f} (per CPU s: {run['cpu_ratio_to_raw']}) | {to_alert} | "
                      f"{run['uptime']} |")
@@ -497,6 +500,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "default)")
     parser.add_argument("--reuse", type=int, default=None,
                         help="NEWSWATCH_ENRICH_REUSE for the enrich daemons (0: off)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="NEWSWATCH_ENRICH_BATCH_SIZE for the enrich daemons")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     args = parser.parse_args(argv)
     setup_logging("text", "WARNING")
@@ -532,7 +537,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress(f"pipeline, {processes} enrich process(es)")
             try:
                 run = pipeline_run(bootstrap, broker, scratch, articles, processes,
-                                   args.feeds, args.kernel, args.partitions, args.reuse)
+                                   args.feeds, args.kernel, args.partitions, args.reuse,
+                                   args.batch_size)
             except Exception as exc:  # one failed run must not cost the other figures
                 run = {"error": f"{type(exc).__name__}: {exc}"}
                 progress(f"  FAILED: {run['error']}")

@@ -105,8 +105,12 @@ def assignment(admin: Any, group: str) -> dict[str, list[int]]:
     described = admin.describe_groups([group])[group]
     out: dict[str, list[int]] = {}
     for member in described.get("members", []):
-        parts = member.get("member_assignment", {}).get("assigned_partitions") or {}
-        out[str(member.get("client_id"))] = sorted(p for ps in parts.values() for p in ps)
+        parts = member.get("member_assignment", {}).get("assigned_partitions") or []
+        if isinstance(parts, dict):  # topic -> partitions in some kafka-python versions
+            parts = [{"partitions": found} for found in parts.values()]
+        out[str(member.get("client_id"))] = sorted(
+            p for item in parts
+            for p in (item.get("partitions", []) if isinstance(item, dict) else item[1]))
     return out
 
 
