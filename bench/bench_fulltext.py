@@ -3,6 +3,7 @@ beside raw spaCy on the same texts, in the same run.
 
     .venv/bin/python -m bench.bench_fulltext [--articles 600] [--feeds 15]
         [--processes 1,2] [--copies 0.3] [--kernel auto|blis|numpy] [--json FILE]
+        [--batch-size N] [--partitions N] [--reuse N] [--skip-raw|--skip-pipeline]
 
 Articles: ``--articles`` full texts of 560-700 words built from the project's real texts
 (`fulltext_corpus`), ``--copies`` of them exact copies of earlier ones under links of
@@ -20,8 +21,13 @@ For each enrich process count in ``--processes``, in this order:
    ``producer`` as subprocesses; timed from the producer's first poll (the feed server's
    first request) to the last stored article (``articles.stored_at``) and to the last
    alert at a local webhook (one rule alerting every article with a default topic).
-   Each daemon's CPU seconds from just before the first poll to the end, its peak
-   memory (VmHWM), and the kernel each enrich process logged.
+   Each daemon's CPU seconds from just before the first poll to the end (the producer's
+   start-up before its first poll shown apart), its peak memory (VmHWM), the kernel each
+   enrich process logged; the idle pipeline's CPU per second (2 s before the producer
+   starts), a timeline (`fulltext_timeline`: published, enriched, stored, each enrich
+   process's busy span and idle tail), the articles each enrich process got, and the CPU
+   budget: CPU per article, raw NER's share of it, and the ratio and rate the rest allows,
+   so the table shows why a target is or is not within the machine.
 
 Every figure is printed beside ``uptime``: wall-clock rates depend on what else the
 machine runs, CPU seconds much less. Bounded: each wait has a limit, every process and
