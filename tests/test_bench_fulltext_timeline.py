@@ -33,3 +33,11 @@ def test_busy_span_is_from_the_first_to_the_last_interval_at_half_a_core() -> No
     assert sampler.busy_span("enrich-0", since=100.0) == (1.0, 4.0)
     assert sampler.busy_span("enrich-1", since=100.0) is None
     assert sampler.cpu_at("enrich-0", 103.5) == 2.1
+
+
+def test_a_raw_run_slowed_by_other_load_is_flagged() -> None:
+    from bench.bench_fulltext import raw_disturbed
+
+    # 2 processes at 18 docs per CPU s do 36 docs/s on two whole cores.
+    assert raw_disturbed({"processes": 2, "docs_per_s": 8.8, "docs_per_cpu_s": 18.1})
+    assert not raw_disturbed({"processes": 2, "docs_per_s": 36.8, "docs_per_cpu_s": 19.6})
