@@ -51,7 +51,7 @@ from consumers.alert.payload import (
     load_articles,
     load_story,
 )
-from consumers.alert.rule_index import batch_articles, match_batch
+from consumers.alert.rule_index import RuleIndex, batch_articles, index_of, match_batch
 from consumers.alert.silence import Silence, drop_silenced
 from consumers.alert.windows import (
     Entry,
@@ -210,7 +210,8 @@ def evaluate(conn: Connection, rules: Sequence[CompiledRule], store: StateStore,
                 for name, refs in grouped.items()]
 
     triggers = conditions()
-    if windows is not None and (gone := _gone(conn, by_name, triggers, fresh_pairs)):
+    if windows is not None and (gone := _gone(conn, index_of(rules), by_name, triggers,
+                                                fresh_pairs)):
         # Filed articles deleted or changed without a new hit: out of memory, decide again.
         windows.discard(gone)
         triggers = conditions()
@@ -229,8 +230,8 @@ def evaluate(conn: Connection, rules: Sequence[CompiledRule], store: StateStore,
     return result
 
 
-def _gone(conn: Connection, rules: Mapping[str, CompiledRule], triggers: list[Trigger],
-          fresh: set[tuple[str, str]]) -> set[tuple[str, str]]:
+def _gone(conn: Connection, index: RuleIndex, rules: Mapping[str, CompiledRule],
+          triggers: list[Trigger], fresh: set[tuple[str, str]]) -> set[tuple[str, str]]:
     """Window articles from memory about to ride along that were deleted, or no longer
     match, since they were filed (checked in one batch; the batch's own matches need not
     be)."""
@@ -238,7 +239,7 @@ def _gone(conn: Connection, rules: Mapping[str, CompiledRule], triggers: list[Tr
              for ref in t.articles if (t.rule, ref.article_id) not in fresh}
     if not filed:
         return set()
-    return filed - verify(conn, rules, filed)
+    return filed - verify(conn, index, rules, filed)
 
 
 # A count or spike window: its (article id, published, feed) rows newest first, and the
