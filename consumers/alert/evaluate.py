@@ -174,7 +174,8 @@ def evaluate(conn: Connection, rules: Sequence[CompiledRule], store: StateStore,
 
     # 2. dedup
     seen = store.seen([(rule.name, article_id) for rule, article_id in pairs], fresh=True)
-    fresh = [(rule, aid) for rule, aid in pairs if (rule.name, aid) not in seen]
+    fresh = [(rule, aid) for rule, aid in pairs if (rule.name, aid) not in seen] if seen \
+        else pairs
     result.matches = len(fresh)
 
     # 3. group

@@ -180,10 +180,16 @@ class SqlStore:
         """Read by article (`ledger.pairs_of_articles`); with the live evaluator's
         `seen_cache.SeenCache`, pairs of windowed rules on articles it knows come from
         memory, except for ``fresh`` ones (the batch's own articles: always SQL)."""
-        unique = set(pairs)
         cache = self.seen_cache
+        if cache is None or fresh:  # the batch's articles: mostly new, with no rows yet
+            articles = sorted({aid for _, aid in pairs})
+            rows = pairs_of_articles(self.conn, articles)
+            if cache is not None:
+                cache.load(articles, rows)
+            return set(pairs) & set(rows) if rows else set()
+        unique = set(pairs)
         found: set[tuple[str, str]] = set()
-        if cache is not None and not fresh:
+        if not fresh:
             kept = [(rule, aid) for rule, aid in unique if cache.kept(rule)]
             known = cache.known({aid for _, aid in kept})
             answered = {(rule, aid) for rule, aid in kept if aid in known}
