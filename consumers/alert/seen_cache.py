@@ -5,7 +5,8 @@ alerted (`evaluate._drop_seen`); with windows kept in memory, every evaluation a
 ``alert_articles`` about every article of every touched window again, by (rule, article)
 pair: with 10,000 selective rules and 1,000 hits per evaluation, 200,000 pairs and 42 of
 its 50 seconds (issue 17, fourth session). The live store (`outbox.SqlStore.seen`) now
-reads ``alert_articles`` by article, once, and keeps what it found here:
+reads the ledger (``alert_ledger``, `ledger.pairs_of_articles`) by article, once, and
+keeps what it found here:
 
     cache = seen_for(engine, rules)          # one per database and rule set
     cache.sync(conn)                         # cleared if another evaluator ran
@@ -14,13 +15,12 @@ reads ``alert_articles`` by article, once, and keeps what it found here:
     cache.stage(pairs)                       # held by this evaluation's transaction
     cache.committed(watermark, updated_at)   # the transaction committed: keep them
 
-Exactness. Only `outbox.run_tick` adds ``alert_articles`` rows, inside the transaction that
-moves the cursor, so an article's rows as read, plus the pairs this evaluator staged and
+Exactness. Only `outbox.run_tick` adds ledger rows, inside the transaction that moves
+the cursor, so an article's rows as read, plus the pairs this evaluator staged and
 committed, are its rows while the cursor is as this cache last left it (the check the
-windows and the group cache use). Rows leave ``alert_articles`` only with their article
-(retention, which keeps held and digest articles) or their alert (finished and older
-than the articles' retention); such an article can come back only by being stored
-anew, with a new hit, and the batch's own articles are always read from SQL
+windows and the group cache use). Rows leave the ledger only with their article
+(retention, which keeps held and digest articles); such an article can come back only
+by being stored anew, with a new hit, and the batch's own articles are always read from SQL
 (``fresh``), never from memory; a window article deleted since it was filed leaves the
 alert anyway (`evaluate._gone`). Only rules with a count or spike window are kept (only
 their windows bring back articles of earlier batches).
@@ -101,8 +101,10 @@ class SeenCache:
             self._articles.move_to_end(aid)
 
     def stage(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """(rule, article) rows this evaluation's transaction adds (kept on commit)."""
-        names = self._names or {}
+        """(rule, article) pairs this evaluation's transaction adds (kept on commit)."""
+        names = self._names
+        if not names:  # no count or spike rule: nothing is kept
+            return
         for rule, aid in pairs:
             name = names.get(rule)
             if name is not None:

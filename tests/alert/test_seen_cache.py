@@ -18,8 +18,8 @@ from sqlalchemy import Engine, select
 
 from consumers.alert import outbox
 from consumers.alert.compile import CompiledRules
-from consumers.alert.group_cache import groups_for
 from consumers.alert.group import ArticleRef
+from consumers.alert.group_cache import groups_for
 from consumers.alert.ledger import pairs_of_articles, record
 from consumers.alert.outbox import SqlStore, run_tick
 from consumers.alert.seen_cache import seen_for
