@@ -182,6 +182,9 @@ def evaluate(conn: Connection, rules: Sequence[CompiledRule], store: StateStore,
     views = load_articles(conn, {aid for _, aid in fresh})
     grouped: dict[tuple[str, str], list[ArticleRef]] = {}
     feed_grouped: dict[int, bool] = {}  # `windows.by_feed` by rule index
+    # (rule index, feed) -> (rule, group key) and labels of a rule grouped by feed: made
+    # once per evaluation and group, not per match (83,000 matches, 8,000 groups).
+    feed_keys: dict[tuple[int, str], tuple[tuple[str, str], dict[str, str]]] = {}
     for rule, aid in fresh:
         view = views.get(aid)
         if view is None:
@@ -189,11 +192,20 @@ def evaluate(conn: Connection, rules: Sequence[CompiledRule], store: StateStore,
         plain = feed_grouped.get(rule.index)
         if plain is None:
             plain = feed_grouped[rule.index] = by_feed(rule)
-        key, labels = (feed_group(rule, view.feed_id) if plain
-                       else group_of(rule.rule, view))
-        grouped.setdefault((rule.name, key), []).append(
-            ArticleRef(article_id=aid, published=view.published, group_key=key, labels=labels)
-        )
+        if plain:
+            known = feed_keys.get((rule.index, view.feed_id))
+            if known is None:
+                key, labels = feed_group(rule, view.feed_id)
+                known = feed_keys[(rule.index, view.feed_id)] = ((rule.name, key), labels)
+            name, labels = known
+            key = name[1]
+        else:
+            key, labels = group_of(rule.rule, view)
+            name = (rule.name, key)
+        refs = grouped.get(name)
+        if refs is None:
+            refs = grouped[name] = []
+        refs.append(ArticleRef(aid, view.published, key, labels))
 
     # 4. condition (a count/spike window's articles not alerted yet make the trigger)
     fresh_pairs = {(r.name, aid) for r, aid in fresh}

@@ -22,6 +22,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from schemas.duration import format_duration
 from schemas.rules_file import Rule
@@ -29,9 +30,10 @@ from schemas.rules_file import Rule
 DIGEST_KEY = "*"
 
 
-@dataclass(frozen=True)
-class ArticleRef:
-    """An article in a rule's group."""
+class ArticleRef(NamedTuple):
+    """An article in a rule's group (a tuple: one is made per match, ~83,000 in an
+    evaluation of 1,000 hits with 10,000 rules, and a frozen dataclass cost three times
+    as much to build)."""
 
     article_id: str
     published: datetime

@@ -198,11 +198,14 @@ class WindowCache:
         rows = {row.id: (as_utc(row.published), row.feed_id)
                 for part in chunks(sorted(matched), 500)
                 for row in conn.execute(query.where(A.c.id.in_(part)))}
+        keys: dict[tuple[int, str], str] = {}  # (rule index, feed) -> group key
         for rule, aid in cached:
             row = rows.get(aid)
             if row is None:
                 continue
-            key, _ = feed_group(rule, row[1])
+            key = keys.get((rule.index, row[1]))
+            if key is None:
+                key = keys[(rule.index, row[1])] = feed_group(rule, row[1])[0]
             filed = self._filed.get(aid, {}).get(rule.name)
             if filed is not None and filed != key:
                 self._remove(rule.name, aid)
