@@ -74,6 +74,31 @@ class SeenCache:
         """Whether pairs of ``rule`` are kept here."""
         return self._names is not None and rule in self._names
 
+    def answer(self, pairs: Iterable[tuple[str, str]]
+               ) -> tuple[set[tuple[str, str]], list[tuple[str, str]]]:
+        """Of ``pairs``: those answered here as seen, and those not answered (a rule not
+        kept or an article not known: read SQL). One pass (a window's ~40,000 pairs per
+        evaluation with 10,000 rules)."""
+        names = self._names or {}
+        articles = self._articles
+        found: set[tuple[str, str]] = set()
+        rest: list[tuple[str, str]] = []
+        touched: set[str] = set()
+        for pair in pairs:
+            rule, aid = pair
+            if rule in names:
+                rules = articles.get(aid)
+                if rules is not None:
+                    touched.add(aid)
+                    if rule in rules:
+                        found.add(pair)
+                    continue
+            rest.append(pair)
+        for aid in touched:
+            articles.move_to_end(aid)
+        self.reads += len(touched)
+        return found, rest
+
     def known(self, article_ids: Iterable[str]) -> dict[str, frozenset[str]]:
         """The kept rules seen for each article known here (those not known are left out)."""
         found: dict[str, frozenset[str]] = {}
