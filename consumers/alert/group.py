@@ -22,6 +22,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from schemas.duration import format_duration
 from schemas.rules_file import Rule
@@ -29,9 +30,10 @@ from schemas.rules_file import Rule
 DIGEST_KEY = "*"
 
 
-@dataclass(frozen=True)
-class ArticleRef:
-    """An article in a rule's group."""
+class ArticleRef(NamedTuple):
+    """An article in a rule's group (a tuple: one is made per match, ~83,000 in an
+    evaluation of 1,000 hits with 10,000 rules, and a frozen dataclass cost three times
+    as much to build)."""
 
     article_id: str
     published: datetime
@@ -69,6 +71,8 @@ class GroupState:
     last_true_at: datetime | None = None
     last_reason: str = ""
     held: list[ArticleRef] = field(default_factory=list)
+    # The ledger id up to which the group sent (`ledger`): set by the store on release.
+    released_through: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,8 @@ class Decisions:
     to_digest: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     fires: list[Fire] = field(default_factory=list)
     changed: dict[tuple[str, str], GroupState] = field(default_factory=dict)
+    released: list[GroupState] = field(default_factory=list)  # sent or moved to a digest
+    digests_sent: list[str] = field(default_factory=list)  # rules whose digest went out
 
     def touch(self, state: GroupState) -> None:
         self.changed[(state.rule, state.key)] = state
@@ -145,7 +151,9 @@ def decide(now: datetime, rules: Mapping[str, Rule], triggers: Sequence[Trigger]
         elif state.release_at is None:
             state.release_at = state.last_alert_at + rule.throttle
 
-    for state in list(states.values()):
+    # Digests last: a group released into its digest at this moment goes out with it
+    # (the ledger's marks say a digest sent everything its groups had released).
+    for state in sorted(states.values(), key=lambda state: state.key == DIGEST_KEY):
         rule = rules.get(state.rule)
         if rule is None or state.release_at is None or state.release_at > now:
             continue
@@ -183,6 +191,7 @@ def _release(now: datetime, rule: Rule, state: GroupState,
     state.release_at = None
     state.sequence += 1
     out.touch(state)
+    out.released.append(state)
     if rule.digest is not None:
         digest = _state(states, rule.name, DIGEST_KEY, {"rule": rule.name})
         digest.held.extend(articles)
@@ -205,6 +214,7 @@ def _fire_digest(now: datetime, rule: Rule, state: GroupState, out: Decisions) -
     out.touch(state)
     if not articles:
         return
+    out.digests_sent.append(rule.name)
     state.sequence += 1
     state.last_alert_at = now
     groups = len({ref.group_key for ref in articles})

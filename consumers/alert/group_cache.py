@@ -10,12 +10,14 @@ and reads SQL only for groups it has not seen:
     cache = groups_for(engine, rules)        # one per database and rule set
     cache.sync(conn)                         # cleared if another evaluator ran
     state = cache.get(key)                   # a copy, to be mutated by `group.decide`
-    cache.stage(states)                      # what this transaction leaves in SQL
+    cache.stage(states, complete)            # what this transaction leaves in SQL
     cache.committed(watermark, updated_at)   # the transaction committed: keep them
 
-Only `outbox.run_tick` writes ``alert_groups`` and held or digest ``alert_articles``
-rows, inside the transaction that moves the cursor, so the states are exact while the
-cursor is as this cache last left it (`windows.cursor_token`, the check the windows use).
+Only `outbox.run_tick` writes ``alert_groups`` and the ``alert_ledger``, inside the
+transaction that moves the cursor, so the states are exact while the cursor is as this
+cache last left it (`windows.cursor_token`, the check the windows use). Held articles
+are not stored by group (`ledger`): once an evaluation has rebuilt every group that
+holds any (``complete``), the cache has them all, and a group it lacks holds nothing.
 The kept states themselves are handed out, not copies: copying each touched group's held
 list cost O(held articles) per evaluation (with 10,000 rules, 1 s of a 9 s evaluation of
 1,000 hits). So an evaluation that borrowed states and then neither committed nor left
@@ -48,6 +50,9 @@ class GroupCache:
         self._staged: dict[tuple[str, str], GroupState] = {}
         self._token: tuple[int, datetime | None] | None = None
         self._lent = False  # states handed out to an evaluation that has not ended well
+        self._staged_complete = False
+        self._read: tuple[int, datetime | None] | None = None  # the cursor at `sync`
+        self.complete = False  # every group holding articles is kept (module docstring)
         self.reads = 0  # states answered from memory
 
     def sync(self, conn: Connection) -> None:
@@ -55,10 +60,13 @@ class GroupCache:
         that borrowed states failed since."""
         self._staged = {}
         token = cursor_token(conn)
+        self._staged_complete = False
+        self._read = token
         if token is None or token != self._token or self._lent:
             self._states.clear()
             self._token = None
             self._lent = False
+            self.complete = False
 
     def get(self, key: tuple[str, str]) -> GroupState | None:
         """The kept state of ``key`` (itself: `group.decide` mutates it, and the
@@ -71,23 +79,36 @@ class GroupCache:
         self._lent = True
         return state
 
-    def stage(self, states: Mapping[tuple[str, str], GroupState]) -> None:
-        """The states this evaluation's transaction leaves in SQL (kept on commit)."""
+    def stage(self, states: Mapping[tuple[str, str], GroupState], complete: bool = False
+              ) -> None:
+        """The states this evaluation's transaction leaves in SQL (kept on commit);
+        ``complete``: they include every group that holds articles."""
         self._staged.update(states)
+        self._staged_complete = self._staged_complete or complete
 
     def committed(self, watermark: int, updated_at: datetime) -> None:
         """The evaluation committed with this cursor: keep what it staged."""
         self._states.update(self._staged)
         self._staged = {}
+        self.complete = self.complete or self._staged_complete
+        self._staged_complete = False
         if len(self._states) > MAX_GROUPS:
             self._states.clear()
+            self.complete = False
         self._token = (watermark, as_utc(updated_at))
         self._lent = False
 
     def unchanged(self) -> None:
         """The evaluation committed without writing anything: `group.decide` changed no
-        state it was given (it returns every state it changes), so what is kept holds."""
+        state it was given (it returns every state it changes), so what is kept holds.
+        States it read are kept too (SQL is as read while the cursor is as at `sync`), so
+        an idle evaluator rebuilds the open groups once, not on every tick."""
+        if self._read is not None and (self._token is None or self._token == self._read):
+            self._states.update(self._staged)
+            self.complete = self.complete or self._staged_complete
+            self._token = self._read
         self._staged = {}
+        self._staged_complete = False
         self._lent = False
 
     def __len__(self) -> int:

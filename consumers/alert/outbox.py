@@ -14,26 +14,33 @@ same alerts twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, select, tuple_, update
+from sqlalchemy import Connection, Engine, select, update
 
 from consumers.alert.compile import CompiledRule
 from consumers.alert.evaluate import Cursor, Evaluation, evaluate, mark_evaluated, next_batch
-from consumers.alert.group import DIGEST_KEY, ArticleRef, Decisions, GroupState
+from consumers.alert.group import DIGEST_KEY, Decisions, GroupState
 from consumers.alert.group_cache import GroupCache, groups_for
-from consumers.alert.held_rows import insert_held, rows_of_articles
+from consumers.alert.ledger import (
+    digest_sent,
+    group_rows,
+    open_groups,
+    pairs_of_articles,
+    record,
+    state_of,
+    top,
+)
 from consumers.alert.seen_cache import SeenCache, seen_for
 from consumers.alert.silence import active_silences
 from consumers.alert.wakeup import notify_outbox
 from consumers.alert.windows import windows_for
 from consumers.store.audit import record_audit
-from newswatch.chunks import chunks
 from newswatch.db_errors import unavailable_as_retryable
 from newswatch.errors import NewswatchError, NotFoundError
-from newswatch.upsert import insert_or_update
+from newswatch.upsert import insert_ignoring, insert_or_update
 from newswatch.utc import as_utc
 from schemas import tables
 from schemas.alert_payload import AlertPayload
@@ -42,11 +49,11 @@ from schemas.rules_file import Rule
 log = logging.getLogger(__name__)
 
 CURSOR_NAME = "topic_hits"
-CHUNK = 400
 T_STATE, T_GROUPS, T_ALERTS = tables.alert_state, tables.alert_groups, tables.alerts
-T_ARTICLES, T_SENDS = tables.alert_articles, tables.alert_sends
+T_SENDS = tables.alert_sends
 T_DELIVERIES = tables.deliveries
 REQUEUED = "requeued"  # deliveries.outcome of a resend: who asked, and when
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)  # updated_at of a cursor row not evaluated yet
 
 
 class ConcurrentEvaluationError(NewswatchError):
@@ -99,6 +106,12 @@ def load_cursor(conn: Connection, lock: bool = False) -> Cursor:
     """
     query = select(T_STATE.c.watermark, T_STATE.c.gaps).where(T_STATE.c.name == CURSOR_NAME)
     if lock and conn.dialect.name == "postgresql":
+        # FOR UPDATE locks nothing while the row does not exist: two daemons started on a
+        # new database both evaluated the first hits, and the second died on the alerts'
+        # dedup key (tests/fault/test_two_alert_daemons.py). The row is made first; a
+        # second evaluator's insert waits for the first's commit, then locks the row.
+        conn.execute(insert_ignoring(conn, T_STATE, ["name"]).values(
+            name=CURSOR_NAME, watermark=0, gaps=[], updated_at=NEVER))
         query = query.with_for_update()
     elif lock:
         conn.execute(update(T_STATE).where(T_STATE.c.name == CURSOR_NAME)
@@ -167,107 +180,75 @@ class SqlStore:
         self.seen_cache = seen
         self._loaded: dict[tuple[str, str], GroupState] = {}
         self.wrote = False  # whether `apply` wrote anything
+        self.rebuilt = False  # whether `load_groups` rebuilt every open group
 
     def seen(self, pairs: Sequence[tuple[str, str]], fresh: bool = False
              ) -> set[tuple[str, str]]:
-        """Read by article (`held_rows.rows_of_articles`); with the live evaluator's
+        """Read by article (`ledger.pairs_of_articles`); with the live evaluator's
         `seen_cache.SeenCache`, pairs of windowed rules on articles it knows come from
         memory, except for ``fresh`` ones (the batch's own articles: always SQL)."""
-        unique = set(pairs)
         cache = self.seen_cache
-        found: set[tuple[str, str]] = set()
-        if cache is not None and not fresh:
-            kept = [(rule, aid) for rule, aid in unique if cache.kept(rule)]
-            known = cache.known({aid for _, aid in kept})
-            answered = {(rule, aid) for rule, aid in kept if aid in known}
-            found = {(rule, aid) for rule, aid in answered if rule in known[aid]}
-            unique -= answered
-        articles = sorted({aid for _, aid in unique})
-        rows = rows_of_articles(self.conn, articles)
-        if cache is not None:
-            cache.load(articles, rows)
-        return found | (unique & set(rows))
+        if cache is None or fresh:  # the batch's articles: mostly new, with no rows yet
+            articles = sorted({aid for _, aid in pairs})
+            rows = pairs_of_articles(self.conn, articles)
+            if cache is not None:
+                cache.load(articles, rows)
+            return set(pairs) & set(rows) if rows else set()
+        found, rest = cache.answer(set(pairs))
+        if not rest:
+            return found
+        articles = sorted({aid for _, aid in rest})
+        rows = pairs_of_articles(self.conn, articles)
+        cache.load(articles, rows)
+        return found | (set(rest) & set(rows))
 
     def load_groups(self, keys: Iterable[tuple[str, str]], rules: Mapping[str, Rule],
                     now: datetime) -> dict[tuple[str, str], GroupState]:
-        wanted = sorted(set(keys) | {(name, DIGEST_KEY) for name, rule in rules.items()
-                                     if rule.digest is not None})
+        """States of ``keys``, of due groups and of the rules' digest groups.
+
+        Held articles live in the ledger, not by group: a group holds some exactly while
+        its ``release_at`` is set, so with the live evaluator's group cache complete (it
+        has every such group, `group_cache.GroupCache.complete`) the other groups are read
+        as rows holding nothing; otherwise every open group is rebuilt from the ledger
+        first (`ledger.open_groups`, one pass), as after a restart."""
+        wanted = set(keys) | {(name, DIGEST_KEY) for name, rule in rules.items()
+                              if rule.digest is not None}
+        kept = self.groups
+        states: dict[tuple[str, str], GroupState] = {}
         # Due groups of other rule sets are left out here, not in SQL: naming all 10,000
         # rules in an IN list cost every tick more than the rest of an idle one.
-        rows = [row for row in self.conn.execute(select(T_GROUPS).where(
-            T_GROUPS.c.release_at <= now)) if row.rule in rules]
-        states: dict[tuple[str, str], GroupState] = {}
-        kept = self.groups
-        if kept is not None:
-            for key in [*wanted, *((row.rule, row.group_key) for row in rows)]:
+        due = [(row.rule, row.group_key) for row in self.conn.execute(
+            select(T_GROUPS.c.rule, T_GROUPS.c.group_key).where(T_GROUPS.c.release_at <= now))
+            if row.rule in rules]
+        complete = kept is not None and kept.complete
+        if complete and kept is not None:
+            for key in [*wanted, *due]:
                 if key not in states and (state := kept.get(key)) is not None:
                     states[key] = state
-            wanted = [key for key in wanted if key not in states]
-            rows = [row for row in rows if (row.rule, row.group_key) not in states]
-        cached = set(states)
-        for part in chunks(wanted, CHUNK):
-            rows.extend(self.conn.execute(select(T_GROUPS).where(
-                tuple_(T_GROUPS.c.rule, T_GROUPS.c.group_key).in_(part)
-            )))
-        for row in rows:
-            states[(row.rule, row.group_key)] = GroupState(
-                rule=row.rule, key=row.group_key, labels=dict(row.labels),
-                sequence=row.sequence,
-                last_alert_at=as_utc(row.last_alert_at), release_at=as_utc(row.release_at),
-                last_true_at=as_utc(row.last_true_at),
-                last_reason=row.last_reason,
-            )
-        self._load_held(states, skip=cached)
+            complete = all(key in states for key in due)
+        if not complete:
+            states = open_groups(self.conn, rules)
+            self.rebuilt = True
+        missing = sorted(wanted - states.keys())
+        for row in group_rows(self.conn, missing):
+            states[(row.rule, row.group_key)] = state_of(row)
         self._loaded = states
         return states
 
-    def _load_held(self, states: dict[tuple[str, str], GroupState],
-                   skip: Collection[tuple[str, str]] = ()) -> None:
-        """Attach held articles to their groups, and digest articles to digest groups
-        (not to those in ``skip``: kept in memory with their articles)."""
-        columns = (T_ARTICLES.c.rule, T_ARTICLES.c.article_id, T_ARTICLES.c.group_key,
-                   T_ARTICLES.c.state, T_ARTICLES.c.published)
-        order = (T_ARTICLES.c.decided_at, T_ARTICLES.c.article_id)
-        groups = sorted(key for key in states if key[1] != DIGEST_KEY and key not in skip)
-        digests = sorted(rule for rule, key in states if key == DIGEST_KEY
-                         and (rule, key) not in skip)
-        rows: list[Any] = []
-        for part in chunks(groups, CHUNK):
-            rows.extend(self.conn.execute(select(*columns).where(
-                T_ARTICLES.c.state == "held",
-                tuple_(T_ARTICLES.c.rule, T_ARTICLES.c.group_key).in_(part),
-            ).order_by(*order)))
-        if digests:
-            rows.extend(self.conn.execute(select(*columns).where(
-                T_ARTICLES.c.state == "digest", T_ARTICLES.c.rule.in_(digests),
-            ).order_by(*order)))
-        for row in rows:
-            key = DIGEST_KEY if row.state == "digest" else row.group_key
-            state = states.get((row.rule, key))
-            if state is None or (row.rule, key) in skip:
-                continue
-            own = states.get((row.rule, row.group_key))
-            state.held.append(ArticleRef(
-                article_id=row.article_id, published=as_utc(row.published),
-                group_key=row.group_key,
-                labels=own.labels if own is not None else labels_of(row.group_key),
-            ))
-
     def apply(self, decisions: Decisions, payloads: Mapping[str, AlertPayload],
               rules: Mapping[str, Rule], now: datetime) -> list[int]:
-        """Write everything with a few multi-row statements (executemany)."""
+        """Write everything with a few multi-row statements: one ledger row per article
+        taken, the alerts with their sends, the groups and their marks."""
         conn = self.conn
         self.wrote = self.wrote or bool(decisions.holds or decisions.fires
                                         or decisions.to_digest or decisions.changed)
-        if decisions.holds:
-            insert_held(conn, [(rule, ref.article_id, ref.group_key, ref.published)
-                               for rule, ref in decisions.holds], now)
-            if self.seen_cache is not None:
-                self.seen_cache.stage((rule, ref.article_id) for rule, ref in decisions.holds)
-        moved: list[dict[str, Any]] = [
-            {"r": rule, "a": article_id, "s": "digest", "i": None}
-            for rule, article_ids in decisions.to_digest for article_id in article_ids
-        ]
+        mark = record(conn, decisions.holds, now) if decisions.holds else None
+        if decisions.holds and self.seen_cache is not None:
+            self.seen_cache.stage((rule, ref.article_id) for rule, ref in decisions.holds)
+        if decisions.released:
+            mark = top(conn) if mark is None else mark
+            for state in decisions.released:
+                state.released_through = mark
         ids: list[int] = []
         if decisions.fires:
             inserted = conn.execute(
@@ -276,43 +257,37 @@ class SqlStore:
                   "kind": fire.kind, "status": "pending", "reason": fire.reason,
                   "payload": payloads[fire.dedup_key].model_dump(mode="json",
                                                                  exclude={"alert_id"}),
+                  "article_ids": [ref.article_id for ref in fire.articles],
                   "created_at": now}
                  for fire in decisions.fires],
             )
             ids = [int(alert_id) for alert_id in inserted.scalars()]
             sends: list[dict[str, Any]] = []
             for alert_id, fire in zip(ids, decisions.fires, strict=True):
-                moved.extend({"r": fire.rule, "a": ref.article_id, "s": "alerted", "i": alert_id}
-                             for ref in fire.articles)
                 sends.extend({"alert_id": alert_id, "channel": channel, "status": "pending",
                               "attempts": 0, "next_attempt_at": now, "updated_at": now}
                              for channel in rules[fire.rule].channels)
             if sends:
                 conn.execute(T_SENDS.insert(), sends)
                 notify_outbox(conn)  # deliverers of other processes wake at the commit
-        if moved:
-            conn.execute(
-                update(T_ARTICLES)
-                .where(T_ARTICLES.c.rule == bindparam("r"),
-                       T_ARTICLES.c.article_id == bindparam("a"))
-                .values(state=bindparam("s"), alert_id=bindparam("i")),
-                moved,
-            )
         if decisions.changed:
             self._save_groups(list(decisions.changed.values()))
+        for rule in decisions.digests_sent:  # after the groups: their marks are written
+            digest_sent(conn, rule)
         if self.groups is not None:  # what SQL holds once this transaction commits
-            self.groups.stage({**self._loaded, **decisions.changed})
+            self.groups.stage({**self._loaded, **decisions.changed}, complete=self.rebuilt)
         return ids
 
     def _save_groups(self, states: Sequence[GroupState]) -> None:
         columns = ("labels", "sequence", "last_alert_at", "release_at", "last_true_at",
-                   "last_reason")
+                   "last_reason", "released_through")
         self.conn.execute(
             insert_or_update(self.conn, T_GROUPS, key=["rule", "group_key"], update=columns),
             [{"rule": state.rule, "group_key": state.key, "labels": state.labels,
               "sequence": state.sequence, "last_alert_at": state.last_alert_at,
               "release_at": state.release_at, "last_true_at": state.last_true_at,
-              "last_reason": state.last_reason[:2000]} for state in states],
+              "last_reason": state.last_reason[:2000],
+              "released_through": state.released_through} for state in states],
         )
 
 
@@ -372,12 +347,3 @@ def resend_alert(engine: Engine, alert_id: int, *, who: str) -> int:
     log.info("alert queued to be sent again", extra={
         "alert_id": alert_id, "channels": [channel for channel, _ in channels], "who": who})
     return len(channels)
-
-
-def labels_of(group_key: str) -> dict[str, str]:
-    """The labels a group key was made from (`payload.group_key`), when it can tell."""
-    if "#" in group_key or "=" not in group_key:
-        return {"group": group_key}
-    return dict(part.split("=", 1) for part in group_key.split("|") if "=" in part)
-
-

@@ -251,8 +251,20 @@ class RuleIndex:
         # the sets it has every topic of; filed under one topic, a third of 10,000 rules
         # were checked for every hit and none matched)
         self._all: dict[str, dict[frozenset[str], Bucket]] = {}
+        # Whole matches by rule index (the filed checks leave the family's condition
+        # out), compiled on first use: `check` serves pairs not found through the index.
+        self._checks: dict[int, Check | None] = {}
         for rule in self.rules:
             self._file(rule)
+
+    def check(self, rule: CompiledRule, facts: ArticleFacts) -> bool:
+        """Whether the article matches ``rule``: its whole condition, as `matches` says,
+        compiled once (`compile_match`)."""
+        try:
+            compiled = self._checks[rule.index]
+        except KeyError:
+            compiled = self._checks[rule.index] = compile_match(rule.rule.match)
+        return compiled is None or compiled(facts)
 
     def _file(self, rule: CompiledRule) -> None:
         match = rule.rule.match

@@ -5,7 +5,8 @@ alerted (`evaluate._drop_seen`); with windows kept in memory, every evaluation a
 ``alert_articles`` about every article of every touched window again, by (rule, article)
 pair: with 10,000 selective rules and 1,000 hits per evaluation, 200,000 pairs and 42 of
 its 50 seconds (issue 17, fourth session). The live store (`outbox.SqlStore.seen`) now
-reads ``alert_articles`` by article, once, and keeps what it found here:
+reads the ledger (``alert_ledger``, `ledger.pairs_of_articles`) by article, once, and
+keeps what it found here:
 
     cache = seen_for(engine, rules)          # one per database and rule set
     cache.sync(conn)                         # cleared if another evaluator ran
@@ -14,13 +15,12 @@ reads ``alert_articles`` by article, once, and keeps what it found here:
     cache.stage(pairs)                       # held by this evaluation's transaction
     cache.committed(watermark, updated_at)   # the transaction committed: keep them
 
-Exactness. Only `outbox.run_tick` adds ``alert_articles`` rows, inside the transaction that
-moves the cursor, so an article's rows as read, plus the pairs this evaluator staged and
+Exactness. Only `outbox.run_tick` adds ledger rows, inside the transaction that moves
+the cursor, so an article's rows as read, plus the pairs this evaluator staged and
 committed, are its rows while the cursor is as this cache last left it (the check the
-windows and the group cache use). Rows leave ``alert_articles`` only with their article
-(retention, which keeps held and digest articles) or their alert (finished and older
-than the articles' retention); such an article can come back only by being stored
-anew, with a new hit, and the batch's own articles are always read from SQL
+windows and the group cache use). Rows leave the ledger only with their article
+(retention, which keeps held and digest articles); such an article can come back only
+by being stored anew, with a new hit, and the batch's own articles are always read from SQL
 (``fresh``), never from memory; a window article deleted since it was filed leaves the
 alert anyway (`evaluate._gone`). Only rules with a count or spike window are kept (only
 their windows bring back articles of earlier batches).
@@ -74,6 +74,31 @@ class SeenCache:
         """Whether pairs of ``rule`` are kept here."""
         return self._names is not None and rule in self._names
 
+    def answer(self, pairs: Iterable[tuple[str, str]]
+               ) -> tuple[set[tuple[str, str]], list[tuple[str, str]]]:
+        """Of ``pairs``: those answered here as seen, and those not answered (a rule not
+        kept or an article not known: read SQL). One pass (a window's ~40,000 pairs per
+        evaluation with 10,000 rules)."""
+        names = self._names or {}
+        articles = self._articles
+        found: set[tuple[str, str]] = set()
+        rest: list[tuple[str, str]] = []
+        touched: set[str] = set()
+        for pair in pairs:
+            rule, aid = pair
+            if rule in names:
+                rules = articles.get(aid)
+                if rules is not None:
+                    touched.add(aid)
+                    if rule in rules:
+                        found.add(pair)
+                    continue
+            rest.append(pair)
+        for aid in touched:
+            articles.move_to_end(aid)
+        self.reads += len(touched)
+        return found, rest
+
     def known(self, article_ids: Iterable[str]) -> dict[str, frozenset[str]]:
         """The kept rules seen for each article known here (those not known are left out)."""
         found: dict[str, frozenset[str]] = {}
@@ -101,8 +126,10 @@ class SeenCache:
             self._articles.move_to_end(aid)
 
     def stage(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """(rule, article) rows this evaluation's transaction adds (kept on commit)."""
-        names = self._names or {}
+        """(rule, article) pairs this evaluation's transaction adds (kept on commit)."""
+        names = self._names
+        if not names:  # no count or spike rule: nothing is kept
+            return
         for rule, aid in pairs:
             name = names.get(rule)
             if name is not None:

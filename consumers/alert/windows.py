@@ -51,7 +51,7 @@ from sqlalchemy import Connection, Engine, select
 from consumers.alert.compile import CompiledRule, window_articles_query
 from consumers.alert.payload import group_key
 from consumers.alert.rule_cache import PerRuleSet
-from consumers.alert.rule_index import load_facts, matches
+from consumers.alert.rule_index import RuleIndex, load_facts
 from newswatch.chunks import chunks
 from newswatch.utc import as_utc
 from schemas import tables
@@ -198,11 +198,14 @@ class WindowCache:
         rows = {row.id: (as_utc(row.published), row.feed_id)
                 for part in chunks(sorted(matched), 500)
                 for row in conn.execute(query.where(A.c.id.in_(part)))}
+        keys: dict[tuple[int, str], str] = {}  # (rule index, feed) -> group key
         for rule, aid in cached:
             row = rows.get(aid)
             if row is None:
                 continue
-            key, _ = feed_group(rule, row[1])
+            key = keys.get((rule.index, row[1]))
+            if key is None:
+                key = keys[(rule.index, row[1])] = feed_group(rule, row[1])[0]
             filed = self._filed.get(aid, {}).get(rule.name)
             if filed is not None and filed != key:
                 self._remove(rule.name, aid)
@@ -326,13 +329,15 @@ class WindowCache:
         return self._size
 
 
-def verify(conn: Connection, rules: Mapping[str, CompiledRule],
+def verify(conn: Connection, index: RuleIndex, rules: Mapping[str, CompiledRule],
            wanted: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Of the (rule, article) pairs, those whose article still exists and still matches."""
+    """Of the (rule, article) pairs, those whose article still exists and still matches
+    (the compiled check of ``index``, the rule set's)."""
     pairs = set(wanted)
     facts = load_facts(conn, {aid for _, aid in pairs})
+    check = index.check
     return {(name, aid) for name, aid in pairs
-            if aid in facts and matches(rules[name].rule.match, facts[aid])}
+            if aid in facts and check(rules[name], facts[aid])}
 
 
 _CACHES: PerRuleSet[WindowCache] = PerRuleSet(WindowCache)

@@ -7,8 +7,8 @@ and delivery log), and the producer's seen rows that nothing needs any more.
   stays until it is sent.
 - **Alerts** that are finished (sent or failed) go when decided before their own cutoff,
   by default 90 days and never sooner than the articles': an alert is the record of
-  what was sent, and its rows in ``alert_articles`` keep an article from alerting twice.
-  Their ``alert_sends`` and ``deliveries`` rows go with them.
+  what was sent. Their ``alert_sends`` and ``deliveries`` rows go with them. What keeps
+  an article from alerting twice is its ``alert_ledger`` rows, which go with the article.
 - **Seen rows** (``seen_items``, what keeps the producer from publishing an item twice)
   go only when their article is gone, they were last listed before the cutoff, and their
   feed has sent a new body since (``feeds.last_changed_at``), i.e. the item has left the
@@ -42,6 +42,7 @@ from sqlalchemy import (
     select,
 )
 
+from consumers.alert.ledger import hold_floor
 from newswatch.daemon import StopFlag
 from newswatch.db_errors import unavailable_as_retryable
 from newswatch.utc import as_utc
@@ -57,8 +58,8 @@ By = Literal["stored", "published"]
 
 A, H, AE = tables.articles, tables.topic_hits, tables.article_entities
 SEEN, FEEDS = tables.seen_items, tables.feeds
-ALERTS, SENDS, DELIVERIES, ALERTED = (tables.alerts, tables.alert_sends, tables.deliveries,
-                                      tables.alert_articles)
+ALERTS, SENDS, DELIVERIES, LEDGER = (tables.alerts, tables.alert_sends, tables.deliveries,
+                                     tables.alert_ledger)
 
 
 @dataclass(frozen=True)
@@ -105,19 +106,21 @@ class PruneResult:
     articles_total: int = 0  # articles stored before the prune (dry run)
 
 
-def _old_articles(retention: Retention) -> ColumnElement[bool]:
-    """Articles past the cutoff that no throttle or digest holds for an alert."""
-    column = A.c.stored_at if retention.by == "stored" else A.c.published
-    held = exists().where(ALERTED.c.article_id == A.c.id,
-                          ALERTED.c.state.in_(("held", "digest")))
-    return and_(column < retention.cutoff, ~held)
+def _held(floor: int) -> ColumnElement[bool]:
+    """The article has a ledger entry after ``floor`` (`ledger.hold_floor`, the oldest
+    mark a throttle or digest has not sent past): it may be held for an alert."""
+    return exists().where(LEDGER.c.article_id == A.c.id, LEDGER.c.id > floor)
 
 
-def _held_old(retention: Retention) -> ColumnElement[bool]:
+def _old_articles(retention: Retention, floor: int) -> ColumnElement[bool]:
+    """Articles past the cutoff that no throttle or digest may hold for an alert."""
     column = A.c.stored_at if retention.by == "stored" else A.c.published
-    held = exists().where(ALERTED.c.article_id == A.c.id,
-                          ALERTED.c.state.in_(("held", "digest")))
-    return and_(column < retention.cutoff, held)
+    return and_(column < retention.cutoff, ~_held(floor))
+
+
+def _held_old(retention: Retention, floor: int) -> ColumnElement[bool]:
+    column = A.c.stored_at if retention.by == "stored" else A.c.published
+    return and_(column < retention.cutoff, _held(floor))
 
 
 def _seen_gone(retention: Retention, article_kept: ColumnElement[bool]
@@ -143,9 +146,10 @@ def _count(conn: Connection, query: Select[Any]) -> int:
 
 def preview(engine: Engine, retention: Retention) -> PruneResult:
     """What `prune` would delete with ``retention``, counted in one read; deletes nothing."""
-    old = _old_articles(retention)
-    going = select(A.c.id).where(old)
     with unavailable_as_retryable(), engine.connect() as conn:
+        floor = hold_floor(conn)
+        old = _old_articles(retention, floor)
+        going = select(A.c.id).where(old)
         articles, first, last = conn.execute(
             select(func.count(), func.min(A.c.published), func.max(A.c.published)).where(old)
         ).one()
@@ -165,7 +169,7 @@ def preview(engine: Engine, retention: Retention) -> PruneResult:
             deliveries=_count(conn, select(func.count()).select_from(DELIVERIES)
                               .where(DELIVERIES.c.alert_id.in_(old_alert_ids))),
             kept_held=_count(conn, select(func.count()).select_from(A)
-                             .where(_held_old(retention))),
+                             .where(_held_old(retention, floor))),
             first_published=as_utc(first), last_published=as_utc(last),
             articles_total=_count(conn, select(func.count()).select_from(A)),
         )
@@ -187,9 +191,9 @@ def prune(engine: Engine, older_than: timedelta, *, by: By = "stored",
     counts = {"articles": 0, "topic_hits": 0, "entity_links": 0, "seen_items": 0,
               "alerts": 0, "deliveries": 0, "batches": 0}
     column = A.c.stored_at if by == "stored" else A.c.published
-    old = _old_articles(retention)
     while not _stopping(stop):
         with unavailable_as_retryable(), engine.begin() as conn:
+            old = _old_articles(retention, hold_floor(conn))
             ids = list(conn.execute(
                 select(A.c.id).where(old).order_by(column).limit(batch_size)).scalars())
             if not ids:
@@ -200,7 +204,7 @@ def prune(engine: Engine, older_than: timedelta, *, by: By = "stored",
                 delete(H).where(H.c.article_id.in_(ids))).rowcount
             counts["entity_links"] += conn.execute(
                 delete(AE).where(AE.c.article_id.in_(ids))).rowcount
-            conn.execute(delete(ALERTED).where(ALERTED.c.article_id.in_(ids)))
+            conn.execute(delete(LEDGER).where(LEDGER.c.article_id.in_(ids)))
             counts["articles"] += conn.execute(delete(A).where(A.c.id.in_(ids))).rowcount
         counts["batches"] += 1
         log.debug("pruned a batch of articles",
@@ -226,13 +230,12 @@ def prune(engine: Engine, older_than: timedelta, *, by: By = "stored",
             counts["deliveries"] += conn.execute(
                 delete(DELIVERIES).where(DELIVERIES.c.alert_id.in_(alert_ids))).rowcount
             conn.execute(delete(SENDS).where(SENDS.c.alert_id.in_(alert_ids)))
-            conn.execute(delete(ALERTED).where(ALERTED.c.alert_id.in_(alert_ids)))
             counts["alerts"] += conn.execute(
                 delete(ALERTS).where(ALERTS.c.id.in_(alert_ids))).rowcount
         counts["batches"] += 1
     with engine.connect() as conn:
         kept_held = _count(conn, select(func.count()).select_from(A)
-                           .where(_held_old(retention)))
+                           .where(_held_old(retention, hold_floor(conn))))
     result = PruneResult(
         cutoff=retention.cutoff, by=by, alerts_cutoff=retention.alerts_cutoff,
         kept_held=kept_held, articles=counts["articles"], topic_hits=counts["topic_hits"],

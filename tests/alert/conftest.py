@@ -13,6 +13,7 @@ from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, Table, delete,
 from sqlalchemy.types import JSON
 
 from consumers.alert.compile import CompiledRules, compile_rules
+from consumers.alert.ledger import open_groups
 from consumers.alert.rules import parse_rules
 from schemas import tables
 from schemas.ids import article_id
@@ -122,6 +123,33 @@ def alert_article_ids(engine: Engine) -> list[list[str]]:
     return [sorted(a["id"] for a in payload["articles"]) for payload in payloads]
 
 
+def ledger_pairs(engine: Engine) -> list[tuple[str, str]]:
+    """Every (rule, article id) the ledger holds, held or sent (a pair twice if twice)."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(tables.alert_ledger.c.article_id,
+                                   tables.alert_ledger.c.matches)).all()
+    return [(rule, aid) for aid, matches in rows for rules in matches.values()
+            for rule in rules]
+
+
+def held_pairs(engine: Engine) -> set[tuple[str, str]]:
+    """(rule, article id) a throttle holds or a digest waits with, rebuilt from SQL as a
+    restarted evaluator does (`ledger.open_groups`)."""
+    with engine.connect() as conn:
+        names = {name: None for name in conn.execute(
+            select(tables.alert_groups.c.rule).distinct()).scalars()}
+        states = open_groups(conn, names)
+    return {(state.rule, ref.article_id) for state in states.values() for ref in state.held}
+
+
+def alerted_pairs(engine: Engine) -> list[tuple[str, str]]:
+    """(rule, article id) of every alert's articles (``alerts.article_ids``)."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(tables.alerts.c.rule, tables.alerts.c.article_ids)
+                            .order_by(tables.alerts.c.id)).all()
+    return [(rule, aid) for rule, ids in rows for aid in ids or []]
+
+
 def compiled_rules(engine: Engine, text: str) -> CompiledRules:
     """The rules file ``text`` compiled for ``engine``'s database (a rule set of its own:
     its caches start empty)."""
@@ -132,7 +160,7 @@ def forget_decisions(engine: Engine, *, hits_evaluated: bool = False) -> None:
     """Delete every alert decision and the cursor, and mark all hits ``hits_evaluated``:
     a replay of the same hits by another evaluator starts from here."""
     with engine.begin() as conn:
-        for table in (tables.alert_sends, tables.alert_articles, tables.alerts,
+        for table in (tables.alert_sends, tables.alert_ledger, tables.alerts,
                       tables.alert_groups, tables.alert_state):
             conn.execute(delete(table))
         conn.execute(tables.topic_hits.update().values(evaluated=hits_evaluated))

@@ -16,7 +16,16 @@ from consumers.alert.rules import default_rules_path, load_rules, parse_rules
 from newswatch.errors import ConfigError
 from schemas import tables
 from schemas.alert_payload import AlertPayload
-from tests.alert.conftest import NOW, SEED_EVIDENCE, insert_article, insert_seed, later
+from tests.alert.conftest import (
+    NOW,
+    SEED_EVIDENCE,
+    alerted_pairs,
+    held_pairs,
+    insert_article,
+    insert_seed,
+    later,
+    ledger_pairs,
+)
 
 
 def _rules(engine: Engine, text: str):  # type: ignore[no-untyped-def]
@@ -177,8 +186,7 @@ def test_a_count_alert_carries_exactly_the_window_articles_not_old_ones_stored_w
     assert {a.id for a in alert.articles} == set(fresh)
     assert alert.articles_total == 3
     assert alert.reason.startswith("3 matching article(s) from 2 feed(s) within 6h")
-    with engine.connect() as conn:
-        decided = set(conn.execute(select(tables.alert_articles.c.article_id)).scalars())
+    decided = {aid for _, aid in ledger_pairs(engine)}
     assert decided == set(fresh)  # the old ones are neither alerted nor held
     assert not decided & set(old)
     (report,) = backtest(engine, rules, NOW - timedelta(days=1), NOW)
@@ -267,13 +275,6 @@ def test_a_throttled_group_alerts_again_only_after_the_interval(engine: Engine) 
     assert run_tick(engine, rules, later(1800)).alerts == []
 
 
-def _held_rows(engine: Engine) -> list[tuple[str, str]]:
-    with engine.connect() as conn:
-        return [(r.article_id, r.state) for r in conn.execute(
-            select(tables.alert_articles).order_by(tables.alert_articles.c.decided_at,
-                                                   tables.alert_articles.c.article_id))]
-
-
 def test_a_held_article_matched_again_is_held_once_and_alerted_once(engine: Engine) -> None:
     """`group.decide` trusts the seen check: an article already held, whose hits come
     again (re-enrichment) or which a count window brings back, is not held twice."""
@@ -286,8 +287,9 @@ def test_a_held_article_matched_again_is_held_once_and_alerted_once(engine: Engi
     _replace_hits(engine, held)  # the held article's hits again
     other = insert_article(engine, topics={"is_threat": 0.7})  # its window brings `held`
     assert run_tick(engine, rules, later(120)).alerts == []
-    assert sorted(aid for aid, state in _held_rows(engine) if state == "held") == sorted(
-        [held, other])
+    assert sorted(aid for _, aid in held_pairs(engine)) == sorted([held, other])
+    assert sorted(aid for _, aid in ledger_pairs(engine)) == sorted(  # each taken once
+        [*(aid for _, aid in alerted_pairs(engine)), held, other])
     assert len(run_tick(engine, rules, later(600)).alerts) == 1
     assert sorted(a.id for a in _alerts(engine)[-1].articles) == sorted([held, other])
     assert run_tick(engine, rules, later(1300)).alerts == []

@@ -1,9 +1,9 @@
-"""Seen (rule, article) pairs kept in memory and held rows written through the driver.
+"""Seen (rule, article) pairs kept in memory, and the ledger rows they are read from.
 
 `consumers.alert.seen_cache` answers "already held or alerted?" for count-window
-articles of earlier batches from memory; `consumers.alert.held_rows` writes held rows
-through the DB-API. These tests run both on SQLite and PostgreSQL: the kept pairs equal
-the rows, held rows read back as SQLAlchemy wrote them, two evaluators taking turns
+articles of earlier batches from memory; `consumers.alert.ledger` writes one row per
+article taken. These tests run both on SQLite and PostgreSQL: the kept pairs equal
+the rows, ledger rows read back as written, two evaluators taking turns
 alert each article once, an evaluation that dies mid-way (after its held rows were
 written) keeps nothing in memory, and the alerts equal those of an evaluator that reads
 SQL every time.
@@ -14,12 +14,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select
 
 from consumers.alert import outbox
 from consumers.alert.compile import CompiledRules
+from consumers.alert.group import ArticleRef
 from consumers.alert.group_cache import groups_for
-from consumers.alert.held_rows import insert_held, rows_of_articles
+from consumers.alert.ledger import pairs_of_articles, record
 from consumers.alert.outbox import SqlStore, run_tick
 from consumers.alert.seen_cache import seen_for
 from newswatch.utc import as_utc
@@ -27,6 +28,7 @@ from schemas import tables
 from tests.alert.conftest import (
     NOW,
     alert_article_ids,
+    alerted_pairs,
     compiled_rules,
     forget_decisions,
     insert_article,
@@ -80,7 +82,7 @@ def test_kept_pairs_equal_the_rows(engine: Engine) -> None:
     assert len(cache) > 0
     with engine.connect() as conn:
         ids = list(conn.execute(select(tables.articles.c.id)).scalars())
-        rows = set(rows_of_articles(conn, ids))
+        rows = set(pairs_of_articles(conn, ids))
     known = cache.known(ids)
     assert set(known) == set(ids)  # every article was matched by the count rule
     for aid, rules_seen in known.items():
@@ -88,25 +90,30 @@ def test_kept_pairs_equal_the_rows(engine: Engine) -> None:
     assert any(rules_seen for rules_seen in known.values())  # some are held or alerted
 
 
-def test_held_rows_are_stored_as_sqlalchemy_stores_them(engine: Engine) -> None:
+def test_ledger_rows_read_back_as_written(engine: Engine) -> None:
     published = NOW + timedelta(seconds=1, microseconds=5)
     first = insert_article(engine, published=published, topics={"is_threat": 0.9})
     second = insert_article(engine, published=published, topics={"is_threat": 0.9})
+
+    def ref(aid: str, key: str) -> ArticleRef:
+        return ArticleRef(article_id=aid, published=published, group_key=key, labels={})
+
     with engine.begin() as conn:
-        insert_held(conn, [("every", first, "feed=demo", published)], NOW)
-        conn.execute(tables.alert_articles.insert().values(
-            rule="every", article_id=second, group_key="feed=demo", state="held",
-            alert_id=None, published=published, decided_at=NOW))
+        mark = record(conn, [("every", ref(first, "feed=demo")),
+                             ("burst", ref(first, "feed=demo")),
+                             ("other", ref(first, "feed=x")),
+                             ("every", ref(second, "feed=demo"))], NOW)
+        assert record(conn, [], NOW) == mark  # nothing new: the same mark
     with engine.connect() as conn:
-        raw = conn.execute(text("SELECT article_id, rule, group_key, state, alert_id, "
-                                "published, decided_at FROM alert_articles")).all()
-        row = conn.execute(select(tables.alert_articles)
-                           .where(tables.alert_articles.c.article_id == first)).one()
-    by_article = {r[0]: tuple(r[1:]) for r in raw}
-    assert by_article[first] == by_article[second]  # the very same stored values
-    assert (row.rule, row.group_key, row.state, row.alert_id) == (
-        "every", "feed=demo", "held", None)
-    assert (as_utc(row.published), as_utc(row.decided_at)) == (published, NOW)
+        rows = conn.execute(select(tables.alert_ledger).order_by(tables.alert_ledger.c.id)
+                            ).all()
+        pairs = sorted(pairs_of_articles(conn, [first, second]))
+    assert len(rows) == 2  # one row per article, not per rule
+    assert max(row.id for row in rows) == mark
+    assert rows[0].matches == {"feed=demo": ["every", "burst"], "feed=x": ["other"]}
+    assert (as_utc(rows[0].published), as_utc(rows[0].decided_at)) == (published, NOW)
+    assert pairs == sorted([("every", first), ("burst", first), ("other", first),
+                            ("every", second)])
 
 
 def test_two_evaluators_taking_turns_alert_each_article_once(engine: Engine) -> None:
@@ -149,8 +156,8 @@ def test_an_evaluation_that_dies_after_writing_keeps_nothing(
     with pytest.raises(RuntimeError):
         run_tick(engine, rules, NOW + timedelta(minutes=39))
     monkeypatch.setattr(SqlStore, "_save_groups", real)
-    with engine.connect() as conn:  # rolled back: no held row of the second batch
-        held = set(conn.execute(select(tables.alert_articles.c.article_id)).scalars())
+    with engine.connect() as conn:  # rolled back: no ledger row of the second batch
+        held = set(conn.execute(select(tables.alert_ledger.c.article_id)).scalars())
     assert not held & set(ids[4:])
     run_tick(engine, rules, NOW + timedelta(minutes=39))   # the same evaluator goes on
     groups = groups_for(engine, rules)
@@ -168,10 +175,7 @@ def test_an_evaluation_that_dies_after_writing_keeps_nothing(
     groups.unchanged()
     run_tick(engine, rules, NOW + timedelta(hours=10))
     alerted = by_rule(engine)
-    with engine.connect() as conn:
-        recorded = conn.execute(select(tables.alert_articles.c.rule,
-                                       tables.alert_articles.c.article_id)
-                                .where(tables.alert_articles.c.state == "alerted")).all()
+    recorded = alerted_pairs(engine)
     for rule in ("burst", "every"):
         assert sorted(alerted[rule]) == sorted(ids)
         assert sorted(a for r, a in recorded if r == rule) == sorted(ids)

@@ -34,6 +34,7 @@ from consumers.alert.outbox import run_tick
 from newswatch.kafka_admin import ensure_topics
 from newswatch.settings import Settings
 from schemas import tables
+from tests.alert.conftest import ledger_pairs
 from tests.alert.test_evaluate import _one, _rules
 from tests.factories import make_enriched, make_entity, make_hit
 from tests.fault.chaos import report
@@ -179,7 +180,7 @@ def test_a_frozen_store_process_does_not_stop_the_other_and_loses_nothing(
 
     with engine.connect() as conn:
         hits = conn.execute(select(tables.topic_hits.c.article_id)).scalars().all()
-        alerted = conn.execute(select(tables.alert_articles.c.article_id)).scalars().all()
+        alerted = [aid for _, aid in ledger_pairs(engine)]
         entities = conn.execute(select(func.count()).select_from(tables.entities)).scalar()
     print(f"frozen store ({FREEZE_S:.0f} s, {alert_ticks} evaluator ticks meanwhile): "
           f"{len(sent)} articles, {stored_during_freeze} of the {len(early)} sent in the "

@@ -10,11 +10,11 @@ clock moving an hour between: the late hit still alerts, once.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from consumers.alert.outbox import run_tick
 from schemas import tables
-from tests.alert.conftest import NOW, insert_article, later
+from tests.alert.conftest import NOW, insert_article, later, ledger_pairs
 from tests.alert.test_evaluate import _one, _rules
 from tests.fault.chaos import report
 
@@ -47,8 +47,7 @@ def test_a_hit_committed_an_hour_late_below_the_watermark_still_alerts(
     late = run_tick(engine, rules, later(3600))
     assert len(late.alerts) == 1, "the hit committed late below the watermark was skipped"
     assert run_tick(engine, rules, later(3601)).alerts == []
-    with engine.connect() as conn:
-        alerted = conn.execute(select(tables.alert_articles.c.article_id)).scalars().all()
+    alerted = [aid for _, aid in ledger_pairs(engine)]
     assert sorted(alerted) == sorted([frozen_article, other_article])
     report("Store transaction committed an hour late below the watermark",
            faults="1 late commit", volume="2 alerts", lost=0,

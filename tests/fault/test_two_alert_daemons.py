@@ -3,7 +3,7 @@
 Two `newswatch alert` processes share the database (SQLite and PostgreSQL). Hits arrive,
 one daemon is killed with SIGKILL mid-stream, more hits arrive: the survivor carries on,
 every article is alerted, and no alert is decided twice (one ``alerts`` row and one
-``alert_articles`` row per article).
+ledger entry per article).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from schemas import tables
-from tests.alert.conftest import insert_article
+from tests.alert.conftest import alerted_pairs, insert_article, ledger_pairs
 from tests.fault.chaos import report
 from tests.support.daemons import DaemonProcess, stop_all
 from tests.support.waits import wait_for
@@ -56,20 +56,20 @@ rules:
     second = _daemon(env, rules, tmp_path / "b.log")
     try:
         articles = [insert_article(engine, topics={"is_threat": 0.8}) for _ in range(15)]
-        wait_for(lambda: _count(engine, tables.alert_articles) >= 15, timeout_s=60,
+        wait_for(lambda: len(ledger_pairs(engine)) >= 15, timeout_s=60,
                  what="the first alerts")
         first.kill()
         articles += [insert_article(engine, topics={"is_threat": 0.8}) for _ in range(15)]
-        wait_for(lambda: _count(engine, tables.alert_articles) >= 30, timeout_s=60,
+        wait_for(lambda: len(ledger_pairs(engine)) >= 30, timeout_s=60,
                  what="the survivor's alerts")
         sent = tables.alert_sends
         wait_for(lambda: _pending(engine, sent) == 0, timeout_s=90, what="every send done")
         second.check()  # the survivor is still running
     finally:
         stop_all([first, second])
-    with engine.connect() as conn:
-        alerted = conn.execute(select(tables.alert_articles.c.article_id)).scalars().all()
+    alerted = [aid for _, aid in ledger_pairs(engine)]
     assert sorted(alerted) == sorted(articles)
+    assert sorted(aid for _, aid in alerted_pairs(engine)) == sorted(articles)
     assert len(alerted) == len(set(alerted)), "an article was alerted twice"
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     ids = [line["alert_id"] for line in lines]

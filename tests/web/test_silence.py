@@ -19,6 +19,7 @@ from consumers.alert.silence import (
 )
 from consumers.store.write import store_batch
 from schemas import tables
+from tests.alert.conftest import ledger_pairs
 from tests.factories import make_article, make_enriched, make_hit
 
 RULES = """
@@ -66,9 +67,7 @@ def test_a_silenced_rule_decides_nothing_until_the_silence_ends(engine: Engine,
     fired = run_tick(engine, rules, now + timedelta(minutes=1)).alerts
     assert [r for _, r in fired] == ["drugs"]  # the other rule is not silenced
     assert _silenced("recog") == before + 1
-    with engine.connect() as conn:
-        held = conn.execute(select(tables.alert_articles.c.article_id).where(
-            tables.alert_articles.c.rule == "recog")).all()
+    held = [aid for rule, aid in ledger_pairs(engine) if rule == "recog"]
     assert len(held) == 1  # the match during the silence was not held for later
 
     expire_silence(engine, silence_id, who="ana")
