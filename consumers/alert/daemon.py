@@ -44,7 +44,7 @@ from consumers.alert.wakeup import OutboxWakeup
 from newswatch.daemon import StopFlag
 from newswatch.errors import ServiceUnavailableError
 from newswatch.metrics import ALERTS_FIRED
-from newswatch.retry import RetryPolicy
+from newswatch.retry import Attempts, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,9 @@ class AlertDaemon:
             self.wakeup.set("stop")
 
     def _evaluate_loop(self) -> None:
-        backoff, failures = RetryPolicy(), 0
+        # One outage is logged once and every retry counted (`newswatch.retry`).
+        outage = Attempts(RetryPolicy(), "evaluating alerts", wait=self.stop.wait,
+                          logger=log)
         rules = self.holder.current.rules
         settle_heap()
         log.info("evaluating alert rules", extra={"rules": len(rules),
@@ -167,15 +169,11 @@ class AlertDaemon:
             try:
                 result = run_tick(self.engine, self.holder.current.rules, datetime.now(UTC))
             except (ServiceUnavailableError, ConcurrentEvaluationError) as exc:
-                if failures == 0:
-                    log.error("evaluation failed; retrying with backoff: %s", exc)
                 self.healthy = False
-                self.stop.wait(backoff.delay(failures))
-                failures += 1
+                outage.failed(exc, "evaluation failed")
                 continue
-            if failures:
-                log.warning("evaluation works again", extra={"failures": failures})
-            failures, self.healthy = 0, True
+            outage.succeeded()
+            self.healthy = True
             for alert_id, rule in result.alerts:
                 ALERTS_FIRED.labels(rule).inc()
                 log.info("alert decided", extra={"alert_id": alert_id, "rule": rule})
