@@ -2,9 +2,9 @@
 
 Two loops share a `StopFlag`, and only the database otherwise:
 
-- the evaluator (this thread): every ``alert_poll_interval_s`` (at once while hits are
-  waiting) one `outbox.run_tick` decides alerts and advances the watermark in one
-  transaction, then wakes the deliverer;
+- the evaluator (this thread): every ``alert_poll_interval_s``, counted from the start
+  of the last one (at once while hits are waiting), one `outbox.run_tick` decides
+  alerts and advances the watermark in one transaction, then wakes the deliverer;
 - the deliverer (`delivery_loop.DeliveryLoop`, a thread): sends due outbox rows
   (`deliver.Deliverer`), sleeping until the next row is due or it is woken.
 
@@ -30,6 +30,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
@@ -166,6 +167,7 @@ class AlertDaemon:
                 gc.unfreeze()  # the old rules may be collected once replaced
                 self.holder.reload()
                 settle_heap()
+            started = time.monotonic()
             try:
                 result = run_tick(self.engine, self.holder.current.rules, datetime.now(UTC))
             except (ServiceUnavailableError, ConcurrentEvaluationError) as exc:
@@ -180,4 +182,7 @@ class AlertDaemon:
             if result.alerts and self.delivery is not None:
                 self.wakeup.set()
             if not result.more:
-                self.stop.wait(self.interval_s)
+                # The interval runs from this evaluation's start: a hit committed during
+                # a long evaluation (a loaded machine) waited for it, then for a whole
+                # interval more, before the evaluation that took it began.
+                self.stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
