@@ -111,7 +111,8 @@ def insert(engine: Engine, n: int, topic: str, published: datetime,
 
 
 def latency(url: str, folder: Path, rate: float, seconds: float, poll: float | None,
-            extra_rules: int, layout: str = "split", burners: int = 0) -> dict[str, Any]:
+            extra_rules: int, layout: str = "split", burners: int = 0,
+            stage_logs: bool = False) -> dict[str, Any]:
     engine = make_engine(url)
     receiver = WebhookReceiver()
     rules = folder / "latency-rules.yaml"
@@ -124,7 +125,8 @@ def latency(url: str, folder: Path, rate: float, seconds: float, poll: float | N
               for i in range(extra_rules)]
     rules.write_text("".join(lines))
     env = {**os.environ, "NEWSWATCH_DATABASE_URL": url, "NEWSWATCH_STATE_DIR": str(folder),
-           "NEWSWATCH_LOG_FORMAT": "json", "NEWSWATCH_LOG_LEVEL": "WARNING"}
+           "NEWSWATCH_LOG_FORMAT": "json",
+           "NEWSWATCH_LOG_LEVEL": "INFO" if stage_logs else "WARNING"}
     env.pop("NEWSWATCH_METRICS_PORT", None)
     if poll is not None:
         env["NEWSWATCH_ALERT_POLL_INTERVAL_S"] = str(poll)
@@ -192,7 +194,7 @@ def latency(url: str, folder: Path, rate: float, seconds: float, poll: float | N
     delays = sorted(arrived[a] - t for a, t in committed.items() if a in arrived)
     missing = len(committed) - len(delays)
     missing_ids = [a for a in committed if a not in arrived][:20]
-    stages = latency_stages(engine, committed)
+    stages = latency_stages(engine, committed, logs if stage_logs else [])
     engine.dispose()
     return {
         "layout": layout, "cpu_burners": burners, "uptime_during": load_during,
@@ -209,27 +211,43 @@ def latency(url: str, folder: Path, rate: float, seconds: float, poll: float | N
     }
 
 
-def latency_stages(engine: Engine, committed: dict[str, float]) -> dict[str, Any]:
+def latency_stages(engine: Engine, committed: dict[str, float],
+                   logs: list[Path] | None = None) -> dict[str, Any]:
     """Where each alert's time went, from the outbox tables: ``to_decision`` (the hit's
     commit to the start of the evaluation that decided it), ``to_claim`` (from there to
-    the deliverer claiming the send: the rest of the evaluation, its commit, the wake-up,
-    the queue) and ``send`` (the POST); p50 and p99 in ms of each."""
+    the deliverer starting the send: the rest of the evaluation, its commit, the wake-up,
+    the queue) and ``send`` (the POST); p50 and p99 in ms of each.
+
+    With the daemons' INFO ``logs`` (``--stage-logs``), ``to_claim`` is split at the
+    evaluator's "alert decided" line (written after its commit): ``evaluating`` (the
+    evaluation and its commit) and ``to_send`` (the wake-up, the claim and the queue
+    before the send); ``to_record`` is from the send's start to the deliverer's "alert
+    delivered" line (written after the chain's record commits)."""
+    logged = _logged_times(logs or [])
     sends = tables.deliveries
     first = (select(sends.c.alert_id, sa_func.min(sends.c.attempted_at).label("claimed"),
                     sa_func.min(sends.c.latency_ms).label("send_ms"))
              .group_by(sends.c.alert_id).subquery())
-    query = (select(tables.alerts.c.payload, tables.alerts.c.created_at, first.c.claimed,
-                    first.c.send_ms)
+    query = (select(tables.alerts.c.id, tables.alerts.c.payload, tables.alerts.c.created_at,
+                    first.c.claimed, first.c.send_ms)
              .join(first, first.c.alert_id == tables.alerts.c.id))
-    parts: dict[str, list[float]] = {"to_decision": [], "to_claim": [], "send": []}
+    parts: dict[str, list[float]] = {"to_decision": [], "to_claim": [], "send": [],
+                                     "evaluating": [], "to_send": [], "to_record": []}
     with engine.connect() as conn:
-        for payload, decided, claimed, send_ms in conn.execute(query):
+        for alert_id, payload, decided, claimed, send_ms in conn.execute(query):
             decided_s, claimed_s = as_utc(decided).timestamp(), as_utc(claimed).timestamp()
             for article in payload.get("articles", []):
                 if article["id"] in committed:
                     parts["to_decision"].append(1000 * (decided_s - committed[article["id"]]))
                     parts["to_claim"].append(1000 * (claimed_s - decided_s))
                     parts["send"].append(float(send_ms))
+                    after_commit = logged.get(("alert decided", alert_id))
+                    if after_commit is not None:
+                        parts["evaluating"].append(1000 * (after_commit - decided_s))
+                        parts["to_send"].append(1000 * (claimed_s - after_commit))
+                    recorded = logged.get(("alert delivered", alert_id))
+                    if recorded is not None:
+                        parts["to_record"].append(1000 * (recorded - claimed_s))
     out: dict[str, Any] = {}
     for name, values in parts.items():
         if values:
@@ -237,6 +255,20 @@ def latency_stages(engine: Engine, committed: dict[str, float]) -> dict[str, Any
             out[name] = {"p50_ms": round(statistics.median(values), 1),
                          "p99_ms": round(values[int(0.99 * (len(values) - 1))], 1)}
     return out
+
+
+def _logged_times(logs: list[Path]) -> dict[tuple[str, int], float]:
+    """(message, alert id) -> the time of the first such JSON log line."""
+    seen: dict[tuple[str, int], float] = {}
+    for path in logs:
+        for line in path.read_text().splitlines():
+            if '"alert_id"' not in line:
+                continue
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                key = (entry["message"], int(entry["alert_id"]))
+                seen.setdefault(key, datetime.fromisoformat(entry["time"]).timestamp())
+    return seen
 
 
 # --- 2. throughput ---------------------------------------------------------------------
@@ -521,6 +553,9 @@ def main() -> int:
                              "run` starts them; single: one `newswatch alert` process")
     parser.add_argument("--cpu-burners", type=int, default=0,
                         help="busy-loop processes competing for the CPU while measuring")
+    parser.add_argument("--stage-logs", action="store_true",
+                        help="run the daemons at INFO and split the latency further by "
+                             "their log lines (`latency_stages`)")
     parser.add_argument("--rules", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--profiles", default="none,selective,broad",
@@ -554,7 +589,7 @@ def run(args: argparse.Namespace) -> int:
             url = prepare(args.database_url, folder, "latency", args.postgres)
             report["latency"] = latency(url, folder, args.rate, args.seconds,
                                         args.poll_interval, args.latency_extra_rules,
-                                        args.layout, args.cpu_burners)
+                                        args.layout, args.cpu_burners, args.stage_logs)
             report["latency"]["database"] = "postgresql" if args.postgres else "sqlite"
             report["latency"]["target"] = "p99 <= 1000 ms at 50 hits/s with 10,000 rules"
             report["latency"]["uptime"] = uptime()

@@ -156,7 +156,8 @@ class Settings(BaseSettings):
         default=None, description="rules.yaml to run; unset: the bundled demo rules"
     )
     alert_poll_interval_s: float = Field(
-        default=0.2, gt=0, le=60, description="Seconds between rule evaluations when idle"
+        default=0.2, gt=0, le=60,
+        description="Seconds from the start of one rule evaluation to the next when idle"
     )
     alert_delivery_poll_s: float = Field(
         default=0.1, gt=0, le=60,

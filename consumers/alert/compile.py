@@ -14,10 +14,11 @@ value from the file is a bound parameter. The same expression serves three queri
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
+from types import MappingProxyType
 
 from sqlalchemy import (
     ColumnElement,
@@ -117,6 +118,21 @@ class CompiledRules(Sequence[CompiledRule]):
     def __len__(self) -> int:
         return len(self._rules)
 
+    def __iter__(self) -> Iterator[CompiledRule]:
+        # The tuple's own iterator: `Sequence`'s calls __getitem__ once per rule.
+        return iter(self._rules)
+
+    @cached_property
+    def by_name(self) -> Mapping[str, CompiledRule]:
+        """Each rule by name (read-only). Built once: with 10,000 rules, building it and
+        `models` on every evaluation was a fifth of an evaluation's CPU."""
+        return MappingProxyType({rule.name: rule for rule in self._rules})
+
+    @cached_property
+    def models(self) -> Mapping[str, Rule]:
+        """Each rule's file model by name (read-only), built once."""
+        return MappingProxyType({rule.name: rule.rule for rule in self._rules})
+
     def _plan(self, late: bool) -> tuple[tuple[frozenset[str] | None, int,
                                               tuple[Executable, ...]], ...]:
         plan = self._plans.get(late)
@@ -140,6 +156,20 @@ class CompiledRules(Sequence[CompiledRule]):
                 checked += count
                 statements.extend(group)
         return checked, statements
+
+
+def rules_by_name(rules: Sequence[CompiledRule]) -> Mapping[str, CompiledRule]:
+    """``rules`` by name: `CompiledRules.by_name` (built once), or built now."""
+    if isinstance(rules, CompiledRules):
+        return rules.by_name
+    return {rule.name: rule for rule in rules}
+
+
+def models_by_name(rules: Sequence[CompiledRule]) -> Mapping[str, Rule]:
+    """Each rule's file model by name: `CompiledRules.models` (built once), or built now."""
+    if isinstance(rules, CompiledRules):
+        return rules.models
+    return {rule.name: rule.rule for rule in rules}
 
 
 def compile_rules(rules: Sequence[Rule], dialect: str) -> CompiledRules:

@@ -2,9 +2,9 @@
 
 Two loops share a `StopFlag`, and only the database otherwise:
 
-- the evaluator (this thread): every ``alert_poll_interval_s`` (at once while hits are
-  waiting) one `outbox.run_tick` decides alerts and advances the watermark in one
-  transaction, then wakes the deliverer;
+- the evaluator (this thread): every ``alert_poll_interval_s``, counted from the start
+  of the last one (at once while hits are waiting), one `outbox.run_tick` decides
+  alerts and advances the watermark in one transaction, then wakes the deliverer;
 - the deliverer (`delivery_loop.DeliveryLoop`, a thread): sends due outbox rows
   (`deliver.Deliverer`), sleeping until the next row is due or it is woken.
 
@@ -30,6 +30,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
@@ -44,7 +45,7 @@ from consumers.alert.wakeup import OutboxWakeup
 from newswatch.daemon import StopFlag
 from newswatch.errors import ServiceUnavailableError
 from newswatch.metrics import ALERTS_FIRED
-from newswatch.retry import RetryPolicy
+from newswatch.retry import Attempts, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,9 @@ class AlertDaemon:
             self.wakeup.set("stop")
 
     def _evaluate_loop(self) -> None:
-        backoff, failures = RetryPolicy(), 0
+        # One outage is logged once and every retry counted (`newswatch.retry`).
+        outage = Attempts(RetryPolicy(), "evaluating alerts", wait=self.stop.wait,
+                          logger=log)
         rules = self.holder.current.rules
         settle_heap()
         log.info("evaluating alert rules", extra={"rules": len(rules),
@@ -164,22 +167,22 @@ class AlertDaemon:
                 gc.unfreeze()  # the old rules may be collected once replaced
                 self.holder.reload()
                 settle_heap()
+            started = time.monotonic()
             try:
                 result = run_tick(self.engine, self.holder.current.rules, datetime.now(UTC))
             except (ServiceUnavailableError, ConcurrentEvaluationError) as exc:
-                if failures == 0:
-                    log.error("evaluation failed; retrying with backoff: %s", exc)
                 self.healthy = False
-                self.stop.wait(backoff.delay(failures))
-                failures += 1
+                outage.failed(exc, "evaluation failed")
                 continue
-            if failures:
-                log.warning("evaluation works again", extra={"failures": failures})
-            failures, self.healthy = 0, True
+            outage.succeeded()
+            self.healthy = True
             for alert_id, rule in result.alerts:
                 ALERTS_FIRED.labels(rule).inc()
                 log.info("alert decided", extra={"alert_id": alert_id, "rule": rule})
             if result.alerts and self.delivery is not None:
                 self.wakeup.set()
             if not result.more:
-                self.stop.wait(self.interval_s)
+                # The interval runs from this evaluation's start: a hit committed during
+                # a long evaluation (a loaded machine) waited for it, then for a whole
+                # interval more, before the evaluation that took it began.
+                self.stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))

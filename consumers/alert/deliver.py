@@ -45,8 +45,9 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Engine, bindparam, func, select, tuple_, update
 
 from consumers.alert.channels.base import Notifier, SendResult, retryable
 from consumers.alert.destinations import Slots, destination_of
@@ -105,6 +106,14 @@ class _Due:
     channel: str
     attempts: int
     destination: str = ""
+
+
+@dataclass(frozen=True)
+class _Alert:
+    """What a send of one row needs of its alert."""
+
+    payload: dict[str, Any]
+    since: datetime  # decided, or resent: its deadline counts from then
 
 
 @dataclass(frozen=True)
@@ -212,6 +221,11 @@ class Deliverer:
         done: list[_Done] = []
         began = time.monotonic()
         try:
+            try:
+                alerts = self._alerts_of(chain)
+            except BaseException:
+                self._release(chain, now)
+                raise
             for position, due in enumerate(chain):
                 if position and (done[-1].outcome != "sent" or self._closing.is_set()
                                  or time.monotonic() - began > self._lease.total_seconds() / 2):
@@ -219,7 +233,8 @@ class Deliverer:
                     break
                 moment = now + timedelta(seconds=time.monotonic() - began)
                 try:
-                    done.append(self._send(due, channels, policy, moment))
+                    done.append(self._send(due, alerts[(due.alert_id, due.channel)],
+                                           channels, policy, moment))
                 except BaseException:
                     self._release(chain[position + 1:], now)
                     raise
@@ -279,16 +294,20 @@ class Deliverer:
         to one webhook fell seconds behind; docs/performance.md, fifth session).
         """
         chains: dict[str, list[_Due]] = {}
+        claimed: set[tuple[int, str]] = set()
         try:
             with unavailable_as_retryable(), self._engine.begin() as conn:
-                rows = conn.execute(
-                    select(T_SENDS.c.alert_id, T_SENDS.c.channel, T_SENDS.c.attempts)
-                    .where(T_SENDS.c.status == "pending", T_SENDS.c.next_attempt_at <= now)
-                    .where(T_SENDS.c.channel.not_in(self._busy_channels))
-                    .order_by(T_SENDS.c.next_attempt_at, T_SENDS.c.alert_id)
-                    .limit(self._batch)
-                ).all()
-                for row in rows:
+                due = (select(T_SENDS.c.alert_id, T_SENDS.c.channel, T_SENDS.c.attempts)
+                       .where(T_SENDS.c.status == "pending", T_SENDS.c.next_attempt_at <= now)
+                       .where(T_SENDS.c.channel.not_in(self._busy_channels))
+                       .order_by(T_SENDS.c.next_attempt_at, T_SENDS.c.alert_id)
+                       .limit(self._batch))
+                if conn.dialect.name == "postgresql":
+                    # Locked in this order, so the one UPDATE below waits for no other
+                    # deliverer (and cannot deadlock with one); rows another deliverer
+                    # is claiming are skipped, as its claim would win them anyway.
+                    due = due.with_for_update(skip_locked=True)
+                for row in conn.execute(due).all():
                     destination = (where or {}).get(row.channel, f"channel:{row.channel}")
                     chain = chains.get(destination)
                     if chain is None:
@@ -297,48 +316,56 @@ class Deliverer:
                         chain = chains[destination] = []
                     elif len(chain) >= self._chain:
                         continue
-                    done = conn.execute(
+                    chain.append(_Due(int(row.alert_id), row.channel, int(row.attempts),
+                                      destination))
+                keys = [(due.alert_id, due.channel) for c in chains.values() for due in c]
+                if keys:
+                    # One statement for the whole claim (it was one per row, each a round
+                    # trip that waited for the CPU on a loaded machine). The conditions
+                    # are checked again row by row: a row another deliverer claimed since
+                    # the SELECT (SQLite) is not returned, so not sent by this one.
+                    claimed = {(int(a), c) for a, c in conn.execute(
                         update(T_SENDS)
-                        .where(T_SENDS.c.alert_id == row.alert_id,
-                               T_SENDS.c.channel == row.channel,
-                               T_SENDS.c.status == "pending", T_SENDS.c.next_attempt_at <= now)
+                        .where(tuple_(T_SENDS.c.alert_id, T_SENDS.c.channel).in_(keys),
+                               T_SENDS.c.status == "pending",
+                               T_SENDS.c.next_attempt_at <= now)
                         .values(next_attempt_at=now + self._lease)
-                    )
-                    if done.rowcount == 1:  # else another deliverer claimed it first
-                        chain.append(_Due(int(row.alert_id), row.channel, int(row.attempts),
-                                          destination))
+                        .returning(T_SENDS.c.alert_id, T_SENDS.c.channel))}
         except BaseException:
             for destination in chains:
                 self._slots.give(destination)
             raise
-        for destination, chain in list(chains.items()):
-            if not chain:
+        out: list[list[_Due]] = []
+        for destination, rows in chains.items():
+            mine = [due for due in rows if (due.alert_id, due.channel) in claimed]
+            if mine:
+                out.append(mine)
+            else:
                 self._slots.give(destination)
-                del chains[destination]
-        return list(chains.values())
+        return out
 
-    def _attempt(self, due: _Due, channels: Mapping[str, Notifier], policy: Delivery,
-                 now: datetime) -> str:
-        """Send one row and record it: its outcome."""
-        done = self._send(due, channels, policy, now)
-        self._record_surely([done])
-        return done.outcome
-
-    def _send(self, due: _Due, channels: Mapping[str, Notifier], policy: Delivery,
-              now: datetime) -> _Done:
-        """Send one row (not recorded yet: `_record_surely`)."""
+    def _alerts_of(self, chain: Sequence[_Due]) -> dict[tuple[int, str], _Alert]:
+        """The payload, decision time and last resend of every row of ``chain``, by
+        (alert id, channel), in one query (it was one per send)."""
         # A resend (outbox.resend_alert) restarts the deadline: it counts from then.
         resent = (select(func.max(T_DELIVERIES.c.attempted_at))
-                  .where(T_DELIVERIES.c.alert_id == due.alert_id,
-                         T_DELIVERIES.c.channel == due.channel,
+                  .where(T_DELIVERIES.c.alert_id == T_SENDS.c.alert_id,
+                         T_DELIVERIES.c.channel == T_SENDS.c.channel,
                          T_DELIVERIES.c.outcome == "requeued").scalar_subquery())
+        keys = [(due.alert_id, due.channel) for due in chain]
         with unavailable_as_retryable(), self._engine.connect() as conn:
-            alert = conn.execute(
-                select(T_ALERTS.c.payload, T_ALERTS.c.created_at, T_ALERTS.c.rule,
-                       resent.label("resent_at"))
-                .where(T_ALERTS.c.id == due.alert_id)
-            ).one()
-        since = as_utc(alert.resent_at or alert.created_at)
+            rows = conn.execute(
+                select(T_SENDS.c.alert_id, T_SENDS.c.channel, T_ALERTS.c.payload,
+                       T_ALERTS.c.created_at, resent.label("resent_at"))
+                .join(T_ALERTS, T_ALERTS.c.id == T_SENDS.c.alert_id)
+                .where(tuple_(T_SENDS.c.alert_id, T_SENDS.c.channel).in_(keys))).all()
+        return {(int(row.alert_id), row.channel): _Alert(
+                    row.payload, as_utc(row.resent_at or row.created_at)) for row in rows}
+
+    def _send(self, due: _Due, alert: _Alert, channels: Mapping[str, Notifier],
+              policy: Delivery, now: datetime) -> _Done:
+        """Send one row (not recorded yet: `_record_surely`); ``alert`` is its `_alerts_of`."""
+        since = alert.since
         payload = AlertPayload.model_validate({**alert.payload, "alert_id": due.alert_id})
         notifier = channels.get(due.channel)
         started = time.perf_counter()
@@ -414,48 +441,63 @@ class Deliverer:
             return
 
     def _record(self, done: Sequence[_Done]) -> None:
-        """Every attempt of ``done`` and its row's new state, in one transaction (a chain
-        costs one commit: on SQLite each commit is a disk flush, ~5 ms here, and one per
-        send held a deliverer under 100 sends/s)."""
-        with unavailable_as_retryable(), self._engine.begin() as conn:
-            # In alert id order: each record locks its alert row, and two chains locking
-            # the same alerts in another order could deadlock on PostgreSQL.
-            for each in sorted(done, key=lambda d: d.due.alert_id):
-                self._record_one(conn, each)
+        """Every attempt of ``done`` and its row's new state, in one transaction of a
+        few statements, whatever the chain's length (a chain costs one commit: on SQLite
+        each commit is a disk flush, ~5 ms here, and one per send held a deliverer under
+        100 sends/s; and five statements per send, each a round trip to the server that
+        waited for the CPU on a loaded machine, made a chain of 10 a third of a second:
+        docs/performance.md).
 
-    @staticmethod
-    def _record_one(conn: Connection, done: _Done) -> None:
-        due, attempt, now, result = done.due, done.attempt, done.now, done.result
-        outcome, next_at, error, latency_ms = (done.outcome, done.next_at, done.error,
-                                               done.latency_ms)
-        status = {"sent": "sent", "retry": "pending", "failed": "failed"}[outcome]
-        finished = now + timedelta(milliseconds=latency_ms)
-        # Lock the alert row first. Two channels of one alert finish in parallel
-        # threads; without the lock each transaction still saw the other's row as
-        # pending (READ COMMITTED) and neither marked the alert sent, so it stayed
-        # 'pending' forever (found by tests/e2e/test_faults.py). SQLite serialises
-        # writers anyway and has no FOR UPDATE; SQLAlchemy leaves it out there.
-        conn.execute(select(T_ALERTS.c.id).where(T_ALERTS.c.id == due.alert_id)
-                     .with_for_update())
-        conn.execute(T_DELIVERIES.insert().values(
-            alert_id=due.alert_id, channel=due.channel, attempt=attempt, attempted_at=now,
-            outcome=outcome, status=result.status[:64], latency_ms=latency_ms,
-            error=error,
-        ))
-        conn.execute(
-            update(T_SENDS)
-            .where(T_SENDS.c.alert_id == due.alert_id, T_SENDS.c.channel == due.channel)
-            .values(status=status, attempts=attempt, next_attempt_at=next_at,
-                    last_error=error, updated_at=finished)
-        )
-        if status == "pending":
-            return
-        states = set(conn.execute(
-            select(T_SENDS.c.status).where(T_SENDS.c.alert_id == due.alert_id)
-        ).scalars())
-        if "pending" in states:
-            return
-        conn.execute(
-            update(T_ALERTS).where(T_ALERTS.c.id == due.alert_id)
-            .values(status="failed" if "failed" in states else "sent", finished_at=finished)
-        )
+        The alert rows are locked first, in id order. Two channels of one alert finish in
+        parallel threads; without the lock each transaction still saw the other's row as
+        pending (READ COMMITTED) and neither marked the alert sent, so it stayed
+        'pending' forever (found by tests/e2e/test_faults.py); in id order, because two
+        chains locking the same alerts in another order could deadlock on PostgreSQL.
+        SQLite serialises writers anyway and has no FOR UPDATE; SQLAlchemy leaves it out
+        there."""
+        ids = sorted({each.due.alert_id for each in done})
+        finished: dict[int, datetime] = {}  # alert id -> when its last row here ended
+        attempts, states = [], []
+        for each in done:
+            status = {"sent": "sent", "retry": "pending", "failed": "failed"}[each.outcome]
+            ended = each.now + timedelta(milliseconds=each.latency_ms)
+            attempts.append({
+                "alert_id": each.due.alert_id, "channel": each.due.channel,
+                "attempt": each.attempt, "attempted_at": each.now, "outcome": each.outcome,
+                "status": each.result.status[:64], "latency_ms": each.latency_ms,
+                "error": each.error})
+            states.append({"k_alert": each.due.alert_id, "k_channel": each.due.channel,
+                           "v_status": status, "v_attempts": each.attempt,
+                           "v_next": each.next_at, "v_error": each.error,
+                           "v_updated": ended})
+            if status != "pending":
+                finished[each.due.alert_id] = max(ended, finished.get(each.due.alert_id,
+                                                                      ended))
+        with unavailable_as_retryable(), self._engine.begin() as conn:
+            conn.execute(select(T_ALERTS.c.id).where(T_ALERTS.c.id.in_(ids))
+                         .order_by(T_ALERTS.c.id).with_for_update())
+            conn.execute(T_DELIVERIES.insert(), attempts)
+            conn.execute(
+                update(T_SENDS)
+                .where(T_SENDS.c.alert_id == bindparam("k_alert"),
+                       T_SENDS.c.channel == bindparam("k_channel"))
+                .values(status=bindparam("v_status"), attempts=bindparam("v_attempts"),
+                        next_attempt_at=bindparam("v_next"), last_error=bindparam("v_error"),
+                        updated_at=bindparam("v_updated")), states)
+            if not finished:
+                return
+            # An alert is done when none of its rows (of any channel) is pending.
+            open_or_failed = conn.execute(
+                select(T_SENDS.c.alert_id, T_SENDS.c.status).distinct()
+                .where(T_SENDS.c.alert_id.in_(sorted(finished)),
+                       T_SENDS.c.status.in_(("pending", "failed")))).all()
+            pending = {int(a) for a, status in open_or_failed if status == "pending"}
+            failed = {int(a) for a, status in open_or_failed if status == "failed"}
+            ends = [{"k_alert": alert_id, "v_status": "failed" if alert_id in failed
+                     else "sent", "v_finished": at}
+                    for alert_id, at in sorted(finished.items()) if alert_id not in pending]
+            if ends:
+                conn.execute(
+                    update(T_ALERTS).where(T_ALERTS.c.id == bindparam("k_alert"))
+                    .values(status=bindparam("v_status"),
+                            finished_at=bindparam("v_finished")), ends)

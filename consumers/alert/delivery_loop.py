@@ -26,7 +26,7 @@ from consumers.alert.wakeup import OutboxWakeup
 from newswatch.daemon import StopFlag
 from newswatch.errors import ServiceUnavailableError
 from newswatch.metrics import DELIVERIES_IN_FLIGHT
-from newswatch.retry import RetryPolicy
+from newswatch.retry import Attempts, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,10 @@ class DeliveryLoop:
         return self.poll_s
 
     def run(self) -> None:
-        backoff, failures = RetryPolicy(), 0
+        # A wake-up ends a backoff early (an evaluator that could write says the database
+        # is back); only a stop ends the series. One line per outage, every retry counted.
+        outage = Attempts(RetryPolicy(), "delivering alerts", logger=log,
+                          wait=lambda s: self.wakeup.wait(s) and self.stop.stopping)
         while not self.stop.stopping:
             if self.on_reload is not None and self.stop.take_reload():
                 self.on_reload()
@@ -73,15 +76,10 @@ class DeliveryLoop:
                 stats = self.deliverer.run_once(wait=False)  # a slow host holds no round
                 due = self.deliverer.next_due() if not stats.attempts else None
             except ServiceUnavailableError as exc:
-                if failures == 0:
-                    log.error("delivery paused: %s", exc)
                 self.on_round(False)
-                self.wakeup.wait(backoff.delay(failures))
-                failures += 1
+                outage.failed(exc, "delivery paused")
                 continue
-            if failures:
-                log.warning("delivery works again", extra={"failures": failures})
-            failures = 0
+            outage.succeeded()
             self.on_round(True)
             DELIVERIES_IN_FLIGHT.set(self.deliverer.in_flight())
             if stats.attempts:

@@ -39,7 +39,9 @@ from sqlalchemy import Connection, select, update
 from consumers.alert.compile import (
     CompiledRule,
     first_stored_query,
+    models_by_name,
     published_query,
+    rules_by_name,
     window_articles_query,
 )
 from consumers.alert.group import ArticleRef, Decisions, GroupState, Trigger, decide
@@ -163,7 +165,7 @@ def evaluate(conn: Connection, rules: Sequence[CompiledRule], store: StateStore,
     ``windows`` (the live evaluator's) answers count and spike windows from memory.
     """
     result = Evaluation(hits=batch.count if batch else 0, more=bool(batch and batch.full))
-    by_name = {rule.name: rule for rule in rules}
+    by_name = rules_by_name(rules)
 
     # 1. match (the rule index: only rules that can match are checked)
     pairs: list[tuple[CompiledRule, str]] = []
@@ -230,7 +232,7 @@ def evaluate(conn: Connection, rules: Sequence[CompiledRule], store: StateStore,
         triggers = conditions()
 
     # 5. throttle / digest
-    rule_models = {rule.name: rule.rule for rule in rules}
+    rule_models = models_by_name(rules)
     states = store.load_groups(grouped.keys(), rule_models, now)
     triggers, states = drop_silenced(triggers, states, silences)
     decisions = decide(now, rule_models, triggers, states)

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from newswatch.db_errors import short_reason
+from newswatch.errors import ServiceUnavailableError
 from newswatch.metrics import DELIVERY_WAKEUPS
-from newswatch.retry import RetryPolicy
+from newswatch.retry import Attempts, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -80,22 +83,23 @@ class OutboxWakeup:
             self._listener.join(timeout=5 * LISTEN_TICK_S)
 
     def _listen_loop(self, engine: Engine) -> None:
-        failures = 0
+        # One line per outage, every reconnection counted (`newswatch.retry`); the series
+        # ends when LISTEN is in place again, not when the connection is next lost.
+        outage = Attempts(LISTEN_RETRY, "listening for outbox notifications", logger=log,
+                          wait=self._stopping.wait, context={"channel": CHANNEL})
         while not self._stopping.is_set():
             try:
-                self._listen_once(engine)
-                failures = 0
+                self._listen_once(engine, on_listening=outage.succeeded)
             except Exception as exc:  # the database went away: poll until it is back
                 self.listening = False
-                if failures == 0:
-                    log.warning("outbox notifications lost; the deliverer polls until the "
-                                "database answers again: %s", type(exc).__name__,
-                                extra={"channel": CHANNEL})
-                self._stopping.wait(LISTEN_RETRY.delay(failures))
-                failures += 1
+                # The driver's first line only: SQLAlchemy's text carries the statement.
+                outage.failed(ServiceUnavailableError(short_reason(exc)),
+                              "outbox notifications lost; the deliverer polls until the "
+                              "database answers again")
 
-    def _listen_once(self, engine: Engine) -> None:
-        """One LISTEN connection, held until it fails or `close`."""
+    def _listen_once(self, engine: Engine, *, on_listening: Callable[[], None]) -> None:
+        """One LISTEN connection, held until it fails or `close`; ``on_listening`` is
+        called once it listens."""
         raw = engine.raw_connection()
         try:
             conn: Any = raw.driver_connection  # psycopg.Connection
@@ -103,6 +107,7 @@ class OutboxWakeup:
             schema = conn.execute("SELECT current_schema()").fetchone()[0]
             conn.execute(f"LISTEN {CHANNEL}")
             self.listening = True
+            on_listening()
             self._event.set()  # rows written while not listening are read now
             log.info("listening for outbox notifications", extra={"channel": CHANNEL})
             while not self._stopping.is_set():

@@ -309,3 +309,58 @@ def test_a_chain_of_one_host_stops_at_a_failed_send_and_gives_the_rest_back(
     assert deliverer.run_once(later(3)).sent == 1  # sent now; the failed one waits
     assert len(script.requests) == 3
     deliverer.close()
+
+
+TWO_CHANNELS_ONE_HOST = """channels:
+  first: {type: webhook, url: "http://receiver.test/first"}
+  second: {type: webhook, url: "http://receiver.test/second"}
+delivery: {max_attempts: 4, backoff: 10s, max_backoff: 1m, deadline: 1h}
+rules:
+  - name: threat
+    match: {topics: [is_threat]}
+    channels: [first, second]
+"""
+
+
+@pytest.mark.parametrize(("second_answers", "alert_status"), [(200, "sent"), (404, "failed")])
+def test_a_chain_of_two_channels_of_one_alert_records_the_alert_once_both_are_done(
+        engine: Engine, second_answers: int, alert_status: str) -> None:
+    """Both channels of one alert go to one host, so one worker sends them in one chain
+    and records them in one transaction (`Deliverer._record`): the alert is done, sent or
+    failed by its worst channel, only once neither row is pending."""
+    answers = {"/first": 200, "/second": second_answers}
+    requests: list[str] = []
+
+    def receiver(request: httpx.Request) -> httpx.Response:
+        requests.append(request.url.path)
+        return httpx.Response(answers[request.url.path])
+
+    rules_file = parse_rules(TWO_CHANNELS_ONE_HOST)
+    channels: dict[str, Notifier] = {
+        name: WebhookNotifier(name, f"http://receiver.test/{name}", secret=None, timeout_s=1,
+                              transport=httpx.MockTransport(receiver))
+        for name in ("first", "second")}
+    insert_seed(engine)
+    run_tick(engine, compile_rules(rules_file.rules, engine.dialect.name), NOW)
+    with engine.begin() as conn:  # "first" is due first, so the chain goes on to "second"
+        conn.execute(tables.alert_sends.update().where(
+            tables.alert_sends.c.channel == "first").values(next_attempt_at=later(-1)))
+    deliverer = Deliverer(engine, lambda: (channels, rules_file.delivery))
+    stats = deliverer.run_once(NOW)
+    deliverer.close()
+
+    assert requests == ["/first", "/second"]  # one chain, in due order
+    assert (stats.sent, stats.failed) == ((2, 0) if alert_status == "sent" else (1, 1))
+    with engine.connect() as conn:
+        sends = dict(conn.execute(select(tables.alert_sends.c.channel,
+                                         tables.alert_sends.c.status)).all())
+        alert = conn.execute(select(tables.alerts.c.status,
+                                    tables.alerts.c.finished_at)).one()
+        attempts = conn.execute(select(tables.deliveries.c.channel,
+                                       tables.deliveries.c.outcome)
+                                .order_by(tables.deliveries.c.id)).all()
+    assert sends == {"first": "sent", "second": "sent" if second_answers == 200 else "failed"}
+    assert alert.status == alert_status
+    assert alert.finished_at is not None
+    assert [tuple(a) for a in attempts] == [
+        ("first", "sent"), ("second", "sent" if second_answers == 200 else "failed")]
