@@ -256,6 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="also time raw nlp.pipe of the alternatives to the chosen pipeline")
     parser.add_argument("--no-languages", action="store_true",
                         help="skip the per-language rows and the cost of language detection")
+    parser.add_argument("--languages-only", action="store_true",
+                        help="only the per-language rows and the cost of language detection "
+                             "(English enrichment timed only for the words/s they compare to)")
     args = parser.parse_args(argv)
 
     nlp = load_pipeline(args.model)
@@ -273,6 +276,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     list(nlp.pipe(texts[:64], batch_size=args.batch_size))  # warm-up
     enricher.enrich_many(articles[:64])
+    if args.languages_only:
+        cpu = interleaved(args.rounds, {"enrich": lambda: enricher.enrich_many(articles)}
+                          )["enrich"][0]
+        compare_languages(enricher, articles, words / cpu, args.repeat, args.rounds)
+        return 0
 
     timings = interleaved(args.rounds, {
         "raw nlp.pipe": lambda: list(nlp.pipe(texts, batch_size=args.batch_size)),
