@@ -22,7 +22,8 @@ Layout of a topics file::
           - {name: ..., weight: 0.6, phrases: [...], patterns: [...], entities: [...],
              labels: [...], requires: [<constraint>, ...]}
         exclusions:                  # what cancels evidence
-          - {name: ..., phrases: [...], patterns: [...], scope: overlap | sentence}
+          - {name: ..., phrases: [...], patterns: [...], scope: overlap | sentence | lead,
+             unless: [<constraint>, ...]}
         languages:                   # phrases in other languages, by BCP 47 primary code
           de:
             rules: {<rule name>: [...]}
@@ -166,15 +167,23 @@ class Rule(Finder):
 
 
 class Exclusion(Finder):
-    """Text that cancels evidence: matches it overlaps, or all matches in its sentence."""
+    """Text that cancels evidence: matches it overlaps, all matches in its sentence, or
+    (``lead``) when found in the title or lead, without a span of the constraints named
+    by ``unless`` there, every match after the lead: the story is another's, and what
+    follows names the topic in passing."""
 
     name: str = ""
-    scope: Literal["overlap", "sentence"] = "sentence"
+    scope: Literal["overlap", "sentence", "lead"] = "sentence"
+    unless: tuple[str, ...] = Field(
+        default=(), description="With scope lead: constraints whose spans in the title or "
+                                "lead keep the story the topic's (e.g. its actor named there)")
 
     @model_validator(mode="after")
     def _check_exclusion(self) -> Exclusion:
         if self.is_empty():
             raise ValueError("an exclusion needs phrases, patterns, entities or labels")
+        if self.unless and self.scope != "lead":
+            raise ValueError("unless is for an exclusion with scope lead")
         return self
 
 
@@ -465,6 +474,12 @@ def _check_references(topics: TopicsFile, aliases: AliasFile, path: Path,
             for j, needed in enumerate(rule.requires):
                 if needed not in topic.constraints:
                     problems.append(((*at, "rules", i, "requires", j),
+                                     f"unknown constraint {needed!r} (defined: "
+                                     f"{sorted(topic.constraints) or 'none'})"))
+        for i, exclusion in enumerate(topic.exclusions):
+            for j, needed in enumerate(exclusion.unless):
+                if needed not in topic.constraints:
+                    problems.append(((*at, "exclusions", i, "unless", j),
                                      f"unknown constraint {needed!r} (defined: "
                                      f"{sorted(topic.constraints) or 'none'})"))
         finders: list[tuple[tuple[int | str, ...], Finder]] = []

@@ -122,3 +122,24 @@ def test_bad_token_pattern_is_reported_when_compiled(tmp_path: Path) -> None:
     assert "topic 'is_threat', field 'rules[0].patterns[0]'" in message
     assert "topics.yaml:11: " in message
     assert "NOT_AN_ATTR" in message
+
+
+LEAD_EXCLUSION = """\
+    exclusions:
+      - name: another_groups_story
+        scope: lead
+        unless: [actor]
+        phrases: [taliban]
+"""
+
+
+def test_a_lead_exclusion_names_constraints_that_exist(tmp_path: Path) -> None:
+    loaded = load_topics(write(tmp_path, VALID + LEAD_EXCLUSION))
+    exclusion = loaded.topics.topics["is_threat"].exclusions[0]
+    assert (exclusion.scope, exclusion.unless) == ("lead", ("actor",))
+    message = error_for(tmp_path, VALID + LEAD_EXCLUSION.replace("[actor]", "[victim]"))
+    assert "field 'exclusions[0].unless[0]'" in message
+    assert "unknown constraint 'victim'" in message
+    message = error_for(tmp_path, VALID + LEAD_EXCLUSION.replace("scope: lead",
+                                                                 "scope: sentence"))
+    assert "unless is for an exclusion with scope lead" in message

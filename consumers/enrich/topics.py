@@ -7,7 +7,10 @@ How a document is scored for a topic:
 2. An exclusion with ``scope: overlap`` removes the rule and constraint spans it
    overlaps ("facial recognition" removes "recognition"; "like ISIS" removes that
    mention of the Islamic State as an actor); with ``scope: sentence`` it removes every
-   span in its sentence ("drug test", "honours list").
+   span in its sentence ("drug test", "honours list"); with ``scope: lead``, found in the
+   title or lead (the first sentence after the title) while none of the constraints it
+   names in ``unless`` is, it removes every span after the lead (a Taliban attack report
+   that names the Islamic State in its last sentence is the Taliban's story).
 3. A rule's span counts only if each constraint it ``requires`` has a span within reach:
    the same sentence, the same document, or n tokens either side in the same sentence.
 4. Of overlapping evidence ("drug dealers" found by two rules) only the heaviest counts.
@@ -151,14 +154,15 @@ class TopicMatcher:
         """
         sentences = list(doc.sents)
         sentence_of = _sentence_index(doc, sentences)
-        found = self._find(doc, mentions, sentences, sentence_of)
+        lead = _lead_end(sentences, title_end)
+        found = self._find(doc, mentions, sentences, sentence_of, lead)
         return [
-            self._score_topic(name, topic, doc, found, sentence_of, title_end)
+            self._score_topic(name, topic, doc, found, sentence_of, title_end, lead)
             for name, topic in self.topics.items()
         ]
 
     def _find(self, doc: Doc, mentions: Sequence[Mention], sentences: Sequence[Span],
-              sentence_of: list[int]) -> dict[str, list[Span]]:
+              sentence_of: list[int], lead: int) -> dict[str, list[Span]]:
         spans: dict[str, list[Span]] = defaultdict(list)
         for span in self._phrases(doc, as_spans=True):
             spans[span.label_].append(span)
@@ -172,6 +176,8 @@ class TopicMatcher:
                         spans[key].append(doc[mention.start:mention.end])
         for topic, sentence_indexes in self._candidate_sentences(spans, sentence_of).items():
             matcher = self._exclusion_patterns[topic]
+            if any(exclusion.scope == "lead" for exclusion in self.topics[topic].exclusions):
+                sentence_indexes |= set(range(min(lead, len(sentences))))
             if len(matcher):
                 for index in sorted(sentence_indexes):
                     for span in matcher(sentences[index], as_spans=True):
@@ -200,21 +206,29 @@ class TopicMatcher:
         return {topic: indexes | wide[topic] for topic, indexes in by_topic.items() if indexes}
 
     def _score_topic(self, name: str, topic: Topic, doc: Doc, found: dict[str, list[Span]],
-                     sentence_of: list[int], title_end: int) -> Scored:
+                     sentence_of: list[int], title_end: int, lead: int) -> Scored:
         def spans_of(kind: str, part: str) -> list[Span]:
             return found.get(_Part(name, kind, part).key, [])
 
+        def in_lead(spans: Sequence[Span]) -> bool:
+            return any(sentence_of[span.start] < lead for span in spans)
+
         blocked_tokens: set[int] = set()
         blocked_sentences: set[int] = set()
+        after_lead_blocked = False
         for i, exclusion in enumerate(topic.exclusions):
             for span in spans_of("exclusions", str(i)):
                 if exclusion.scope == "overlap":
                     blocked_tokens.update(range(span.start, span.end))
-                else:
+                elif exclusion.scope == "sentence":
                     blocked_sentences.add(sentence_of[span.start])
+            if exclusion.scope == "lead" and in_lead(spans_of("exclusions", str(i))) and not any(
+                    in_lead(spans_of("constraints", needed)) for needed in exclusion.unless):
+                after_lead_blocked = True
 
         def allowed(span: Span) -> bool:
             return (sentence_of[span.start] not in blocked_sentences
+                    and not (after_lead_blocked and sentence_of[span.start] >= lead)
                     and not blocked_tokens.intersection(range(span.start, span.end)))
 
         constraint_spans = {
@@ -296,6 +310,12 @@ def _within(span: Span, candidates: Sequence[Span], within: str | int,
     reach, sentence = int(within), sentence_of[span.start]
     return any(other.start < span.end + reach and span.start < other.end + reach
                and sentence_of[other.start] == sentence for other in candidates)
+
+
+def _lead_end(sentences: Sequence[Span], title_end: int) -> int:
+    """The index of the first sentence after the lead: the title's sentences (those that
+    start before ``title_end``) and the one after them."""
+    return sum(1 for sentence in sentences if sentence.start_char < title_end) + 1
 
 
 def _sentence_index(doc: Doc, sentences: Sequence[Span]) -> list[int]:
