@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LABELLED = ROOT / "tests" / "data" / "labelled"
 FILES = ("train.jsonl", "articles.jsonl", "extra.jsonl", "relevance-extra.jsonl",
          "relevance-extra-2.jsonl", "relevance-extra-3.jsonl", "heldout-2026e.jsonl",
-         "seed.jsonl")
+         "relevance-extra-4.jsonl", "heldout-2026f.jsonl", "seed.jsonl")
 TARGET_S = 60.0
 
 

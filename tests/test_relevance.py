@@ -69,6 +69,8 @@ def test_features_are_deterministic_and_inside_the_hash_space() -> None:
     ("embassy", {"diplomacy"}), ("vaccines", {"other_recognition"}),
     ("restored", {"mended_ties"}), ("thaw", {"mended_ties"}), ("mend", {"mended_ties"}),
     ("mendoza", set()), ("restaurant", {"culture"}),  # whole short words, not prefixes
+    ("anniversary", {"retrospective"}), ("marks", {"retrospective"}), ("market", set()),
+    ("remembered", {"retrospective"}), ("commemoration", {"retrospective"}),
 ])
 def test_word_families_are_stems_or_whole_short_words(word: str, families: set[str]) -> None:
     assert {name for name, _ in frames_of(word, SPEC.frames)} == families

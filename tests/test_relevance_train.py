@@ -15,11 +15,12 @@ import pytest
 from consumers.enrich.enrich import (
     Enricher,
     document_text,
+    floor_headline,
     named_outright,
     outright_rules,
     titled,
 )
-from consumers.enrich.relevance import FeatureSpec, load_model
+from consumers.enrich.relevance import FeatureSpec, RelevanceModel, TopicModel, load_model
 from consumers.enrich.train import (
     Example,
     LabelledItem,
@@ -238,6 +239,30 @@ def test_a_topic_whose_rules_never_name_it_outright_has_a_floor_for_headlines_on
     assert threat.keeps(0.0, candidate.score, topics["is_threat"].threshold, titled=True)
 
 
+def test_a_headline_that_looks_back_gives_no_headline_floor(enricher: Enricher) -> None:
+    """An anniversary names the group beside a killing in its headline as a report of the
+    attack does: the headline floor keeps the report, the model alone judges the memorial
+    (and a model file without the retrospective family keeps the floor as it was)."""
+    spec = FeatureSpec()
+    doubting = TopicModel(weights=np.zeros(spec.size, dtype=np.float32), platt=(1.0, 0.0),
+                          threshold=0.99, floor=0.8, floor_needs_title=True)
+    judged = Enricher(enricher.nlp, enricher.topics,
+                      relevance=RelevanceModel(spec, {"is_threat": doubting}, {}))
+    lead = "The attack on the seafront promenade was claimed by the Islamic State group."
+    report = document_text("Islamic State attack in seaside town kills 86", content=lead)
+    memorial = document_text("Seaside town marks a year since Islamic State attack that "
+                             "killed 86", content=lead)
+    for document, kept in ((report, True), (memorial, False)):
+        analysis = judged.analyse_many([document], features=spec)[0]
+        candidate = analysis.candidates["is_threat"]
+        assert candidate.score >= 0.8
+        assert titled(candidate.evidence, document.title_end)
+        assert floor_headline(candidate.evidence, document, spec.frames) is kept
+        assert analysis.probabilities["is_threat"] < 0.99  # the model doubts both
+        assert ("is_threat" in {hit.topic for hit in analysis.hits}) is kept
+        assert floor_headline(candidate.evidence, document, frames={})
+
+
 def test_the_seed_article_keeps_its_topics_with_a_model_that_never_saw_it(
         enricher: Enricher) -> None:
     """No special weight: trained without the seed article at all, the floor (the rules'
@@ -245,7 +270,8 @@ def test_the_seed_article_keeps_its_topics_with_a_model_that_never_saw_it(
     from tests.enrich_fixtures import SEED_ARTICLE
 
     files = ("train.jsonl", "articles.jsonl", "extra.jsonl", "relevance-extra.jsonl",
-             "relevance-extra-2.jsonl", "relevance-extra-3.jsonl", "heldout-2026e.jsonl")
+             "relevance-extra-2.jsonl", "relevance-extra-3.jsonl", "heldout-2026e.jsonl",
+             "relevance-extra-4.jsonl", "heldout-2026f.jsonl")
     items = [item for name in files for item in read_labelled(LABELLED / name)]
     assert not any("seed" in str(item.id) for item in items)
     topics = dict(enricher.topics.topics.topics)

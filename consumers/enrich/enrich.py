@@ -41,6 +41,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from consumers.enrich.entities import Mention, count_entities
+from consumers.enrich.frames import retrospective
 from consumers.enrich.language import Guess, LanguageIdentifier
 from consumers.enrich.nlp import DEFAULT_MODEL, load_pipeline
 from consumers.enrich.pipelines import DEFAULT_MODELS, LanguagePipeline, Pipelines
@@ -325,6 +326,7 @@ class Enricher:
         scored: list[Scored] = pipeline.matcher.score(doc, mentions, document.title_end)
         models = (self.relevance.topics if self.relevance is not None
                   and pipeline.language in self.relevance.languages else {})
+        frames = self.relevance.spec.frames if self.relevance is not None else {}
         judged = [item for item in scored if item.evidence and item.topic in models]
         probabilities: dict[str, float] = {}
         if judged and self._featuriser is not None:
@@ -339,7 +341,7 @@ class Enricher:
                 if probability is not None and models[item.topic].keeps(
                         probability, item.score,
                         self.topics.topics.topics[item.topic].threshold,
-                        titled=titled(item.evidence, headline_end(document)),
+                        titled=floor_headline(item.evidence, document, frames),
                         named=named_outright(item.evidence, document.text,
                                              self._outright[item.topic])):
                     hits.append(TopicHit(topic=item.topic, score=item.score,
@@ -373,6 +375,17 @@ MAX_HEADLINE_CHARS = 200  # a longer first line of a plain text is a paragraph
 def titled(evidence: Sequence[EvidenceSpan], title_end: int) -> bool:
     """Whether some of the evidence is in the title (the first ``title_end`` characters)."""
     return any(span.start < title_end for span in evidence)
+
+
+def floor_headline(evidence: Sequence[EvidenceSpan], document: Document,
+                   frames: dict[str, tuple[str, ...]]) -> bool:
+    """Whether evidence reaches the headline in the way the headline floor asks
+    (`TopicModel.keeps`, ``titled``): some of it is in the headline (`headline_end`), and
+    the headline does not look back (`frames.retrospective`: "Yazidis mark 10 years since
+    Islamic State massacre in Sinjar" names the group beside a killing as a report of the
+    attack does; the model judges it instead)."""
+    end = headline_end(document)
+    return titled(evidence, end) and not retrospective(document.text[:end], frames)
 
 
 _LIST_BEFORE = re.compile(r"(?:,|\b(?:and|or|as well as))\s*$", re.IGNORECASE)

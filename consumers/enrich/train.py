@@ -37,10 +37,9 @@ from consumers.enrich.enrich import (
     Document,
     Enricher,
     document_text,
-    headline_end,
+    floor_headline,
     named_outright,
     outright_rules,
-    titled,
 )
 from consumers.enrich.relevance import (
     FeatureSpec,
@@ -365,7 +364,7 @@ def train(examples: Sequence[Example], topics: dict[str, Topic], spec: FeatureSp
         kept_by_rules, needs_title = topic_floor(topic, floor)
         # The floor sees a rule score only where it may keep the candidate.
         outright = outright_rules(topic)
-        scores = np.array([_floor_score(example, name, needs_title, outright)
+        scores = np.array([_floor_score(example, name, needs_title, outright, spec.frames)
                            for _, example in rows])
         fit = _fit_calibrated(gram, y, groups, folds, seed, regularisation, weights, scores,
                               kept_by_rules)
@@ -388,14 +387,15 @@ def train(examples: Sequence[Example], topics: dict[str, Topic], spec: FeatureSp
     return model, reports
 
 
-def _floor_score(example: Example, topic: str, needs_title: bool, outright: frozenset[str]
-                 ) -> float:
-    """The candidate's rule score, or 0 when the floor would not keep it: it needs title
-    evidence the candidate lacks, or the topic named outright (rules ``outright``, outside
-    a list: `named_outright`) and the candidate does not name it so."""
+def _floor_score(example: Example, topic: str, needs_title: bool, outright: frozenset[str],
+                 frames: dict[str, tuple[str, ...]]) -> float:
+    """The candidate's rule score, or 0 when the floor would not keep it: it needs
+    evidence in a headline that does not look back (`floor_headline`, with the families
+    ``frames``) and the candidate lacks it, or the topic named outright (rules
+    ``outright``, outside a list: `named_outright`) and the candidate does not name it so."""
     candidate = example.candidates[topic]
     document = example.item.document()
-    if needs_title and not titled(candidate.evidence, headline_end(document)):
+    if needs_title and not floor_headline(candidate.evidence, document, frames):
         return 0.0
     if outright and not named_outright(candidate.evidence, document.text, outright):
         return 0.0
@@ -486,7 +486,8 @@ def evaluate_model(model: RelevanceModel, examples: Sequence[Example],
                 item=example.item, expected=name in example.item.labels,
                 predicted=candidate is not None and topic_model.keeps(
                     p or 0.0, candidate.score, topic.threshold,
-                    titled=titled(candidate.evidence, headline_end(example.item.document())),
+                    titled=floor_headline(candidate.evidence, example.item.document(),
+                                          model.spec.frames),
                     named=named_outright(candidate.evidence, example.item.document().text,
                                          outright_rules(topic))),
                 probability=p,
