@@ -297,17 +297,17 @@ class Deliverer:
         claimed: set[tuple[int, str]] = set()
         try:
             with unavailable_as_retryable(), self._engine.begin() as conn:
-                due = (select(T_SENDS.c.alert_id, T_SENDS.c.channel, T_SENDS.c.attempts)
-                       .where(T_SENDS.c.status == "pending", T_SENDS.c.next_attempt_at <= now)
-                       .where(T_SENDS.c.channel.not_in(self._busy_channels))
-                       .order_by(T_SENDS.c.next_attempt_at, T_SENDS.c.alert_id)
-                       .limit(self._batch))
+                query = (select(T_SENDS.c.alert_id, T_SENDS.c.channel, T_SENDS.c.attempts)
+                         .where(T_SENDS.c.status == "pending", T_SENDS.c.next_attempt_at <= now)
+                         .where(T_SENDS.c.channel.not_in(self._busy_channels))
+                         .order_by(T_SENDS.c.next_attempt_at, T_SENDS.c.alert_id)
+                         .limit(self._batch))
                 if conn.dialect.name == "postgresql":
                     # Locked in this order, so the one UPDATE below waits for no other
                     # deliverer (and cannot deadlock with one); rows another deliverer
                     # is claiming are skipped, as its claim would win them anyway.
-                    due = due.with_for_update(skip_locked=True)
-                for row in conn.execute(due).all():
+                    query = query.with_for_update(skip_locked=True)
+                for row in conn.execute(query).all():
                     destination = (where or {}).get(row.channel, f"channel:{row.channel}")
                     chain = chains.get(destination)
                     if chain is None:

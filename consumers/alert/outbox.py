@@ -188,19 +188,17 @@ class SqlStore:
         `seen_cache.SeenCache`, pairs of windowed rules on articles it knows come from
         memory, except for ``fresh`` ones (the batch's own articles: always SQL)."""
         cache = self.seen_cache
-        if cache is None or fresh:  # the batch's articles: mostly new, with no rows yet
-            articles = sorted({aid for _, aid in pairs})
-            rows = pairs_of_articles(self.conn, articles)
-            if cache is not None:
-                cache.load(articles, rows)
-            return set(pairs) & set(rows) if rows else set()
-        found, rest = cache.answer(set(pairs))
-        if not rest:
-            return found
+        found: set[tuple[str, str]] = set()
+        rest: Iterable[tuple[str, str]] = pairs
+        if cache is not None and not fresh:  # fresh: the batch's articles, mostly new
+            found, rest = cache.answer(set(pairs))
+            if not rest:
+                return found
         articles = sorted({aid for _, aid in rest})
         rows = pairs_of_articles(self.conn, articles)
-        cache.load(articles, rows)
-        return found | (set(rest) & set(rows))
+        if cache is not None:
+            cache.load(articles, rows)
+        return found | (set(rest) & set(rows)) if rows else found
 
     def load_groups(self, keys: Iterable[tuple[str, str]], rules: Mapping[str, Rule],
                     now: datetime) -> dict[tuple[str, str], GroupState]:

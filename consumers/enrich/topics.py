@@ -106,6 +106,10 @@ class TopicMatcher:
         self._patterns = Matcher(nlp.vocab, validate=True)
         self._exclusion_patterns: dict[str, Matcher] = {
             name: Matcher(nlp.vocab, validate=True) for name in self.topics}
+        # Topics with a ``scope: lead`` exclusion: their lead is always searched for it.
+        self._lead_scoped = frozenset(
+            name for name, topic in self.topics.items()
+            if any(exclusion.scope == "lead" for exclusion in topic.exclusions))
         self._finders: dict[str, tuple[_Part, Finder]] = {}
         for name, topic in self.topics.items():
             for i, rule in enumerate(topic.rules):
@@ -176,7 +180,7 @@ class TopicMatcher:
                         spans[key].append(doc[mention.start:mention.end])
         for topic, sentence_indexes in self._candidate_sentences(spans, sentence_of).items():
             matcher = self._exclusion_patterns[topic]
-            if any(exclusion.scope == "lead" for exclusion in self.topics[topic].exclusions):
+            if topic in self._lead_scoped:
                 sentence_indexes |= set(range(min(lead, len(sentences))))
             if len(matcher):
                 for index in sorted(sentence_indexes):
