@@ -16,6 +16,7 @@ relevance-model:
 	    tests/data/labelled/relevance-extra.jsonl tests/data/labelled/relevance-extra-2.jsonl \
 	    tests/data/labelled/relevance-extra-3.jsonl tests/data/labelled/heldout-2026e.jsonl \
 	    tests/data/labelled/relevance-extra-4.jsonl tests/data/labelled/heldout-2026f.jsonl \
+	    tests/data/labelled/heldout-2026g.jsonl tests/data/labelled/relevance-extra-5.jsonl \
 	    tests/data/labelled/seed.jsonl --out consumers/enrich/relevance-model.json
 
 lint:

@@ -9,14 +9,15 @@ Sets (all in tests/data/labelled):
   tuning features, rules or thresholds);
 * pool: the rest of train.jsonl, extra.jsonl, relevance-extra.jsonl, relevance-extra-2.jsonl,
   relevance-extra-3.jsonl, heldout-2026e.jsonl (a training set since the fifth session),
-  relevance-extra-4.jsonl, heldout-2026f.jsonl (training sets since the sixth) and
+  relevance-extra-4.jsonl, heldout-2026f.jsonl (training sets since the sixth),
+  heldout-2026g.jsonl, relevance-extra-5.jsonl (training sets since the seventh) and
   seed.jsonl: what
   features, candidate rules and thresholds were tuned on, by k-fold cross-validation;
 * dev: articles.jsonl, the 46-item development set the rules were written against;
 * held-out 2026: heldout-2026.jsonl, 33 real feed items (2024-2025) labelled before
   anything was scored on them and never tuned on; scored by the layer fitted on all of the
   above (what `make relevance-model` ships), so it is news the model never saw;
-* held-out 2026b, 2026c, 2026d and 2026g: real reports (outlet, date and headline cited, lead
+* held-out 2026b, 2026c, 2026d: real reports (outlet, date and headline cited, lead
   summarised) on events no training file covers, each labelled and committed before
   anything was scored on it, scored the same way; 2026b and 2026c were scored once each
   and then informed a change of the floor, so they are development sets now; 2026d was
@@ -24,15 +25,17 @@ Sets (all in tests/data/labelled):
   evidence, so it is a development set too; 2026e was written and committed before the
   rules for membership, seats and envoys were scored on it, and judged them; it is training
   data since (fifth session); 2026f judged the fifth session and is training data since
-  (sixth); 2026g was written and committed before anything of the sixth session changed
-  and judges it.
+  (sixth); 2026g judged the sixth and is training data since (seventh);
+* held-out 2026h: real items read from public repositories (Wikipedia's Current events
+  mirror, a darknet-news site), each with repository, path and commit, written and
+  committed before anything of the seventh session changed; it judges the seventh.
 
 Rows: the rules alone (the topics file's rule scores at its thresholds, or those of
 ``--before-topics``, e.g. main's topics.yaml); the layer cross-validated on the pool; the
 layer fitted on the pool and scored on dev; fitted on pool + dev and scored on held-out;
 and cross-validated on everything (the figures `newswatch topics train` prints for the
-shipped model), repeated over fold seeds, with and without the sixth session's items
-(relevance-extra-4.jsonl and heldout-2026f.jsonl) to show what the data did. No figure
+shipped model), repeated over fold seeds, with and without the seventh session's items
+(relevance-extra-5.jsonl and heldout-2026g.jsonl) to show what the data did. No figure
 scores an item with a model fitted on it. Thresholds and floors are chosen inside
 training (on inner folds), never on the items scored.
 
@@ -69,10 +72,10 @@ from schemas.topics_file import Topic, load_topics
 ROOT = Path(__file__).resolve().parent.parent
 
 LABELLED = ROOT / "tests" / "data" / "labelled"
-EXTENSION = "relevance-extra-4.jsonl"  # the sixth session's labelled items (with 2026f)
+EXTENSION = "relevance-extra-5.jsonl"  # the seventh session's labelled items (with 2026g)
 POOL_FILES = ("extra.jsonl", "relevance-extra.jsonl", "relevance-extra-2.jsonl",
-              "relevance-extra-3.jsonl", "heldout-2026e.jsonl", EXTENSION,
-              "heldout-2026f.jsonl", "seed.jsonl")
+              "relevance-extra-3.jsonl", "heldout-2026e.jsonl", "relevance-extra-4.jsonl",
+              "heldout-2026f.jsonl", "heldout-2026g.jsonl", EXTENSION, "seed.jsonl")
 
 
 def held_out(item_id: object) -> bool:
@@ -189,18 +192,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                         ("heldout-2026b.jsonl", "held-out 2026b (dev now)"),
                         ("heldout-2026c.jsonl", "held-out 2026c (dev now)"),
                         ("heldout-2026d.jsonl", "held-out 2026d (dev now)"),
-                        ("heldout-2026g.jsonl", "held-out 2026g")):
+                        ("heldout-2026h.jsonl", "held-out 2026h")):
         fresh = featurise(enricher, read_labelled(LABELLED / name), spec)
         for topic, report in rules_outcomes(fresh, topics).items():
             lines.append(row(f"rules alone, {label}", topic, report.outcomes))
         for topic, report in evaluate_model(shipped_like, fresh, topics).items():
             lines.append(row(f"layer fitted on all, {label}", topic, report.outcomes))
     lines += repeated_cv(everything, topics, spec, args.folds, args.seeds)
-    extension = {str(item.id) for name in (EXTENSION, "heldout-2026f.jsonl")
+    extension = {str(item.id) for name in (EXTENSION, "heldout-2026g.jsonl")
                  for item in read_labelled(LABELLED / name)}
     earlier = [example for example in everything if str(example.item.id) not in extension]
     lines += repeated_cv(earlier, topics, spec, args.folds, args.seeds,
-                         name=f"all but {EXTENSION} and 2026f")
+                         name=f"all but {EXTENSION} and 2026g")
     lines += multilingual_rows(LABELLED / "multilingual-dev.jsonl", topics)
     print("\n".join(lines))
     print(f"\n{sum(len(items) for items in sets.values())} items; "

@@ -29,6 +29,8 @@ IS_THREAT_POSITIVE = [
     "Why IS is so hard to beat in Mozambique",
     "Isis claims Manchester Arena bombing",
     "Islamic State Khorasan Province gunmen storm concert hall",
+    # the group's long name carries an "of" that the state-name exclusion must not take
+    "Car bomb kills 20 in Baghdad as the Islamic State of Iraq and the Levant claims it",
 ]
 IS_THREAT_NEGATIVE = [
     "THE ECONOMY IS BOOMING, SAYS PRESIDENT",
@@ -59,6 +61,7 @@ DRUG_POSITIVE = [
     "Sinaloa cartel leader captured in Culiacan",
     "Police find cannabis factory in Birmingham house",
     "Seizures of fentanyl at the border doubled last year",
+    "Police shut down darknet market that sold heroin and cocaine to thousands",
 ]
 DRUG_NEGATIVE = [
     "FDA approves new weight-loss drug",
@@ -107,6 +110,10 @@ RECOGNITION_NEGATIVE = [
     "Spain's Sanchez recognises defeat in regional elections",
     "UK recognises China as 'epoch-defining challenge'",
     "Microsoft's assistant can now recognise your voice",
+    "Lisbon recognised as Europe's leading city-break destination",
+    "Lawmakers urged to recognise the Nakba in a parliamentary motion",
+    "EU recognises Indian-made vaccine for travellers from Brazil",
+    "Minister says Japan must recognise the realities of an ageing society",
 ]
 
 
@@ -226,7 +233,7 @@ CONTESTED_EVIDENCE = [
     ("Guatemala says it will never cut diplomatic ties with Taiwan", "diplomatic_ties"),
     ("Somaliland and Kenya to establish diplomatic relations, minister says",
      "diplomatic_ties"),
-    ("Mauritania breaks off diplomatic relations with Israel", "diplomatic_ties"),
+    ("Bahrain and Israel establish full diplomatic relations", "diplomatic_ties"),
     ("Uzbekistan accepts the credentials of a Taliban envoy", "envoys_accredited"),
     ("Myanmar junta's envoy presents credentials in Moscow", "envoys_accredited"),
     ("Kosovo applies for membership of Interpol", "contested_membership"),
@@ -246,6 +253,25 @@ ORDINARY_STATES = [
     ("Brazil and Paraguay upgrade ties and exchange ambassadors", "envoys_and_embassies",
      "envoys_of_states"),
 ]
+
+
+# Ties cut with Israel are a protest by a state that goes on recognising it (TRAIN.md counts
+# them out): not the strong ties rule, unlike ties cut with Taipei (above); at most a
+# candidate the model judges (an ambassador expelled).
+ISRAEL_RUPTURES = [
+    "Mauritania breaks off diplomatic relations with Israel",
+    "Bolivia severs diplomatic ties with Israel over the war in Gaza",
+    "Turkey downgrades diplomatic relations with Israel and expels its ambassador",
+]
+
+
+@pytest.mark.parametrize("headline", ISRAEL_RUPTURES)
+def test_ties_cut_with_israel_are_not_recognition_evidence(
+    enricher: Enricher, headline: str
+) -> None:
+    assert "diplomatic_ties" not in _recognition_rules(enricher, headline)
+    [analysis] = enricher.analyse_many([document_text(headline)])
+    assert analysis.scores.get("recognition", 0.0) < 0.2
 
 
 @pytest.mark.parametrize(("headline", "rule"), CONTESTED_EVIDENCE)
