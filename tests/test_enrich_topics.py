@@ -234,6 +234,8 @@ CONTESTED_EVIDENCE = [
     ("Somaliland and Kenya to establish diplomatic relations, minister says",
      "diplomatic_ties"),
     ("Bahrain and Israel establish full diplomatic relations", "diplomatic_ties"),
+    ("Morocco agrees to normalise relations with Israel", "normalisation"),
+    ("Spain backs Morocco's autonomy plan for Western Sahara", "sovereignty_claim"),
     ("Uzbekistan accepts the credentials of a Taliban envoy", "envoys_accredited"),
     ("Myanmar junta's envoy presents credentials in Moscow", "envoys_accredited"),
     ("Kosovo applies for membership of Interpol", "contested_membership"),
