@@ -21,7 +21,6 @@ import pytest
 if TYPE_CHECKING:
     from consumers.enrich.enrich import Enricher
 
-from newswatch.db import make_engine
 from newswatch.kafka_local import LocalKafka
 from tests.producer_fixtures import TopicWatch
 from tests.support.broker import running_broker
@@ -120,16 +119,22 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 from sqlalchemy import Engine  # noqa: E402
 
-from newswatch.migrate import upgrade  # noqa: E402
 from tests.pg_server import PostgresServer  # noqa: E402
+from tests.support.migrated import MigratedTemplates  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> MigratedTemplates:
+    """The real migrations, run once per session and dialect, for `engine` to copy."""
+    return MigratedTemplates(tmp_path_factory.mktemp("migrated"))
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
+def engine(db_url: str, migrated_templates: MigratedTemplates) -> Iterator[Engine]:
     """An engine on ``db_url`` migrated to the code's schema, as ``newswatch db upgrade``
-    leaves it (SQLite and PostgreSQL, like ``db_url``)."""
-    eng = make_engine(db_url)
-    upgrade(eng)
+    leaves it (SQLite and PostgreSQL, like ``db_url``): a copy of the session's migrated
+    database (`tests.support.migrated`), which is the same and ~0.2 s faster a test."""
+    eng = migrated_templates.engine(db_url)
     yield eng
     eng.dispose()
 

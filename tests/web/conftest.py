@@ -21,12 +21,11 @@ from consumers.enrich.enrich import Enricher
 from consumers.store.write import store_batch
 from consumers.web.auth import add_user, create_token
 from consumers.web.daemon import build_server
-from newswatch.db import make_engine
-from newswatch.migrate import upgrade
 from newswatch.settings import Settings
 from schemas.ids import article_id
 from schemas.messages import Article
 from tests.enrich_fixtures import SEED_ARTICLE
+from tests.support.migrated import MigratedTemplates
 from tests.support.ports import free_port
 from tests.support.waits import wait_for
 
@@ -99,9 +98,9 @@ def hostile_article(published: datetime) -> Article:
                    feed_name="<b>Hostile</b>", language="en")
 
 
-def start_console(db_url: str, tmp_path: Path, enricher: Enricher) -> Iterator[Console]:
-    engine = make_engine(db_url)
-    upgrade(engine)
+def start_console(db_url: str, tmp_path: Path, enricher: Enricher,
+                  templates: MigratedTemplates) -> Iterator[Console]:
+    engine = templates.engine(db_url)  # migrated: a copy of the session's migrated database
     now = datetime.now(UTC)
     seed = seed_article(enricher, now - timedelta(hours=2))
     hostile = hostile_article(now - timedelta(hours=1))
@@ -138,12 +137,15 @@ def start_console(db_url: str, tmp_path: Path, enricher: Enricher) -> Iterator[C
 
 
 @pytest.fixture
-def console(db_url: str, tmp_path: Path, enricher: Enricher) -> Iterator[Console]:
+def console(db_url: str, tmp_path: Path, enricher: Enricher,
+            migrated_templates: MigratedTemplates) -> Iterator[Console]:
     """The console on SQLite and on PostgreSQL (like ``db_url``)."""
-    yield from start_console(db_url, tmp_path, enricher)
+    yield from start_console(db_url, tmp_path, enricher, migrated_templates)
 
 
 @pytest.fixture
-def sqlite_console(tmp_path: Path, enricher: Enricher) -> Iterator[Console]:
+def sqlite_console(tmp_path: Path, enricher: Enricher,
+                   migrated_templates: MigratedTemplates) -> Iterator[Console]:
     """The console on SQLite only (the browser tests: the API tests cover both)."""
-    yield from start_console(f"sqlite:///{tmp_path / 'web.db'}", tmp_path, enricher)
+    yield from start_console(f"sqlite:///{tmp_path / 'web.db'}", tmp_path, enricher,
+                             migrated_templates)

@@ -58,7 +58,9 @@ from tests.support.feed_server import FeedServer
 from tests.support.smtp import Mail, SmtpServer
 from tests.support.webhook import Received, WebhookReceiver
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+# In the fault suite (moved from tests/e2e/ to keep `make test` within its budget): each
+# test runs the whole pipeline as processes over 2,000 articles for 30-50 s.
+pytestmark = [pytest.mark.integration, pytest.mark.fault, pytest.mark.timeout(300)]
 
 FEEDS, PER_FEED, REVEAL_S = 20, 100, 25.0
 # How close to the first receipt a kill of the alert daemon explains a repeat: the send was

@@ -39,7 +39,9 @@ from schemas.topics import TopicNames
 from tests.factories import make_article, make_enriched
 from tests.support.waits import lag, wait_for
 
-pytestmark = pytest.mark.integration
+# In the fault suite (moved from tests/stories/ to keep `make test` within its budget):
+# each test runs story daemons as processes against Kafka, kill -9 and SIGTERM included.
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "consumers" / "stories" / "data"
