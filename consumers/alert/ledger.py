@@ -48,16 +48,23 @@ def record(conn: Connection, taken: Iterable[tuple[str, ArticleRef]], decided_at
            ) -> int:
     """Write the (rule, article) pairs ``taken`` by this evaluation, one row per article;
     returns the highest ledger id after them (what a group releasing now has sent)."""
-    rows: dict[str, dict[str, Any]] = {}
-    for rule, ref in taken:
-        row = rows.get(ref.article_id)
-        if row is None:
-            row = rows[ref.article_id] = {"article_id": ref.article_id,
-                                          "published": ref.published,
-                                          "decided_at": decided_at, "matches": {}}
-        row["matches"].setdefault(ref.group_key, []).append(rule)
-    if rows:
-        conn.execute(L.insert(), list(rows.values()))
+    matches_of: dict[str, Matches] = {}
+    published: dict[str, datetime] = {}
+    for rule, ref in taken:  # 83,000 pairs an evaluation with 10,000 rules
+        aid = ref[0]
+        matches = matches_of.get(aid)
+        if matches is None:
+            matches = matches_of[aid] = {}
+            published[aid] = ref[1]
+        names = matches.get(ref[2])
+        if names is None:
+            matches[ref[2]] = [rule]
+        else:
+            names.append(rule)
+    if matches_of:
+        conn.execute(L.insert(), [{"article_id": aid, "published": published[aid],
+                                   "decided_at": decided_at, "matches": matches}
+                                  for aid, matches in matches_of.items()])
     return top(conn)
 
 

@@ -268,8 +268,8 @@ class SqlStore:
             if sends:
                 conn.execute(T_SENDS.insert(), sends)
                 notify_outbox(conn)  # deliverers of other processes wake at the commit
-        if decisions.changed:
-            self._save_groups(list(decisions.changed.values()))
+        if decisions.changed and (rows := decisions.to_write()):
+            self._save_groups(rows)
         for rule in decisions.digests_sent:  # after the groups: their marks are written
             digest_sent(conn, rule)
         if self.groups is not None:  # what SQL holds once this transaction commits

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import attrgetter
@@ -65,6 +65,7 @@ WINDOW_LIMIT = 5000
 MAX_SPIKE_ENTRIES = 50_000
 # Entries kept in all groups together; the least recently used groups go first.
 MAX_ENTRIES = 1_000_000
+EMPTY: frozenset[str] = frozenset()
 BY_ID, BY_PUBLISHED = attrgetter("article_id"), attrgetter("published")
 
 
@@ -124,6 +125,9 @@ class Group:
     since: datetime  # entries published before this were never read
     entries: dict[str, Entry] = field(default_factory=dict)
     oldest: datetime | None = None  # no entry was published before it (a lower bound)
+    # Entries the rule is known to have taken (held or alerted: the ledger says so, and
+    # it keeps saying so while the article exists): not looked up again (`taken`).
+    taken: set[str] = field(default_factory=set)
 
 
 class WindowCache:
@@ -134,6 +138,7 @@ class WindowCache:
         self._filed: dict[str, dict[str, str]] = {}  # article -> rule -> group key
         self._uncached: set[tuple[str, str]] = set()  # spike groups too big to keep
         self._token: tuple[int, datetime | None] | None = None
+        self._staged: list[tuple[str, str]] = []  # (rule, article) taken, not committed
         self._size = 0
         self.cold_loads = 0  # windows read from SQL
         self.reads = 0  # windows answered
@@ -142,6 +147,7 @@ class WindowCache:
 
     def sync(self, conn: Connection) -> None:
         """Start afresh unless the cursor is as this cache last left it."""
+        self._staged = []
         token = cursor_token(conn)
         if token != self._token or token is None:
             if self._groups:
@@ -150,8 +156,11 @@ class WindowCache:
             self.clear()
 
     def committed(self, watermark: int, updated_at: datetime) -> None:
-        """The evaluation that used the cache committed with this cursor."""
+        """The evaluation that used the cache committed with this cursor: what it took
+        (`stage`) is taken."""
         self._token = (watermark, as_utc(updated_at))
+        staged, self._staged = self._staged, []
+        self.took(staged)
 
     def clear(self) -> None:
         self._groups.clear()
@@ -195,7 +204,8 @@ class WindowCache:
         if not cached:
             return
         query = select(A.c.id, A.c.published, A.c.feed_id)
-        rows = {row.id: (as_utc(row.published), row.feed_id)
+        # One entry per article, shared by the groups it is filed in (~40 each here).
+        rows = {row.id: Entry(row.id, as_utc(row.published), row.feed_id)
                 for part in chunks(sorted(matched), 500)
                 for row in conn.execute(query.where(A.c.id.in_(part)))}
         filed_of, groups = self._filed, self._groups
@@ -208,32 +218,60 @@ class WindowCache:
                 continue
             if rule is not last:
                 last, feeds, name = rule, rule.feed_groups, rule.name
-            known = feeds.get(row[1])
-            key = (known or feed_group(rule, row[1]))[0]
+            known = feeds.get(row[2])
+            key = (known or feed_group(rule, row[2]))[0]
             filed = filed_of.get(aid)
             if filed is not None and filed.get(name, key) != key:
                 self._remove(name, aid)
             group = groups.get((name, key))
-            if group is not None and row[0] >= group.since:
-                self._put(rule, key, group, aid, row)
+            if group is not None and row[1] >= group.since:
+                self._put(rule, key, group, row)
 
     def discard(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Take (rule, article) pairs out of their groups (found deleted or changed)."""
         for rule_name, aid in pairs:
             self._remove(rule_name, aid)
 
+    def took(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """(rule, article) pairs the ledger holds (found seen, or committed by this
+        evaluator): their entries are `taken` from now on."""
+        filed_of, groups = self._filed, self._groups
+        for rule_name, aid in pairs:
+            filed = filed_of.get(aid)
+            key = filed.get(rule_name) if filed is not None else None
+            if key is not None:
+                group = groups.get((rule_name, key))
+                if group is not None and aid in group.entries:
+                    group.taken.add(aid)
+
+    def stage(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """(rule, article) pairs this evaluation's transaction takes (`took` on commit)."""
+        self._staged.extend(pairs)
+
+    def taken(self, rule_name: str, key: str) -> Collection[str]:
+        """The group's entries known taken by its rule (`Group.taken`; empty when the
+        group is not held). Exact: a pair taken stays in the ledger while its article
+        exists, and an article stored anew comes with a new hit (`observe` forgets it)."""
+        group = self._groups.get((rule_name, key))
+        return group.taken if group is not None else EMPTY
+
     def groups(self) -> list[tuple[str, str]]:
         """The (rule, group key) windows held."""
         return list(self._groups)
 
-    def _put(self, rule: CompiledRule, key: str, group: Group, aid: str,
-             row: tuple[datetime, str]) -> None:
+    def _put(self, rule: CompiledRule, key: str, group: Group, entry: Entry) -> None:
+        aid, published = entry[0], entry[1]
         if aid not in group.entries:
             self._size += 1
-        group.entries[aid] = Entry(aid, row[0], row[1])
-        if group.oldest is None or row[0] < group.oldest:
-            group.oldest = row[0]
-        self._filed.setdefault(aid, {})[rule.name] = key
+        elif group.taken:
+            group.taken.discard(aid)  # filed again: looked up again
+        group.entries[aid] = entry
+        if group.oldest is None or published < group.oldest:
+            group.oldest = published
+        filed = self._filed.get(aid)
+        if filed is None:
+            filed = self._filed[aid] = {}
+        filed[rule.name] = key
         if rule.rule.count is not None and len(group.entries) > WINDOW_LIMIT * 6 // 5:
             self._trim(rule.name, key, group)
         elif rule.rule.spike is not None and len(group.entries) > MAX_SPIKE_ENTRIES:
@@ -247,6 +285,7 @@ class WindowCache:
         group = self._groups.get((rule_name, key)) if key is not None else None
         if group is not None and group.entries.pop(aid, None) is not None:
             self._size -= 1
+            group.taken.discard(aid)
 
     def _trim(self, rule_name: str, key: str, group: Group) -> None:
         """Keep the newest `WINDOW_LIMIT` entries (the ones a count window reads)."""
@@ -255,6 +294,7 @@ class WindowCache:
         ordered.sort(key=lambda item: item[1].published, reverse=True)
         for aid, _ in ordered[WINDOW_LIMIT:]:
             del group.entries[aid]
+            group.taken.discard(aid)
             self._forget(rule_name, aid)
             self._size -= 1
 
@@ -294,6 +334,7 @@ class WindowCache:
             old = [aid for aid, entry in group.entries.items() if entry.published < start]
             for aid in old:
                 del group.entries[aid]
+                group.taken.discard(aid)
                 self._forget(rule.name, aid)
             self._size -= len(old)
             group.oldest = min((e.published for e in group.entries.values()), default=None)
@@ -319,7 +360,7 @@ class WindowCache:
         group = Group(since=start)
         self._groups[(rule.name, key)] = group
         for row in rows:
-            self._put(rule, key, group, row.id, (as_utc(row.published), row.feed_id))
+            self._put(rule, key, group, Entry(row.id, as_utc(row.published), row.feed_id))
         return group
 
     def _evict(self) -> None:
