@@ -146,6 +146,29 @@ def _file(states: dict[tuple[str, str], GroupState],
                                               group_key=key, labels=marks[2]))
 
 
+def drop_removed(conn: Connection, rules: Mapping[str, Any]) -> list[str]:
+    """Groups of rules no longer in ``rules`` give up what they hold; returns those rules.
+
+    A group keeps its ``release_at`` while it holds articles, and `group.decide` skips
+    groups of unknown rules: a rule removed from the rules file while its groups held
+    articles would hold them for ever, and its mark would keep every article alerted
+    after it from `db prune` (`hold_floor`). So when the evaluator rebuilds its groups
+    for a rule set (start, reload), the removed rules' groups release nothing, and their
+    marks move past the whole ledger, digest marks too: what they held is never sent,
+    even if a rule of the same name comes back (the ledger says the rule took it).
+    """
+    pending = conn.execute(select(G.c.rule).where(G.c.release_at.is_not(None))
+                           .distinct()).scalars()
+    removed = sorted(rule for rule in pending if rule not in rules)
+    if not removed:
+        return []
+    mark = top(conn)
+    for part in chunks(removed, GROUPS_PER_QUERY):
+        conn.execute(G.update().where(G.c.rule.in_(part)).values(
+            release_at=None, released_through=mark, digested_through=mark))
+    return removed
+
+
 def digest_sent(conn: Connection, rule: str) -> None:
     """The digest of ``rule`` went out: what its groups released so far is sent."""
     conn.execute(G.update().where(G.c.rule == rule, G.c.group_key != DIGEST_KEY)
