@@ -518,14 +518,16 @@ TARGETS = {"selective": (10_000, 1_000.0), "broad": (1_000, 200.0)}  # rules, hi
 
 
 def print_scale(rows: list[dict[str, Any]], matchers: list[str]) -> None:
+    # hits/s: the median of the timed rounds (the target is judged on it) and the best.
     print("| profile | rules | stored | parse | compile + index | alerts/tick | " + " | ".join(
-        f"{name} hits/s (match ms/tick)" for name in matchers) + " | target | uptime |")
+        f"{name} hits/s median / best (match ms/tick)" for name in matchers)
+        + " | target (median) | uptime |")
     print("|---|---|---|---|---|---|" + "---|" * len(matchers) + "---|---|")
     for row in rows:
         rules, target = TARGETS.get(row["profile"], (0, 0.0))
         mark = ""
         if row["rules"] == rules and "index_hits_per_s" in row:
-            met = row["index_hits_per_s"] >= target
+            met = row["index_hits_per_s_median"] >= target
             mark = f">= {target:.0f} ({'met' if met else 'missed'})"
         compiled = row["compile_s"] + row["index_s"]
         if row["rules"] == 10_000:
@@ -533,7 +535,8 @@ def print_scale(rows: list[dict[str, Any]], matchers: list[str]) -> None:
         print(f"| {row['profile']} | {row['rules']:,} | {row['stored']:,} | "
               f"{row['parse_s']:.2f} s | {compiled:.2f} s | "
               f"{row[f'{matchers[0]}_alerts_per_tick']:,} | " + " | ".join(
-                  f"{row[f'{name}_hits_per_s']:,.0f} ({row[f'{name}_match_ms_per_tick']:,.0f})"
+                  f"{row[f'{name}_hits_per_s_median']:,.0f} / {row[f'{name}_hits_per_s']:,.0f} "
+                  f"({row[f'{name}_match_ms_per_tick']:,.0f})"
                   for name in matchers)
               + f" | {mark} | {row['uptime']} |")
 

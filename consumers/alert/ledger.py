@@ -48,16 +48,23 @@ def record(conn: Connection, taken: Iterable[tuple[str, ArticleRef]], decided_at
            ) -> int:
     """Write the (rule, article) pairs ``taken`` by this evaluation, one row per article;
     returns the highest ledger id after them (what a group releasing now has sent)."""
-    rows: dict[str, dict[str, Any]] = {}
-    for rule, ref in taken:
-        row = rows.get(ref.article_id)
-        if row is None:
-            row = rows[ref.article_id] = {"article_id": ref.article_id,
-                                          "published": ref.published,
-                                          "decided_at": decided_at, "matches": {}}
-        row["matches"].setdefault(ref.group_key, []).append(rule)
-    if rows:
-        conn.execute(L.insert(), list(rows.values()))
+    matches_of: dict[str, Matches] = {}
+    published: dict[str, datetime] = {}
+    for rule, ref in taken:  # 83,000 pairs an evaluation with 10,000 rules
+        aid = ref[0]
+        matches = matches_of.get(aid)
+        if matches is None:
+            matches = matches_of[aid] = {}
+            published[aid] = ref[1]
+        names = matches.get(ref[2])
+        if names is None:
+            matches[ref[2]] = [rule]
+        else:
+            names.append(rule)
+    if matches_of:
+        conn.execute(L.insert(), [{"article_id": aid, "published": published[aid],
+                                   "decided_at": decided_at, "matches": matches}
+                                  for aid, matches in matches_of.items()])
     return top(conn)
 
 
@@ -137,6 +144,29 @@ def _file(states: dict[tuple[str, str], GroupState],
             if marks is not None and digest is not None and marks[0] < entry <= marks[1]:
                 digest.held.append(ArticleRef(article_id=article_id, published=published,
                                               group_key=key, labels=marks[2]))
+
+
+def drop_removed(conn: Connection, rules: Mapping[str, Any]) -> list[str]:
+    """Groups of rules no longer in ``rules`` give up what they hold; returns those rules.
+
+    A group keeps its ``release_at`` while it holds articles, and `group.decide` skips
+    groups of unknown rules: a rule removed from the rules file while its groups held
+    articles would hold them for ever, and its mark would keep every article alerted
+    after it from `db prune` (`hold_floor`). So when the evaluator rebuilds its groups
+    for a rule set (start, reload), the removed rules' groups release nothing, and their
+    marks move past the whole ledger, digest marks too: what they held is never sent,
+    even if a rule of the same name comes back (the ledger says the rule took it).
+    """
+    pending = conn.execute(select(G.c.rule).where(G.c.release_at.is_not(None))
+                           .distinct()).scalars()
+    removed = sorted(rule for rule in pending if rule not in rules)
+    if not removed:
+        return []
+    mark = top(conn)
+    for part in chunks(removed, GROUPS_PER_QUERY):
+        conn.execute(G.update().where(G.c.rule.in_(part)).values(
+            release_at=None, released_through=mark, digested_through=mark))
+    return removed
 
 
 def digest_sent(conn: Connection, rule: str) -> None:

@@ -26,6 +26,7 @@ from consumers.alert.group import DIGEST_KEY, Decisions, GroupState
 from consumers.alert.group_cache import GroupCache, groups_for
 from consumers.alert.ledger import (
     digest_sent,
+    drop_removed,
     group_rows,
     open_groups,
     pairs_of_articles,
@@ -225,6 +226,12 @@ class SqlStore:
                     states[key] = state
             complete = all(key in states for key in due)
         if not complete:
+            # A rule set's groups are rebuilt at start and after a reload: groups of
+            # rules no longer in it stop holding (their articles would be kept forever).
+            if removed := drop_removed(self.conn, rules):
+                log.warning("alert groups of removed rules dropped what they held",
+                            extra={"rules": len(removed), "names": removed[:20]})
+                self.wrote = True
             states = open_groups(self.conn, rules)
             self.rebuilt = True
         missing = sorted(wanted - states.keys())
@@ -268,8 +275,8 @@ class SqlStore:
             if sends:
                 conn.execute(T_SENDS.insert(), sends)
                 notify_outbox(conn)  # deliverers of other processes wake at the commit
-        if decisions.changed:
-            self._save_groups(list(decisions.changed.values()))
+        if decisions.changed and (rows := decisions.to_write()):
+            self._save_groups(rows)
         for rule in decisions.digests_sent:  # after the groups: their marks are written
             digest_sent(conn, rule)
         if self.groups is not None:  # what SQL holds once this transaction commits

@@ -36,6 +36,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, and_, or_, select
@@ -52,6 +53,7 @@ A, H = tables.articles, tables.topic_hits
 AE, E = tables.article_entities, tables.entities
 CHUNK = 500
 GRAM = 3  # title keywords are filed under their first GRAM characters
+BY_ID = attrgetter("id")
 NONE = float("-inf")  # the best score of a topic the article has no hit on
 
 
@@ -355,16 +357,22 @@ class RuleIndex:
     def match(self, facts: Iterable[ArticleFacts]) -> tuple[int, list[tuple[CompiledRule, str]]]:
         """(rule checks made, matching (rule, article id) pairs ordered by rule, article)."""
         checked = 0
-        pairs: list[tuple[CompiledRule, str]] = []
-        append = pairs.append
-        for article in facts:
+        # Each rule's matching articles, filled in article order: the pairs come out in
+        # order without sorting all of them (83,000 with 10,000 selective rules).
+        found: dict[int, list[str]] = {}
+        by_index: dict[int, CompiledRule] = {}
+        for article in sorted(facts, key=BY_ID):
             filed = self._filed(article)
             checked += len(filed)
             aid = article.id
-            for rule, check in filed.values():
+            for index, (rule, check) in filed.items():
                 if check is None or check(article):
-                    append((rule, aid))
-        pairs.sort(key=lambda pair: (pair[0].index, pair[1]))
+                    ids = found.get(index)
+                    if ids is None:
+                        ids = found[index] = []
+                        by_index[index] = rule
+                    ids.append(aid)
+        pairs = [(by_index[index], aid) for index in sorted(found) for aid in found[index]]
         return checked, pairs
 
 

@@ -3,7 +3,8 @@
 On SQLite and PostgreSQL: an article taken by many rules is one row; what a throttle
 holds goes out once when it falls due, with every article listed on its alert; a
 restarted evaluator (a new rule set: empty caches) rebuilds what is held and what waits
-for a digest from SQL alone and sends it once; nothing taken is ever taken again.
+for a digest from SQL alone and sends it once; nothing taken is ever taken again; a rule
+removed from the rules file gives up what its groups held (retention frees it).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, func, select
 
+from consumers.alert.ledger import hold_floor, top
 from consumers.alert.outbox import run_tick
+from consumers.store.prune import prune
 from schemas import tables
 from tests.alert.conftest import (
     NOW,
@@ -117,3 +120,55 @@ def test_a_digest_waits_across_restarts_and_goes_out_once(engine: Engine) -> Non
     assert held_pairs(engine) == set()
     assert run_tick(engine, compiled_rules(engine, DIGEST),
                     NOW + timedelta(days=3)).alerts == []
+
+
+GONE = """
+channels: {out: {type: terminal}}
+rules:
+  - name: gone
+    match: {topics: [is_threat]}
+    group_by: [rule, feed]
+    throttle: 1h
+    channels: [out]
+  - name: other
+    match: {topics: [drug_trafficking]}
+    channels: [out]
+"""
+WITHOUT_GONE = GONE[:GONE.index("  - name: gone")] + GONE[GONE.index("  - name: other"):]
+
+
+def test_a_removed_rule_gives_up_what_it_held_and_no_longer_pins_retention(
+        engine: Engine) -> None:
+    rules = compiled_rules(engine, GONE)
+    first = _articles(engine, range(0, 2))
+    assert len(run_tick(engine, rules, NOW + timedelta(minutes=2)).alerts) == 2
+    held = _articles(engine, range(10, 14))
+    run_tick(engine, rules, NOW + timedelta(minutes=20))
+    assert held_pairs(engine) == {("gone", aid) for aid in held}
+    with engine.connect() as conn:
+        assert hold_floor(conn) < top(conn)  # the held articles pin retention
+
+    # The rules file loses "gone" (a reload: a new rule set whose groups are rebuilt).
+    reloaded = compiled_rules(engine, WITHOUT_GONE)
+    assert run_tick(engine, reloaded, NOW + timedelta(minutes=30)).alerts == []
+    assert held_pairs(engine) == set()
+    with engine.connect() as conn:
+        assert hold_floor(conn) == top(conn)
+        due = conn.execute(select(tables.alert_groups.c.rule).where(
+            tables.alert_groups.c.release_at <= NOW + timedelta(days=1))).all()
+    assert due == []  # no group of the removed rule is read as due on every tick
+    assert run_tick(engine, reloaded, NOW + timedelta(hours=2)).alerts == []
+
+    # The rule comes back: its groups alert what is new, never what they held before.
+    back = compiled_rules(engine, GONE)
+    new = _articles(engine, range(40, 41))
+    fired = run_tick(engine, back, NOW + timedelta(hours=3)).alerts
+    assert len(fired) == 1
+    assert sorted(alerted_pairs(engine)) == sorted(("gone", aid) for aid in first + new)
+
+    # Nothing holds the old articles: prune frees them (and their ledger rows).
+    result = prune(engine, timedelta(days=1), by="published", now=NOW + timedelta(days=3))
+    assert result.kept_held == 0
+    with engine.connect() as conn:
+        left = set(conn.execute(select(tables.articles.c.id)).scalars())
+    assert left.isdisjoint(held)

@@ -133,3 +133,30 @@ def test_a_deleted_article_neither_counts_nor_rides_along(engine: Engine) -> Non
                    topics={"is_threat": 0.9})
     run_tick(engine, rules, NOW + timedelta(minutes=1))
     assert alert_article_ids(engine) == []  # as SQL: one article left in the window
+
+
+def test_an_article_stored_anew_after_retention_rides_along_again(engine: Engine) -> None:
+    """Window entries the rule took are not looked up again (`WindowCache.taken`), except
+    an article that comes back with a new hit after retention deleted it and its ledger
+    rows: the ledger no longer says the rule took it, so it rides along again."""
+    rules = burst(engine, 2)
+    url = "https://news.example.org/comes-back"
+    first = insert_article(engine, published=NOW, feed_id="bbc", topics={"is_threat": 0.9},
+                           url=url)
+    second = insert_article(engine, published=NOW + timedelta(minutes=1), feed_id="bbc",
+                            topics={"is_threat": 0.9})
+    run_tick(engine, rules, NOW + timedelta(minutes=1))
+    third = insert_article(engine, published=NOW + timedelta(minutes=2), feed_id="bbc",
+                           topics={"is_threat": 0.9})
+    run_tick(engine, rules, NOW + timedelta(minutes=2))  # the two taken ones only count
+    with engine.begin() as conn:  # what `db prune` deletes with an article
+        conn.execute(delete(tables.alert_ledger)
+                     .where(tables.alert_ledger.c.article_id == first))
+        conn.execute(delete(tables.topic_hits).where(tables.topic_hits.c.article_id == first))
+        conn.execute(delete(tables.articles).where(tables.articles.c.id == first))
+    again = insert_article(engine, published=NOW + timedelta(minutes=3), feed_id="bbc",
+                           topics={"is_threat": 0.9}, url=url)
+    assert again == first
+    run_tick(engine, rules, NOW + timedelta(minutes=3))
+    assert [sorted(ids) for ids in alert_article_ids(engine)] == [
+        sorted([first, second]), [third], [first]]
