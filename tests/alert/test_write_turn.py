@@ -40,17 +40,8 @@ from tests.alert.conftest import (
     insert_article,
     later,
 )
+from tests.alert.test_group_cache import RULES as THROTTLED  # one throttled rule
 from tests.support.webhook import WebhookReceiver
-
-THROTTLED = """
-channels: {out: {type: terminal}}
-rules:
-  - name: throttled
-    match: {topics: [is_threat]}
-    group_by: [feed]
-    throttle: 1h
-    channels: [out]
-"""
 
 
 def at_a_read(engine: Engine, action: Callable[[], None],
