@@ -222,7 +222,11 @@ def latency_stages(engine: Engine, committed: dict[str, float],
     evaluator's "alert decided" line (written after its commit): ``evaluating`` (the
     evaluation and its commit) and ``to_send`` (the wake-up, the claim and the queue
     before the send); ``to_record`` is from the send's start to the deliverer's "alert
-    delivered" line (written after the chain's record commits)."""
+    delivered" line (written after the chain's record commits). The evaluator's
+    "evaluation committed" lines (`outbox.WriteTurn`: evaluations that decided alerts)
+    add ``read`` (its reads and matching, no write lock held on SQLite), ``lock_wait``
+    (waiting for the write lock) and ``locked`` (from asking for it to the commit: what
+    the deliverer's claims and records wait for, at most), per evaluation."""
     logged = _logged_times(logs or [])
     sends = tables.deliveries
     first = (select(sends.c.alert_id, sa_func.min(sends.c.attempted_at).label("claimed"),
@@ -248,6 +252,9 @@ def latency_stages(engine: Engine, committed: dict[str, float],
                     recorded = logged.get(("alert delivered", alert_id))
                     if recorded is not None:
                         parts["to_record"].append(1000 * (recorded - claimed_s))
+    for entry in _logged(logs or [], "evaluation committed"):
+        for name in ("read", "lock_wait", "locked"):
+            parts.setdefault(name, []).append(float(entry[f"{name}_ms"]))
     out: dict[str, Any] = {}
     for name, values in parts.items():
         if values:
@@ -255,6 +262,19 @@ def latency_stages(engine: Engine, committed: dict[str, float],
             out[name] = {"p50_ms": round(statistics.median(values), 1),
                          "p99_ms": round(values[int(0.99 * (len(values) - 1))], 1)}
     return out
+
+
+def _logged(logs: list[Path], message: str) -> list[dict[str, Any]]:
+    """The JSON log lines of ``message``."""
+    found = []
+    for path in logs:
+        for line in path.read_text().splitlines():
+            if message in line:
+                with contextlib.suppress(ValueError):
+                    entry = json.loads(line)
+                    if entry.get("message") == message:
+                        found.append(entry)
+    return found
 
 
 def _logged_times(logs: list[Path]) -> dict[tuple[str, int], float]:

@@ -65,7 +65,13 @@ log = logging.getLogger(__name__)
 T_ALERTS, T_SENDS, T_DELIVERIES = tables.alerts, tables.alert_sends, tables.deliveries
 LEASE = timedelta(minutes=2)
 BATCH = 50
-CHAIN = 10  # rows of one destination one worker sends in turn (`Deliverer._claim`)
+# Rows of one destination one worker sends in turn (`Deliverer._claim`), as many as one
+# claim reads: each chain costs a claim and a record, two commits that wait for SQLite's
+# write lock (and for the CPU, on a loaded machine), so with a backlog at one host chains
+# of 10 sent at most 10 alerts per two lock turns and fell seconds behind at 50 alerts/s
+# (docs/performance.md, seventh session). A deliverer killed mid-chain sends up to a
+# chain again after its lease, with the same alert ids and dedup keys.
+CHAIN = BATCH
 # Between tries to record a send: short, since the send is done and its row leased.
 RECORD_RETRY = RetryPolicy(initial_s=0.2, max_s=2.0, jitter=(1.0, 1.0))
 

@@ -6,16 +6,35 @@ watermark, all in a single transaction. A crash before the commit leaves no trac
 same hits are evaluated again; a crash after it leaves pending outbox rows, which the
 deliverer sends. So an alert is decided once and sent once.
 
-Two evaluators on one database take turns: the cursor row is locked (PostgreSQL) and its
-update checks the watermark it read, so the second one rolls back instead of deciding the
-same alerts twice.
+When the write lock is taken. An evaluation reads first (the cursor, the new hits, the
+rules' matches, windows, seen pairs, group states, payloads) and writes last (ledger,
+alerts and sends, groups, hits marked, cursor): `WriteTurn`. On PostgreSQL the cursor row
+is locked (``FOR UPDATE``) before the first read, so two evaluators take turns for the
+whole evaluation; other writers only meet row locks, so the deliverer never waits for an
+evaluation. SQLite has one writer at a time, and took it at the start too: the deliverer's
+claims and records, and the store's inserts, waited for every evaluation's matching
+(docs/performance.md). There the reads now run with no write transaction open (the
+driver begins one at the first write), and the write lock is taken at the first write:
+the cursor is then read again, and if another evaluator committed since this one read it
+(its token, `windows.cursor_token`, changed) the evaluation rolls back with
+`ConcurrentEvaluationError` and is retried: nothing it decided from stale reads is
+written. Each commit stamps the cursor with a time later than the one it read, so the
+token changes on every commit, even two within one clock tick. Writes of other processes
+during the reads (new hits, a re-enrichment) are seen or not, as under PostgreSQL's READ
+COMMITTED: they count as made just after the evaluation, and their hits are evaluated by
+the next one.
+
+Two evaluators on one database take turns: the cursor row is locked (PostgreSQL) or
+checked under the write lock (SQLite), and its update checks the watermark it read, so
+the second one rolls back instead of deciding the same alerts twice.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
@@ -37,7 +56,7 @@ from consumers.alert.ledger import (
 from consumers.alert.seen_cache import SeenCache, seen_for
 from consumers.alert.silence import active_silences
 from consumers.alert.wakeup import notify_outbox
-from consumers.alert.windows import windows_for
+from consumers.alert.windows import cursor_token, windows_for
 from consumers.store.audit import record_audit
 from newswatch.db_errors import unavailable_as_retryable
 from newswatch.errors import NewswatchError, NotFoundError
@@ -68,32 +87,106 @@ def run_tick(engine: Engine, rules: Sequence[CompiledRule], now: datetime) -> Ev
 
     Count and spike windows come from this rule set's `windows.WindowCache`, group
     states from its `group_cache.GroupCache`; an evaluation with hits or decisions always
-    stamps the cursor, so another evaluator's work is seen."""
+    stamps the cursor, so another evaluator's work is seen. Reads first, then the writes
+    in the write lock's turn (`WriteTurn`, module docstring)."""
     windows, groups = windows_for(engine, rules), groups_for(engine, rules)
     seen = seen_for(engine, rules)
     with unavailable_as_retryable(), engine.begin() as conn:
-        cursor = load_cursor(conn, lock=True)
+        turn = WriteTurn(conn)  # before the caches' sync: a commit after it is caught
+        cursor = turn.cursor
         for cache in (windows, groups, seen):
             if cache is not None:
                 cache.sync(conn)
         batch, advanced = next_batch(conn, cursor, now)
-        store = SqlStore(conn, groups, seen)
+        store = SqlStore(conn, groups, seen, before_write=turn.take)
         result = evaluate(conn, rules, store, now, batch,
                           silences=active_silences(conn, now), windows=windows)
-        mark_evaluated(conn, batch)
         # A release with no new hits changes groups too: the stamp tells other evaluators'
         # group caches (a stale one would send a held article twice).
-        saved = save_cursor(conn, cursor, advanced, now,
-                            touch=batch.count > 0 or store.wrote)
+        touch = batch.count > 0 or store.wrote
+        saved = False
+        if touch or moved(cursor, advanced):
+            turn.take()
+            mark_evaluated(conn, batch)
+            saved = save_cursor(conn, cursor, advanced, turn.stamp(now), touch=touch)
+    turn.committed(result)
     if saved:  # after the commit: what a rolled-back evaluation decided is not kept
+        stamp = turn.stamp(now)
         if windows is not None:
-            windows.committed(advanced.watermark, now)
+            windows.committed(advanced.watermark, stamp)
         for kept in (groups, seen):
             if kept is not None:
-                kept.committed(advanced.watermark, now)
+                kept.committed(advanced.watermark, stamp)
     elif groups is not None:
         groups.unchanged()
     return result
+
+
+class WriteTurn:
+    """When an evaluation's transaction takes the database's write lock (module docstring).
+
+    Made first in the transaction: reads the cursor and its token (on PostgreSQL after
+    locking the row, held to the commit). `take` is called before the first write: on
+    SQLite it takes the write lock and checks that no other evaluator committed since;
+    on PostgreSQL the row lock already guarantees it, and the check costs one read.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._sqlite = conn.dialect.name == "sqlite"
+        if self._sqlite:  # no write yet: the reads that follow take no lock
+            self.token = cursor_token(conn)
+            self.cursor = load_cursor(conn)
+        else:
+            self.cursor = load_cursor(conn, lock=True)
+            self.token = cursor_token(conn)
+        self.taken = False
+        self.began = time.monotonic()
+        self.waited_s = 0.0  # for the write lock
+        self.read_s = 0.0  # from the start to `take`
+
+    def take(self) -> None:
+        """Take the write lock (once); raises `ConcurrentEvaluationError` when another
+        evaluator committed since this one read the cursor."""
+        if self.taken:
+            return
+        asked = time.monotonic()
+        self.read_s = asked - self.began
+        if self._sqlite:
+            # A write statement takes SQLite's write lock at once (waiting up to the
+            # busy timeout); it changes nothing. The driver began the transaction for it.
+            self.conn.execute(update(T_STATE).where(T_STATE.c.name == CURSOR_NAME)
+                              .values(watermark=T_STATE.c.watermark))
+        self.waited_s = time.monotonic() - asked
+        if cursor_token(self.conn) != self.token:
+            raise ConcurrentEvaluationError(
+                "another evaluator committed while this one was reading; retrying")
+        self.taken = True
+
+    def stamp(self, now: datetime) -> datetime:
+        """The cursor's ``updated_at`` for this commit: ``now``, or just after the stamp
+        read when the clock has not passed it, so the token changes on every commit."""
+        if self.token is None or self.token[1] is None or now > self.token[1]:
+            return now
+        return self.token[1] + timedelta(microseconds=1)
+
+    def committed(self, result: Evaluation) -> None:
+        """Log what the turn cost once the transaction committed: ``read_ms`` before the
+        write lock was asked for, ``lock_wait_ms`` waiting for it, ``locked_ms`` from
+        asking to the commit's end (what other writers waited, at most). INFO for an
+        evaluation that decided alerts (beside their "alert decided" lines), else DEBUG."""
+        level = logging.INFO if result.alerts else logging.DEBUG
+        if self.taken and log.isEnabledFor(level):
+            log.log(level, "evaluation committed", extra={
+                "hits": result.hits, "alerts": len(result.alerts),
+                "read_ms": round(1000 * self.read_s, 1),
+                "lock_wait_ms": round(1000 * self.waited_s, 1),
+                "locked_ms": round(1000 * (time.monotonic() - self.began - self.read_s), 1)})
+
+
+def moved(old: Cursor, new: Cursor) -> bool:
+    """Whether ``new`` differs from ``old`` (watermark or gaps)."""
+    return new.watermark != old.watermark or dict(new.gaps) != dict(old.gaps)
 
 
 def load_cursor(conn: Connection, lock: bool = False) -> Cursor:
@@ -128,7 +221,7 @@ def save_cursor(conn: Connection, old: Cursor, new: Cursor, now: datetime,
                 touch: bool = False) -> bool:
     """Store ``new`` if it moved (or ``touch``: stamp ``updated_at`` anyway); raises
     `ConcurrentEvaluationError` if ``old`` is stale. True when the row was written."""
-    if not touch and new.watermark == old.watermark and dict(new.gaps) == dict(old.gaps):
+    if not touch and not moved(old, new):
         return False
     gaps = [[hit_id, seen.isoformat()] for hit_id, seen in sorted(new.gaps.items())]
     values = {"watermark": new.watermark, "gaps": gaps, "updated_at": now}
@@ -172,11 +265,14 @@ class SqlStore:
     """`evaluate.StateStore` on the caller's connection and transaction."""
 
     def __init__(self, conn: Connection, groups: GroupCache | None = None,
-                 seen: SeenCache | None = None) -> None:
+                 seen: SeenCache | None = None,
+                 before_write: Callable[[], None] = lambda: None) -> None:
         """``groups``: the live evaluator's `group_cache.GroupCache` (states kept between
         evaluations, read from SQL only when not kept); ``seen``: its
-        `seen_cache.SeenCache`."""
+        `seen_cache.SeenCache`; ``before_write``: called before `apply` writes anything
+        (the live evaluator's `WriteTurn.take`: the reads before it take no write lock)."""
         self.conn = conn
+        self._before_write = before_write
         self.groups = groups
         self.seen_cache = seen
         self._loaded: dict[tuple[str, str], GroupState] = {}
@@ -247,6 +343,8 @@ class SqlStore:
         conn = self.conn
         self.wrote = self.wrote or bool(decisions.holds or decisions.fires
                                         or decisions.to_digest or decisions.changed)
+        if self.wrote or decisions.released or decisions.digests_sent:
+            self._before_write()  # `top` below too: read in the write lock's turn
         mark = record(conn, decisions.holds, now) if decisions.holds else None
         if decisions.holds and self.seen_cache is not None:
             self.seen_cache.stage((rule, ref.article_id) for rule, ref in decisions.holds)
