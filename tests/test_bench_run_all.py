@@ -30,7 +30,8 @@ def committed() -> dict[str, Any]:
 
 def test_every_section_module_is_in_the_run_once() -> None:
     assert len(set(NAMES)) == len(NAMES)
-    assert NAMES == ("producer", "enrich", "store", "enrich_scaling", "end_to_end")
+    assert NAMES == ("producer", "enrich", "store", "enrich_scaling", "end_to_end",
+                     "fulltext")
     assert all(callable(s.measure) and callable(s.rows) for s in SECTIONS)
 
 
@@ -111,6 +112,9 @@ def test_every_section_runs_in_a_tiny_run(kafka_bootstrap: str, enricher: Enrich
     e2e = results["end_to_end"]
     assert e2e["alerted"] + e2e["missing"] == e2e["items"]
     assert e2e["alerted"] > 0
+    full = results["fulltext"]
+    assert full["raw"]["documents"] == full["pipeline"]["articles"] == TINY.fulltext_articles
+    assert full["pipeline"]["ratio_to_raw"] > 0
     rendered = table.table(results)
     assert len(rendered) > 2 + len(NAMES)
     assert not any("| failed |" in line for line in rendered)
