@@ -102,8 +102,10 @@ def test_every_section_runs_in_a_tiny_run(kafka_bootstrap: str, enricher: Enrich
     run = Run(kafka_bootstrap, tmp_path, TINY)
     run.__dict__["enricher"] = enricher  # the session's, not a second copy of the models
     results: dict[str, Any] = {"machine": {"cpus": 2}}
-    measure_sections(run, results)
-    failed = {name: results[name] for name in NAMES if "error" in results[name]}
+    # The full-text section starts four daemons of its own (~30 s): it runs in tests/fault.
+    measure_sections(run, results, set(NAMES) - {"fulltext"})
+    failed = {name: figures for name, figures in results.items()
+              if name in NAMES and "error" in figures}
     assert not failed, failed
     assert results["producer"]["items"] == TINY.producer_feeds * TINY.producer_items
     assert results["enrich"]["documents"] == TINY.corpus_limit
@@ -112,11 +114,8 @@ def test_every_section_runs_in_a_tiny_run(kafka_bootstrap: str, enricher: Enrich
     e2e = results["end_to_end"]
     assert e2e["alerted"] + e2e["missing"] == e2e["items"]
     assert e2e["alerted"] > 0
-    full = results["fulltext"]
-    assert full["raw"]["documents"] == full["pipeline"]["articles"] == TINY.fulltext_articles
-    assert full["pipeline"]["ratio_to_raw"] > 0
     rendered = table.table(results)
-    assert len(rendered) > 2 + len(NAMES)
+    assert len(rendered) > 1 + len(NAMES)
     assert not any("| failed |" in line for line in rendered)
 
 
