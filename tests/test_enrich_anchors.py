@@ -49,8 +49,12 @@ def test_a_key_is_possible_when_one_of_its_patterns_has_all_its_words() -> None:
         forms) is False
 
 
-def test_filtered_matcher_finds_what_the_full_matcher_finds() -> None:
-    """Every subset path (none, some, all keys possible) against the plain `Matcher`."""
+@pytest.mark.parametrize("kept", [32, 1])
+def test_filtered_matcher_finds_what_the_full_matcher_finds(
+        kept: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every subset path (none, some, all keys possible; a subset past the matchers kept
+    runs the full one) against the plain `Matcher`."""
+    monkeypatch.setattr("consumers.enrich.anchors.MAX_SUBMATCHERS", kept)
     nlp = spacy.blank("en")
     patterns = {
         "lord": [[{"LOWER": "drug"}, {"LOWER": {"IN": ["lord", "lords"]}}]],
@@ -70,6 +74,7 @@ def test_filtered_matcher_finds_what_the_full_matcher_finds() -> None:
         got = sorted((span.label_, span.start, span.end)
                      for span in filtered(doc, Forms.of(doc_forms(doc))))
         assert got == expected, text
+    assert len(filtered._subsets) == min(kept, 2)  # {seat} and {lord, seat}; all: the full
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ skips is one the `Matcher` could not have matched: the output is the same, only 
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +35,7 @@ Anchor = tuple[int, frozenset[int]]  # (LOWER or ORTH, hashes of the forms it ac
 _ATTRS = {"LOWER": LOWER, "ORTH": ORTH, "TEXT": ORTH}
 _MANDATORY_OPS = frozenset({"+", "1"})
 _COUNT_OP = re.compile(r"\{(\d+)(?:,\d*)?\}")
-MAX_SUBMATCHERS = 32  # matchers of key subsets kept; a few subsets recur on real text
+MAX_SUBMATCHERS = 32  # matchers of key subsets built; a few subsets recur on real text
 
 
 def _mandatory(spec: Mapping[str, Any]) -> bool:
@@ -123,8 +122,10 @@ class FilteredMatcher:
 
     Calling it gives the spans the full `Matcher` would (a key's matches and its greedy
     filter depend on its own patterns only); a doc where no key can match costs the set
-    test alone, one where some can runs a matcher of those keys (kept, least recently
-    used first out, up to ``MAX_SUBMATCHERS``).
+    test alone, one where some can runs a matcher of those keys. The first
+    ``MAX_SUBMATCHERS`` subsets met get a matcher each, kept; a doc needing another subset
+    runs the full matcher, so a topics file with many pattern keys never rebuilds
+    matchers in a loop (it is then no slower than without the filter).
     """
 
     def __init__(self, vocab: Vocab, full: Matcher,
@@ -133,7 +134,7 @@ class FilteredMatcher:
         self._full = full
         self._patterns = patterns
         self._filter = KeyFilter(patterns)
-        self._subsets: OrderedDict[frozenset[str], Matcher] = OrderedDict()
+        self._subsets: dict[frozenset[str], Matcher] = {}
 
     def __call__(self, doc: Doc | Span, forms: Forms) -> list[Span]:
         keys = self._filter.possible(forms)
@@ -146,13 +147,12 @@ class FilteredMatcher:
     def _subset(self, keys: frozenset[str]) -> Matcher:
         matcher = self._subsets.get(keys)
         if matcher is not None:
-            self._subsets.move_to_end(keys)
             return matcher
+        if len(self._subsets) >= MAX_SUBMATCHERS:
+            return self._full
         matcher = Matcher(self._vocab)  # the patterns were validated by the full matcher
         for key in sorted(keys):
             matcher.add(key, [[dict(spec) for spec in pattern] for pattern in self._patterns[key]],
                         greedy="LONGEST")
         self._subsets[keys] = matcher
-        if len(self._subsets) > MAX_SUBMATCHERS:
-            self._subsets.popitem(last=False)
         return matcher
