@@ -54,6 +54,10 @@ def rows(f: Figures, _results: dict[str, Any]) -> Sequence[Row]:
     processes = f["processes"]
     budget = run.get("budget", {})
     caution = "; raw run slowed by other load" if f.get("raw_disturbed") else ""
+    # A raw run slowed by other load makes the wall-clock ratio look better than it is:
+    # the target is then judged per CPU second, which that load barely moves.
+    judged, judged_by = ((run["cpu_ratio_to_raw"], ", per CPU s") if f.get("raw_disturbed")
+                         else (run["ratio_to_raw"], ""))
     return [
         (f"Full text: raw spaCy, {processes} processes",
          f"{number(raw['docs_per_s'], 1)} docs/s", "",
@@ -66,7 +70,7 @@ def rows(f: Figures, _results: dict[str, Any]) -> Sequence[Row]:
          "enrich -> store (SQLite) + alert; first poll -> last stored; "
          f"{number(budget.get('cpu_ms_per_article'), 1)} ms CPU per article"),
         ("Full text: end to end / raw NER", f"{run['ratio_to_raw']:.2f}",
-         f">= {f['target_ratio']} ({met(run['ratio_to_raw'] >= f['target_ratio'])})",
+         f">= {f['target_ratio']} ({met(judged >= f['target_ratio'])}{judged_by})",
          f"same texts and process count; per enrich CPU second {run['cpu_ratio_to_raw']}; "
          f"the CPU outside NER allows {budget.get('ratio_allowed')}"),
     ]
