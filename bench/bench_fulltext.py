@@ -233,7 +233,7 @@ def _metric(port: int, name: str) -> float | None:
     return None
 
 
-def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
+def pipeline_run(bootstrap: str, broker: LocalKafka | None, scratch: Path,
                  articles: Sequence[tuple[str, str]], processes: int, feeds: int,
                  kernel: str, partitions: int | None = None, reuse: int | None = None,
                  batch_size: int | None = None) -> dict[str, Any]:
@@ -283,7 +283,7 @@ def pipeline_run(bootstrap: str, broker: LocalKafka, scratch: Path,
         wait_for(lambda: group_settled(admin, ENRICH_GROUP, processes)
                          and group_settled(admin, STORE_GROUP, 1), 240,
                          "enrich and store groups settled", check=check, interval_s=0.5)
-        broker_pid = broker.pid()
+        broker_pid = broker.pid() if broker is not None else None  # None: not ours
         sampler = CpuSampler()
         sampler.pids.update({d.name: d.pid for d in daemons})
         if broker_pid is not None:

@@ -30,7 +30,8 @@ def committed() -> dict[str, Any]:
 
 def test_every_section_module_is_in_the_run_once() -> None:
     assert len(set(NAMES)) == len(NAMES)
-    assert NAMES == ("producer", "enrich", "store", "enrich_scaling", "end_to_end")
+    assert NAMES == ("producer", "enrich", "store", "enrich_scaling", "end_to_end",
+                     "fulltext")
     assert all(callable(s.measure) and callable(s.rows) for s in SECTIONS)
 
 
@@ -101,8 +102,10 @@ def test_every_section_runs_in_a_tiny_run(kafka_bootstrap: str, enricher: Enrich
     run = Run(kafka_bootstrap, tmp_path, TINY)
     run.__dict__["enricher"] = enricher  # the session's, not a second copy of the models
     results: dict[str, Any] = {"machine": {"cpus": 2}}
-    measure_sections(run, results)
-    failed = {name: results[name] for name in NAMES if "error" in results[name]}
+    # The full-text section starts four daemons of its own (~30 s): it runs in tests/fault.
+    measure_sections(run, results, set(NAMES) - {"fulltext"})
+    failed = {name: figures for name, figures in results.items()
+              if name in NAMES and "error" in figures}
     assert not failed, failed
     assert results["producer"]["items"] == TINY.producer_feeds * TINY.producer_items
     assert results["enrich"]["documents"] == TINY.corpus_limit
@@ -112,7 +115,7 @@ def test_every_section_runs_in_a_tiny_run(kafka_bootstrap: str, enricher: Enrich
     assert e2e["alerted"] + e2e["missing"] == e2e["items"]
     assert e2e["alerted"] > 0
     rendered = table.table(results)
-    assert len(rendered) > 2 + len(NAMES)
+    assert len(rendered) > 1 + len(NAMES)
     assert not any("| failed |" in line for line in rendered)
 
 
@@ -126,7 +129,8 @@ def test_each_section_module_documents_what_it_measures(module: str) -> None:
 
 def test_a_run_in_parts_keeps_every_part_and_says_so() -> None:
     results = committed()
-    first = {k: v for k, v in results.items() if k not in ("store", "end_to_end", "parts")}
+    first = {k: v for k, v in results.items()
+             if k not in ("store", "end_to_end", "fulltext", "parts")}
     second = {k: v for k, v in results.items() if k in ("machine", "mode", "store")}
     second.update(started_at="2026-12-02 10:00 UTC", total_s=40.0, uptime_start="up",
                   uptime_end="up", load_average_start=[3.0], load_average_end=[3.5],

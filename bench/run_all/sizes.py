@@ -20,6 +20,8 @@ class Sizes:
     e2e_rate: float  # items per second, all feeds together
     e2e_seconds: float
     corpus_limit: int | None = None  # the first N documents of the corpus only (tests)
+    fulltext_articles: int = 400  # full-text articles through raw spaCy and the pipeline
+    fulltext_processes: int = 2  # raw spaCy processes and enrich daemons of that section
 
 
 FULL = Sizes(producer_feeds=200, producer_items=50, enrich_repeat=2, enrich_rounds=3,
@@ -27,8 +29,9 @@ FULL = Sizes(producer_feeds=200, producer_items=50, enrich_repeat=2, enrich_roun
              e2e_rate=5.0, e2e_seconds=60.0)
 QUICK = Sizes(producer_feeds=40, producer_items=50, enrich_repeat=1, enrich_rounds=2,
               scaling_repeat=2, scaling_rounds=1, store_articles=5_000, e2e_feeds=4,
-              e2e_rate=4.0, e2e_seconds=20.0)
+              e2e_rate=4.0, e2e_seconds=20.0, fulltext_articles=200)
 # Enough for every section to run its real code in a test, not to measure anything.
 TINY = Sizes(producer_feeds=3, producer_items=4, enrich_repeat=1, enrich_rounds=1,
              scaling_repeat=1, scaling_rounds=1, store_articles=60, e2e_feeds=1,
-             e2e_rate=2.0, e2e_seconds=2.0, corpus_limit=24)
+             e2e_rate=2.0, e2e_seconds=2.0, corpus_limit=24,
+             fulltext_articles=6, fulltext_processes=1)
