@@ -56,9 +56,9 @@ from consumers.alert.payload import (
 from consumers.alert.rule_index import RuleIndex, batch_articles, index_of, match_batch
 from consumers.alert.silence import Silence, drop_silenced
 from consumers.alert.windows import (
+    EMPTY,
     Entry,
     WindowCache,
-    by_feed,
     cacheable,
     feed_group,
     verify,
@@ -75,7 +75,6 @@ H = tables.topic_hits
 BATCH_LIMIT = 2000
 # Articles of one count or spike window read at most (a payload shows 50 of them).
 WINDOW_LIMIT = 5000
-EMPTY: frozenset[str] = frozenset()
 
 
 class StateStore(Protocol):
@@ -196,7 +195,7 @@ def evaluate(conn: Connection, rules: Sequence[CompiledRule], store: StateStore,
     names: dict[str, tuple[tuple[str, str], dict[str, str]]] = {}
     for rule, aid in fresh:
         if rule is not last:
-            last, plain, names = rule, by_feed(rule), {}
+            last, plain, names = rule, rule.by_feed, {}
             taken = fresh_of.setdefault(rule.name, set())
         taken.add(aid)
         view = views.get(aid)

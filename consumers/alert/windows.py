@@ -92,11 +92,6 @@ def horizon(rule: CompiledRule) -> timedelta:
     return model.spike.within * (windows + 1)
 
 
-def by_feed(rule: CompiledRule) -> bool:
-    """Whether ``rule`` is grouped by ``rule`` and ``feed`` only (`feed_group` applies)."""
-    return rule.by_feed
-
-
 def feed_group(rule: CompiledRule, feed_id: str) -> tuple[str, dict[str, str]]:
     """`payload.group_of` for a rule grouped by ``rule`` and ``feed`` only. The answer is
     kept on the rule (`CompiledRule.feed_groups`: making the key was a tenth of an
