@@ -19,6 +19,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -38,8 +39,15 @@ TOKEN_TOUCH_EVERY = timedelta(minutes=5)
 U, T, W = tables.users.c, tables.api_tokens.c, tables.web_sessions.c
 
 _hasher = PasswordHasher()
-# Verified against when the account does not exist, so both cases take the same time.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the account does not exist, so both cases take the same time.
+
+    Made on first use, not at import: hashing costs ~140 ms of CPU, paid otherwise by every
+    ``newswatch`` process (daemons, CLI commands) that never checks a password."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 @dataclass(frozen=True)
@@ -140,7 +148,7 @@ def authenticate(engine: Engine, name: str, password: str) -> User | None:
     """The account when the name and password match and it is enabled; else None."""
     with unavailable_as_retryable(), engine.connect() as conn:
         row = conn.execute(select(tables.users).where(U.name == name)).first()
-    stored = row.password_hash if row is not None else _DUMMY_HASH
+    stored = row.password_hash if row is not None else _dummy_hash()
     try:
         _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
