@@ -94,7 +94,8 @@ class Decisions:
     """Everything one evaluation decided, to be written in one transaction."""
 
     # What the rules took, by group: (rule, the group's articles), in decision order (a
-    # tuple per group, not per article: 40,000 pairs an evaluation with 10,000 rules).
+    # tuple per group, not per article: 83,000 pairs in 8,000 groups an evaluation with
+    # 10,000 rules).
     taken: list[tuple[str, tuple[ArticleRef, ...]]] = field(default_factory=list)
     to_digest: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     fires: list[Fire] = field(default_factory=list)
