@@ -45,8 +45,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import json
 import os
+import pstats
 import statistics
 import subprocess
 import sys
@@ -433,24 +435,38 @@ def reset(engine: Engine) -> None:
 
 
 def timed_tick(engine: Engine, rules: CompiledRules, now: datetime, entity_ids: list[int],
-               state: dict[str, int], name: str, hits: int) -> tuple[float, int]:
-    """Store ``hits`` new hits, then time one evaluation with matcher ``name``:
-    (seconds, alerts decided)."""
+               state: dict[str, int], name: str, hits: int,
+               profiler: cProfile.Profile | None = None) -> tuple[float, float, int]:
+    """Store ``hits`` new hits, then time one evaluation with matcher ``name``: (wall
+    seconds, this process's CPU seconds, alerts decided). CPU time moves less than wall
+    time with the machine's load (a database server's CPU, PostgreSQL's, is not in it).
+    ``profiler``: profile the evaluation (the figures then include its overhead)."""
     for _ in range(hits):
         n = state["n"]
         insert(engine, n, TOPICS[n % 3], now - timedelta(seconds=n % 3600),
                entity_ids=[entity_ids[n % 40]])
         state["n"] = n + 1
     with matcher(name):
-        started = time.perf_counter()
-        result = run_tick(engine, rules, now)
-        return time.perf_counter() - started, len(result.alerts)
+        started, cpu = time.perf_counter(), time.process_time()
+        if profiler is not None:
+            profiler.enable()
+        try:
+            result = run_tick(engine, rules, now)
+        finally:
+            if profiler is not None:
+                profiler.disable()
+        return (time.perf_counter() - started, time.process_time() - cpu,
+                len(result.alerts))
 
 
 def scale(url_for: Any, counts: list[int], profiles: list[str], batch: int, rounds: int,
-          matchers: list[str], stored: int, warmup: int) -> list[dict[str, Any]]:
+          matchers: list[str], stored: int, warmup: int, profile_top: int = 0
+          ) -> list[dict[str, Any]]:
     """For each rule count and profile: parse and compile time, then hits/s of each
-    matcher on the same database, alternating round by round."""
+    matcher on the same database, alternating round by round, and this process's CPU
+    seconds per 1,000 hits. ``profile_top``: after the timed rounds, one more evaluation
+    of the first matcher under cProfile, whose ``profile_top`` costliest functions
+    (cumulative and own time) are printed."""
     rows = []
     shared: Engine | None = None
     if stored:
@@ -480,6 +496,7 @@ def scale(url_for: Any, counts: list[int], profiles: list[str], batch: int, roun
             now = datetime.now(UTC)
             skip_history(engine, now)
             figures: dict[str, list[float]] = {name: [] for name in matchers}
+            cpu_per_k: dict[str, list[float]] = {name: [] for name in matchers}
             alerts: dict[str, int] = {name: 0 for name in matchers}
             state = {"n": 0}
 
@@ -491,10 +508,18 @@ def scale(url_for: Any, counts: list[int], profiles: list[str], batch: int, roun
             cold_before = cache.cold_loads if cache is not None else 0
             for _ in range(rounds):
                 for name in matchers:
-                    seconds, fired = timed_tick(engine, rules, now, entity_ids, state, name,
-                                                batch)
+                    seconds, cpu, fired = timed_tick(engine, rules, now, entity_ids, state,
+                                                     name, batch)
                     figures[name].append(batch / seconds)
+                    cpu_per_k[name].append(1000 * cpu / batch)
                     alerts[name] += fired
+            if profile_top:
+                profiler = cProfile.Profile()
+                timed_tick(engine, rules, now, entity_ids, state, matchers[0], batch,
+                           profiler)
+                for order in ("cumulative", "tottime"):
+                    pstats.Stats(profiler, stream=sys.stdout).sort_stats(order).print_stats(
+                        profile_top)
             if shared is None:
                 engine.dispose()
             row = {"profile": profile, "rules": count, "stored": stored,
@@ -509,6 +534,8 @@ def scale(url_for: Any, counts: list[int], profiles: list[str], batch: int, roun
                     1000 * MATCH_SECONDS.get(name, 0.0) / rounds, 1)
                 row[f"{name}_hits_per_s_median"] = round(statistics.median(rates), 1)
                 row[f"{name}_alerts_per_tick"] = round(alerts[name] / rounds)
+                row[f"{name}_cpu_s_per_1000_hits_median"] = round(
+                    statistics.median(cpu_per_k[name]), 3)
             rows.append(row)
             print(json.dumps({"scale": row}), flush=True)
     if shared is not None:
@@ -540,7 +567,8 @@ TARGETS = {"selective": (10_000, 1_000.0), "broad": (1_000, 200.0)}  # rules, hi
 def print_scale(rows: list[dict[str, Any]], matchers: list[str]) -> None:
     # hits/s: the median of the timed rounds (the target is judged on it) and the best.
     print("| profile | rules | stored | parse | compile + index | alerts/tick | " + " | ".join(
-        f"{name} hits/s median / best (match ms/tick)" for name in matchers)
+        f"{name} hits/s median / best (match ms/tick; CPU s per 1,000 hits)"
+        for name in matchers)
         + " | target (median) | uptime |")
     print("|---|---|---|---|---|---|" + "---|" * len(matchers) + "---|---|")
     for row in rows:
@@ -556,7 +584,8 @@ def print_scale(rows: list[dict[str, Any]], matchers: list[str]) -> None:
               f"{row['parse_s']:.2f} s | {compiled:.2f} s | "
               f"{row[f'{matchers[0]}_alerts_per_tick']:,} | " + " | ".join(
                   f"{row[f'{name}_hits_per_s_median']:,.0f} / {row[f'{name}_hits_per_s']:,.0f} "
-                  f"({row[f'{name}_match_ms_per_tick']:,.0f})"
+                  f"({row[f'{name}_match_ms_per_tick']:,.0f}; "
+                  f"{row[f'{name}_cpu_s_per_1000_hits_median']:.2f})"
                   for name in matchers)
               + f" | {mark} | {row['uptime']} |")
 
@@ -590,6 +619,9 @@ def main() -> int:
     parser.add_argument("--scale-matchers", default="index,index-sqlwindows")
     parser.add_argument("--scale-warmup", type=int, default=2,
                         help="ticks per matcher before timing")
+    parser.add_argument("--scale-profile-top", type=int, default=0, metavar="N",
+                        help="profile one more evaluation (cProfile) and print its N "
+                             "costliest functions")
     parser.add_argument("--postgres", action="store_true",
                         help="PostgreSQL of scripts/postgres.sh (a schema per database)")
     parser.add_argument("--scale-profiles", default="selective,broad")
@@ -622,7 +654,7 @@ def run(args: argparse.Namespace) -> int:
                 lambda name: prepare(args.database_url, folder, name, args.postgres),
                 [int(c) for c in args.scale.split(",")], args.scale_profiles.split(","),
                 args.scale_batch, args.scale_rounds, args.scale_matchers.split(","),
-                args.stored, args.scale_warmup)
+                args.stored, args.scale_warmup, args.scale_profile_top)
             print_scale(report["scale"], args.scale_matchers.split(","))
         if not args.skip_throughput:
             for profile in args.profiles.split(","):

@@ -93,7 +93,10 @@ class Fire:
 class Decisions:
     """Everything one evaluation decided, to be written in one transaction."""
 
-    holds: list[tuple[str, ArticleRef]] = field(default_factory=list)
+    # What the rules took, by group: (rule, the group's articles), in decision order (a
+    # tuple per group, not per article: 83,000 pairs in 8,000 groups an evaluation with
+    # 10,000 rules).
+    taken: list[tuple[str, tuple[ArticleRef, ...]]] = field(default_factory=list)
     to_digest: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     fires: list[Fire] = field(default_factory=list)
     changed: dict[tuple[str, str], GroupState] = field(default_factory=dict)
@@ -101,6 +104,11 @@ class Decisions:
     digests_sent: list[str] = field(default_factory=list)  # rules whose digest went out
     # Each state's stored columns before `decide` changed it (None: a new group).
     before: dict[tuple[str, str], tuple[object, ...] | None] = field(default_factory=dict)
+
+    @property
+    def holds(self) -> list[tuple[str, ArticleRef]]:
+        """Every (rule, article) pair taken, in decision order (`taken`, flattened)."""
+        return [(rule, ref) for rule, refs in self.taken for ref in refs]
 
     def touch(self, state: GroupState) -> None:
         self.changed[(state.rule, state.key)] = state
@@ -163,8 +171,9 @@ def decide(now: datetime, rules: Mapping[str, Rule], triggers: Sequence[Trigger]
         # No dedup against ``state.held`` here: a trigger's articles are not held or
         # alerted (the store's seen check, below), so building the set of a group's held
         # articles on every touch was O(held) per group and evaluation for nothing.
-        state.held.extend(trigger.articles)
-        out.holds.extend((rule.name, ref) for ref in trigger.articles)
+        if trigger.articles:
+            state.held.extend(trigger.articles)
+            out.taken.append((rule.name, trigger.articles))
         if not state.held:
             continue
         state.last_reason = trigger.reason

@@ -48,23 +48,32 @@ def record(conn: Connection, taken: Iterable[tuple[str, ArticleRef]], decided_at
            ) -> int:
     """Write the (rule, article) pairs ``taken`` by this evaluation, one row per article;
     returns the highest ledger id after them (what a group releasing now has sent)."""
+    return record_groups(conn, ((rule, (ref,)) for rule, ref in taken), decided_at)
+
+
+def record_groups(conn: Connection, taken: Iterable[tuple[str, Sequence[ArticleRef]]],
+                  decided_at: datetime) -> int:
+    """`record` of (rule, articles of one of its groups) (`group.Decisions.taken`): the
+    articles of one item share their group key."""
     matches_of: dict[str, Matches] = {}
     published: dict[str, datetime] = {}
-    for rule, ref in taken:  # 83,000 pairs an evaluation with 10,000 rules
-        aid = ref[0]
-        matches = matches_of.get(aid)
-        if matches is None:
-            matches = matches_of[aid] = {}
-            published[aid] = ref[1]
-        names = matches.get(ref[2])
-        if names is None:
-            matches[ref[2]] = [rule]
-        else:
-            names.append(rule)
+    for rule, refs in taken:  # 83,000 pairs in 8,000 groups with 10,000 rules
+        if not refs:
+            continue
+        key = refs[0][2]
+        for aid, published_at, _, _ in refs:
+            matches = matches_of.get(aid)
+            if matches is None:
+                matches_of[aid] = {key: [rule]}
+                published[aid] = published_at
+            elif (names := matches.get(key)) is None:
+                matches[key] = [rule]
+            else:
+                names.append(rule)
     if matches_of:
-        conn.execute(L.insert(), [{"article_id": aid, "published": published[aid],
-                                   "decided_at": decided_at, "matches": matches}
-                                  for aid, matches in matches_of.items()])
+        rows = [{"article_id": aid, "published": published[aid], "decided_at": decided_at,
+                 "matches": matches} for aid, matches in matches_of.items()]
+        conn.execute(L.insert(), rows)
     return top(conn)
 
 

@@ -49,7 +49,7 @@ from consumers.alert.ledger import (
     group_rows,
     open_groups,
     pairs_of_articles,
-    record,
+    record_groups,
     state_of,
     top,
 )
@@ -341,13 +341,13 @@ class SqlStore:
         """Write everything with a few multi-row statements: one ledger row per article
         taken, the alerts with their sends, the groups and their marks."""
         conn = self.conn
-        self.wrote = self.wrote or bool(decisions.holds or decisions.fires
+        self.wrote = self.wrote or bool(decisions.taken or decisions.fires
                                         or decisions.to_digest or decisions.changed)
         if self.wrote or decisions.released or decisions.digests_sent:
             self._before_write()  # `top` below too: read in the write lock's turn
-        mark = record(conn, decisions.holds, now) if decisions.holds else None
-        if decisions.holds and self.seen_cache is not None:
-            self.seen_cache.stage((rule, ref.article_id) for rule, ref in decisions.holds)
+        mark = record_groups(conn, decisions.taken, now) if decisions.taken else None
+        if decisions.taken and self.seen_cache is not None:
+            self.seen_cache.stage(decisions.taken)
         if decisions.released:
             mark = top(conn) if mark is None else mark
             for state in decisions.released:
@@ -384,14 +384,13 @@ class SqlStore:
     def _save_groups(self, states: Sequence[GroupState]) -> None:
         columns = ("labels", "sequence", "last_alert_at", "release_at", "last_true_at",
                    "last_reason", "released_through")
-        self.conn.execute(
-            insert_or_update(self.conn, T_GROUPS, key=["rule", "group_key"], update=columns),
-            [{"rule": state.rule, "group_key": state.key, "labels": state.labels,
-              "sequence": state.sequence, "last_alert_at": state.last_alert_at,
-              "release_at": state.release_at, "last_true_at": state.last_true_at,
-              "last_reason": state.last_reason[:2000],
-              "released_through": state.released_through} for state in states],
-        )
+        rows = [{"rule": state.rule, "group_key": state.key, "labels": state.labels,
+                 "sequence": state.sequence, "last_alert_at": state.last_alert_at,
+                 "release_at": state.release_at, "last_true_at": state.last_true_at,
+                 "last_reason": state.last_reason[:2000],
+                 "released_through": state.released_through} for state in states]
+        self.conn.execute(insert_or_update(self.conn, T_GROUPS, key=["rule", "group_key"],
+                                           update=columns), rows)
 
 
 # --- sending a failed alert again ------------------------------------------------------

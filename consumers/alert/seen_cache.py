@@ -12,7 +12,7 @@ keeps what it found here:
     cache.sync(conn)                         # cleared if another evaluator ran
     cache.known(article_ids)                 # those answered from memory
     cache.load(article_ids, rows)            # all rows of those articles, read from SQL
-    cache.stage(pairs)                       # held by this evaluation's transaction
+    cache.stage(taken)                       # held by this evaluation's transaction
     cache.committed(watermark, updated_at)   # the transaction committed: keep them
 
 Exactness. Only `outbox.run_tick` adds ledger rows, inside the transaction that moves
@@ -35,6 +35,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine
 
 from consumers.alert.compile import CompiledRule
+from consumers.alert.group import ArticleRef
 from consumers.alert.rule_cache import PerRuleSet
 from consumers.alert.windows import cursor_token
 from newswatch.utc import as_utc
@@ -125,15 +126,23 @@ class SeenCache:
             self._articles[aid] = frozenset(rules) if rules else NOTHING
             self._articles.move_to_end(aid)
 
-    def stage(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """(rule, article) pairs this evaluation's transaction adds (kept on commit)."""
+    def stage(self, taken: Iterable[tuple[str, Sequence[ArticleRef]]]) -> None:
+        """What this evaluation's transaction takes (kept on commit): (rule, articles of
+        one of its groups) each (`group.Decisions.taken`)."""
         names = self._names
         if not names:  # no count or spike rule: nothing is kept
             return
-        for rule, aid in pairs:
+        staged = self._staged
+        for rule, refs in taken:
             name = names.get(rule)
-            if name is not None:
-                self._staged.setdefault(aid, set()).add(name)
+            if name is None:
+                continue
+            for ref in refs:
+                rules = staged.get(ref[0])
+                if rules is None:
+                    staged[ref[0]] = {name}
+                else:
+                    rules.add(name)
 
     def committed(self, watermark: int, updated_at: datetime) -> None:
         """The evaluation committed with this cursor: keep what it staged."""
