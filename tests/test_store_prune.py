@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, Table, func, select
 
 from consumers.alert.group import ArticleRef
-from consumers.alert.ledger import digest_sent, record, top
+from consumers.alert.ledger import digest_sent, record_groups, top
 from consumers.store import store_batch
 from consumers.store.prune import Retention, preview, prune
 from newswatch.daemon import StopFlag
@@ -141,11 +141,11 @@ def test_an_article_a_throttle_still_holds_is_kept_until_it_is_sent(
 ) -> None:
     old, _ = stored
     with engine.begin() as conn:
-        sent = record(conn, [("r", _taken(old[1]))], NOW)  # went out: the mark passed it
+        sent = record_groups(conn, [("r", [_taken(old[1])])], NOW)  # went out: the mark passed it
         conn.execute(tables.alert_groups.insert().values(
             rule="r", group_key="rule", labels={"rule": "r"}, sequence=1, last_alert_at=NOW,
             release_at=NOW + timedelta(hours=1), released_through=sent))
-        record(conn, [("r", _taken(old[0]))], NOW)  # after the mark: the throttle holds it
+        record_groups(conn, [("r", [_taken(old[0])])], NOW)  # after the mark: the throttle holds it
     assert preview(engine, Retention.of(timedelta(days=90), now=NOW)).kept_held == 1
     result = prune(engine, timedelta(days=90), now=NOW)
     assert result.articles == 9
@@ -167,8 +167,8 @@ def test_an_article_waiting_for_a_digest_is_kept_until_the_digest_goes(
 ) -> None:
     old, _ = stored
     with engine.begin() as conn:
-        done = record(conn, [("d", _taken(old[0]))], NOW)  # in the last digest
-        waiting = record(conn, [("d", _taken(old[1]))], NOW)  # released, digest not sent
+        done = record_groups(conn, [("d", [_taken(old[0])])], NOW)  # in the last digest
+        waiting = record_groups(conn, [("d", [_taken(old[1])])], NOW)  # released, digest not sent
         conn.execute(tables.alert_groups.insert(), [
             {"rule": "d", "group_key": "rule", "labels": {"rule": "d"}, "sequence": 2,
              "last_alert_at": NOW, "release_at": None, "released_through": waiting,

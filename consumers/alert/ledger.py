@@ -44,17 +44,12 @@ SCAN_ROWS = 5000
 Matches = dict[str, list[str]]  # group key -> rules
 
 
-def record(conn: Connection, taken: Iterable[tuple[str, ArticleRef]], decided_at: datetime
-           ) -> int:
-    """Write the (rule, article) pairs ``taken`` by this evaluation, one row per article;
-    returns the highest ledger id after them (what a group releasing now has sent)."""
-    return record_groups(conn, ((rule, (ref,)) for rule, ref in taken), decided_at)
-
-
 def record_groups(conn: Connection, taken: Iterable[tuple[str, Sequence[ArticleRef]]],
                   decided_at: datetime) -> int:
-    """`record` of (rule, articles of one of its groups) (`group.Decisions.taken`): the
-    articles of one item share their group key."""
+    """Write the articles each rule took in this evaluation, given as (rule, articles of one
+    of its groups) (`group.Decisions.taken`: the articles of one item share their group
+    key), one row per article; returns the highest ledger id after them (what a group
+    releasing now has sent)."""
     matches_of: dict[str, Matches] = {}
     published: dict[str, datetime] = {}
     for rule, refs in taken:  # 83,000 pairs in 8,000 groups with 10,000 rules

@@ -20,7 +20,7 @@ from consumers.alert import outbox
 from consumers.alert.compile import CompiledRules
 from consumers.alert.group import ArticleRef
 from consumers.alert.group_cache import groups_for
-from consumers.alert.ledger import pairs_of_articles, record
+from consumers.alert.ledger import pairs_of_articles, record_groups
 from consumers.alert.outbox import SqlStore, run_tick
 from consumers.alert.seen_cache import seen_for
 from newswatch.utc import as_utc
@@ -99,11 +99,11 @@ def test_ledger_rows_read_back_as_written(engine: Engine) -> None:
         return ArticleRef(article_id=aid, published=published, group_key=key, labels={})
 
     with engine.begin() as conn:
-        mark = record(conn, [("every", ref(first, "feed=demo")),
-                             ("burst", ref(first, "feed=demo")),
-                             ("other", ref(first, "feed=x")),
-                             ("every", ref(second, "feed=demo"))], NOW)
-        assert record(conn, [], NOW) == mark  # nothing new: the same mark
+        mark = record_groups(conn, [("every", [ref(first, "feed=demo")]),
+                                    ("burst", [ref(first, "feed=demo")]),
+                                    ("other", [ref(first, "feed=x")]),
+                                    ("every", [ref(second, "feed=demo")])], NOW)
+        assert record_groups(conn, [], NOW) == mark  # nothing new: the same mark
     with engine.connect() as conn:
         rows = conn.execute(select(tables.alert_ledger).order_by(tables.alert_ledger.c.id)
                             ).all()
