@@ -110,7 +110,8 @@ class EntityFinder:
             for match_id, start, end in matcher(doc)
         ]
         alias_spans = [span for span in alias_spans if not _shouted(span)]
-        named = [ent for ent in doc.ents if report_label(ent.label_) in NAME_LABELS]
+        ents = doc.ents  # a new tuple of Spans at every read: read once
+        named = [ent for ent in ents if report_label(ent.label_) in NAME_LABELS]
         alias_spans += [span for span in self._cased(doc, as_spans=True)
                         if _capitalised(span) and not _inside_name(span, named)]
         found: list[Mention] = []
@@ -122,7 +123,7 @@ class EntityFinder:
             for token in span:
                 token._.set(CANONICAL, name)
             taken.update(range(span.start, span.end))
-        for ent in doc.ents:
+        for ent in ents:
             label = report_label(ent.label_)
             if label not in REPORTED_LABELS or taken.intersection(range(ent.start, ent.end)):
                 continue
