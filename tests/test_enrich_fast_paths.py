@@ -1,7 +1,8 @@
 """The enricher's faster ways of computing what it computed before give the same values:
-evidence sentences read by character offsets against spaCy's own ``span.sent``, and the
+evidence sentences read by character offsets against spaCy's own ``span.sent``, the
 relevance features counted from slot lists against counting them one by one (values and
-key order, which the probability's dot product sums in)."""
+key order, which the probability's dot product sums in), and token patterns run near
+their anchor words against the `Matcher` over the whole doc."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import math
 from collections import Counter
 
 import pytest
+import spacy
+from spacy.matcher import Matcher
 from spacy.tokens import Doc
 
 from bench.fulltext_corpus import fulltext_articles
+from consumers.enrich.anchors import FilteredMatcher, Forms, doc_forms, pattern_length
 from consumers.enrich.enrich import Enricher
 from consumers.enrich.relevance import _WORD, Featuriser, Sparse
 from consumers.enrich.topics import MAX_SENTENCE_CHARS, _sentence_index, _SentenceTexts
@@ -128,3 +132,46 @@ def test_per_topic_features_do_not_depend_on_the_text_seen_before(enricher: Enri
             assert {topic: list(vector.items()) for topic, vector in vectors.items()} == expected
         compared += 1
     assert compared >= 3
+
+
+@pytest.mark.parametrize(("pattern", "length"), [
+    ([{"LOWER": "a"}], 1), ([{"LOWER": "a"}, {"OP": "{0,3}"}, {"LOWER": "b"}], 5),
+    ([{"OP": "{2}"}], 2), ([{"OP": "{,5}"}], 5), ([{"OP": "?"}, {"OP": "!"}], 2),
+    ([{"OP": "{2,}"}], None), ([{"LOWER": "a", "OP": "+"}], None), ([{"OP": "*"}], None),
+])
+def test_pattern_length_is_the_longest_match(pattern: list[dict[str, object]],
+                                             length: int | None) -> None:
+    assert pattern_length(pattern) == length
+
+
+def test_windowed_matcher_finds_what_the_full_matcher_finds() -> None:
+    """Bounded anchored patterns run only near their anchor words (`_Windows`): the same
+    spans as the plain `Matcher` over the whole doc, with anchors at the doc's edges,
+    windows that touch, optional tokens cut at a window's edge, and overlapping
+    candidates the greedy filter chooses between; a subset with an unbounded pattern
+    runs everywhere."""
+    nlp = spacy.blank("en")
+    patterns = {
+        "seat": [[{"LOWER": {"IN": ["seat", "seats"]}}, {"OP": "{0,3}"},
+                  {"LOWER": "un"}]],
+        "envoy": [[{"LOWER": "the", "OP": "?"}, {"LOWER": "envoy"}, {"IS_ALPHA": True,
+                                                                     "OP": "{0,2}"}]],
+        "cartel": [[{"LOWER": "cartel", "OP": "+"}]],
+    }
+    full = Matcher(nlp.vocab, validate=True)
+    for key, found in patterns.items():
+        full.add(key, found, greedy="LONGEST")
+    filtered = FilteredMatcher(nlp.vocab, full, patterns)
+    texts = ["seat at the UN", "The envoy envoy came to the seat of a big UN body",
+             "a b c d e f seat x un seat y y y un envoy", "Nothing here at all.",
+             "envoy", "cartel cartel and the envoy of the UN seat seat un",
+             " ".join(["filler"] * 40 + ["seat", "of", "the", "UN"] + ["filler"] * 40)]
+    texts += [f"{title}\n\n{text}" for title, text in fulltext_articles(24)]
+    for text in texts:
+        doc = nlp(text)
+        words = doc_forms(doc)
+        expected = sorted((span.label_, span.start, span.end)
+                          for span in full(doc, as_spans=True))
+        got = sorted((span.label_, span.start, span.end)
+                     for span in filtered(doc, Forms.of(words), words))
+        assert got == expected, text

@@ -48,6 +48,7 @@ MAX_SURFACE_FORMS = 10
 # PERSON (found by tests/hostile) would otherwise put it in the entities table, whose
 # (name, label) index PostgreSQL refuses above ~2.7 KB, stalling the store.
 MAX_NAME_CHARS = 200
+NAME_CACHE = 50_000  # entity texts whose cleaning is remembered (a few MB at most)
 _QUOTES = "'\"‘’“”"
 
 
@@ -82,6 +83,7 @@ class EntityFinder:
         self._by_name: dict[str, str] = {}
         self._by_key: dict[str, str] = {}
         self._by_exact: dict[str, str] = {}
+        self._names: dict[str, tuple[str, str | None]] = {}  # `_cleaned`
         self._loose = PhraseMatcher(nlp.vocab, attr="LOWER")
         self._exact = PhraseMatcher(nlp.vocab, attr="ORTH")
         self._cased = PhraseMatcher(nlp.vocab, attr="LOWER")
@@ -101,6 +103,17 @@ class EntityFinder:
             self._by_key.update(dict.fromkeys(cased, entity.name))
             if cased:
                 self._cased.add(entity.name, [nlp.make_doc(name) for name in sorted(cased)])
+
+    def _cleaned(self, text: str) -> tuple[str, str | None]:
+        """An entity's text cleaned (`_clean`) and the canonical name its normalised form
+        is an alias of, if any: remembered, since names recur across articles."""
+        found = self._names.get(text)
+        if found is None:
+            if len(self._names) >= NAME_CACHE:
+                self._names.clear()
+            cleaned = _clean(text)
+            found = self._names[text] = (cleaned, self._by_key.get(normalise_alias(cleaned)))
+        return found
 
     def mentions(self, doc: Doc) -> list[Mention]:
         """Alias mentions and reportable NER entities of ``doc``, in text order."""
@@ -127,11 +140,10 @@ class EntityFinder:
             label = report_label(ent.label_)
             if label not in REPORTED_LABELS or taken.intersection(range(ent.start, ent.end)):
                 continue
-            text = _clean(ent.text)
+            text, keyed = self._cleaned(ent.text)
             if not text or len(ent.text) > MAX_NAME_CHARS:
                 continue
-            canonical = self._by_key.get(normalise_alias(text)) or (
-                None if _shouted(ent) else self._by_exact.get(text))
+            canonical = keyed or (None if _shouted(ent) else self._by_exact.get(text))
             if canonical is None:
                 found.append(Mention(text, label, ent.start, ent.end, ent.text, False))
             else:

@@ -206,17 +206,21 @@ class Featuriser:
         # vector is the same, key order included, as counting them one by one.
         word_slots: list[int] = []
         char_slots: list[int] = []
+        known = self._slots  # the slot cache read inline: one method call per new gram only
         for prefix, part in (("t", title), ("b", lead)):
             tokens = _WORD.findall(part)
             for n in range(1, self.spec.word_ngrams + 1):
                 grams = tokens if n == 1 else [" ".join(tokens[i:i + n])
                                                for i in range(len(tokens) - n + 1)]
                 for gram in grams:
-                    word_slots.append(self._slot("w:" + gram))
+                    key = "w:" + gram
+                    word_slots.append(known.get(key) or self._slot(key))
                     if prefix == "t":
-                        word_slots.append(self._slot("tw:" + gram))
+                        key = "tw:" + gram
+                        word_slots.append(known.get(key) or self._slot(key))
+            grams_of = self._grams
             for token in tokens:
-                char_slots += self._char_grams(token)
+                char_slots += grams_of.get(token) or self._char_grams(token)
         out: Sparse = {}
         _add_normalised(out, Counter(word_slots), self.spec.word_weight)
         _add_normalised(out, Counter(char_slots), self.spec.char_weight)

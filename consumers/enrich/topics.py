@@ -189,7 +189,7 @@ class TopicMatcher:
         words = doc_forms(doc) if self._prefilter else None
         forms = Forms.of(words) if words is not None else None
         if len(self._patterns):
-            found = (self._filtered(doc, forms) if forms is not None
+            found = (self._filtered(doc, forms, words) if forms is not None
                      else self._patterns(doc, as_spans=True))
             for span in found:
                 spans[span.label_].append(span)
