@@ -156,6 +156,7 @@ def test_windowed_matcher_finds_what_the_full_matcher_finds() -> None:
                   {"LOWER": "un"}]],
         "envoy": [[{"LOWER": "the", "OP": "?"}, {"LOWER": "envoy"}, {"IS_ALPHA": True,
                                                                      "OP": "{0,2}"}]],
+        "consul": [[{"IS_ALPHA": True, "OP": "{0,3}"}, {"LOWER": "consul"}]],
         "cartel": [[{"LOWER": "cartel", "OP": "+"}]],
     }
     full = Matcher(nlp.vocab, validate=True)
@@ -165,6 +166,7 @@ def test_windowed_matcher_finds_what_the_full_matcher_finds() -> None:
     texts = ["seat at the UN", "The envoy envoy came to the seat of a big UN body",
              "a b c d e f seat x un seat y y y un envoy", "Nothing here at all.",
              "envoy", "cartel cartel and the envoy of the UN seat seat un",
+             "one two three consul", "a consul b c d e consul",
              " ".join(["filler"] * 40 + ["seat", "of", "the", "UN"] + ["filler"] * 40)]
     texts += [f"{title}\n\n{text}" for title, text in fulltext_articles(24)]
     for text in texts:
