@@ -13,7 +13,11 @@ their own (syndicated wire copy). They are served as ``--feeds`` RSS feeds (full
 For each enrich process count in ``--processes``, in this order:
 
 1. raw spaCy: the enrichment pipeline (``load_pipeline``: NER, sentences) on the kernel
-   ``--kernel`` selects, ``nlp.pipe`` over the same texts the enricher analyses, split
+   ``--kernel`` selects (``auto`` is decided once, by this process before anything else
+   starts, and that kernel is forced on raw spaCy and on every enrich daemon: probed in
+   each process while the others load, one enrich daemon of a run measured numpy at
+   50 GFLOP/s instead of ~130 and kept BLIS, so the two sides of the ratio ran different
+   kernels), ``nlp.pipe`` over the same texts the enricher analyses, split
    over that many processes; from the moment every process has loaded its model to the
    last document done.
 2. the pipeline: a Kafka broker of its own (topics with the default partition count),
@@ -101,6 +105,17 @@ TARGET_RATE = 40.0  # articles/s end to end on 2 cores (issue 17)
 TARGET_RATIO = 0.85  # of raw NER in 2 processes, same kernel
 BROKER = "kafka broker (JVM)"
 IDLE_WINDOW_S = 2.0  # the idle pipeline's CPU is measured over this long before a run
+
+
+def decide_kernel(setting: str) -> tuple[str, str]:
+    """The kernel both sides of the ratio run, and why: ``auto`` decided once, here,
+    before the run's processes start (see the module docstring)."""
+    if setting != "auto":
+        return setting, f"forced ({setting})"
+    from consumers.enrich.kernel import select_kernel
+
+    decided = select_kernel("auto")
+    return decided.kernel, decided.reason
 
 
 # --- raw spaCy in N processes ------------------------------------------------------------
@@ -414,7 +429,9 @@ def report(results: dict[str, Any]) -> list[str]:
     lines = [f"{results['articles']} full-text articles, {results['words']:,} words "
              f"(mean {results['words'] / results['articles']:.0f}), "
              f"{results['distinct']} distinct texts ({results['copies']:.0%} copies), "
-             f"{results['feeds']} feeds; kernel setting {results['kernel']}", "",
+             f"{results['feeds']} feeds; kernel setting {results['kernel']}: "
+             f"{results.get('kernel_used')} ({results.get('kernel_reason')}) for raw spaCy "
+             "and every enrich process", "",
              "| run | articles/s | / raw NER (same processes) | to last alert | uptime |",
              "|---|---|---|---|---|"]
     for processes in results["processes"]:
@@ -549,6 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     logging.getLogger("kafka").setLevel(logging.ERROR)
     counts = [int(part) for part in args.processes.split(",")]
+    kernel, kernel_reason = decide_kernel(args.kernel)
     articles = fulltext_articles(args.articles, args.copies)
     texts = [document_text(title, content=text).text for title, text in articles]
     results: dict[str, Any] = {
@@ -556,7 +574,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine(), "uptime_start": uptime(),
         "articles": len(articles), "words": sum(len(t.split()) for t in texts),
         "distinct": len(set(texts)), "copies": args.copies, "feeds": args.feeds,
-        "kernel": args.kernel, "processes": counts, "raw": {}, "pipeline": {},
+        "kernel": args.kernel, "kernel_used": kernel, "kernel_reason": kernel_reason,
+        "processes": counts, "raw": {}, "pipeline": {},
     }
     progress(f"{len(articles)} articles; {results['uptime_start']}")
     with tempfile.TemporaryDirectory(prefix="bench-fulltext-") as tmp, \
@@ -569,7 +588,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for processes in counts:
             if not args.skip_raw:
                 progress(f"raw spaCy, {processes} process(es)")
-                raw = raw_run(texts, processes, args.kernel)
+                raw = raw_run(texts, processes, kernel)
                 results["raw"][str(processes)] = raw
                 progress(f"  {raw['docs_per_s']:.1f} docs/s; {raw['uptime']}")
             if broker is None:
@@ -577,7 +596,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress(f"pipeline, {processes} enrich process(es)")
             try:
                 run = pipeline_run(bootstrap, broker, scratch, articles, processes,
-                                   args.feeds, args.kernel, args.partitions, args.reuse,
+                                   args.feeds, kernel, args.partitions, args.reuse,
                                    args.batch_size)
             except Exception as exc:  # one failed run must not cost the other figures
                 run = {"error": f"{type(exc).__name__}: {exc}"}

@@ -12,6 +12,7 @@ from typing import Any
 from bench.bench_fulltext import (
     TARGET_RATE,
     TARGET_RATIO,
+    decide_kernel,
     pipeline_run,
     raw_disturbed,
     raw_run,
@@ -31,16 +32,18 @@ def measure(run: Run) -> Figures:
     processes = sizes.fulltext_processes
     articles = fulltext_articles(sizes.fulltext_articles)
     texts = [document_text(title, content=text).text for title, text in articles]
-    raw = raw_run(texts, processes, "auto")
+    kernel, reason = decide_kernel("auto")  # one kernel for both sides of the ratio
+    raw = raw_run(texts, processes, kernel)
     progress(f"  raw spaCy, {processes} process(es): {raw['docs_per_s']:.1f} docs/s")
     pipeline = pipeline_run(run.bootstrap, run.broker, run.folder("fulltext"), articles,
-                            processes, min(FEEDS, len(articles)), "auto")
+                            processes, min(FEEDS, len(articles)), kernel)
     progress(f"  pipeline, {processes} enrich process(es): "
              f"{pipeline['articles_per_s']:.1f} articles/s")
     results: dict[str, Any] = {
         "articles": len(articles), "words": sum(len(text.split()) for text in texts),
         "distinct": len(set(texts)), "copies": 0.0, "feeds": pipeline["feeds"],
-        "kernel": "auto", "processes": [processes], "machine": machine(),
+        "kernel": "auto", "kernel_used": kernel, "kernel_reason": reason,
+        "processes": [processes], "machine": machine(),
         "raw": {str(processes): raw}, "pipeline": {str(processes): pipeline},
     }
     report(results)  # adds the ratios and the CPU budget to the pipeline's figures

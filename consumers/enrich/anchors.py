@@ -35,6 +35,7 @@ Anchor = tuple[int, frozenset[int]]  # (LOWER or ORTH, hashes of the forms it ac
 _ATTRS = {"LOWER": LOWER, "ORTH": ORTH, "TEXT": ORTH}
 _MANDATORY_OPS = frozenset({"+", "1"})
 _COUNT_OP = re.compile(r"\{(\d+)(?:,\d*)?\}")
+_COUNT_BOUNDS = re.compile(r"\{(\d*)(,)?(\d*)\}")  # {n}, {n,m}, {,m}, {n,}
 MAX_SUBMATCHERS = 32  # matchers of key subsets built; a few subsets recur on real text
 
 
@@ -60,6 +61,22 @@ def token_anchors(spec: Mapping[str, Any]) -> list[Anchor]:
                 isinstance(form, str) for form in value["IN"]):
             anchors.append((attr, frozenset(get_string_id(form) for form in value["IN"])))
     return anchors
+
+
+def pattern_length(pattern: Pattern) -> int | None:
+    """The most tokens a match of ``pattern`` can span; None when unbounded (``+``,
+    ``*``, ``{n,}``)."""
+    total = 0
+    for spec in pattern:
+        op = next((value for key, value in spec.items() if key.upper() == "OP"), None)
+        if op is None or op in ("?", "!", "1"):
+            total += 1
+            continue
+        counted = _COUNT_BOUNDS.fullmatch(op) if isinstance(op, str) else None
+        if counted is None or (counted.group(2) is not None and not counted.group(3)):
+            return None  # "+", "*", "{n,}"
+        total += int(counted.group(3) or counted.group(1))
+    return total
 
 
 def pattern_anchors(pattern: Pattern) -> tuple[Anchor, ...]:
@@ -135,14 +152,36 @@ class FilteredMatcher:
         self._patterns = patterns
         self._filter = KeyFilter(patterns)
         self._subsets: dict[frozenset[str], Matcher] = {}
+        self._stretch: dict[frozenset[str], _Windows | None] = {}
 
-    def __call__(self, doc: Doc | Span, forms: Forms) -> list[Span]:
+    def __call__(self, doc: Doc | Span, forms: Forms, words: np.ndarray | None = None
+                 ) -> list[Span]:
+        """The matches in ``doc`` (``forms`` its words). With ``words`` (the doc's
+        `doc_forms`, a whole doc only), a subset whose patterns are all anchored and of
+        bounded length runs only over the stretches within a pattern's length of a token
+        holding one of their anchor forms (`_Windows`): every match holds such a token, so
+        every match lies in one stretch, whole, and stretches apart share no match for the
+        greedy filter to choose between."""
         keys = self._filter.possible(forms)
         if not keys:
             return []
-        if keys == self._filter.keys:
-            return list(self._full(doc, as_spans=True))
-        return list(self._subset(keys)(doc, as_spans=True))
+        matcher = self._full if keys == self._filter.keys else self._subset(keys)
+        windows = self._windows(keys) if words is not None and isinstance(doc, Doc) else None
+        if windows is None:
+            return list(matcher(doc, as_spans=True))
+        assert words is not None
+        found: list[Span] = []
+        for start, end in windows.stretches(words):
+            found += matcher(doc[start:end], as_spans=True)
+        return found
+
+    def _windows(self, keys: frozenset[str]) -> _Windows | None:
+        if keys not in self._stretch:
+            if len(self._stretch) >= MAX_SUBMATCHERS:
+                return None
+            self._stretch[keys] = _Windows.of([pattern for key in sorted(keys)
+                                               for pattern in self._patterns[key]])
+        return self._stretch[keys]
 
     def _subset(self, keys: frozenset[str]) -> Matcher:
         matcher = self._subsets.get(keys)
@@ -156,3 +195,43 @@ class FilteredMatcher:
                         greedy="LONGEST")
         self._subsets[keys] = matcher
         return matcher
+
+
+@dataclass(frozen=True)
+class _Windows:
+    """Where patterns can match in a doc: within ``reach`` tokens of a token whose
+    ``LOWER`` or ``ORTH`` is one of their anchor forms."""
+
+    lower: np.ndarray
+    orth: np.ndarray
+    reach: int  # the longest match any of the patterns can make
+
+    @classmethod
+    def of(cls, patterns: Sequence[Pattern]) -> _Windows | None:
+        """None when some pattern has no anchor or no bounded length (run everywhere)."""
+        lower: set[int] = set()
+        orth: set[int] = set()
+        reach = 0
+        for pattern in patterns:
+            anchors = pattern_anchors(pattern)
+            length = pattern_length(pattern)
+            if not anchors or length is None:
+                return None
+            reach = max(reach, length)
+            for attr, forms in anchors:
+                (lower if attr == LOWER else orth).update(forms)
+        return cls(np.array(sorted(lower), dtype=np.uint64),
+                   np.array(sorted(orth), dtype=np.uint64), reach)
+
+    def stretches(self, words: np.ndarray) -> list[tuple[int, int]]:
+        """Token ranges [start, end), apart and in order, covering every token within
+        ``reach - 1`` of an anchor token (a match holding it spans at most that far)."""
+        at = np.flatnonzero(np.isin(words[:, 0], self.lower) | np.isin(words[:, 1], self.orth))
+        out: list[tuple[int, int]] = []
+        for i in at.tolist():
+            start, end = max(0, i - self.reach + 1), min(len(words), i + self.reach)
+            if out and start <= out[-1][1]:
+                out[-1] = (out[-1][0], end)
+            else:
+                out.append((start, end))
+        return out

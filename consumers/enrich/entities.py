@@ -48,6 +48,7 @@ MAX_SURFACE_FORMS = 10
 # PERSON (found by tests/hostile) would otherwise put it in the entities table, whose
 # (name, label) index PostgreSQL refuses above ~2.7 KB, stalling the store.
 MAX_NAME_CHARS = 200
+NAME_CACHE = 50_000  # entity texts whose cleaning is remembered (a few MB at most)
 _QUOTES = "'\"‘’“”"
 
 
@@ -82,6 +83,7 @@ class EntityFinder:
         self._by_name: dict[str, str] = {}
         self._by_key: dict[str, str] = {}
         self._by_exact: dict[str, str] = {}
+        self._names: dict[str, tuple[str, str | None]] = {}  # `_cleaned`
         self._loose = PhraseMatcher(nlp.vocab, attr="LOWER")
         self._exact = PhraseMatcher(nlp.vocab, attr="ORTH")
         self._cased = PhraseMatcher(nlp.vocab, attr="LOWER")
@@ -102,6 +104,17 @@ class EntityFinder:
             if cased:
                 self._cased.add(entity.name, [nlp.make_doc(name) for name in sorted(cased)])
 
+    def _cleaned(self, text: str) -> tuple[str, str | None]:
+        """An entity's text cleaned (`_clean`) and the canonical name its normalised form
+        is an alias of, if any: remembered, since names recur across articles."""
+        found = self._names.get(text)
+        if found is None:
+            if len(self._names) >= NAME_CACHE:
+                self._names.clear()
+            cleaned = _clean(text)
+            found = self._names[text] = (cleaned, self._by_key.get(normalise_alias(cleaned)))
+        return found
+
     def mentions(self, doc: Doc) -> list[Mention]:
         """Alias mentions and reportable NER entities of ``doc``, in text order."""
         alias_spans = [
@@ -110,7 +123,8 @@ class EntityFinder:
             for match_id, start, end in matcher(doc)
         ]
         alias_spans = [span for span in alias_spans if not _shouted(span)]
-        named = [ent for ent in doc.ents if report_label(ent.label_) in NAME_LABELS]
+        ents = doc.ents  # a new tuple of Spans at every read: read once
+        named = [ent for ent in ents if report_label(ent.label_) in NAME_LABELS]
         alias_spans += [span for span in self._cased(doc, as_spans=True)
                         if _capitalised(span) and not _inside_name(span, named)]
         found: list[Mention] = []
@@ -122,15 +136,14 @@ class EntityFinder:
             for token in span:
                 token._.set(CANONICAL, name)
             taken.update(range(span.start, span.end))
-        for ent in doc.ents:
+        for ent in ents:
             label = report_label(ent.label_)
             if label not in REPORTED_LABELS or taken.intersection(range(ent.start, ent.end)):
                 continue
-            text = _clean(ent.text)
+            text, keyed = self._cleaned(ent.text)
             if not text or len(ent.text) > MAX_NAME_CHARS:
                 continue
-            canonical = self._by_key.get(normalise_alias(text)) or (
-                None if _shouted(ent) else self._by_exact.get(text))
+            canonical = keyed or (None if _shouted(ent) else self._by_exact.get(text))
             if canonical is None:
                 found.append(Mention(text, label, ent.start, ent.end, ent.text, False))
             else:

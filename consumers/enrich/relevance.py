@@ -39,6 +39,7 @@ import binascii
 import hashlib
 import json
 import math
+import operator
 import re
 import zlib
 from collections import Counter
@@ -147,6 +148,7 @@ class Featuriser:
         self._slots: dict[str, int] = {}  # n-grams recur across documents: hash each once
         self._grams: dict[str, tuple[int, ...]] = {}  # word -> its character n-gram slots
         self._frames: dict[str, tuple[tuple[str, str], ...]] = {}  # word -> its families
+        self._last_text: tuple[str, int, list[tuple[int, int]]] | None = None
 
     def _slot(self, key: str) -> int:
         slot = self._slots.get(key)
@@ -199,21 +201,29 @@ class Featuriser:
         """Word and character n-grams of the title and the lead, each kind L2-normalised."""
         title = text[:title_end].lower()
         lead = text[title_end:title_end + self.spec.lead_chars].lower()
-        words: Counter[int] = Counter()
-        chars: Counter[int] = Counter()
+        # The slots in the order they are counted (each gram's "w:", then for the title its
+        # "tw:"), counted at once: a Counter keeps first occurrences in that order, so the
+        # vector is the same, key order included, as counting them one by one.
+        word_slots: list[int] = []
+        char_slots: list[int] = []
+        known = self._slots  # the slot cache read inline: one method call per new gram only
         for prefix, part in (("t", title), ("b", lead)):
             tokens = _WORD.findall(part)
             for n in range(1, self.spec.word_ngrams + 1):
-                for i in range(len(tokens) - n + 1):
-                    gram = " ".join(tokens[i:i + n])
-                    words[self._slot(f"w:{gram}")] += 1
+                grams = tokens if n == 1 else [" ".join(tokens[i:i + n])
+                                               for i in range(len(tokens) - n + 1)]
+                for gram in grams:
+                    key = "w:" + gram
+                    word_slots.append(known.get(key) or self._slot(key))
                     if prefix == "t":
-                        words[self._slot(f"tw:{gram}")] += 1
+                        key = "tw:" + gram
+                        word_slots.append(known.get(key) or self._slot(key))
+            grams_of = self._grams
             for token in tokens:
-                chars.update(self._char_grams(token))
+                char_slots += grams_of.get(token) or self._char_grams(token)
         out: Sparse = {}
-        _add_normalised(out, words, self.spec.word_weight)
-        _add_normalised(out, chars, self.spec.char_weight)
+        _add_normalised(out, Counter(word_slots), self.spec.word_weight)
+        _add_normalised(out, Counter(char_slots), self.spec.char_weight)
         if self.spec.frame_weight:
             title_tokens = _WORD.findall(title)
             self._add_frames(out, "ft", title_tokens, 2)
@@ -230,11 +240,10 @@ class Featuriser:
         hit reports), ``entities`` the document's entity mentions.
         """
         length = max(1, len(text))
-        words = max(1, len(_WORD.findall(text)))
+        words, quotes = self._text_counts(text)
         sentence_of = _sentence_finder(sentence_starts)
         lead_first = sentence_of(title_end - 1) + 1 if title_end else 0
         lead = range(lead_first, lead_first + LEAD_SENTENCES)
-        quotes = _quoted_ranges(text)
         spans = sorted(evidence, key=lambda item: item.start)
         sentences_hit = {sentence_of(item.start) for item in spans}
         in_title = [item for item in spans if item.start < title_end]
@@ -271,16 +280,16 @@ class Featuriser:
             if sentence_of(entity.start) in sentences_hit:
                 indicators[f"ee:{entity.name}"] += 1
                 indicators[f"el:{entity.label}"] += 1
-        context: Counter[int] = Counter()
+        context_slots: list[int] = []  # in counting order (see `text_features`)
         evidence_tokens: list[str] = []
         for sentence in dict.fromkeys(item.sentence.lower() for item in spans):
             tokens = _WORD.findall(sentence)
             evidence_tokens += tokens
             for i, token in enumerate(tokens):
-                context[self._slot(f"s:{token}")] += 1
+                context_slots.append(self._slot("s:" + token))
                 if i + 1 < len(tokens):
-                    context[self._slot(f"s:{token} {tokens[i + 1]}")] += 1
-        _add_normalised(out, context, self.spec.context_weight)
+                    context_slots.append(self._slot(f"s:{token} {tokens[i + 1]}"))
+        _add_normalised(out, Counter(context_slots), self.spec.context_weight)
         if self.spec.frame_weight:
             self._add_frames(out, "fe", evidence_tokens, 3)
         if self.spec.window_weight:
@@ -291,6 +300,15 @@ class Featuriser:
             out[slot] = out.get(slot, 0.0) + self.spec.named_weight * min(1.0, math.log1p(count)
                                                                           / math.log1p(8))
         return out
+
+    def _text_counts(self, text: str) -> tuple[int, list[tuple[int, int]]]:
+        """The words of ``text`` (at least 1) and its quoted ranges: the same for every
+        topic of a document, so computed for the last text seen only."""
+        last = self._last_text
+        if last is None or last[0] is not text:
+            last = self._last_text = (text, max(1, len(_WORD.findall(text))),
+                                      _quoted_ranges(text))
+        return last[1], last[2]
 
     def _window(self, text: str, spans: Sequence[Evidence],
                 entities: Sequence[EntitySpan]) -> Counter[int]:
@@ -326,9 +344,12 @@ class Featuriser:
 def _add_normalised(out: Sparse, counts: Counter[int], weight: float) -> None:
     if not counts or weight == 0:
         return
-    norm = math.sqrt(sum(value * value for value in counts.values()))
+    values = counts.values()
+    # The same products summed in the same order as a generator would: the same norm.
+    norm = math.sqrt(sum(map(operator.mul, values, values)))
+    get = out.get
     for slot, value in counts.items():
-        out[slot] = out.get(slot, 0.0) + weight * value / norm
+        out[slot] = get(slot, 0.0) + weight * value / norm
 
 
 def _sentence_finder(starts: Sequence[int]) -> Any:

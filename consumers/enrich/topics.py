@@ -175,8 +175,9 @@ class TopicMatcher:
         sentence_of = _sentence_index(doc, sentences)
         lead = _lead_end(sentences, title_end)
         found = self._find(doc, mentions, sentences, sentence_of, lead)
+        texts = _SentenceTexts(doc, sentences, sentence_of)
         return [
-            self._score_topic(name, topic, doc, found, sentence_of, title_end, lead)
+            self._score_topic(name, topic, found, sentence_of, title_end, lead, texts)
             for name, topic in self.topics.items()
         ]
 
@@ -188,7 +189,7 @@ class TopicMatcher:
         words = doc_forms(doc) if self._prefilter else None
         forms = Forms.of(words) if words is not None else None
         if len(self._patterns):
-            found = (self._filtered(doc, forms) if forms is not None
+            found = (self._filtered(doc, forms, words) if forms is not None
                      else self._patterns(doc, as_spans=True))
             for span in found:
                 spans[span.label_].append(span)
@@ -236,8 +237,9 @@ class TopicMatcher:
                 wide[part.topic].update(sentence_of[span.start] for span in found)
         return {topic: indexes | wide[topic] for topic, indexes in by_topic.items() if indexes}
 
-    def _score_topic(self, name: str, topic: Topic, doc: Doc, found: dict[str, list[Span]],
-                     sentence_of: list[int], title_end: int, lead: int) -> Scored:
+    def _score_topic(self, name: str, topic: Topic, found: dict[str, list[Span]],
+                     sentence_of: list[int], title_end: int, lead: int,
+                     texts: _SentenceTexts) -> Scored:
         def spans_of(kind: str, part: str) -> list[Span]:
             return found.get(_Part(name, kind, part).key, [])
 
@@ -280,9 +282,9 @@ class TopicMatcher:
                     evidence.append((span, rule.name, weight))
         evidence = _strongest_without_overlap(evidence)
         score = _noisy_or(evidence)
-        spans = tuple(_evidence_span(span, rule, doc) for span, rule, _ in evidence)
-        return Scored(topic=name, score=score, hit=score >= topic.threshold,
-                      evidence=spans[:MAX_EVIDENCE])
+        # Only what is reported is built (the score counted all of it).
+        spans = tuple(texts.evidence(span, rule) for span, rule, _ in evidence[:MAX_EVIDENCE])
+        return Scored(topic=name, score=score, hit=score >= topic.threshold, evidence=spans)
 
 
 def topic_phrases(loaded: LoadedTopics, language: str) -> list[str]:
@@ -357,21 +359,48 @@ def _sentence_index(doc: Doc, sentences: Sequence[Span]) -> list[int]:
     return index
 
 
-def _evidence_span(span: Span, rule: str, doc: Doc) -> EvidenceSpan:
-    return EvidenceSpan(phrase=span.text, start=span.start_char, end=span.end_char,
-                        sentence=_sentence_around(span), rule=rule)
+class _SentenceTexts:
+    """The text of each sentence of one doc, read from the doc's text by character
+    offsets and built once however many evidence spans it holds: the same text as
+    ``span.sent.text`` (the sentence holding the span's first token, as spaCy finds it
+    from the sentence-start flags), without walking tokens for each span."""
 
+    def __init__(self, doc: Doc, sentences: Sequence[Span], sentence_of: list[int]) -> None:
+        self._doc = doc
+        self._sentences = sentences
+        self._sentence_of = sentence_of
+        self._text: str | None = None
+        self._stripped: dict[int, str] = {}
 
-def _sentence_around(span: Span) -> str:
-    """The span's sentence; of a run-on 'sentence' only a window around the phrase."""
-    sentence = span.sent
-    text = sentence.text.strip()
-    if len(text) <= MAX_SENTENCE_CHARS:
-        return text
-    middle = (span.start_char + span.end_char) // 2 - sentence.start_char
-    start = max(0, middle - MAX_SENTENCE_CHARS // 2)
-    window = sentence.text[start:start + MAX_SENTENCE_CHARS].strip()
-    return ("…" if start > 0 else "") + window + "…"
+    def evidence(self, span: Span, rule: str) -> EvidenceSpan:
+        start, end = span.start_char, span.end_char
+        return EvidenceSpan(phrase=self.text[start:end], start=start, end=end,
+                            sentence=self._around(span, start, end), rule=rule)
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self._doc.text
+        return self._text
+
+    def _around(self, span: Span, start: int, end: int) -> str:
+        """The span's sentence; of a run-on 'sentence' only a window around the phrase."""
+        index = self._sentence_of[span.start]
+        stripped = self._stripped.get(index)
+        sentence = self._sentences[index]
+        if stripped is None:
+            stripped = self._stripped[index] = self.sentence_text(index).strip()
+        if len(stripped) <= MAX_SENTENCE_CHARS:
+            return stripped
+        text = self.sentence_text(index)
+        middle = (start + end) // 2 - sentence.start_char
+        begin = max(0, middle - MAX_SENTENCE_CHARS // 2)
+        window = text[begin:begin + MAX_SENTENCE_CHARS].strip()
+        return ("…" if begin > 0 else "") + window + "…"
+
+    def sentence_text(self, index: int) -> str:
+        sentence = self._sentences[index]
+        return self.text[sentence.start_char:sentence.end_char]
 
 
 def _first_line(exc: Exception) -> str:
