@@ -416,7 +416,8 @@ def test_a_topic_named_as_an_item_of_a_list_is_not_named_outright(text: str,
 
 def test_the_shipped_topics_say_which_rules_name_their_topic(enricher: Enricher) -> None:
     topics = enricher.topics.topics.topics
-    assert enriching.outright_rules(topics["drug_trafficking"]) == {"trafficking_terms"}
+    assert enriching.outright_rules(topics["drug_trafficking"]) == {
+        "trafficking_terms", "darknet_drug_markets"}
     assert enriching.outright_rules(topics["recognition"]) == frozenset()  # the plain floor
     assert enriching.outright_rules(topics["is_threat"]) == frozenset()  # the headline floor
     shipped = load_model(Path(DEFAULT_TOPICS_PATH).parent / "relevance-model.json")
