@@ -372,3 +372,40 @@ def test_darknet_markets_name_the_topic_only_with_a_drug(enricher: Enricher) -> 
         [analysis] = enricher.analyse_many([document_text(text)], features=FeatureSpec())
         candidate = analysis.candidates["drug_trafficking"]
         assert named_outright(candidate.evidence, text, outright) is named, text
+
+
+# The second round of the eighth session: the kinds 2026i's errors showed. Each rule finds
+# its evidence in the first list and none in the second (passing mentions, other actors).
+ROUND_TWO_EVIDENCE = [
+    ("is_threat", "Islamic State fighters take control of a border crossing", "territory_taken"),
+    ("is_threat", "Activists say ISIL now controls half of the country", "territory_taken"),
+    ("is_threat", "IS captures an oil field after government troops withdraw", "territory_taken"),
+    ("drug_trafficking", "Mexico hands the drug boss over to US marshals", "trade_bosses"),
+    ("drug_trafficking", "Police say the drugs boss ran the port from prison", "trade_bosses"),
+    ("recognition", "Lawmakers vote against Palestinian statehood in a late-night session",
+     "statehood_vote"),
+    ("recognition", "MPs back a motion calling for a Palestinian state", "statehood_vote"),
+    ("drug_trafficking", "Australian vendor busted by a new darknet taskforce", "vendor_busted"),
+    ("drug_trafficking", "Swedish darknet group's leader faces 14 years", "darknet_markets"),
+]
+ROUND_TWO_NO_EVIDENCE = [
+    ("is_threat", "Coalition troops take control of a port after driving out the Houthis",
+     "territory_taken"),
+    ("recognition", "Parliament votes on the budget as the state faces a deficit",
+     "statehood_vote"),
+    ("recognition", "Leaders discuss a future Palestinian state at the summit",
+     "statehood_vote"),
+    ("drug_trafficking", "Street food vendors welcome the new market hall", "vendor_busted"),
+]
+
+
+@pytest.mark.parametrize(("topic", "text", "rule"), ROUND_TWO_EVIDENCE)
+def test_round_two_kinds_give_evidence(enricher: Enricher, topic: str, text: str,
+                                       rule: str) -> None:
+    assert rule in _rules(enricher, topic, text)
+
+
+@pytest.mark.parametrize(("topic", "text", "rule"), ROUND_TWO_NO_EVIDENCE)
+def test_round_two_rules_skip_other_actors_and_passing_mentions(
+        enricher: Enricher, topic: str, text: str, rule: str) -> None:
+    assert rule not in _rules(enricher, topic, text)
