@@ -17,6 +17,8 @@ relevance-model:
 	    tests/data/labelled/relevance-extra-3.jsonl tests/data/labelled/heldout-2026e.jsonl \
 	    tests/data/labelled/relevance-extra-4.jsonl tests/data/labelled/heldout-2026f.jsonl \
 	    tests/data/labelled/heldout-2026g.jsonl tests/data/labelled/relevance-extra-5.jsonl \
+	    tests/data/labelled/heldout-2026h.jsonl tests/data/labelled/relevance-extra-6.jsonl \
+	    tests/data/labelled/heldout-2026i.jsonl tests/data/labelled/relevance-extra-7.jsonl \
 	    tests/data/labelled/seed.jsonl --out consumers/enrich/relevance-model.json
 
 lint:

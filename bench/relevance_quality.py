@@ -10,7 +10,9 @@ Sets (all in tests/data/labelled):
 * pool: the rest of train.jsonl, extra.jsonl, relevance-extra.jsonl, relevance-extra-2.jsonl,
   relevance-extra-3.jsonl, heldout-2026e.jsonl (a training set since the fifth session),
   relevance-extra-4.jsonl, heldout-2026f.jsonl (training sets since the sixth),
-  heldout-2026g.jsonl, relevance-extra-5.jsonl (training sets since the seventh) and
+  heldout-2026g.jsonl, relevance-extra-5.jsonl (training sets since the seventh),
+  heldout-2026h.jsonl, relevance-extra-6.jsonl (training sets since the eighth),
+  heldout-2026i.jsonl, relevance-extra-7.jsonl (since the eighth's second round) and
   seed.jsonl: what
   features, candidate rules and thresholds were tuned on, by k-fold cross-validation;
 * dev: articles.jsonl, the 46-item development set the rules were written against;
@@ -25,17 +27,20 @@ Sets (all in tests/data/labelled):
   evidence, so it is a development set too; 2026e was written and committed before the
   rules for membership, seats and envoys were scored on it, and judged them; it is training
   data since (fifth session); 2026f judged the fifth session and is training data since
-  (sixth); 2026g judged the sixth and is training data since (seventh);
-* held-out 2026h: real items read from public repositories (Wikipedia's Current events
-  mirror, a darknet-news site), each with repository, path and commit, written and
-  committed before anything of the seventh session changed; it judges the seventh.
+  (sixth); 2026g judged the sixth and is training data since (seventh); 2026h judged the
+  seventh and is training data since (eighth); 2026i judged the eighth's first round and
+  is training data since its second;
+* held-out 2026j: real items read from public repositories (Wikipedia's Current events
+  mirror, feed items reposted in public repositories, a darknet-news site), each with
+  repository, path and commit, written and committed before anything of the eighth
+  session's second round changed; it judges that round.
 
 Rows: the rules alone (the topics file's rule scores at its thresholds, or those of
 ``--before-topics``, e.g. main's topics.yaml); the layer cross-validated on the pool; the
 layer fitted on the pool and scored on dev; fitted on pool + dev and scored on held-out;
 and cross-validated on everything (the figures `newswatch topics train` prints for the
-shipped model), repeated over fold seeds, with and without the seventh session's items
-(relevance-extra-5.jsonl and heldout-2026g.jsonl) to show what the data did. No figure
+shipped model), repeated over fold seeds, with and without the second round's items
+(relevance-extra-7.jsonl and heldout-2026i.jsonl) to show what the data did. No figure
 scores an item with a model fitted on it. Thresholds and floors are chosen inside
 training (on inner folds), never on the items scored.
 
@@ -72,10 +77,12 @@ from schemas.topics_file import Topic, load_topics
 ROOT = Path(__file__).resolve().parent.parent
 
 LABELLED = ROOT / "tests" / "data" / "labelled"
-EXTENSION = "relevance-extra-5.jsonl"  # the seventh session's labelled items (with 2026g)
+EXTENSION = "relevance-extra-7.jsonl"  # the second round's labelled items (with 2026i)
 POOL_FILES = ("extra.jsonl", "relevance-extra.jsonl", "relevance-extra-2.jsonl",
               "relevance-extra-3.jsonl", "heldout-2026e.jsonl", "relevance-extra-4.jsonl",
-              "heldout-2026f.jsonl", "heldout-2026g.jsonl", EXTENSION, "seed.jsonl")
+              "heldout-2026f.jsonl", "heldout-2026g.jsonl", "relevance-extra-5.jsonl",
+              "heldout-2026h.jsonl", "relevance-extra-6.jsonl", "heldout-2026i.jsonl",
+              EXTENSION, "seed.jsonl")
 
 
 def held_out(item_id: object) -> bool:
@@ -192,18 +199,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                         ("heldout-2026b.jsonl", "held-out 2026b (dev now)"),
                         ("heldout-2026c.jsonl", "held-out 2026c (dev now)"),
                         ("heldout-2026d.jsonl", "held-out 2026d (dev now)"),
-                        ("heldout-2026h.jsonl", "held-out 2026h")):
+                        ("heldout-2026j.jsonl", "held-out 2026j")):
         fresh = featurise(enricher, read_labelled(LABELLED / name), spec)
         for topic, report in rules_outcomes(fresh, topics).items():
             lines.append(row(f"rules alone, {label}", topic, report.outcomes))
         for topic, report in evaluate_model(shipped_like, fresh, topics).items():
             lines.append(row(f"layer fitted on all, {label}", topic, report.outcomes))
     lines += repeated_cv(everything, topics, spec, args.folds, args.seeds)
-    extension = {str(item.id) for name in (EXTENSION, "heldout-2026g.jsonl")
+    extension = {str(item.id) for name in (EXTENSION, "heldout-2026i.jsonl")
                  for item in read_labelled(LABELLED / name)}
     earlier = [example for example in everything if str(example.item.id) not in extension]
     lines += repeated_cv(earlier, topics, spec, args.folds, args.seeds,
-                         name=f"all but {EXTENSION} and 2026g")
+                         name=f"all but {EXTENSION} and 2026i")
     lines += multilingual_rows(LABELLED / "multilingual-dev.jsonl", topics)
     print("\n".join(lines))
     print(f"\n{sum(len(items) for items in sets.values())} items; "

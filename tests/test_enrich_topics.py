@@ -302,3 +302,110 @@ def _recognition_rules(enricher: Enricher, headline: str) -> set[str]:
     [analysis] = enricher.analyse_many([document_text(headline)], features=FeatureSpec())
     candidate = analysis.candidates.get("recognition")
     return {span.rule.split(":")[0] for span in candidate.evidence} if candidate else set()
+
+
+def _rules(enricher: Enricher, topic: str, text: str) -> set[str]:
+    """The rules of ``topic``'s candidate evidence in one text."""
+    from consumers.enrich.relevance import FeatureSpec
+
+    [analysis] = enricher.analyse_many([document_text(text)], features=FeatureSpec())
+    candidate = analysis.candidates.get(topic)
+    return {span.rule.split(":")[0] for span in candidate.evidence} if candidate else set()
+
+
+# First ties with a contested polity are normalisation; ties normalised again after a row
+# between states that recognise each other (Turkey and Israel after the flotilla raid) are a
+# restoration, which TRAIN.md counts out (eighth session).
+FIRST_NORMALISATIONS = [
+    "Sudan agrees to normalise relations with Israel",
+    "Serbia and Kosovo agree to an EU plan to normalise ties",
+]
+RENEWED_NORMALISATIONS = [
+    "Relations between Turkey and Israel were tense since the 2010 Gaza flotilla raid but "
+    "ended last week when Turkey agreed to normalize ties in a diplomatic treaty.",
+    "Turkey and Israel restore ambassadors and agree to normalise relations after six years",
+    "Israel and Turkey agree to normalise ties again after a six-year rift",
+]
+
+
+@pytest.mark.parametrize("text", FIRST_NORMALISATIONS)
+def test_first_normalisation_is_recognition_evidence(enricher: Enricher, text: str) -> None:
+    assert "normalisation" in _rules(enricher, "recognition", text)
+
+
+@pytest.mark.parametrize("text", RENEWED_NORMALISATIONS)
+def test_normalisation_after_a_rift_is_no_recognition_evidence(
+    enricher: Enricher, text: str
+) -> None:
+    assert "normalisation" not in _rules(enricher, "recognition", text)
+
+
+# The Islamic State named only as what a truce or deal leaves out is a passing mention: no
+# evidence beside it; the group as an actor in the same story still is.
+def test_the_group_excluded_from_a_ceasefire_gives_no_evidence(enricher: Enricher) -> None:
+    text = ("Putin says a ceasefire has been brokered between the Syrian government and "
+            "rebels. The ceasefire would exclude terror organizations such as ISIL and "
+            "al-Nusra.")
+    [analysis] = enricher.analyse_many([document_text(text)])
+    assert analysis.scores.get("is_threat", 0.0) < 0.15
+    assert "violence_by_is" in _rules(
+        enricher, "is_threat", "A ceasefire takes hold as Islamic State fighters attack "
+        "a checkpoint near Raqqa.")
+
+
+# A darknet market with a drug named beside it names the trade for the relevance floor;
+# the same market selling stolen data or weapons does not (its score is unchanged).
+def test_darknet_markets_name_the_topic_only_with_a_drug(enricher: Enricher) -> None:
+    from consumers.enrich.enrich import named_outright, outright_rules
+
+    topic = enricher.topics.topics.topics["drug_trafficking"]
+    outright = outright_rules(topic)
+    assert "darknet_drug_markets" in outright
+    for text, named in [
+        ("Darknet vendors who sold cocaine and heroin to thousands are jailed", True),
+        ("The shutdown of the darknet markets where the drugs were sold is a model", True),
+        ("Darknet vendor selling Bitcoin forum databases with 12m entries", False),
+        ("Darknet market listings offer malware and stolen credit cards", False),
+    ]:
+        from consumers.enrich.relevance import FeatureSpec
+
+        [analysis] = enricher.analyse_many([document_text(text)], features=FeatureSpec())
+        candidate = analysis.candidates["drug_trafficking"]
+        assert named_outright(candidate.evidence, text, outright) is named, text
+
+
+# The second round of the eighth session: the kinds 2026i's errors showed. Each rule finds
+# its evidence in the first list and none in the second (passing mentions, other actors).
+ROUND_TWO_EVIDENCE = [
+    ("is_threat", "Islamic State fighters take control of a border crossing", "territory_taken"),
+    ("is_threat", "Activists say ISIL now controls half of the country", "territory_taken"),
+    ("is_threat", "IS captures an oil field after government troops withdraw", "territory_taken"),
+    ("drug_trafficking", "Mexico hands the drug boss over to US marshals", "trade_bosses"),
+    ("drug_trafficking", "Police say the drugs boss ran the port from prison", "trade_bosses"),
+    ("recognition", "Lawmakers vote against Palestinian statehood in a late-night session",
+     "statehood_vote"),
+    ("recognition", "MPs back a motion calling for a Palestinian state", "statehood_vote"),
+    ("drug_trafficking", "Australian vendor busted by a new darknet taskforce", "vendor_busted"),
+    ("drug_trafficking", "Swedish darknet group's leader faces 14 years", "darknet_markets"),
+]
+ROUND_TWO_NO_EVIDENCE = [
+    ("is_threat", "Coalition troops take control of a port after driving out the Houthis",
+     "territory_taken"),
+    ("recognition", "Parliament votes on the budget as the state faces a deficit",
+     "statehood_vote"),
+    ("recognition", "Leaders discuss a future Palestinian state at the summit",
+     "statehood_vote"),
+    ("drug_trafficking", "Street food vendors welcome the new market hall", "vendor_busted"),
+]
+
+
+@pytest.mark.parametrize(("topic", "text", "rule"), ROUND_TWO_EVIDENCE)
+def test_round_two_kinds_give_evidence(enricher: Enricher, topic: str, text: str,
+                                       rule: str) -> None:
+    assert rule in _rules(enricher, topic, text)
+
+
+@pytest.mark.parametrize(("topic", "text", "rule"), ROUND_TWO_NO_EVIDENCE)
+def test_round_two_rules_skip_other_actors_and_passing_mentions(
+        enricher: Enricher, topic: str, text: str, rule: str) -> None:
+    assert rule not in _rules(enricher, topic, text)

@@ -414,9 +414,26 @@ def test_a_topic_named_as_an_item_of_a_list_is_not_named_outright(text: str,
     assert not enriching.named_outright([span], text, {"other_rule"})
 
 
+@pytest.mark.parametrize(("text", "phrase", "named"), [
+    # An appositive naming the markets: not a list's next item.
+    ("Police shut the two leading darknet markets, AlphaBay and Hansa, in July.",
+     "darknet markets", True),
+    ("Agents raided darknet markets, the Hansa servers among them.", "darknet markets", True),
+    # Still lists: a singular match before a comma, or a plural before a lower-case item.
+    ("They vowed to fight drug trafficking, ISIS and corruption.", "drug trafficking", False),
+    ("Officials named darknet markets, hacking and fraud as threats.", "darknet markets",
+     False),
+])
+def test_an_appositive_after_a_plural_match_is_no_list(text: str, phrase: str,
+                                                       named: bool) -> None:
+    span = _span(text, phrase, "darknet_drug_markets")
+    assert enriching.named_outright([span], text, {"darknet_drug_markets"}) is named
+
+
 def test_the_shipped_topics_say_which_rules_name_their_topic(enricher: Enricher) -> None:
     topics = enricher.topics.topics.topics
-    assert enriching.outright_rules(topics["drug_trafficking"]) == {"trafficking_terms"}
+    assert enriching.outright_rules(topics["drug_trafficking"]) == {
+        "trafficking_terms", "darknet_drug_markets"}
     assert enriching.outright_rules(topics["recognition"]) == frozenset()  # the plain floor
     assert enriching.outright_rules(topics["is_threat"]) == frozenset()  # the headline floor
     shipped = load_model(Path(DEFAULT_TOPICS_PATH).parent / "relevance-model.json")

@@ -400,11 +400,20 @@ def named_outright(evidence: Sequence[EvidenceSpan], text: str, outright: Collec
     list ("against terrorism, extremism and drug trafficking": the way a passing mention
     names a topic among others). Where the floor needs it (`TopicModel.keeps`), a rule
     score that other words add up to (a drug lord named in a review, "cartel" in a headline
-    with its multiplier) is judged by the model instead."""
-    return any(span.rule in outright
-               and not _LIST_BEFORE.search(text[max(0, span.start - LIST_REACH):span.start])
-               and not _LIST_AFTER.match(text[span.end:span.end + LIST_REACH])
-               for span in evidence)
+    with its multiplier) is judged by the model instead. A comma after a plural match and
+    before a capitalised word is an appositive naming instances ("the two leading darknet
+    markets, AlphaBay and Hansa"), not a list's next item."""
+    def listed(span: EvidenceSpan) -> bool:
+        if _LIST_BEFORE.search(text[max(0, span.start - LIST_REACH):span.start]):
+            return True
+        after = text[span.end:span.end + LIST_REACH]
+        if not _LIST_AFTER.match(after):
+            return False
+        appositive = (text[span.start:span.end].endswith(("s", "S"))
+                      and re.match(r"\s*,\s*(?:the\s+)?[A-Z]", after) is not None)
+        return not appositive
+
+    return any(span.rule in outright and not listed(span) for span in evidence)
 
 
 def outright_rules(topic: Topic) -> frozenset[str]:
