@@ -409,3 +409,28 @@ def test_round_two_kinds_give_evidence(enricher: Enricher, topic: str, text: str
 def test_round_two_rules_skip_other_actors_and_passing_mentions(
         enricher: Enricher, topic: str, text: str, rule: str) -> None:
     assert rule not in _rules(enricher, topic, text)
+
+
+def _counted_gaps(node: Any) -> list[str]:
+    """Every counted ``OP`` ("{n,m}", "{,m}", "{n}") anywhere in a parsed topics file."""
+    if isinstance(node, dict):
+        found = [op for key, op in node.items()
+                 if key == "OP" and isinstance(op, str) and op.startswith("{")]
+        return found + [gap for value in node.values() for gap in _counted_gaps(value)]
+    if isinstance(node, list):
+        return [gap for value in node for gap in _counted_gaps(value)]
+    return []
+
+
+def test_shipped_patterns_have_no_wide_counted_gap() -> None:
+    """spaCy expands a counted gap {0,n} into n optional tokens and follows every partial
+    path: one {0,20} in an exclusion cost ~45 ms per full-text article (NER is ~50). A gap
+    wider than 10 tokens is written "*" (exclusions and sentence rules run per sentence)."""
+    import yaml
+
+    from consumers.enrich.topics import DEFAULT_TOPICS_PATH
+
+    gaps = _counted_gaps(yaml.safe_load(DEFAULT_TOPICS_PATH.read_text(encoding="utf-8")))
+    assert gaps, "the shipped topics use counted gaps: the walk must find them"
+    widest = max(int(op.strip("{}").split(",")[-1] or 0) for op in gaps)
+    assert widest <= 10, f"a counted gap of {widest} tokens in the shipped topics file"

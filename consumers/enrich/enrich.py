@@ -390,6 +390,8 @@ def floor_headline(evidence: Sequence[EvidenceSpan], document: Document,
 
 _LIST_BEFORE = re.compile(r"(?:,|\b(?:and|or|as well as))\s*$", re.IGNORECASE)
 _LIST_AFTER = re.compile(r"^\s*(?:,|(?:and|or|as well as)\b)", re.IGNORECASE)
+# After a plural match: ", AlphaBay and Hansa" names instances of it, not a list's next item.
+_APPOSITIVE = re.compile(r"\s*,\s*(?:the\s+)?[A-Z]")
 LIST_REACH = 16  # characters either side of a match read for a list's "," / "and" / "or"
 
 
@@ -410,7 +412,7 @@ def named_outright(evidence: Sequence[EvidenceSpan], text: str, outright: Collec
         if not _LIST_AFTER.match(after):
             return False
         appositive = (text[span.start:span.end].endswith(("s", "S"))
-                      and re.match(r"\s*,\s*(?:the\s+)?[A-Z]", after) is not None)
+                      and _APPOSITIVE.match(after) is not None)
         return not appositive
 
     return any(span.rule in outright and not listed(span) for span in evidence)
