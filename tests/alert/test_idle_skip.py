@@ -73,7 +73,8 @@ def test_an_idle_tick_is_one_statement_and_a_new_hit_ends_it(
     assert statements() == 1
     second = insert_article(engine, topics={"is_threat": 0.9})
     result = run_tick(engine, rules, NOW + timedelta(seconds=11))
-    assert result.hits == 1 and len(result.alerts) == 1
+    assert result.hits == 1
+    assert len(result.alerts) == 1
     assert statements() > 1
     assert alert_article_ids(engine) == [[first], [second]]
 
