@@ -103,7 +103,7 @@ def run_tick(engine: Engine, rules: Sequence[CompiledRule], now: datetime) -> Ev
         # The token the turn read: on PostgreSQL the locked row cannot change before the
         # commit; on SQLite a commit of another evaluator after this read makes
         # `WriteTurn.take` roll back before anything decided from the caches is written.
-        # Read once instead of once per cache: 3 statements of an idle tick's ~10.
+        # Read once instead of once per cache: 3 statements of an idle tick's 8.
         for cache in (windows, groups, seen):
             if cache is not None:
                 cache.sync_to(turn.token)
@@ -144,7 +144,7 @@ class IdleMark:
     group whose ``release_at`` is due, or a token changed by another evaluator's commit,
     the next evaluation would read the same state and decide the same nothing: no
     triggers without hits, no release without a due group, the caches unchanged. So it is
-    skipped. An idle tick was ~10 statements and most of the alert daemon's CPU between
+    skipped. An idle tick was 5-8 statements and most of the alert daemon's CPU between
     batches (docs/performance.md); the probe is one.
     """
 
