@@ -286,3 +286,48 @@ def test_replaced_hits_get_new_higher_ids(engine: Engine) -> None:
                                        topics=[make_hit("recognition", 0.9)])])
 
     assert hits_of(engine, article.id)["recognition"].id > watermark
+
+
+def _dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the store's tables as the driver returns it, sorted."""
+    with engine.connect() as conn:
+        return {table.name: sorted(tuple(row) for row in conn.exec_driver_sql(
+                    f"SELECT * FROM {table.name}"))
+                for table in (tables.articles, tables.entities, tables.article_entities,
+                              tables.topic_hits)}
+
+
+def test_sqlite_driver_inserts_store_what_sqlalchemys_executemany_stored(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`write._sqlite_insert` (the driver's executemany on tuples made with SQLAlchemy's
+    bind processors) leaves the same bytes in every column as SQLAlchemy's own
+    executemany, which `_driver_insert` returning None falls back to: a batch, its
+    replay and a re-enrichment, with offsets, naive times, NUL and non-ASCII text."""
+    from consumers.store import write
+    from newswatch.db import make_engine
+    from newswatch.migrate import upgrade
+
+    first = realistic_batch(60, seed=3)
+    odd = make_enriched(make_article(title="Zürich \x00 talks", authors=["Ana Ñ"],
+                                     tags=["a", "b"], published=datetime(
+                                         2026, 3, 1, 9, 30, tzinfo=timezone(
+                                             timedelta(hours=5))),
+                                     updated=datetime(2026, 3, 1, 10, 0)),
+                        entities=[make_entity("Zürich", "GPE", 2)],
+                        topics=[make_hit("is_threat", 0.7)])
+    again = [make_enriched(item.article.model_copy(update={"revision": 1}),
+                           entities=item.entities[:3], topics=item.topic_hits,
+                           topics_version="v9", enriched_at=BASE_TIME + timedelta(hours=1))
+             for item in first[:10]]
+    dumps = []
+    for way in ("driver", "sqlalchemy"):
+        if way == "sqlalchemy":
+            monkeypatch.setattr(write, "_driver_insert", lambda *args: None)
+        engine = make_engine(f"sqlite:///{tmp_path / way}.db")
+        upgrade(engine)
+        for batch in (first, [odd], first, again):
+            store_batch(engine, batch, now=BASE_TIME)
+        dumps.append(_dump(engine))
+        engine.dispose()
+    assert dumps[0] == dumps[1]
+    assert len(dumps[0]["article_entities"]) > 500

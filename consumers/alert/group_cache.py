@@ -58,8 +58,11 @@ class GroupCache:
     def sync(self, conn: Connection) -> None:
         """Start afresh unless the cursor is as this cache last left it and no evaluation
         that borrowed states failed since."""
+        self.sync_to(cursor_token(conn))
+
+    def sync_to(self, token: tuple[int, datetime | None] | None) -> None:
+        """`sync` with the cursor's token already read in this transaction."""
         self._staged = {}
-        token = cursor_token(conn)
         self._staged_complete = False
         self._read = token
         if token is None or token != self._token or self._lent:

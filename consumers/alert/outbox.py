@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from consumers.alert.compile import CompiledRule
 from consumers.alert.evaluate import Cursor, Evaluation, evaluate, mark_evaluated, next_batch
@@ -53,6 +53,7 @@ from consumers.alert.ledger import (
     state_of,
     top,
 )
+from consumers.alert.rule_cache import PerRuleSet
 from consumers.alert.seen_cache import SeenCache, seen_for
 from consumers.alert.silence import active_silences
 from consumers.alert.wakeup import notify_outbox
@@ -91,12 +92,21 @@ def run_tick(engine: Engine, rules: Sequence[CompiledRule], now: datetime) -> Ev
     in the write lock's turn (`WriteTurn`, module docstring)."""
     windows, groups = windows_for(engine, rules), groups_for(engine, rules)
     seen = seen_for(engine, rules)
+    idle = _IDLE.get(engine, rules)
+    if idle is not None:
+        if idle.still(engine, now):
+            return Evaluation()
+        idle.token = None  # until this evaluation ends as one that did nothing
     with unavailable_as_retryable(), engine.begin() as conn:
         turn = WriteTurn(conn)  # before the caches' sync: a commit after it is caught
         cursor = turn.cursor
+        # The token the turn read: on PostgreSQL the locked row cannot change before the
+        # commit; on SQLite a commit of another evaluator after this read makes
+        # `WriteTurn.take` roll back before anything decided from the caches is written.
+        # Read once instead of once per cache: 3 statements of an idle tick's 8.
         for cache in (windows, groups, seen):
             if cache is not None:
-                cache.sync(conn)
+                cache.sync_to(turn.token)
         batch, advanced = next_batch(conn, cursor, now)
         store = SqlStore(conn, groups, seen, before_write=turn.take)
         result = evaluate(conn, rules, store, now, batch,
@@ -119,7 +129,59 @@ def run_tick(engine: Engine, rules: Sequence[CompiledRule], now: datetime) -> Ev
                 kept.committed(advanced.watermark, stamp)
     elif groups is not None:
         groups.unchanged()
+    if idle is not None:
+        idle.ended(rules, turn.token, did_nothing=not saved and not result.hits
+                   and not result.alerts and groups is not None and groups.complete)
     return result
+
+
+class IdleMark:
+    """When the next live evaluation would do nothing, without running it.
+
+    An evaluation that found no hit, wrote nothing and left the cursor unmoved, with the
+    group cache complete and no digest rule, marks the cursor token it read. Until a
+    probe (`still`: one statement, no transaction) sees either a hit not evaluated, a
+    group whose ``release_at`` is due, or a token changed by another evaluator's commit,
+    the next evaluation would read the same state and decide the same nothing: no
+    triggers without hits, no release without a due group, the caches unchanged. So it is
+    skipped. An idle tick was 5-8 statements and most of the alert daemon's CPU between
+    batches (docs/performance.md); the probe is one.
+    """
+
+    def __init__(self) -> None:
+        self.token: tuple[int, datetime | None] | None = None
+        self._digests: bool | None = None  # whether the rule set has a digest rule
+
+    def ended(self, rules: Sequence[CompiledRule], token: tuple[int, datetime | None] | None,
+              *, did_nothing: bool) -> None:
+        """Record how the evaluation just run ended (``token``: the cursor it read)."""
+        if self._digests is None:
+            self._digests = any(rule.rule.digest is not None for rule in rules)
+        self.token = token if did_nothing and token is not None and not self._digests \
+            else None
+
+    def still(self, engine: Engine, now: datetime) -> bool:
+        """Whether an evaluation at ``now`` would still do nothing (see the class)."""
+        if self.token is None:
+            return False
+        with unavailable_as_retryable(), engine.connect() as conn:
+            row = conn.execute(_IDLE_PROBE, {"now": now}).first()
+        if row is None or row.waiting or row.due:
+            return False
+        return (int(row.watermark), as_utc(row.updated_at)) == self.token
+
+
+def _idle_probe() -> Any:
+    hits, groups = tables.topic_hits.c, T_GROUPS.c
+    waiting = select(hits.id).where(hits.evaluated.is_(False)).exists()
+    due = select(groups.rule).where(groups.release_at <= bindparam("now")).exists()
+    return (select(T_STATE.c.watermark, T_STATE.c.updated_at, waiting.label("waiting"),
+                   due.label("due"))
+            .where(T_STATE.c.name == CURSOR_NAME))
+
+
+_IDLE_PROBE = _idle_probe()
+_IDLE: PerRuleSet[IdleMark] = PerRuleSet(IdleMark)
 
 
 class WriteTurn:
@@ -134,12 +196,9 @@ class WriteTurn:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._sqlite = conn.dialect.name == "sqlite"
-        if self._sqlite:  # no write yet: the reads that follow take no lock
-            self.token = cursor_token(conn)
-            self.cursor = load_cursor(conn)
-        else:
-            self.cursor = load_cursor(conn, lock=True)
-            self.token = cursor_token(conn)
+        # The cursor and its token from one read of the row (on PostgreSQL locked first);
+        # on SQLite no write yet: the reads that follow take no lock.
+        self.cursor, self.token = load_cursor_and_token(conn, lock=not self._sqlite)
         self.taken = False
         self.began = time.monotonic()
         self.waited_s = 0.0  # for the write lock
@@ -198,7 +257,14 @@ def load_cursor(conn: Connection, lock: bool = False) -> Cursor:
     read did not, so two alert daemons started together both decided the first hits and
     the second died on a UNIQUE constraint: tests/fault/test_two_alert_daemons.py).
     """
-    query = select(T_STATE.c.watermark, T_STATE.c.gaps).where(T_STATE.c.name == CURSOR_NAME)
+    return load_cursor_and_token(conn, lock)[0]
+
+
+def load_cursor_and_token(conn: Connection, lock: bool = False
+                          ) -> tuple[Cursor, tuple[int, datetime | None] | None]:
+    """`load_cursor` and `windows.cursor_token` from one read of the cursor row."""
+    query = select(T_STATE.c.watermark, T_STATE.c.gaps, T_STATE.c.updated_at
+                   ).where(T_STATE.c.name == CURSOR_NAME)
     if lock and conn.dialect.name == "postgresql":
         # FOR UPDATE locks nothing while the row does not exist: two daemons started on a
         # new database both evaluated the first hits, and the second died on the alerts'
@@ -212,9 +278,10 @@ def load_cursor(conn: Connection, lock: bool = False) -> Cursor:
                      .values(watermark=T_STATE.c.watermark))
     row = conn.execute(query).first()
     if row is None:
-        return Cursor()
+        return Cursor(), None
     gaps = {int(hit_id): as_utc(datetime.fromisoformat(seen)) for hit_id, seen in row.gaps}
-    return Cursor(watermark=int(row.watermark), gaps=gaps)
+    return (Cursor(watermark=int(row.watermark), gaps=gaps),
+            (int(row.watermark), as_utc(row.updated_at)))
 
 
 def save_cursor(conn: Connection, old: Cursor, new: Cursor, now: datetime,

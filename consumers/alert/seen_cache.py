@@ -59,8 +59,11 @@ class SeenCache:
 
     def sync(self, conn: Connection) -> None:
         """Start afresh unless the cursor is as this cache last left it."""
+        self.sync_to(cursor_token(conn))
+
+    def sync_to(self, token: tuple[int, datetime | None] | None) -> None:
+        """`sync` with the cursor's token already read in this transaction."""
         self._staged = {}
-        token = cursor_token(conn)
         if token is None or token != self._token:
             self._articles.clear()
             self._token = None

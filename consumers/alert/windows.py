@@ -144,8 +144,11 @@ class WindowCache:
 
     def sync(self, conn: Connection) -> None:
         """Start afresh unless the cursor is as this cache last left it."""
+        self.sync_to(cursor_token(conn))
+
+    def sync_to(self, token: tuple[int, datetime | None] | None) -> None:
+        """`sync` with the cursor's token already read in this transaction."""
         self._staged = []
-        token = cursor_token(conn)
         if token != self._token or token is None:
             if self._groups:
                 log.info("alert windows read afresh (the cursor moved elsewhere)",

@@ -47,7 +47,11 @@ DEFAULT_BATCH = 1000
 _JSON_NUL = b"\\u0000"  # how a NUL character travels in JSON
 # A fetch that holds more than one batch lets the next poll find records already
 # buffered instead of waiting for the broker (measured: ~+15% articles/s on PostgreSQL).
-CONSUMER_CONFIG: dict[str, Any] = {"max_partition_fetch_bytes": 8 * 1024 * 1024}
+# The broker answers a fetch as soon as one record is there (fetch_min_bytes 1), so a
+# longer wait delays nothing; it only makes the fetches of an idle store rarer than
+# kafka-python's 500 ms: half the store's CPU between batches (0.0105 -> 0.005 CPU s/s).
+CONSUMER_CONFIG: dict[str, Any] = {"max_partition_fetch_bytes": 8 * 1024 * 1024,
+                                   "fetch_max_wait_ms": 2000}
 
 
 class UnstorableMessageError(ValueError):
