@@ -96,7 +96,10 @@ class TopicMatcher:
     on every token they are run over. Both run behind a pre-filter on the words their
     patterns need (`consumers.enrich.anchors`): a pattern whose words are absent from the
     doc (or sentence) is not run, which changes no result (``prefilter=False`` runs every
-    pattern everywhere, the reference the tests compare with).
+    pattern everywhere, the reference the tests compare with). With the pre-filter, a
+    sentence runs only the exclusions its words allow, and exclusions that test
+    ``token._.canonical`` run on marks in ``ENT_ID`` instead (`consumers.enrich.marks`),
+    which spaCy reads in C rather than an extension per token in Python.
     """
 
     def __init__(self, nlp: Language, loaded: LoadedTopics, language: str = "en",
