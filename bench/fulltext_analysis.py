@@ -31,12 +31,16 @@ PIECES = (
     ("entity mentions", entities.EntityFinder, "mentions"),
     ("topic scoring", topics.TopicMatcher, "score"),
     ("  finding spans", topics.TopicMatcher, "_find"),
-    ("    whole-text patterns", anchors.FilteredMatcher, "__call__"),
+    # Since the ninth session the exclusions run through a FilteredMatcher too.
+    ("    pre-filtered Matchers (whole text, exclusions)", anchors.FilteredMatcher,
+     "__call__"),
+    ("    exclusions over candidate sentences", topics.TopicMatcher, "_find_exclusions"),
     ("  evidence and sentences", topics._SentenceTexts, "evidence"),
     ("relevance features", enrich, "_candidate_features"),
     ("  title and lead n-grams", relevance.Featuriser, "text_features"),
     ("  per-topic vector", relevance.Featuriser, "features"),
     ("  probability", relevance.TopicModel, "probability"),
+    ("  sentence and entity offsets", enrich, "sentence_and_entity_offsets"),
     ("entity counts", enrich, "count_entities"),
 )
 

@@ -13,11 +13,14 @@ import pytest
 import spacy
 from spacy.matcher import Matcher
 from spacy.tokens import Doc
+from spacy.util import filter_spans
 
 from bench.fulltext_corpus import fulltext_articles
 from consumers.enrich.anchors import FilteredMatcher, Forms, doc_forms, pattern_length
-from consumers.enrich.enrich import Enricher
-from consumers.enrich.relevance import _WORD, Featuriser, Sparse
+from consumers.enrich.enrich import Enricher, sentence_and_entity_offsets
+from consumers.enrich.entities import CANONICAL, Mention
+from consumers.enrich.marks import MARK, CanonicalMarks, marked_pattern
+from consumers.enrich.relevance import _WORD, EntitySpan, Featuriser, Sparse
 from consumers.enrich.topics import MAX_SENTENCE_CHARS, _sentence_index, _SentenceTexts
 from schemas.messages import EvidenceSpan
 
@@ -177,3 +180,120 @@ def test_windowed_matcher_finds_what_the_full_matcher_finds() -> None:
         got = sorted((span.label_, span.start, span.end)
                      for span in filtered(doc, Forms.of(words), words))
         assert got == expected, text
+
+
+# --- ninth session ----------------------------------------------------------------------
+
+IS_SENTENCES = (
+    "Unlike ISIS, the group holds no territory. Analysts compared it to the Islamic "
+    "State in its early years.",
+    "The Islamic State of Iraq claimed the attack. The Islamic State group denied it.",
+    "The list excluding, for now, the Islamic State was published. The sanctions do not "
+    "include Daesh or its affiliates in the region, officials said.",
+    "ISIS fighters attacked the town. A temple of ISIS stands nearby. An Islamic State "
+    "was declared.",
+)
+
+
+@pytest.fixture(scope="module")
+def analysed(enricher: Enricher) -> list[tuple[Doc, list[Mention], str, int]]:
+    """Full-text articles and sentences made to hit the exclusions, with NER and their
+    mentions (which set ``token._.canonical``): (doc, mentions, text, title end)."""
+    pipeline = enricher.pipelines.default
+    texts = [(f"{title}\n\n{text}", len(title)) for title, text in fulltext_articles(40)]
+    texts += [(f"Islamic State news\n\n{text}", 18) for text in IS_SENTENCES]
+    out = []
+    for (text, title_end), doc in zip(texts, enricher.nlp.pipe(t for t, _ in texts),
+                                      strict=True):
+        out.append((doc, pipeline.entities.mentions(doc), text, title_end))
+    return out
+
+
+def test_exclusions_on_marks_find_what_the_extension_patterns_find(
+        enricher: Enricher, analysed: list[tuple[Doc, list[Mention], str, int]]) -> None:
+    """Every sentence of every doc: the exclusions rewritten to test ``ENT_ID`` marks
+    (the whole matcher and the subset its words allow) find the spans the shipped
+    patterns on ``token._.canonical`` find; afterwards every token has its own
+    ``ENT_ID`` back and the names are untouched."""
+    matcher = enricher.pipelines.default.matcher
+    assert matcher._marked == {"is_threat"}
+    found = 0
+    for doc, mentions, _, _ in analysed:
+        before = [(token.ent_id, token._.get(CANONICAL)) for token in doc]
+        words = doc_forms(doc)
+        for topic in sorted(matcher._marked):
+            shipped = matcher._exclusion_patterns[topic]
+            marked = matcher._exclusion_filtered[topic]
+            for sentence in doc.sents:
+                expected = sorted((span.label_, span.start, span.end)
+                                  for span in shipped(sentence, as_spans=True))
+                marks = CanonicalMarks(doc, mentions)
+                try:
+                    marks.apply()
+                    whole = sorted((span.label_, span.start, span.end)
+                                   for span in marked._full(sentence, as_spans=True))
+                    subset = sorted((span.label_, span.start, span.end) for span in marked(
+                        sentence, Forms.of(words[sentence.start:sentence.end])))
+                finally:
+                    marks.restore()
+                assert whole == expected, sentence.text
+                assert subset == expected, sentence.text
+                found += len(expected)
+        assert [(token.ent_id, token._.get(CANONICAL)) for token in doc] == before
+    assert found >= 6  # the made sentences hit each kind of exclusion
+
+
+@pytest.mark.parametrize(("spec", "rewritten"), [
+    ({"_": {"canonical": "Islamic State"}, "OP": "+"},
+     {"OP": "+", "ENT_ID": MARK + "Islamic State"}),
+    ({"LOWER": "of", "_": {"canonical": {"NOT_IN": ["Islamic State"]}}},
+     {"LOWER": "of", "ENT_ID": {"NOT_IN": [MARK + "Islamic State"]}}),
+    ({"_": {"canonical": {"IN": ["Taliban", "Hamas"]}}},
+     {"ENT_ID": {"IN": [MARK + "Taliban", MARK + "Hamas"]}}),
+    ({"LOWER": "x"}, {"LOWER": "x"}),
+    ({"_": {"canonical": ""}}, None),  # every token without a name has the empty one
+    ({"_": {"canonical": {"REGEX": "^Isl"}}}, None),
+    ({"_": {"other": "x"}}, None),
+    ({"_": {"canonical": "X"}, "ENT_ID": "y"}, None),
+])
+def test_marked_pattern_rewrites_only_what_it_can_keep_exact(
+        spec: dict[str, object], rewritten: dict[str, object] | None) -> None:
+    marked = marked_pattern([spec])
+    assert (marked[0][0] if marked is not None else None) == rewritten
+
+
+def test_score_from_the_documents_text_equals_reading_doc_text(
+        enricher: Enricher, analysed: list[tuple[Doc, list[Mention], str, int]]) -> None:
+    """`TopicMatcher.score` with the text the doc was made from gives what reading
+    ``doc.text`` gives: scores, hits and evidence (phrases, offsets, sentences)."""
+    matcher = enricher.pipelines.default.matcher
+    with_evidence = 0
+    for doc, mentions, text, title_end in analysed:
+        assert text == doc.text
+        expected = matcher.score(doc, mentions, title_end)
+        assert matcher.score(doc, mentions, title_end, text) == expected
+        with_evidence += sum(1 for item in expected if item.evidence)
+    assert with_evidence >= 20
+
+
+def test_offsets_from_arrays_equal_reading_tokens(
+        analysed: list[tuple[Doc, list[Mention], str, int]]) -> None:
+    """Sentence starts and mention character spans as `_candidate_features` computed them
+    before: from ``doc.sents``-style flags read token by token and ``Token.idx``."""
+    for doc, mentions, _, _ in analysed:
+        starts, entities = sentence_and_entity_offsets(doc, mentions)
+        assert starts == [doc[i].idx for i in range(len(doc)) if doc[i].is_sent_start] or [0]
+        assert entities == [
+            EntitySpan(mention.name, mention.label, doc[mention.start].idx,
+                       doc[mention.end - 1].idx + len(doc[mention.end - 1].text))
+            for mention in mentions]
+        assert starts == [sentence.start_char for sentence in doc.sents]
+
+
+def test_filter_spans_of_one_span_is_that_span(
+        analysed: list[tuple[Doc, list[Mention], str, int]]) -> None:
+    """`TopicMatcher._find` skips `filter_spans` for a key with one span."""
+    for doc, _, _, _ in analysed[:8]:
+        for start in range(len(doc)):
+            for end in (start, start + 1, min(len(doc), start + 3)):
+                assert filter_spans([doc[start:end]]) == [doc[start:end]]

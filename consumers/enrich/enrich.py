@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from spacy.attrs import SENT_START
+from spacy.attrs import IDX, LENGTH, SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
 
@@ -323,7 +323,9 @@ class Enricher:
                      guess: Guess, fallback: str, training: Featuriser | None = None
                      ) -> Analysis:
         mentions = pipeline.entities.mentions(doc)
-        scored: list[Scored] = pipeline.matcher.score(doc, mentions, document.title_end)
+        # The doc was made from document.text (cut with it when too long): the same text.
+        scored: list[Scored] = pipeline.matcher.score(doc, mentions, document.title_end,
+                                                      document.text)
         models = (self.relevance.topics if self.relevance is not None
                   and pipeline.language in self.relevance.languages else {})
         frames = self.relevance.spec.frames if self.relevance is not None else {}
@@ -442,12 +444,7 @@ def _candidate_features(featuriser: Featuriser, doc: Doc, document: Document,
         return {}
     text = document.text  # what the doc was made from (doc.text rebuilds it token by token)
     text_features = featuriser.text_features(text, document.title_end)
-    # From the sentence-start flags, not `doc.sents` (which walks every token in Python).
-    flags = doc.to_array([SENT_START])
-    starts = [doc[int(i)].idx for i in np.flatnonzero(flags == 1)] or [0]
-    entities = [EntitySpan(mention.name, mention.label, doc[mention.start].idx,
-                           doc[mention.end - 1].idx + len(doc[mention.end - 1].text))
-                for mention in mentions]
+    starts, entities = sentence_and_entity_offsets(doc, mentions)
     return {
         item.topic: featuriser.features(
             text=text, title_end=document.title_end, sentence_starts=starts,
@@ -458,6 +455,23 @@ def _candidate_features(featuriser: Featuriser, doc: Doc, document: Document,
             entities=entities, text_features=text_features)
         for item in scored
     }
+
+
+def sentence_and_entity_offsets(doc: Doc, mentions: Sequence[Mention]
+                                ) -> tuple[list[int], list[EntitySpan]]:
+    """The characters where the doc's sentences start (``[0]`` for none) and each
+    mention's character span: ``doc[i].idx`` of each sentence start and ``doc[start].idx``
+    to ``doc[end - 1].idx + len(doc[end - 1].text)`` of each mention, read from one
+    array (``IDX``, ``LENGTH``: the same numbers) instead of a `Token` built per read, and
+    from the sentence-start flags instead of `doc.sents` (which walks every token)."""
+    flags, idx, length = doc.to_array([SENT_START, IDX, LENGTH]).T
+    offsets = idx.tolist()
+    lengths = length.tolist()
+    starts = [offsets[i] for i in np.flatnonzero(flags == 1).tolist()] or [0]
+    entities = [EntitySpan(mention.name, mention.label, offsets[mention.start],
+                           offsets[mention.end - 1] + lengths[mention.end - 1])
+                for mention in mentions]
+    return starts, entities
 
 
 def _with_language(article: Article, language: str | None) -> Article:

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc, Span
@@ -46,6 +47,7 @@ from consumers.enrich.entities import Mention
 from consumers.enrich.forms import phrase_forms
 from consumers.enrich.lemma_forms import WordForms
 from consumers.enrich.lemma_forms import phrase_forms as language_forms
+from consumers.enrich.marks import CanonicalMarks, marked_patterns
 from newswatch.errors import ConfigError
 from schemas.messages import EvidenceSpan, TopicHit
 from schemas.topics_file import Finder, LoadedTopics, Rule, Topic, describe_problem
@@ -94,7 +96,10 @@ class TopicMatcher:
     on every token they are run over. Both run behind a pre-filter on the words their
     patterns need (`consumers.enrich.anchors`): a pattern whose words are absent from the
     doc (or sentence) is not run, which changes no result (``prefilter=False`` runs every
-    pattern everywhere, the reference the tests compare with).
+    pattern everywhere, the reference the tests compare with). With the pre-filter, a
+    sentence runs only the exclusions its words allow, and exclusions that test
+    ``token._.canonical`` run on marks in ``ENT_ID`` instead (`consumers.enrich.marks`),
+    which spaCy reads in C rather than an extension per token in Python.
     """
 
     def __init__(self, nlp: Language, loaded: LoadedTopics, language: str = "en",
@@ -136,9 +141,34 @@ class TopicMatcher:
                                                exclusion.phrases) if exclusion.name
                               or language == "en" else ())
         self._prefilter = prefilter
+        # The parts that count entity mentions, in `_finders` order (the order spans are
+        # found in): read once here instead of testing every part for every document.
+        self._entity_finders = [(key, finder.entities, finder.labels)
+                                for key, (_, finder) in self._finders.items()
+                                if finder.entities or finder.labels]
         self._filtered = FilteredMatcher(nlp.vocab, self._patterns, self._pattern_lists)
         self._exclusion_filters = {topic: KeyFilter(lists)
                                    for topic, lists in self._exclusion_lists.items()}
+        self._exclusion_filtered: dict[str, FilteredMatcher] = {}
+        self._marked: set[str] = set()  # topics whose exclusions run on marks (below)
+        for name, lists in self._exclusion_lists.items():
+            self._exclusion_filtered[name] = self._exclusions_matcher(nlp, name, lists)
+
+    def _exclusions_matcher(self, nlp: Language, topic: str,
+                            lists: dict[str, list[Pattern]]) -> FilteredMatcher:
+        """The pre-filtered matcher of a topic's exclusions; where they test
+        ``token._.canonical``, one of the same patterns testing the marks instead
+        (`consumers.enrich.marks`: the same matches, without reading the extension of
+        every token), recorded in ``_marked``."""
+        marked = marked_patterns(lists)
+        if marked is None:
+            return FilteredMatcher(nlp.vocab, self._exclusion_patterns[topic], lists)
+        matcher = Matcher(nlp.vocab, validate=True)
+        for key, patterns in marked.items():
+            matcher.add(key, [[dict(spec) for spec in pattern] for pattern in patterns],
+                        greedy="LONGEST")
+        self._marked.add(topic)
+        return FilteredMatcher(nlp.vocab, matcher, marked)
 
     def _compile(self, nlp: Language, part: _Part, finder: Finder,
                  loc: tuple[int | str, ...], path: Path, phrases: tuple[str, ...]) -> None:
@@ -165,17 +195,19 @@ class TopicMatcher:
                     f"not a valid spaCy token pattern: {_first_line(exc)}")) from exc
             lists[part.key].append(pattern)
 
-    def score(self, doc: Doc, mentions: Sequence[Mention], title_end: int = 0
-              ) -> list[Scored]:
+    def score(self, doc: Doc, mentions: Sequence[Mention], title_end: int = 0,
+              text: str | None = None) -> list[Scored]:
         """Score every topic on ``doc``; ``title_end`` is the character where the title ends.
 
-        ``mentions`` are the doc's entity mentions (`EntityFinder.mentions`).
+        ``mentions`` are the doc's entity mentions (`EntityFinder.mentions`). ``text``, when
+        given, must be the text the doc was made from (``doc.text``, which spaCy rebuilds
+        token by token at every read): evidence phrases and sentences are cut from it.
         """
         sentences = list(doc.sents)
         sentence_of = _sentence_index(doc, sentences)
         lead = _lead_end(sentences, title_end)
         found = self._find(doc, mentions, sentences, sentence_of, lead)
-        texts = _SentenceTexts(doc, sentences, sentence_of)
+        texts = _SentenceTexts(doc, sentences, sentence_of, text)
         return [
             self._score_topic(name, topic, found, sentence_of, title_end, lead, texts)
             for name, topic in self.topics.items()
@@ -193,11 +225,25 @@ class TopicMatcher:
                      else self._patterns(doc, as_spans=True))
             for span in found:
                 spans[span.label_].append(span)
-        for key, (_, finder) in self._finders.items():
-            if finder.entities or finder.labels:
-                for mention in mentions:
-                    if mention.name in finder.entities or mention.label in finder.labels:
-                        spans[key].append(doc[mention.start:mention.end])
+        for key, entities, labels in self._entity_finders:
+            for mention in mentions:
+                if mention.name in entities or mention.label in labels:
+                    spans[key].append(doc[mention.start:mention.end])
+        marks = CanonicalMarks(doc, mentions)
+        try:
+            self._find_exclusions(spans, sentences, sentence_of, lead, words, forms, marks)
+        finally:
+            marks.restore()
+        # One span is its own longest non-overlapping set: `filter_spans` of [s] is [s].
+        return {key: filter_spans(found) if len(found) > 1 else found
+                for key, found in spans.items()}
+
+    def _find_exclusions(self, spans: dict[str, list[Span]], sentences: Sequence[Span],
+                         sentence_of: list[int], lead: int, words: np.ndarray | None,
+                         forms: Forms | None, marks: CanonicalMarks) -> None:
+        """Add the exclusions' pattern spans in the sentences where they could matter
+        (`_candidate_sentences`) to ``spans``; marks are applied where a topic's
+        exclusions run on them (the caller restores them)."""
         for topic, sentence_indexes in self._candidate_sentences(spans, sentence_of).items():
             matcher = self._exclusion_patterns[topic]
             if topic in self._lead_scoped:
@@ -207,14 +253,20 @@ class TopicMatcher:
             possible = self._exclusion_filters[topic]
             if forms is not None and not possible.any_possible(forms):
                 continue  # none of the words its patterns need is in the doc
+            only_possible = self._exclusion_filtered[topic]
             for index in sorted(sentence_indexes):
                 sentence = sentences[index]
-                if words is not None and not possible.any_possible(
-                        Forms.of(words[sentence.start:sentence.end])):
-                    continue
-                for span in matcher(sentence, as_spans=True):
+                if words is None:
+                    found = matcher(sentence, as_spans=True)
+                else:
+                    # Only the exclusions whose words the sentence holds are run: a
+                    # matcher of that subset, or none when there are none.
+                    sentence_forms = Forms.of(words[sentence.start:sentence.end])
+                    if topic in self._marked:
+                        marks.apply()
+                    found = only_possible(sentence, sentence_forms)
+                for span in found:
                     spans[span.label_].append(span)
-        return {key: filter_spans(found) for key, found in spans.items()}
 
     def _candidate_sentences(self, spans: dict[str, list[Span]], sentence_of: list[int]
                              ) -> dict[str, set[int]]:
@@ -365,11 +417,14 @@ class _SentenceTexts:
     ``span.sent.text`` (the sentence holding the span's first token, as spaCy finds it
     from the sentence-start flags), without walking tokens for each span."""
 
-    def __init__(self, doc: Doc, sentences: Sequence[Span], sentence_of: list[int]) -> None:
+    def __init__(self, doc: Doc, sentences: Sequence[Span], sentence_of: list[int],
+                 text: str | None = None) -> None:
+        """``text``: the text ``doc`` was made from, if known (else ``doc.text``, read once
+        when first needed)."""
         self._doc = doc
         self._sentences = sentences
         self._sentence_of = sentence_of
-        self._text: str | None = None
+        self._text: str | None = text
         self._stripped: dict[int, str] = {}
 
     def evidence(self, span: Span, rule: str) -> EvidenceSpan:
