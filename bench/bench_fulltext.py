@@ -26,7 +26,8 @@ For each enrich process count in ``--processes``, in this order:
    first request) to the last stored article (``articles.stored_at``) and to the last
    alert at a local webhook (one rule alerting every article with a default topic).
    Each daemon's CPU seconds from just before the first poll to the end (the producer's
-   start-up before its first poll shown apart), its peak memory (VmHWM), the kernel each
+   from its start, with its start-up before the first poll shown apart and left out of
+   the budget), its peak memory (VmHWM), the kernel each
    enrich process logged; the idle pipeline's CPU per second (2 s before the producer
    starts), a timeline (`fulltext_timeline`: published, enriched, stored, each enrich
    process's busy span and idle tail), the articles each enrich process got, and the CPU
@@ -320,6 +321,8 @@ def pipeline_run(bootstrap: str, broker: LocalKafka | None, scratch: Path,
             "producer", cpu_seconds(producer.pid))
         sampler.start()
         cleanup.callback(sampler.stop)
+        # The producer's figure counts from its start; its start-up before the first
+        # poll is noted apart (`startup`) and left out of the CPU budget.
         cpu_before["producer"] = 0.0
         progress(f"  pipeline with {processes} enrich process(es) up; producer started")
 
@@ -471,8 +474,8 @@ def report(results: dict[str, Any]) -> list[str]:
         cpu = ", ".join(f"{name} {seconds:.1f}" for name, seconds in run["cpu_seconds"].items())
         memory = ", ".join(f"{name} {mb:.0f}" for name, mb in run["peak_rss_mb"].items()
                            if mb is not None)
-        lines.append(f"{processes} enrich: CPU seconds {cpu} (producer start-up before "
-                     f"its first poll: {run.get('producer_startup_cpu_s')})")
+        lines.append(f"{processes} enrich: CPU seconds {cpu} (the producer's includes its "
+                     f"start-up before its first poll: {run.get('producer_startup_cpu_s')})")
         lines.append(f"{processes} enrich: timeline (s after the first poll) "
                      f"{run['timeline_s']}")
         lines.append(f"{processes} enrich: busy (s after the first poll) "
