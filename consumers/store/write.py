@@ -385,11 +385,12 @@ def _bulk_insert(connection: Connection, table: Table, rows: list[dict[str, Any]
         for chunk in _chunks(rows, ROWS_PER_INSERT):
             connection.execute(statement, {"rows": json.dumps(chunk, default=_json_default)})
         return
-    if connection.dialect.name == "sqlite":
-        _sqlite_insert(connection, table, rows, names, update_on)
+    if connection.dialect.name == "sqlite" and _sqlite_insert(connection, table, rows, names,
+                                                               update_on):
         return
     statement = _on_conflict(connection, table, names, update_on)
-    # psycopg's executemany sends the statements in one pipeline.
+    # psycopg's executemany sends the statements in one pipeline (and SQLAlchemy's runs
+    # what `_sqlite_insert` leaves to it).
     for chunk in _chunks(rows, ROWS_PER_INSERT):
         connection.execute(statement, chunk)
 
@@ -406,7 +407,9 @@ class _DriverInsert:
 
 
 # Compiled per (table, row keys, conflict key), once per process: a handful of statements.
-_DRIVER_INSERTS: dict[tuple[str, tuple[str, ...], tuple[str, ...] | None], _DriverInsert] = {}
+# None is kept too: a statement left to SQLAlchemy is not compiled again for every batch.
+_DRIVER_INSERTS: dict[tuple[str, tuple[str, ...], tuple[str, ...] | None],
+                      _DriverInsert | None] = {}
 
 
 def _driver_insert(connection: Connection, table: Table, names: list[str],
@@ -416,9 +419,13 @@ def _driver_insert(connection: Connection, table: Table, names: list[str],
     row keys (a column default SQLAlchemy would fill in), which the caller leaves to
     SQLAlchemy."""
     key = (table.name, tuple(names), None if update_on is None else tuple(sorted(update_on)))
-    found = _DRIVER_INSERTS.get(key)
-    if found is not None:
-        return found
+    if key not in _DRIVER_INSERTS:
+        _DRIVER_INSERTS[key] = _compile_driver_insert(connection, table, names, update_on)
+    return _DRIVER_INSERTS[key]
+
+
+def _compile_driver_insert(connection: Connection, table: Table, names: list[str],
+                           update_on: set[str] | None) -> _DriverInsert | None:
     dialect = connection.dialect
     compiled = _on_conflict(connection, table, names, update_on).compile(
         dialect=dialect, column_keys=names)
@@ -427,8 +434,7 @@ def _driver_insert(connection: Connection, table: Table, names: list[str],
         return None
     processors = tuple(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
                        for name in order)
-    found = _DRIVER_INSERTS[key] = _DriverInsert(compiled.string, order, processors)
-    return found
+    return _DriverInsert(compiled.string, order, processors)
 
 
 def _processed(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
@@ -446,19 +452,18 @@ def _processed(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
 
 
 def _sqlite_insert(connection: Connection, table: Table, rows: list[dict[str, Any]],
-                   names: list[str], update_on: set[str] | None) -> None:
+                   names: list[str], update_on: set[str] | None) -> bool:
     """`_bulk_insert` on SQLite: the statement SQLAlchemy compiles, run by the driver's
     executemany (its loop is in C) on parameter tuples made here column by column with
     the same bind processors SQLAlchemy applies. SQLAlchemy's own executemany built a
     parameter dict and ran the processors row by row in Python: about half of the
     store's CPU per full-text article went there (~45 entity links a row each).
+    False, having done nothing, when the statement's parameters are not the row keys
+    (`_driver_insert`): the caller runs it through SQLAlchemy.
     """
     insert = _driver_insert(connection, table, names, update_on)
     if insert is None:
-        statement = _on_conflict(connection, table, names, update_on)
-        for chunk in _chunks(rows, ROWS_PER_INSERT):
-            connection.execute(statement, chunk)
-        return
+        return False
     columns: list[list[Any]] = []
     for name, process in zip(insert.keys, insert.processors, strict=True):
         values = [row[name] for row in rows]
@@ -466,6 +471,7 @@ def _sqlite_insert(connection: Connection, table: Table, rows: list[dict[str, An
     parameters = list(zip(*columns, strict=True))
     for batch in _chunks(parameters, ROWS_PER_INSERT):
         connection.exec_driver_sql(insert.sql, list(batch))
+    return True
 
 
 def _on_conflict(dialect: str | Connection, table: Table, names: list[str],
